@@ -1,0 +1,77 @@
+//! Store configuration: where the tables live and the limits on input.
+
+use crate::error::ValidationError;
+use crate::identifier::Identifier;
+use crate::validate::Limits;
+
+/// The names of the store's tables. Every name is a validated [`Identifier`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableNames {
+    /// The global log (default `events`).
+    pub events: Identifier,
+    /// One row per aggregate stream holding its current version (default `aggregate_heads`).
+    pub aggregate_heads: Identifier,
+}
+
+impl Default for TableNames {
+    fn default() -> Self {
+        Self {
+            events: Identifier::new("events").expect("valid literal"),
+            aggregate_heads: Identifier::new("aggregate_heads").expect("valid literal"),
+        }
+    }
+}
+
+/// Configuration shared by every backend.
+///
+/// ```
+/// use pupsourcing_core::StoreConfig;
+/// let config = StoreConfig::default().schema("billing").unwrap().events_table("billing_events").unwrap();
+/// assert_eq!(config.tables.events.as_str(), "billing_events");
+/// assert!(StoreConfig::default().schema("no such schema").is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// Schema holding the tables (PostgreSQL; ignored by SQLite). Default `public`.
+    pub schema: Identifier,
+    /// Table names.
+    pub tables: TableNames,
+    /// Limits applied to every append before it reaches the database.
+    pub limits: Limits,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            schema: Identifier::new("public").expect("valid literal"),
+            tables: TableNames::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Sets the schema, validating the name.
+    pub fn schema(mut self, name: &str) -> Result<Self, ValidationError> {
+        self.schema = Identifier::new(name)?;
+        Ok(self)
+    }
+
+    /// Sets the events table name, validating it.
+    pub fn events_table(mut self, name: &str) -> Result<Self, ValidationError> {
+        self.tables.events = Identifier::new(name)?;
+        Ok(self)
+    }
+
+    /// Sets the aggregate heads table name, validating it.
+    pub fn aggregate_heads_table(mut self, name: &str) -> Result<Self, ValidationError> {
+        self.tables.aggregate_heads = Identifier::new(name)?;
+        Ok(self)
+    }
+
+    /// Sets the largest batch one append accepts.
+    pub fn max_batch_size(mut self, max: usize) -> Self {
+        self.limits.max_batch_size = max;
+        self
+    }
+}

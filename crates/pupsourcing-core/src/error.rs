@@ -1,0 +1,127 @@
+//! The one error type every public call returns.
+
+use crate::event::{StreamId, Version};
+use crate::store::ExpectedVersion;
+
+/// Result alias used throughout pupsourcing.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in a store call. Nothing was written when an error is returned
+/// (the store's own transaction is rolled back; in a caller's transaction nothing of the rejected
+/// append is left behind).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The input was rejected before touching the database.
+    #[error("invalid input: {0}")]
+    Validation(#[from] ValidationError),
+
+    /// The stream's version did not match the expected version: another writer got there first.
+    /// Reload the stream and retry the command.
+    #[error(
+        "optimistic concurrency conflict on stream {stream}: expected {expected}, actual version {actual}"
+    )]
+    Concurrency {
+        /// The stream that was appended to.
+        stream: StreamId,
+        /// What the caller expected.
+        expected: ExpectedVersion,
+        /// The stream's version when the append ran.
+        actual: Version,
+    },
+
+    /// Some, but not all, of the batch's event ids are already stored. An idempotent retry must
+    /// resend exactly the same events; a new batch must use new ids.
+    #[error("{stored} of the {total} event ids in the batch are already stored; first: {first}")]
+    PartialDuplicate {
+        /// How many of the batch's ids are stored.
+        stored: usize,
+        /// Batch size.
+        total: usize,
+        /// One of the stored ids.
+        first: uuid::Uuid,
+    },
+
+    /// A payload could not be (de)serialized by a JSON helper.
+    #[error("payload is not valid JSON for this type: {0}")]
+    Payload(#[source] serde_json::Error),
+
+    /// The connection pool was closed; build a new store.
+    #[error("the connection pool is closed")]
+    PoolClosed,
+
+    /// The database did not answer within the configured timeout.
+    #[error("the database call timed out")]
+    Timeout,
+
+    /// Any other database failure, with the driver's error as source.
+    #[error("database error: {0}")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Why an input was rejected. Carried by [`Error::Validation`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValidationError {
+    /// An append needs at least one event.
+    #[error("the batch is empty: append at least one event")]
+    EmptyBatch,
+    /// The batch is larger than the configured maximum.
+    #[error("the batch has {len} events, more than the configured maximum of {max}")]
+    BatchTooLarge {
+        /// Batch size.
+        len: usize,
+        /// Configured maximum.
+        max: usize,
+    },
+    /// A required name (event type, aggregate type, ...) is empty.
+    #[error("{field} must not be empty")]
+    Empty {
+        /// Which field.
+        field: &'static str,
+    },
+    /// A name or tag is longer than allowed.
+    #[error("{field} is {len} bytes long, more than the maximum of {max}")]
+    TooLong {
+        /// Which field.
+        field: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The same tag appears twice on one event.
+    #[error("tag {0:?} appears more than once on one event")]
+    DuplicateTag(String),
+    /// The same event id appears twice in one batch.
+    #[error("event id {0} appears more than once in the batch")]
+    DuplicateEventId(uuid::Uuid),
+    /// A schema or table name is not a valid identifier.
+    #[error(
+        "{name:?} is not a valid identifier: use 1 to 63 ASCII letters, digits or underscores, not starting with a digit"
+    )]
+    InvalidIdentifier {
+        /// The rejected name.
+        name: String,
+    },
+    /// A numeric argument is out of range.
+    #[error("{field} is out of range: {reason}")]
+    OutOfRange {
+        /// Which argument.
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+impl Error {
+    /// Wraps a driver error.
+    pub fn database(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Database(Box::new(err))
+    }
+
+    /// True for errors a retry of the whole command may cure (a concurrency conflict).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Concurrency { .. })
+    }
+}

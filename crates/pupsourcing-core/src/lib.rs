@@ -1,0 +1,21 @@
+//! Core types of pupsourcing: the event model, identifiers, configuration, errors and the
+//! [`EventStore`] trait that every backend implements. Nothing here performs I/O.
+//!
+//! Most users depend on the `pupsourcing` facade crate instead, which re-exports everything
+//! below together with the backend selected by a cargo feature.
+
+#![warn(missing_docs)]
+
+mod config;
+mod error;
+mod event;
+mod identifier;
+mod store;
+mod validate;
+
+pub use config::{StoreConfig, TableNames};
+pub use error::{Error, Result, ValidationError};
+pub use event::{NewEvent, Position, RecordedEvent, StreamId, Version};
+pub use identifier::Identifier;
+pub use store::{AppendResult, EventStore, EventStream, ExpectedVersion, VersionRange};
+pub use validate::{Limits, validate_batch};

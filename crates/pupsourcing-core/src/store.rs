@@ -1,0 +1,204 @@
+//! The [`EventStore`] trait every backend implements, and the types of its calls.
+
+use std::future::Future;
+use std::ops::DerefMut;
+use std::pin::Pin;
+
+use futures_core::Stream;
+
+use crate::error::Result;
+use crate::event::{NewEvent, Position, RecordedEvent, StreamId, Version};
+
+/// What an append expects of the stream's current version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ExpectedVersion {
+    /// Append whatever the version is (the append still serialises with other writers of the
+    /// stream, and versions stay gap-free).
+    #[default]
+    Any,
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream must be at exactly this version (`Exact(0)` is the same as `NoStream`).
+    Exact(Version),
+}
+
+impl std::fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any version"),
+            ExpectedVersion::NoStream => f.write_str("no stream"),
+            ExpectedVersion::Exact(v) => write!(f, "version {v}"),
+        }
+    }
+}
+
+/// What an append wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendResult {
+    /// The global position of each event, in batch order: one contiguous, increasing block.
+    pub positions: Vec<Position>,
+    /// The aggregate version of each event, in batch order.
+    pub versions: Vec<Version>,
+    /// True when every event id was already stored: nothing was written, and the positions and
+    /// versions are those of the original append (an idempotent retry).
+    pub replayed: bool,
+}
+
+impl AppendResult {
+    /// Position of the last event of the batch.
+    pub fn last_position(&self) -> Position {
+        self.positions.last().copied().unwrap_or_default()
+    }
+
+    /// The stream's version after the append.
+    pub fn last_version(&self) -> Version {
+        self.versions.last().copied().unwrap_or_default()
+    }
+}
+
+/// An inclusive range of stream versions to read; `None` ends are open.
+///
+/// ```
+/// use pupsourcing_core::VersionRange;
+/// assert_eq!(VersionRange::from(5), VersionRange { from: Some(5), to: None });
+/// assert_eq!(VersionRange::between(2, 4).to, Some(4));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VersionRange {
+    /// First version to return (inclusive).
+    pub from: Option<Version>,
+    /// Last version to return (inclusive).
+    pub to: Option<Version>,
+}
+
+impl VersionRange {
+    /// The whole stream.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// From `version` (inclusive) to the end, e.g. after a snapshot.
+    pub fn from(version: Version) -> Self {
+        Self { from: Some(version), to: None }
+    }
+
+    /// From `from` to `to`, both inclusive.
+    pub fn between(from: Version, to: Version) -> Self {
+        Self { from: Some(from), to: Some(to) }
+    }
+}
+
+/// A stream of events read from the global log, ending once the reader has caught up.
+pub type EventStream<'a> = Pin<Box<dyn Stream<Item = Result<RecordedEvent>> + Send + 'a>>;
+
+/// An event store backend: the operations the conformance suite checks on every database.
+///
+/// `append_in` and `read_stream_in` join a transaction the caller owns (transaction-agnostic
+/// appends): pass `&mut *tx` for a `sqlx::Transaction` of the backend's database. The other calls
+/// use the store's own pool and transactions.
+pub trait EventStore: Clone + Send + Sync + 'static {
+    /// The backend's connection type, e.g. `sqlx::PgConnection`.
+    type Connection: Send;
+    /// A transaction on that connection, e.g. `sqlx::Transaction<'static, Postgres>`.
+    type Transaction: DerefMut<Target = Self::Connection> + Send + 'static;
+
+    /// Opens a transaction suitable for appends (on SQLite, a write transaction).
+    fn begin(&self) -> impl Future<Output = Result<Self::Transaction>> + Send;
+
+    /// Commits a transaction opened by [`EventStore::begin`].
+    fn commit(&self, tx: Self::Transaction) -> impl Future<Output = Result<()>> + Send;
+
+    /// Appends `events` to `stream` inside the caller's transaction, assigning consecutive
+    /// versions after the stream's current one and one contiguous block of positions.
+    ///
+    /// Fails with [`crate::Error::Concurrency`] when `expected` does not hold. Nothing of a rejected
+    /// append is written.
+    fn append_in(
+        &self,
+        conn: &mut Self::Connection,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> impl Future<Output = Result<AppendResult>> + Send;
+
+    /// [`EventStore::append_in`] in a transaction of the store's own, committed on success.
+    fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> impl Future<Output = Result<AppendResult>> + Send;
+
+    /// Reads the events of `stream` within `range`, in version order.
+    fn read_stream(
+        &self,
+        stream: &StreamId,
+        range: VersionRange,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>>> + Send;
+
+    /// [`EventStore::read_stream`] inside the caller's transaction.
+    fn read_stream_in(
+        &self,
+        conn: &mut Self::Connection,
+        stream: &StreamId,
+        range: VersionRange,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>>> + Send;
+
+    /// The stream's current version (0 when it does not exist).
+    fn stream_version(&self, stream: &StreamId) -> impl Future<Output = Result<Version>> + Send;
+
+    /// Reads up to `limit` events of the global log with position `>= from`, in position order.
+    ///
+    /// Gap-free: only events below the [`EventStore::head`] are returned, so a reader that
+    /// continues after the last position it saw never misses an event committed later.
+    fn read_all(
+        &self,
+        from: Position,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>>> + Send;
+
+    /// The gap-free head: every event at or below it is committed and visible, and no event at or
+    /// below it can appear later. 0 for an empty store.
+    fn head(&self) -> impl Future<Output = Result<Position>> + Send;
+
+    /// The global log from `from` (inclusive) as a stream, read in pages of `page_size`; the
+    /// stream ends when it has caught up with the head.
+    fn stream_all(&self, from: Position, page_size: usize) -> EventStream<'_> {
+        crate::store::paged_stream(self, from, page_size)
+    }
+}
+
+/// Turns repeated `read_all` calls into a stream that ends once a page comes back short.
+fn paged_stream<S: EventStore>(store: &S, from: Position, page_size: usize) -> EventStream<'_> {
+    struct Cursor<'a, S> {
+        store: &'a S,
+        next: Position,
+        page: std::vec::IntoIter<RecordedEvent>,
+        done: bool,
+    }
+    let page_size = page_size.max(1);
+    let cursor = Cursor { store, next: from, page: Vec::new().into_iter(), done: false };
+    Box::pin(futures_util_unfold(cursor, move |mut c| async move {
+        loop {
+            if let Some(event) = c.page.next() {
+                c.next = event.position + 1;
+                return Some((Ok(event), c));
+            }
+            if c.done {
+                return None;
+            }
+            match c.store.read_all(c.next, page_size).await {
+                Ok(page) => {
+                    c.done = page.len() < page_size;
+                    c.page = page.into_iter();
+                }
+                Err(err) => {
+                    c.done = true;
+                    return Some((Err(err), c));
+                }
+            }
+        }
+    }))
+}
+
+use futures_util::stream::unfold as futures_util_unfold;
