@@ -1,0 +1,39 @@
+//! Small helpers shared by the conformance tests and backend test files.
+
+use std::time::Duration;
+
+use pupsourcing_core::{NewEvent, StreamId};
+use uuid::Uuid;
+
+/// A fresh stream of aggregate type `Account`.
+pub fn new_stream() -> StreamId {
+    StreamId::new("Account", Uuid::now_v7())
+}
+
+/// A small JSON event of type `event_type`.
+pub fn event(event_type: &str) -> NewEvent {
+    NewEvent::json(event_type, &serde_json::json!({ "n": rand::random::<u32>() }))
+        .expect("a JSON value always serializes")
+}
+
+/// The value of environment variable `name`, or `default`.
+pub fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+/// How long stress tests run: `PUP_STRESS_SECS` seconds (default 3).
+pub fn stress_duration() -> Duration {
+    let secs = env_or("PUP_STRESS_SECS", "3").parse().unwrap_or(3.0);
+    Duration::from_secs_f64(secs)
+}
+
+/// Call when a test's database server cannot be reached. Under `CI=true` the test fails;
+/// otherwise it prints why it is skipped and returns `None`.
+pub fn unreachable<T>(server: &str, error: impl std::fmt::Display) -> Option<T> {
+    let message = format!("{server} is unreachable ({error})");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{message}; CI=true requires every database server");
+    }
+    eprintln!("SKIPPED: {message}; set the URL variable or start the server to run this test");
+    None
+}

@@ -1,0 +1,51 @@
+//! The conformance suite every pupsourcing backend runs.
+//!
+//! Each test is an async function taking a fresh, empty store. A backend's integration test
+//! file instantiates all of them with [`event_store_conformance!`], passing a function that
+//! builds a store in its own schema (or file) and returns `None` when the server is unreachable
+//! outside CI (see [`unreachable`]).
+
+mod fixtures;
+pub mod global_log;
+pub mod streams;
+
+pub use fixtures::{env_or, event, new_stream, stress_duration, unreachable};
+
+/// Expands to one `#[tokio::test]` per conformance test, each calling `$make().await` for a
+/// fresh store (`Option<S>`; `None` skips the test).
+#[macro_export]
+macro_rules! event_store_conformance {
+    ($make:path) => {
+        $crate::__conformance_tests!($make;
+            streams::round_trip_of_every_field,
+            streams::versions_are_assigned_in_order,
+            streams::expected_version_cases,
+            streams::version_range_reads,
+            streams::idempotent_reappend,
+            streams::rejected_batches_write_nothing,
+            streams::validation_errors_write_nothing,
+            streams::caller_transaction_spans_streams,
+            streams::concurrent_exact_appends_have_one_winner,
+            streams::concurrent_any_appends_never_skip_a_version,
+            global_log::empty_store,
+            global_log::read_all_pages_and_streams,
+            global_log::batch_positions_are_contiguous,
+            global_log::out_of_order_commits_are_never_skipped,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    ($make:path; $($module:ident :: $name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                if let Some(store) = $make().await {
+                    $crate::$module::$name(store).await;
+                }
+            }
+        )*
+    };
+}
