@@ -1,0 +1,21 @@
+//! PostgreSQL backend of pupsourcing.
+//!
+//! [`PgEventStore`] implements [`pupsourcing_core::EventStore`] on PostgreSQL 12 or later:
+//! appends in one round trip through a server-side function, optimistic concurrency on an O(1)
+//! `aggregate_heads` row, idempotent re-appends, and gap-free global reads capped at the lowest
+//! in-flight writer (see ARCHITECTURE.md in the repository).
+//!
+//! SQL lives in the `sql/` folder beside these modules; [`migration_sql`] renders the schema for
+//! a configuration.
+
+#![warn(missing_docs)]
+
+mod append;
+mod error;
+mod migrate;
+mod read;
+mod statements;
+mod store;
+
+pub use migrate::migration_sql;
+pub use store::PgEventStore;

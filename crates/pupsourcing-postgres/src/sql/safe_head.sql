@@ -1,0 +1,1 @@
+SELECT {schema}.{events}_safe_head()

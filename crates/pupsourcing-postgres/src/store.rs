@@ -1,0 +1,165 @@
+//! [`PgEventStore`]: the PostgreSQL event store.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use pupsourcing_core::{
+    AppendResult, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, Result,
+    StoreConfig, StreamId, Version, VersionRange,
+};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{PgConnection, Postgres, Transaction};
+
+use crate::error::db_error;
+use crate::statements::Statements;
+use crate::{append, migrate, read};
+
+/// An event store on PostgreSQL. Cheap to clone: clones share the pool.
+///
+/// ```no_run
+/// # async fn demo() -> pupsourcing_core::Result<()> {
+/// use pupsourcing_core::{EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId};
+/// use pupsourcing_postgres::PgEventStore;
+///
+/// let store = PgEventStore::connect("postgres://localhost/test", StoreConfig::default()).await?;
+/// store.migrate().await?;
+/// let order = StreamId::new("Order", uuid::Uuid::now_v7());
+/// let placed = NewEvent::json("OrderPlaced", &serde_json::json!({ "total": 42 }))?;
+/// let written = store.append(&order, ExpectedVersion::NoStream, &[placed]).await?;
+/// assert_eq!(written.versions, vec![1]);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct PgEventStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: PgPool,
+    config: StoreConfig,
+    sql: Statements,
+    /// Highest gap-free head seen so far. Heads only grow, so a cached one stays safe and lets
+    /// catch-up reads skip the head query until they reach it.
+    known_head: AtomicI64,
+}
+
+impl PgEventStore {
+    /// A store on an existing pool. Nothing is checked until the first call; run
+    /// [`PgEventStore::migrate`] (or the generated migration) first.
+    pub fn new(pool: PgPool, config: StoreConfig) -> Self {
+        let sql = Statements::new(&config);
+        Self { inner: Arc::new(Inner { pool, config, sql, known_head: AtomicI64::new(0) }) }
+    }
+
+    /// Connects a pool of up to 16 connections to `url` and builds a store on it.
+    pub async fn connect(url: &str, config: StoreConfig) -> Result<Self> {
+        let pool = PgPoolOptions::new().max_connections(16).connect(url).await.map_err(db_error)?;
+        Ok(Self::new(pool, config))
+    }
+
+    /// Creates the schema, tables and functions if they do not exist (idempotent).
+    pub async fn migrate(&self) -> Result<()> {
+        migrate::apply(&self.inner.pool, &self.inner.config).await.map_err(db_error)
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    async fn refresh_head(&self) -> Result<Position> {
+        let head = read::safe_head(&self.inner.pool, &self.inner.sql).await.map_err(db_error)?;
+        Ok(self.inner.known_head.fetch_max(head, Ordering::AcqRel).max(head))
+    }
+}
+
+impl EventStore for PgEventStore {
+    type Connection = PgConnection;
+    type Transaction = Transaction<'static, Postgres>;
+
+    async fn begin(&self) -> Result<Self::Transaction> {
+        self.inner.pool.begin().await.map_err(db_error)
+    }
+
+    async fn commit(&self, tx: Self::Transaction) -> Result<()> {
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn append_in(
+        &self,
+        conn: &mut PgConnection,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendResult> {
+        let inner = &self.inner;
+        append::append(conn, &inner.sql, &inner.config.limits, stream, expected, events).await
+    }
+
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendResult> {
+        let mut tx = self.begin().await?;
+        let result = self.append_in(&mut tx, stream, expected, events).await?;
+        self.commit(tx).await?;
+        Ok(result)
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        range: VersionRange,
+    ) -> Result<Vec<RecordedEvent>> {
+        read::read_stream(&self.inner.pool, &self.inner.sql, stream, range).await.map_err(db_error)
+    }
+
+    async fn read_stream_in(
+        &self,
+        conn: &mut PgConnection,
+        stream: &StreamId,
+        range: VersionRange,
+    ) -> Result<Vec<RecordedEvent>> {
+        read::read_stream(conn, &self.inner.sql, stream, range).await.map_err(db_error)
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<Version> {
+        read::stream_version(&self.inner.pool, &self.inner.sql, stream).await.map_err(db_error)
+    }
+
+    async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>> {
+        let (pool, sql) = (&self.inner.pool, &self.inner.sql);
+        let from = from.max(1);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Serve what the cached head allows; ask for a newer head only when the page is short.
+        let known = self.inner.known_head.load(Ordering::Acquire);
+        let mut events = Vec::new();
+        if known >= from {
+            events = read::read_until(pool, sql, from, known, limit).await.map_err(db_error)?;
+            if events.len() == limit {
+                return Ok(events);
+            }
+        }
+        let head = self.refresh_head().await?;
+        let next = from.max(known + 1);
+        if head >= next {
+            let rest = limit - events.len();
+            events.extend(read::read_until(pool, sql, next, head, rest).await.map_err(db_error)?);
+        }
+        Ok(events)
+    }
+
+    async fn head(&self) -> Result<Position> {
+        self.refresh_head().await
+    }
+}
