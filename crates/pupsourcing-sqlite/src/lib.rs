@@ -1,0 +1,29 @@
+//! The SQLite backend of pupsourcing: an embedded event store for quickstarts, tests and
+//! single-node applications.
+//!
+//! [`SqliteEventStore`] implements [`pupsourcing_core::EventStore`] on one SQLite database
+//! through [sqlx](https://docs.rs/sqlx) 0.9 (re-exported as [`sqlx`]: appends can join the
+//! caller's `sqlx::Transaction<'static, sqlx::Sqlite>`, so sqlx's major version is part of this
+//! API).
+//!
+//! - Write transactions start with `BEGIN IMMEDIATE`, so concurrent writers queue on the busy
+//!   timeout instead of failing with `SQLITE_BUSY`.
+//! - Appends check idempotency and the expected version in one statement, then insert the whole
+//!   batch with one multi-row `INSERT` and bump the stream's head.
+//! - Reads of the global log are gap-free by construction: SQLite has a single writer at a time,
+//!   so commits happen in position order.
+//! - Every SQL statement lives in a `.sql` file beside the module that runs it, rendered once per
+//!   store with the configured table names.
+
+#![warn(missing_docs)]
+
+mod append;
+mod error;
+mod read;
+mod schema;
+mod sql;
+mod store;
+
+pub use schema::migration_sql;
+pub use sqlx;
+pub use store::SqliteEventStore;

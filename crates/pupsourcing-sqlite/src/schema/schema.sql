@@ -1,0 +1,39 @@
+-- pupsourcing event store schema for SQLite. Every statement is idempotent.
+-- Requires SQLite 3.38 or later (STRICT tables, JSON functions, unhex in the append path: 3.41).
+
+-- The global log. global_position is the rowid; AUTOINCREMENT keeps a position from ever being
+-- reused, even if the newest events were deleted by hand.
+CREATE TABLE IF NOT EXISTS {events} (
+    global_position   INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id          BLOB    NOT NULL UNIQUE CHECK (length(event_id) = 16),
+    event_type        TEXT    NOT NULL,
+    event_version     INTEGER NOT NULL,
+    bounded_context   TEXT,
+    aggregate_type    TEXT,
+    aggregate_id      BLOB    CHECK (length(aggregate_id) = 16),
+    aggregate_version INTEGER CHECK (aggregate_version > 0),
+    tags              TEXT    NOT NULL DEFAULT '[]' CHECK (json_type(tags) = 'array'),
+    payload           BLOB    NOT NULL,
+    metadata          TEXT    CHECK (metadata IS NULL OR json_valid(metadata)),
+    trace_id          BLOB    CHECK (length(trace_id) = 16),
+    correlation_id    BLOB    CHECK (length(correlation_id) = 16),
+    causation_id      BLOB    CHECK (length(causation_id) = 16),
+    -- microseconds since the Unix epoch, UTC
+    created_at        INTEGER NOT NULL,
+    -- an event belongs to a stream with all three columns, or to none
+    CHECK ((aggregate_type IS NULL) = (aggregate_id IS NULL)
+       AND (aggregate_id IS NULL) = (aggregate_version IS NULL)),
+    UNIQUE (aggregate_type, aggregate_id, aggregate_version)
+) STRICT;
+
+CREATE INDEX IF NOT EXISTS {events_type_index} ON {events} (event_type, global_position);
+
+-- One row per aggregate stream: its current version, read and bumped by every append (O(1)).
+CREATE TABLE IF NOT EXISTS {aggregate_heads} (
+    aggregate_type    TEXT    NOT NULL,
+    aggregate_id      BLOB    NOT NULL CHECK (length(aggregate_id) = 16),
+    aggregate_version INTEGER NOT NULL CHECK (aggregate_version >= 0),
+    -- microseconds since the Unix epoch, UTC
+    updated_at        INTEGER NOT NULL,
+    PRIMARY KEY (aggregate_type, aggregate_id)
+) STRICT, WITHOUT ROWID;

@@ -1,0 +1,268 @@
+//! [`SqliteEventStore`]: construction, migration and the [`EventStore`] implementation.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pupsourcing_core::{
+    AppendResult, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, Result,
+    StoreConfig, StreamId, Version, VersionRange, validate_batch,
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, Connection, Sqlite, SqliteConnection, SqlitePool};
+
+use crate::append::{self, AppendSql, Atomicity};
+use crate::error::db;
+use crate::read::{self, ReadSql};
+use crate::schema::migration_sql;
+
+/// How long a connection waits for another writer's lock before failing with `SQLITE_BUSY`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The statement that opens every write transaction of the store: it takes the write lock at
+/// once, waiting up to the busy timeout for it. A deferred `BEGIN` would take it only at the
+/// first write, and SQLite fails such an upgrade with `SQLITE_BUSY` at once, without waiting,
+/// when another writer committed in between.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// An event store in one SQLite database: aggregate streams and the global log.
+///
+/// Build it from a pool with [`SqliteEventStore::new`], or open a database with
+/// [`SqliteEventStore::connect`]; create the tables with [`SqliteEventStore::migrate`] (or with
+/// the SQL from [`SqliteEventStore::migration_sql`]). Clones share the pool.
+///
+/// SQLite lets one writer at a time hold the write lock, so appends are serialised (readers are
+/// not blocked, in WAL mode). Positions are allocated under that lock, which makes commits
+/// happen in position order: every read of the global log is gap-free by construction, and
+/// [`EventStore::head`] is simply the highest stored position.
+///
+/// SQLite has no schemas: `config.schema` is ignored, and the tables are named by
+/// `config.tables` in the database the pool opens.
+///
+/// ```
+/// use pupsourcing_core::{EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId};
+/// use pupsourcing_sqlite::SqliteEventStore;
+///
+/// # async fn demo() -> pupsourcing_core::Result<()> {
+/// let store = SqliteEventStore::connect("sqlite::memory:", StoreConfig::default()).await?;
+/// store.migrate().await?;
+/// let order = StreamId::new("Order", uuid::Uuid::now_v7());
+/// let placed = NewEvent::json("OrderPlaced", &serde_json::json!({ "total": 42 }))?;
+/// let result = store.append(&order, ExpectedVersion::NoStream, &[placed]).await?;
+/// assert_eq!(result.versions, [1]);
+/// assert_eq!(store.head().await?, result.last_position());
+/// # Ok(())
+/// # }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteEventStore {
+    pool: SqlitePool,
+    config: Arc<StoreConfig>,
+    append_sql: AppendSql,
+    read_sql: ReadSql,
+}
+
+impl SqliteEventStore {
+    /// A store on `pool`, with its SQL rendered for `config`'s table names.
+    ///
+    /// The pool's connections should have a busy timeout (SQLite's default is none: a writer
+    /// that finds the database locked fails at once); [`SqliteEventStore::connect`] sets one.
+    pub fn new(pool: SqlitePool, config: StoreConfig) -> Self {
+        Self {
+            append_sql: AppendSql::new(&config),
+            read_sql: ReadSql::new(&config),
+            config: Arc::new(config),
+            pool,
+        }
+    }
+
+    /// Opens the database at `url` and builds a store on it.
+    ///
+    /// A file database (`sqlite://path/to/file.db`, `sqlite:file.db` or a bare path) is created
+    /// if missing and opened in WAL mode with `synchronous = NORMAL`, a 5 s busy timeout and
+    /// foreign keys on. `sqlite::memory:` opens a private in-memory database; as each in-memory
+    /// connection would be a database of its own, the pool then holds exactly one connection,
+    /// kept open for the pool's lifetime (so a transaction held open blocks every other call).
+    ///
+    /// Fails with [`pupsourcing_core::Error::Database`] when the URL is malformed or the file
+    /// cannot be opened.
+    pub async fn connect(url: &str, config: StoreConfig) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(db)?
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = if is_memory(url) {
+            SqlitePoolOptions::new()
+                .min_connections(1)
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(options)
+                .await
+        } else {
+            let options = options
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal);
+            SqlitePoolOptions::new().connect_with(options).await
+        }
+        .map_err(db)?;
+        Ok(Self::new(pool, config))
+    }
+
+    /// Creates the tables and indexes if they do not exist yet, in one transaction. Safe to run
+    /// on every start, also from several processes at once.
+    pub async fn migrate(&self) -> Result<()> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db)?;
+        sqlx::raw_sql(AssertSqlSafe(migration_sql(&self.config)))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    /// The schema SQL for `config`, for migration files; see [`crate::migration_sql`].
+    pub fn migration_sql(config: &StoreConfig) -> String {
+        migration_sql(config)
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// The configuration the store was built with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+}
+
+/// Whether `url` names an in-memory database (`sqlite::memory:`, `:memory:`, `mode=memory`).
+fn is_memory(url: &str) -> bool {
+    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+    database == ":memory:" || params.split('&').any(|p| p == "mode=memory")
+}
+
+impl EventStore for SqliteEventStore {
+    type Connection = SqliteConnection;
+    type Transaction = sqlx::Transaction<'static, Sqlite>;
+
+    /// Opens a write transaction with `BEGIN IMMEDIATE`: it holds SQLite's write lock until
+    /// commit or rollback (waiting up to the busy timeout to get it), so other writers wait for
+    /// it while readers go on. Keep it short.
+    async fn begin(&self) -> Result<Self::Transaction> {
+        self.pool.begin_with(BEGIN_WRITE).await.map_err(db)
+    }
+
+    async fn commit(&self, tx: Self::Transaction) -> Result<()> {
+        tx.commit().await.map_err(db)
+    }
+
+    /// Appends inside the caller's transaction (best opened with [`EventStore::begin`]); the
+    /// writes go in a savepoint, so a failed append leaves nothing behind in it. A connection
+    /// outside any transaction gets a write transaction of its own, committed on success.
+    async fn append_in(
+        &self,
+        conn: &mut SqliteConnection,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendResult> {
+        validate_batch(Some(stream), expected, events, &self.config.limits)?;
+        let (sql, config) = (&self.append_sql, &*self.config);
+        if conn.is_in_transaction() {
+            return append::append(
+                conn,
+                sql,
+                config,
+                stream,
+                expected,
+                events,
+                Atomicity::Savepoint,
+            )
+            .await;
+        }
+        let mut tx = conn.begin_with(BEGIN_WRITE).await.map_err(db)?;
+        let result = append::append(
+            &mut tx,
+            sql,
+            config,
+            stream,
+            expected,
+            events,
+            Atomicity::OwnTransaction,
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(result)
+    }
+
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendResult> {
+        validate_batch(Some(stream), expected, events, &self.config.limits)?;
+        let mut tx = self.begin().await?;
+        let result = append::append(
+            &mut tx,
+            &self.append_sql,
+            &self.config,
+            stream,
+            expected,
+            events,
+            Atomicity::OwnTransaction,
+        )
+        .await?;
+        self.commit(tx).await?;
+        Ok(result)
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        range: VersionRange,
+    ) -> Result<Vec<RecordedEvent>> {
+        read::read_stream(&self.pool, &self.read_sql, &self.config, stream, range).await
+    }
+
+    async fn read_stream_in(
+        &self,
+        conn: &mut SqliteConnection,
+        stream: &StreamId,
+        range: VersionRange,
+    ) -> Result<Vec<RecordedEvent>> {
+        read::read_stream(conn, &self.read_sql, &self.config, stream, range).await
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<Version> {
+        read::stream_version(&self.pool, &self.read_sql, stream).await
+    }
+
+    /// Gap-free without any extra work: see the type's documentation.
+    async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>> {
+        read::read_all(&self.pool, &self.read_sql, &self.config, from, limit).await
+    }
+
+    async fn head(&self) -> Result<Position> {
+        read::head(&self.pool, &self.read_sql).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_in_memory_urls() {
+        for url in ["sqlite::memory:", "sqlite://:memory:", ":memory:", "sqlite://?mode=memory"] {
+            assert!(is_memory(url), "{url}");
+        }
+        for url in ["sqlite://events.db", "sqlite:/tmp/x.db?mode=rwc", "memory.db"] {
+            assert!(!is_memory(url), "{url}");
+        }
+    }
+}
