@@ -1,0 +1,43 @@
+//! # pupsourcing
+//!
+//! Event sourcing on the relational database you already run. An event store with aggregate
+//! streams, optimistic concurrency and gap-free global reads, on PostgreSQL (feature
+//! `postgres`) or embedded SQLite (feature `sqlite`, on by default).
+//!
+//! ```no_run
+//! # #[cfg(feature = "sqlite")]
+//! # async fn demo() -> pupsourcing::Result<()> {
+//! use pupsourcing::sqlite::SqliteEventStore;
+//! use pupsourcing::{EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId};
+//!
+//! let store = SqliteEventStore::connect("sqlite://app.db", StoreConfig::default()).await?;
+//! store.migrate().await?;
+//! let account = StreamId::new("Account", uuid::Uuid::now_v7());
+//! let opened = NewEvent::json("AccountOpened", &serde_json::json!({ "owner": "ada" }))?;
+//! store.append(&account, ExpectedVersion::NoStream, &[opened]).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Appends take the caller's `sqlx` transaction, so the `sqlx` major version (0.9) is part of
+//! this crate's API; it is re-exported as [`sqlx`].
+
+#![warn(missing_docs)]
+
+pub use pupsourcing_core::{
+    AppendResult, Error, EventStore, EventStream, ExpectedVersion, Identifier, Limits, NewEvent,
+    Position, RecordedEvent, Result, StoreConfig, StreamId, TableNames, ValidationError, Version,
+    VersionRange, validate_batch,
+};
+pub use sqlx;
+
+/// The PostgreSQL backend (feature `postgres`).
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    pub use pupsourcing_postgres::{PgEventStore, migration_sql};
+}
+
+/// The embedded SQLite backend (feature `sqlite`).
+#[cfg(feature = "sqlite")]
+pub mod sqlite {
+    pub use pupsourcing_sqlite::{SqliteEventStore, migration_sql};
+}
