@@ -11,6 +11,8 @@ pub struct TableNames {
     pub events: Identifier,
     /// One row per aggregate stream holding its current version (default `aggregate_heads`).
     pub aggregate_heads: Identifier,
+    /// Commands recorded by the DCB command executor (default `commands`).
+    pub commands: Identifier,
 }
 
 impl Default for TableNames {
@@ -18,6 +20,7 @@ impl Default for TableNames {
         Self {
             events: Identifier::new("events").expect("valid literal"),
             aggregate_heads: Identifier::new("aggregate_heads").expect("valid literal"),
+            commands: Identifier::new("commands").expect("valid literal"),
         }
     }
 }
@@ -66,6 +69,12 @@ impl StoreConfig {
     /// Sets the aggregate heads table name, validating it.
     pub fn aggregate_heads_table(mut self, name: &str) -> Result<Self, ValidationError> {
         self.tables.aggregate_heads = Identifier::new(name)?;
+        Ok(self)
+    }
+
+    /// Sets the commands table name, validating it.
+    pub fn commands_table(mut self, name: &str) -> Result<Self, ValidationError> {
+        self.tables.commands = Identifier::new(name)?;
         Ok(self)
     }
 

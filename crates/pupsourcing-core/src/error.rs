@@ -1,5 +1,6 @@
 //! The one error type every public call returns.
 
+use crate::dcb::AppendCondition;
 use crate::event::{StreamId, Version};
 use crate::store::ExpectedVersion;
 
@@ -28,6 +29,14 @@ pub enum Error {
         expected: ExpectedVersion,
         /// The stream's version when the append ran.
         actual: Version,
+    },
+
+    /// A DCB append condition failed: an event matching the condition's query was appended
+    /// after its `after` position. Nothing was written; re-read and decide again.
+    #[error("append condition failed: found an event matching {condition}")]
+    ConditionFailed {
+        /// The condition that failed.
+        condition: Box<AppendCondition>,
     },
 
     /// Some, but not all, of the batch's event ids are already stored. An idempotent retry must
@@ -104,6 +113,11 @@ pub enum ValidationError {
         /// The rejected name.
         name: String,
     },
+    /// A query item has neither types nor tags. Use `Query::all()` to match every event.
+    #[error(
+        "a query item needs at least one event type or tag; use Query::all() to match all events"
+    )]
+    EmptyQueryItem,
     /// A numeric argument is out of range.
     #[error("{field} is out of range: {reason}")]
     OutOfRange {
@@ -120,8 +134,9 @@ impl Error {
         Error::Database(Box::new(err))
     }
 
-    /// True for errors a retry of the whole command may cure (a concurrency conflict).
+    /// True for errors a retry of the whole command may cure (a concurrency conflict or a
+    /// failed append condition).
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Error::Concurrency { .. })
+        matches!(self, Error::Concurrency { .. } | Error::ConditionFailed { .. })
     }
 }

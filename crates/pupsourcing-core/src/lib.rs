@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 mod config;
+pub mod dcb;
 mod error;
 mod event;
 mod identifier;

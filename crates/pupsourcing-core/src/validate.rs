@@ -15,11 +15,14 @@ pub struct Limits {
     pub max_name_len: usize,
     /// Longest tag, in bytes (default 255).
     pub max_tag_len: usize,
+    /// Most advisory locks one DCB-aware append takes before it falls back to one exclusive
+    /// global lock (default 256; keeps huge batches from exhausting the lock table).
+    pub max_lock_keys: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_batch_size: 1000, max_name_len: 255, max_tag_len: 255 }
+        Self { max_batch_size: 1000, max_name_len: 255, max_tag_len: 255, max_lock_keys: 256 }
     }
 }
 
@@ -87,7 +90,11 @@ pub(crate) fn check_tags(tags: &[String], max_len: usize) -> Result<(), Validati
     Ok(())
 }
 
-fn check_name(field: &'static str, value: &str, max: usize) -> Result<(), ValidationError> {
+pub(crate) fn check_name(
+    field: &'static str,
+    value: &str,
+    max: usize,
+) -> Result<(), ValidationError> {
     if value.is_empty() {
         return Err(ValidationError::Empty { field });
     }

@@ -1,0 +1,170 @@
+//! [`DcbStore`]: conditional appends and query reads on the same log as the aggregate streams.
+
+use std::future::Future;
+
+use crate::error::Result;
+use crate::event::{NewEvent, Position, RecordedEvent};
+use crate::store::{AppendResult, EventStore, EventStream};
+
+use super::{AppendCondition, DecisionModel, Query, ReadOptions, ReadResult, States};
+
+/// A command as recorded by the [`super::CommandExecutor`] in the commands table, in the same
+/// transaction as the events it produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandRecord {
+    /// The command's name.
+    pub command_type: String,
+    /// The command, as JSON.
+    pub data: serde_json::Value,
+    /// Optional JSON metadata (user, request id, ...).
+    pub metadata: Option<serde_json::Value>,
+    /// The positions of the events the command appended.
+    pub positions: Vec<Position>,
+}
+
+/// Dynamic Consistency Boundary operations. Implemented by every backend on the same global log
+/// as [`EventStore`]: a DCB query can select aggregate events and vice versa.
+pub trait DcbStore: EventStore {
+    /// Appends `events` (not bound to a stream; they may carry tags) in the caller's transaction.
+    /// With a `condition`, fails with [`crate::Error::ConditionFailed`] and writes nothing when
+    /// an event matching the condition's query exists after its `after` position. Events whose
+    /// ids are all stored already return their original positions (`replayed`).
+    fn append_if_in(
+        &self,
+        conn: &mut Self::Connection,
+        events: &[NewEvent],
+        condition: Option<&AppendCondition>,
+    ) -> impl Future<Output = Result<AppendResult>> + Send;
+
+    /// [`DcbStore::append_if_in`] in a transaction of the store's own.
+    fn append_if(
+        &self,
+        events: &[NewEvent],
+        condition: Option<&AppendCondition>,
+    ) -> impl Future<Output = Result<AppendResult>> + Send {
+        async move {
+            let mut tx = self.begin().await?;
+            let result = self.append_if_in(&mut tx, events, condition).await?;
+            self.commit(tx).await?;
+            Ok(result)
+        }
+    }
+
+    /// Reads the events matching `query`, gap-free, with the head of the same read.
+    fn read_in(
+        &self,
+        conn: &mut Self::Connection,
+        query: &Query,
+        options: ReadOptions,
+    ) -> impl Future<Output = Result<ReadResult>> + Send;
+
+    /// [`DcbStore::read_in`] on the store's pool.
+    fn read(
+        &self,
+        query: &Query,
+        options: ReadOptions,
+    ) -> impl Future<Output = Result<ReadResult>> + Send;
+
+    /// Stores a command record in the caller's transaction.
+    fn record_command_in(
+        &self,
+        conn: &mut Self::Connection,
+        command: &CommandRecord,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The events matching `query` from `from` (inclusive) as a stream read in pages of
+    /// `page_size`; errors are yielded, never swallowed, and the stream ends once caught up.
+    fn read_stream_of<'a>(
+        &'a self,
+        query: &'a Query,
+        from: Position,
+        page_size: usize,
+    ) -> EventStream<'a> {
+        let page_size = page_size.max(1);
+        Box::pin(futures_util::stream::try_unfold(
+            (from, std::vec::IntoIter::<RecordedEvent>::default(), false),
+            move |(mut next, mut page, mut done)| async move {
+                loop {
+                    if let Some(event) = page.next() {
+                        next = event.position + 1;
+                        return Ok(Some((event, (next, page, done))));
+                    }
+                    if done {
+                        return Ok(None);
+                    }
+                    let options = ReadOptions::new().from(next).limit(page_size);
+                    let read = self.read(query, options).await?;
+                    done = read.events.len() < page_size;
+                    page = read.events.into_iter();
+                }
+            },
+        ))
+    }
+
+    /// Runs every projector of `model` over one combined read (in pages, so memory stays
+    /// bounded) and returns their states with the condition to append under.
+    fn project(
+        &self,
+        model: DecisionModel,
+    ) -> impl Future<Output = Result<(States, AppendCondition)>> + Send {
+        async move {
+            let mut fold = PagedFold::new(model);
+            loop {
+                let read = self.read(&fold.query, fold.next_page()).await?;
+                if let Some(done) = fold.feed(read) {
+                    return Ok(done);
+                }
+            }
+        }
+    }
+
+    /// [`DcbStore::project`] inside the caller's transaction.
+    fn project_in(
+        &self,
+        conn: &mut Self::Connection,
+        model: DecisionModel,
+    ) -> impl Future<Output = Result<(States, AppendCondition)>> + Send {
+        async move {
+            let mut fold = PagedFold::new(model);
+            loop {
+                let read = self.read_in(conn, &fold.query, fold.next_page()).await?;
+                if let Some(done) = fold.feed(read) {
+                    return Ok(done);
+                }
+            }
+        }
+    }
+}
+
+/// Feeds a decision model page by page.
+struct PagedFold {
+    model: DecisionModel,
+    query: Query,
+    from: Position,
+}
+
+impl PagedFold {
+    const PAGE: usize = 1000;
+
+    fn new(model: DecisionModel) -> Self {
+        Self { query: model.query(), model, from: 1 }
+    }
+
+    fn next_page(&self) -> ReadOptions {
+        ReadOptions::new().from(self.from).limit(Self::PAGE)
+    }
+
+    /// Applies a page; returns the result once a short page shows the read has caught up. The
+    /// last page's head is the condition's `after`: it covers every page read before it.
+    fn feed(&mut self, read: ReadResult) -> Option<(States, AppendCondition)> {
+        for event in &read.events {
+            self.model.apply(event);
+            self.from = event.position + 1;
+        }
+        if read.events.len() < Self::PAGE {
+            let model = std::mem::take(&mut self.model);
+            return Some(model.finish(read.head));
+        }
+        None
+    }
+}
