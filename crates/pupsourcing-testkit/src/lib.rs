@@ -5,6 +5,7 @@
 //! builds a store in its own schema (or file) and returns `None` when the server is unreachable
 //! outside CI (see [`unreachable`]).
 
+pub mod dcb;
 mod fixtures;
 pub mod global_log;
 pub mod streams;
@@ -31,6 +32,30 @@ macro_rules! event_store_conformance {
             global_log::read_all_pages_and_streams,
             global_log::batch_positions_are_contiguous,
             global_log::out_of_order_commits_are_never_skipped,
+        );
+    };
+}
+
+/// Expands to one `#[tokio::test]` per DCB conformance test (see [`event_store_conformance!`]).
+#[macro_export]
+macro_rules! dcb_conformance {
+    ($make:path) => {
+        $crate::__conformance_tests!($make;
+            dcb::empty_store_reads,
+            dcb::reads_with_options,
+            dcb::query_matching,
+            dcb::failing_conditions_write_nothing,
+            dcb::passing_conditions,
+            dcb::idempotent_dcb_appends,
+            dcb::dcb_validation,
+            dcb::aggregate_events_are_in_the_boundary,
+            dcb::streaming_read,
+            dcb::one_boundary_one_winner,
+            dcb::disjoint_boundaries_all_win,
+            dcb::overlapping_boundaries_never_both_win,
+            dcb::racing_creates_one_winner,
+            dcb::unconditional_appends_all_succeed,
+            dcb::oracle_conditions_held,
         );
     };
 }
