@@ -6,8 +6,9 @@
 //! caller's `sqlx::Transaction<'static, sqlx::Sqlite>`, so sqlx's major version is part of this
 //! API).
 //!
-//! - Write transactions start with `BEGIN IMMEDIATE`, so concurrent writers queue on the busy
-//!   timeout instead of failing with `SQLITE_BUSY`.
+//! - Write transactions start with `BEGIN IMMEDIATE` on a one-connection write pool: the
+//!   process's writers queue fairly for SQLite's single write lock, other processes' writers wait
+//!   on the busy timeout, and none fails at once with `SQLITE_BUSY`.
 //! - Appends check idempotency and the expected version in one statement, then insert the whole
 //!   batch with one multi-row `INSERT` and bump the stream's head.
 //! - Reads of the global log are gap-free by construction: SQLite has a single writer at a time,

@@ -29,12 +29,21 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 ///
 /// Build it from a pool with [`SqliteEventStore::new`], or open a database with
 /// [`SqliteEventStore::connect`]; create the tables with [`SqliteEventStore::migrate`] (or with
-/// the SQL from [`SqliteEventStore::migration_sql`]). Clones share the pool.
+/// the SQL from [`SqliteEventStore::migration_sql`]). Clones share the pools.
 ///
 /// SQLite lets one writer at a time hold the write lock, so appends are serialised (readers are
 /// not blocked, in WAL mode). Positions are allocated under that lock, which makes commits
 /// happen in position order: every read of the global log is gap-free by construction, and
 /// [`EventStore::head`] is simply the highest stored position.
+///
+/// # Two pools
+///
+/// A store reads through its pool and writes through a *write pool*. [`SqliteEventStore::connect`]
+/// gives the write pool a single connection, so the process's writers wait for it in sqlx's
+/// first-come, first-served queue and each is woken as soon as the previous one ends. Writers
+/// that wait for SQLite's lock instead (other processes, or a store whose pools are one and the
+/// same, as with [`SqliteEventStore::new`]) poll it with growing sleeps: under sustained
+/// contention that is unfair, and one of them can starve until its busy timeout expires.
 ///
 /// SQLite has no schemas: `config.schema` is ignored, and the tables are named by
 /// `config.tables` in the database the pool opens.
@@ -58,22 +67,32 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 #[derive(Debug, Clone)]
 pub struct SqliteEventStore {
     pool: SqlitePool,
+    writer: SqlitePool,
     config: Arc<StoreConfig>,
     append_sql: AppendSql,
     read_sql: ReadSql,
 }
 
 impl SqliteEventStore {
-    /// A store on `pool`, with its SQL rendered for `config`'s table names.
+    /// A store on `pool`, for reads and writes, with its SQL rendered for `config`'s table names.
     ///
-    /// The pool's connections should have a busy timeout (SQLite's default is none: a writer
-    /// that finds the database locked fails at once); [`SqliteEventStore::connect`] sets one.
+    /// The pool's connections should have a busy timeout (sqlx sets 5 s by default); see
+    /// [`SqliteEventStore::with_write_pool`] for a fair queue of writers.
     pub fn new(pool: SqlitePool, config: StoreConfig) -> Self {
+        Self::with_write_pool(pool.clone(), pool, config)
+    }
+
+    /// A store that reads through `pool` and writes (appends, [`EventStore::begin`],
+    /// [`SqliteEventStore::migrate`]) through `writer`, both on the same database. Give `writer`
+    /// one connection (`SqlitePoolOptions::max_connections(1)`) to make the process's writers
+    /// queue fairly for SQLite's single write lock, as [`SqliteEventStore::connect`] does.
+    pub fn with_write_pool(pool: SqlitePool, writer: SqlitePool, config: StoreConfig) -> Self {
         Self {
             append_sql: AppendSql::new(&config),
             read_sql: ReadSql::new(&config),
             config: Arc::new(config),
             pool,
+            writer,
         }
     }
 
@@ -81,9 +100,10 @@ impl SqliteEventStore {
     ///
     /// A file database (`sqlite://path/to/file.db`, `sqlite:file.db` or a bare path) is created
     /// if missing and opened in WAL mode with `synchronous = NORMAL`, a 5 s busy timeout and
-    /// foreign keys on. `sqlite::memory:` opens a private in-memory database; as each in-memory
-    /// connection would be a database of its own, the pool then holds exactly one connection,
-    /// kept open for the pool's lifetime (so a transaction held open blocks every other call).
+    /// foreign keys on, through a read pool of up to 10 connections and a write pool of one.
+    /// `sqlite::memory:` opens a private in-memory database; as each in-memory connection would
+    /// be a database of its own, the store then has one pool of exactly one connection, kept
+    /// open for the pool's lifetime (so a transaction held open blocks every other call).
     ///
     /// Fails with [`pupsourcing_core::Error::Database`] when the URL is malformed or the file
     /// cannot be opened.
@@ -92,29 +112,34 @@ impl SqliteEventStore {
             .map_err(db)?
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let pool = if is_memory(url) {
-            SqlitePoolOptions::new()
+        // SQLite connections do not go stale: skip the ping before each acquire.
+        let pool_options = || SqlitePoolOptions::new().test_before_acquire(false);
+        if is_memory(url) {
+            let pool = pool_options()
                 .min_connections(1)
                 .max_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
                 .connect_with(options)
                 .await
-        } else {
-            let options = options
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal);
-            SqlitePoolOptions::new().connect_with(options).await
+                .map_err(db)?;
+            return Ok(Self::new(pool, config));
         }
-        .map_err(db)?;
-        Ok(Self::new(pool, config))
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal);
+        // The writer first: its connection creates the file and switches it to WAL.
+        let writer =
+            pool_options().max_connections(1).connect_with(options.clone()).await.map_err(db)?;
+        let pool = pool_options().connect_with(options).await.map_err(db)?;
+        Ok(Self::with_write_pool(pool, writer, config))
     }
 
     /// Creates the tables and indexes if they do not exist yet, in one transaction. Safe to run
     /// on every start, also from several processes at once.
     pub async fn migrate(&self) -> Result<()> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db)?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(db)?;
         sqlx::raw_sql(AssertSqlSafe(migration_sql(&self.config)))
             .execute(&mut *tx)
             .await
@@ -127,9 +152,22 @@ impl SqliteEventStore {
         migration_sql(config)
     }
 
-    /// The connection pool.
+    /// The pool the store reads through.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The pool the store writes through (the same as [`SqliteEventStore::pool`] for a store
+    /// built with [`SqliteEventStore::new`]).
+    pub fn write_pool(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    /// Closes both pools, waiting for connections in use to be returned. Every later call
+    /// fails with [`pupsourcing_core::Error::PoolClosed`].
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.pool.close().await;
     }
 
     /// The configuration the store was built with.
@@ -149,11 +187,11 @@ impl EventStore for SqliteEventStore {
     type Connection = SqliteConnection;
     type Transaction = sqlx::Transaction<'static, Sqlite>;
 
-    /// Opens a write transaction with `BEGIN IMMEDIATE`: it holds SQLite's write lock until
-    /// commit or rollback (waiting up to the busy timeout to get it), so other writers wait for
-    /// it while readers go on. Keep it short.
+    /// Opens a write transaction on the write pool with `BEGIN IMMEDIATE`: it holds SQLite's
+    /// write lock until commit or rollback (waiting up to the busy timeout to get it), so other
+    /// writers wait for it while readers go on. Keep it short.
     async fn begin(&self) -> Result<Self::Transaction> {
-        self.pool.begin_with(BEGIN_WRITE).await.map_err(db)
+        self.writer.begin_with(BEGIN_WRITE).await.map_err(db)
     }
 
     async fn commit(&self, tx: Self::Transaction) -> Result<()> {

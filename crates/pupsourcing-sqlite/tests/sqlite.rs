@@ -34,7 +34,8 @@ async fn table_names(store: &SqliteEventStore) -> Vec<String> {
 #[tokio::test]
 async fn closed_pool_is_reported() {
     let store = file_store(StoreConfig::default()).await;
-    store.pool().close().await;
+    store.close().await;
+    assert!(store.pool().is_closed() && store.write_pool().is_closed());
     let stream = new_stream();
     assert!(matches!(
         store.append(&stream, ExpectedVersion::Any, &[event("A")]).await,
@@ -45,6 +46,85 @@ async fn closed_pool_is_reported() {
     assert!(matches!(store.stream_version(&stream).await, Err(Error::PoolClosed)));
     assert!(matches!(store.begin().await, Err(Error::PoolClosed)));
     assert!(matches!(store.migrate().await, Err(Error::PoolClosed)));
+
+    // A store on one pool, closed from outside.
+    let store = file_store(StoreConfig::default()).await;
+    let shared = SqliteEventStore::new(store.pool().clone(), StoreConfig::default());
+    assert_eq!(shared.head().await.unwrap(), 0);
+    store.pool().close().await;
+    assert!(matches!(
+        shared.append(&stream, ExpectedVersion::Any, &[event("A")]).await,
+        Err(Error::PoolClosed)
+    ));
+    assert!(matches!(
+        shared.read_stream(&stream, VersionRange::all()).await,
+        Err(Error::PoolClosed)
+    ));
+}
+
+/// Several stores on one file, as several processes would have: their writers meet on SQLite's
+/// write lock itself (`BEGIN IMMEDIATE` and the busy timeout), not in a pool's queue. Every
+/// append gets in, versions stay dense, and a tailing reader sees every event once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn separate_stores_on_one_file() {
+    const STORES: usize = 4;
+    const APPENDS: usize = 40;
+    let (_, url) = database_url();
+    let mut stores = Vec::new();
+    for _ in 0..STORES {
+        let store = SqliteEventStore::connect(&url, StoreConfig::default()).await.unwrap();
+        store.migrate().await.unwrap();
+        stores.push(store);
+    }
+    let stream = new_stream();
+    let writers: Vec<_> = stores
+        .iter()
+        .flat_map(|store| [store.clone(), store.clone()])
+        .map(|store| {
+            let stream = stream.clone();
+            tokio::spawn(async move {
+                for _ in 0..APPENDS {
+                    let mut tx = store.begin().await.unwrap();
+                    store
+                        .append_in(
+                            &mut tx,
+                            &stream,
+                            ExpectedVersion::Any,
+                            &[event("A"), event("B")],
+                        )
+                        .await
+                        .unwrap();
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    store.commit(tx).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let reader = {
+        let store = stores[0].clone();
+        let total = (STORES * 2 * APPENDS * 2) as i64;
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while (seen.len() as i64) < total {
+                let from = seen.last().map_or(1, |p| p + 1);
+                let page = store.read_all(from, 100).await.unwrap();
+                if page.is_empty() {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+                seen.extend(page.iter().map(|e| e.position));
+            }
+            seen
+        })
+    };
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let seen = reader.await.unwrap();
+    let total = (STORES * 2 * APPENDS * 2) as i64;
+    assert_eq!(seen, (1..=total).collect::<Vec<_>>());
+    let read = stores[1].read_stream(&stream, VersionRange::all()).await.unwrap();
+    let versions: Vec<_> = read.iter().filter_map(|e| e.aggregate_version()).collect();
+    assert_eq!(versions, (1..=total).collect::<Vec<_>>());
 }
 
 #[tokio::test]
