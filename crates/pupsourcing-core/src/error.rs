@@ -51,6 +51,18 @@ pub enum Error {
         first: uuid::Uuid,
     },
 
+    /// The database aborted the transaction to resolve a conflict with another one (a deadlock
+    /// or a serialization failure). Nothing was written; retry the whole transaction.
+    #[error("the database aborted the transaction to resolve a conflict; retry it: {0}")]
+    TransactionConflict(#[source] Box<dyn std::error::Error + Send + Sync>),
+
+    /// The call cannot run in this situation (the reason says what to change).
+    #[error("unsupported: {reason}")]
+    Unsupported {
+        /// What to change.
+        reason: &'static str,
+    },
+
     /// A payload could not be (de)serialized by a JSON helper.
     #[error("payload is not valid JSON for this type: {0}")]
     Payload(#[source] serde_json::Error),
@@ -137,6 +149,11 @@ impl Error {
     /// True for errors a retry of the whole command may cure (a concurrency conflict or a
     /// failed append condition).
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Error::Concurrency { .. } | Error::ConditionFailed { .. })
+        matches!(
+            self,
+            Error::Concurrency { .. }
+                | Error::ConditionFailed { .. }
+                | Error::TransactionConflict(_)
+        )
     }
 }

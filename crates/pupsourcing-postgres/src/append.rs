@@ -2,6 +2,7 @@
 //! `{events}_append` function in one round trip.
 
 use chrono::{DateTime, Utc};
+use pupsourcing_core::dcb::{AppendCondition, lock_plan};
 use pupsourcing_core::{
     AppendResult, Error, ExpectedVersion, Limits, NewEvent, Result, StreamId, validate_batch,
 };
@@ -47,25 +48,90 @@ impl<'a> Columns<'a> {
     }
 }
 
-/// Appends `events` to `stream` on `conn` (the caller's transaction or the store's own).
+/// Where an append goes.
+#[derive(Clone, Copy)]
+pub(crate) enum Target<'a> {
+    /// An aggregate stream, with an expected version.
+    Stream(&'a StreamId, ExpectedVersion),
+    /// The DCB path: no stream, optionally under a condition.
+    Dcb(Option<&'a AppendCondition>),
+}
+
+/// The advisory lock plan as the function takes it: 32-bit halves and modes.
+struct Locks {
+    hi: Vec<i32>,
+    lo: Vec<i32>,
+    exclusive: Vec<bool>,
+}
+
+impl Locks {
+    fn new(
+        namespace: u64,
+        events: &[NewEvent],
+        condition: Option<&AppendCondition>,
+        max: usize,
+    ) -> Self {
+        let plan = lock_plan(namespace, events, condition, max);
+        Self {
+            hi: plan.iter().map(|k| (k.key >> 32) as i32).collect(),
+            lo: plan.iter().map(|k| k.key as i32).collect(),
+            exclusive: plan.iter().map(|k| k.exclusive).collect(),
+        }
+    }
+}
+
+/// A condition's items flattened into arrays with per-item counts.
+#[derive(Default)]
+struct ConditionArrays<'a> {
+    all: bool,
+    after: Option<i64>,
+    types: Vec<&'a str>,
+    type_counts: Vec<i32>,
+    tags: Vec<&'a str>,
+    tag_counts: Vec<i32>,
+}
+
+impl<'a> ConditionArrays<'a> {
+    fn new(condition: &'a AppendCondition) -> Self {
+        let items = &condition.fail_if_events_match.items;
+        Self {
+            all: condition.fail_if_events_match.is_all(),
+            after: condition.after,
+            types: items.iter().flat_map(|i| i.types.iter().map(String::as_str)).collect(),
+            type_counts: items.iter().map(|i| i.types.len() as i32).collect(),
+            tags: items.iter().flat_map(|i| i.tags.iter().map(String::as_str)).collect(),
+            tag_counts: items.iter().map(|i| i.tags.len() as i32).collect(),
+        }
+    }
+}
+
+/// Appends `events` to `target` on `conn` (the caller's transaction or the store's own).
 pub(crate) async fn append(
     conn: &mut PgConnection,
     sql: &Statements,
     limits: &Limits,
-    stream: &StreamId,
-    expected: ExpectedVersion,
+    target: Target<'_>,
     events: &[NewEvent],
 ) -> Result<AppendResult> {
-    validate_batch(Some(stream), expected, events, limits)?;
-    let expected_arg: Option<i64> = match expected {
-        ExpectedVersion::Any => None,
-        ExpectedVersion::NoStream => Some(0),
-        ExpectedVersion::Exact(v) => Some(v),
+    let (stream, expected, condition) = match target {
+        Target::Stream(stream, expected) => (Some(stream), expected, None),
+        Target::Dcb(condition) => (None, ExpectedVersion::Any, condition),
+    };
+    validate_batch(stream, expected, events, limits)?;
+    if let Some(condition) = condition {
+        condition.validate(limits)?;
+    }
+    let expected_arg: Option<i64> = match (stream, expected) {
+        (None, _) | (_, ExpectedVersion::Any) => None,
+        (_, ExpectedVersion::NoStream) => Some(0),
+        (_, ExpectedVersion::Exact(v)) => Some(v),
     };
     let c = Columns::new(events);
+    let locks = Locks::new(sql.lock_namespace, events, condition, limits.max_lock_keys);
+    let cond = condition.map(ConditionArrays::new).unwrap_or_default();
     let row = sqlx::query(AssertSqlSafe(sql.append.clone()))
-        .bind(&stream.aggregate_type)
-        .bind(stream.aggregate_id)
+        .bind(stream.map(|s| s.aggregate_type.as_str()))
+        .bind(stream.map(|s| s.aggregate_id))
         .bind(expected_arg)
         .bind(&c.ids)
         .bind(&c.types)
@@ -79,10 +145,20 @@ pub(crate) async fn append(
         .bind(&c.correlation_ids)
         .bind(&c.causation_ids)
         .bind(&c.created_at)
+        .bind(&locks.hi)
+        .bind(&locks.lo)
+        .bind(&locks.exclusive)
+        .bind(condition.is_some())
+        .bind(cond.all)
+        .bind(cond.after)
+        .bind(&cond.types)
+        .bind(&cond.type_counts)
+        .bind(&cond.tags)
+        .bind(&cond.tag_counts)
         .fetch_one(conn)
         .await
         .map_err(db_error)?;
-    outcome(row, stream, expected, events).map_err(|e| match e {
+    outcome(row, target, events).map_err(|e| match e {
         Decode::Db(err) => db_error(err),
         Decode::Store(err) => err,
     })
@@ -102,8 +178,7 @@ impl From<sqlx::Error> for Decode {
 /// Interprets the function's answer (see `{events}_append` in `sql/schema.sql`).
 fn outcome(
     row: sqlx::postgres::PgRow,
-    stream: &StreamId,
-    expected: ExpectedVersion,
+    target: Target<'_>,
     events: &[NewEvent],
 ) -> std::result::Result<AppendResult, Decode> {
     let kind: String = row.try_get(0)?;
@@ -118,18 +193,38 @@ fn outcome(
     match kind.as_str() {
         "appended" => Ok(result(false)),
         "replayed" => Ok(result(true)),
-        "conflict" => {
-            let actual = actual.unwrap_or_default();
-            tracing::debug!(%stream, %expected, actual, "optimistic concurrency conflict");
-            Err(Decode::Store(Error::Concurrency { stream: stream.clone(), expected, actual }))
-        }
+        "conflict" => match target {
+            Target::Stream(stream, expected) => {
+                let actual = actual.unwrap_or_default();
+                tracing::debug!(%stream, %expected, actual, "optimistic concurrency conflict");
+                Err(Decode::Store(Error::Concurrency { stream: stream.clone(), expected, actual }))
+            }
+            Target::Dcb(_) => Err(unexpected(&kind)),
+        },
+        "condition_failed" => match target {
+            Target::Dcb(Some(condition)) => {
+                tracing::debug!(%condition, "append condition failed");
+                Err(Decode::Store(Error::ConditionFailed {
+                    condition: Box::new(condition.clone()),
+                }))
+            }
+            _ => Err(unexpected(&kind)),
+        },
+        "isolation" => Err(Decode::Store(Error::Unsupported {
+            reason: "conditional appends need a READ COMMITTED or SERIALIZABLE transaction; \
+                     under REPEATABLE READ the condition check could miss a concurrent append",
+        })),
         "partial_duplicate" => Err(Decode::Store(Error::PartialDuplicate {
             stored: actual.unwrap_or_default() as usize,
             total: events.len(),
             first: row.try_get::<Option<Uuid>, _>(4)?.unwrap_or_default(),
         })),
-        other => Err(Decode::Store(Error::database(std::io::Error::other(format!(
-            "unexpected append outcome {other:?}: is the schema migrated to this version?"
-        ))))),
+        other => Err(unexpected(other)),
     }
+}
+
+fn unexpected(outcome: &str) -> Decode {
+    Decode::Store(Error::database(std::io::Error::other(format!(
+        "unexpected append outcome {outcome:?}: is the schema migrated to this version?"
+    ))))
 }

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod append;
+mod dcb;
 mod error;
 mod migrate;
 mod read;

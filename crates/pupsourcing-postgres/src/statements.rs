@@ -12,6 +12,15 @@ pub(crate) struct Statements {
     pub read_all: Arc<str>,
     pub stream_version: Arc<str>,
     pub safe_head: Arc<str>,
+    pub record_command: Arc<str>,
+    /// Placeholder-free prefix of every DCB read (`SELECT <columns> FROM <events> e`).
+    pub select_events: String,
+    /// The events table, schema-qualified.
+    pub events_table: String,
+    /// The tag index table, schema-qualified.
+    pub tags_table: String,
+    /// This store's namespace in the advisory lock space.
+    pub lock_namespace: u64,
 }
 
 impl Statements {
@@ -23,6 +32,11 @@ impl Statements {
             read_all: render(include_str!("sql/read_all.sql")),
             stream_version: render(include_str!("sql/stream_version.sql")),
             safe_head: render(include_str!("sql/safe_head.sql")),
+            record_command: render(include_str!("sql/record_command.sql")),
+            select_events: render(include_str!("sql/select_events.sql")).trim_end().to_string(),
+            events_table: render("{schema}.{events}").to_string(),
+            tags_table: render("{schema}.{events}_tags").to_string(),
+            lock_namespace: u64::from(marker_tag(config)),
         }
     }
 }
@@ -34,6 +48,7 @@ pub(crate) fn render(template: &str, config: &StoreConfig) -> String {
         .replace("{schema}", config.schema.as_str())
         .replace("{events}", config.tables.events.as_str())
         .replace("{aggregate_heads}", config.tables.aggregate_heads.as_str())
+        .replace("{commands}", config.tables.commands.as_str())
         .replace("{marker_tag}", &marker_tag(config).to_string())
 }
 

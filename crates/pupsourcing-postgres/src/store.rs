@@ -3,16 +3,20 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use pupsourcing_core::dcb::{
+    AppendCondition, CommandRecord, DcbStore, Query, ReadOptions, ReadResult,
+};
 use pupsourcing_core::{
     AppendResult, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, Result,
     StoreConfig, StreamId, Version, VersionRange,
 };
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::{AssertSqlSafe, PgConnection, Postgres, Transaction};
 
+use crate::append::Target;
 use crate::error::db_error;
 use crate::statements::Statements;
-use crate::{append, migrate, read};
+use crate::{append, dcb, migrate, read};
 
 /// An event store on PostgreSQL. Cheap to clone: clones share the pool.
 ///
@@ -99,7 +103,8 @@ impl EventStore for PgEventStore {
         events: &[NewEvent],
     ) -> Result<AppendResult> {
         let inner = &self.inner;
-        append::append(conn, &inner.sql, &inner.config.limits, stream, expected, events).await
+        let target = Target::Stream(stream, expected);
+        append::append(conn, &inner.sql, &inner.config.limits, target, events).await
     }
 
     async fn append(
@@ -161,5 +166,51 @@ impl EventStore for PgEventStore {
 
     async fn head(&self) -> Result<Position> {
         self.refresh_head().await
+    }
+}
+
+impl DcbStore for PgEventStore {
+    async fn append_if_in(
+        &self,
+        conn: &mut PgConnection,
+        events: &[NewEvent],
+        condition: Option<&AppendCondition>,
+    ) -> Result<AppendResult> {
+        let inner = &self.inner;
+        append::append(conn, &inner.sql, &inner.config.limits, Target::Dcb(condition), events).await
+    }
+
+    async fn read_in(
+        &self,
+        conn: &mut PgConnection,
+        query: &Query,
+        options: ReadOptions,
+    ) -> Result<ReadResult> {
+        query.validate(&self.inner.config.limits)?;
+        let (events, head) =
+            dcb::read(conn, &self.inner.sql, query, options).await.map_err(db_error)?;
+        self.inner.known_head.fetch_max(head, Ordering::AcqRel);
+        Ok(ReadResult { events, head })
+    }
+
+    async fn read(&self, query: &Query, options: ReadOptions) -> Result<ReadResult> {
+        let mut conn = self.inner.pool.acquire().await.map_err(db_error)?;
+        self.read_in(&mut conn, query, options).await
+    }
+
+    async fn record_command_in(
+        &self,
+        conn: &mut PgConnection,
+        command: &CommandRecord,
+    ) -> Result<()> {
+        sqlx::query(AssertSqlSafe(self.inner.sql.record_command.clone()))
+            .bind(&command.command_type)
+            .bind(&command.data)
+            .bind(&command.metadata)
+            .bind(&command.positions)
+            .execute(conn)
+            .await
+            .map_err(db_error)?;
+        Ok(())
     }
 }

@@ -235,6 +235,9 @@ pub async fn streaming_read<S: DcbStore>(store: S) {
     assert_eq!(got, (1..=25).step_by(2).collect::<Vec<_>>());
 }
 
+/// One racer: its events and its condition.
+type Racer = (Vec<NewEvent>, Option<AppendCondition>);
+
 /// Runs `racers` at once (one task each, released together); returns how many won. Errors other
 /// than a failed condition fail the test.
 async fn race<S: DcbStore>(
@@ -313,7 +316,7 @@ pub async fn overlapping_boundaries_never_both_win<S: DcbStore>(store: S) {
         let (t1, t2, a, b) = (fresh("T1"), fresh("T2"), fresh("a"), fresh("b"));
         let head = store.read(&Query::all(), ReadOptions::new().limit(0)).await.unwrap().head;
         let cond = |q: Query| Some(AppendCondition::none_after(q, head));
-        let cases: Vec<(&str, Vec<(Vec<NewEvent>, Option<AppendCondition>)>)> = vec![
+        let cases: Vec<(&str, Vec<Racer>)> = vec![
             (
                 "type-only vs tag-only",
                 vec![

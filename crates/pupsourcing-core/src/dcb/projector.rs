@@ -27,8 +27,11 @@ pub struct StateProjector<S> {
     pub query: Query,
     /// The state before any event.
     pub initial: S,
-    apply: Arc<dyn Fn(S, &RecordedEvent) -> S + Send + Sync>,
+    apply: ApplyFn<S>,
 }
+
+/// A projector's transition function.
+type ApplyFn<S> = Arc<dyn Fn(S, &RecordedEvent) -> S + Send + Sync>;
 
 impl<S> StateProjector<S> {
     /// A projector named `id` folding the events of `query` with `apply`.
@@ -81,10 +84,8 @@ impl DecisionModel {
 
     /// Adds a projector and returns the handle to read its state.
     pub fn add<S: Send + 'static>(&mut self, projector: StateProjector<S>) -> Handle<S> {
-        self.projectors.push(Box::new(Typed {
-            state: Some(projector.initial),
-            projector: Arc::new(ProjectorFn { query: projector.query, apply: projector.apply }),
-        }));
+        let StateProjector { query, initial, apply, .. } = projector;
+        self.projectors.push(Box::new(Typed { state: Some(initial), query, apply }));
         Handle { index: self.projectors.len() - 1, _state: PhantomData }
     }
 
@@ -131,14 +132,11 @@ impl States {
     }
 }
 
-struct ProjectorFn<S> {
-    query: Query,
-    apply: Arc<dyn Fn(S, &RecordedEvent) -> S + Send + Sync>,
-}
-
+/// A projector with its current state (`None` only while `apply` runs).
 struct Typed<S> {
     state: Option<S>,
-    projector: Arc<ProjectorFn<S>>,
+    query: Query,
+    apply: ApplyFn<S>,
 }
 
 trait ErasedProjector: Send {
@@ -149,12 +147,12 @@ trait ErasedProjector: Send {
 
 impl<S: Send + 'static> ErasedProjector for Typed<S> {
     fn query(&self) -> &Query {
-        &self.projector.query
+        &self.query
     }
 
     fn apply(&mut self, event: &RecordedEvent) {
         if let Some(state) = self.state.take() {
-            self.state = Some((self.projector.apply)(state, event));
+            self.state = Some((self.apply)(state, event));
         }
     }
 

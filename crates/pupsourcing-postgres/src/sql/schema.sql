@@ -42,13 +42,38 @@ CREATE TABLE IF NOT EXISTS {schema}.{aggregate_heads} (
     PRIMARY KEY (aggregate_type, aggregate_id)
 );
 
--- Appends a batch to one aggregate stream in a single round trip.
+-- DCB tag index: one row per (tag, event), ordered by position, so that a tag query or a
+-- condition check is an index range scan from a position, however many events carry the tag.
+CREATE TABLE IF NOT EXISTS {schema}.{events}_tags (
+    tag             TEXT NOT NULL,
+    global_position BIGINT NOT NULL,
+    event_type      TEXT NOT NULL,
+    PRIMARY KEY (tag, global_position)
+);
+
+-- Commands recorded by the DCB command executor, in the transaction of their events.
+CREATE TABLE IF NOT EXISTS {schema}.{commands} (
+    command_id   BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    command_type TEXT NOT NULL,
+    data         JSONB NOT NULL,
+    metadata     JSONB,
+    positions    BIGINT[] NOT NULL,
+    created_at   TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+-- Appends a batch in a single round trip: to an aggregate stream (p_aggregate_type set) or as
+-- DCB events, optionally under an append condition.
 --
 -- p_expected: NULL = any version, 0 = the stream must not exist, n = exactly version n.
+-- p_lock_*: the sorted advisory lock plan (pupsourcing_core::dcb::lock_plan), as 32-bit halves.
+-- p_check: whether a condition applies; p_check_all: its query matches all events; otherwise
+-- its items are given as flattened types/tags with per-item counts. p_after: exclusive.
+--
 -- Outcomes (o_outcome): 'appended'; 'replayed' (every event id was already stored: nothing is
 -- written and the original positions and versions are returned); 'partial_duplicate' (some ids
 -- are stored: o_actual holds how many, o_duplicate one of them); 'conflict' (o_actual holds the
--- stream's version). Only 'appended' writes anything, so a rejection leaves the caller's
+-- stream's version); 'condition_failed'; 'isolation' (a condition needs READ COMMITTED or
+-- SERIALIZABLE). Only 'appended' writes anything, so a rejection leaves the caller's
 -- transaction usable.
 CREATE OR REPLACE FUNCTION {schema}.{events}_append(
     p_aggregate_type   TEXT,
@@ -66,6 +91,16 @@ CREATE OR REPLACE FUNCTION {schema}.{events}_append(
     p_correlation_ids  UUID[],
     p_causation_ids    UUID[],
     p_created_at       TIMESTAMPTZ[],
+    p_lock_hi          INT[],
+    p_lock_lo          INT[],
+    p_lock_exclusive   BOOL[],
+    p_check            BOOL,
+    p_check_all        BOOL,
+    p_after            BIGINT,
+    p_cond_types       TEXT[],
+    p_cond_type_counts INT[],
+    p_cond_tags        TEXT[],
+    p_cond_tag_counts  INT[],
     OUT o_outcome      TEXT,
     OUT o_actual       BIGINT,
     OUT o_positions    BIGINT[],
@@ -90,27 +125,40 @@ BEGIN
         RETURN;
     END IF;
 
-    -- The stream head: row lock + expected-version check + bump, in one statement per case.
-    IF p_expected IS NULL THEN
-        INSERT INTO {schema}.{aggregate_heads} AS h (aggregate_type, aggregate_id, aggregate_version)
-        VALUES (p_aggregate_type, p_aggregate_id, v_count)
-        ON CONFLICT (aggregate_type, aggregate_id)
-        DO UPDATE SET aggregate_version = h.aggregate_version + v_count, updated_at = now()
-        RETURNING h.aggregate_version INTO v_new_version;
-    ELSIF p_expected = 0 THEN
-        INSERT INTO {schema}.{aggregate_heads} (aggregate_type, aggregate_id, aggregate_version)
-        VALUES (p_aggregate_type, p_aggregate_id, v_count)
-        ON CONFLICT (aggregate_type, aggregate_id) DO NOTHING
-        RETURNING aggregate_version INTO v_new_version;
-    ELSE
-        UPDATE {schema}.{aggregate_heads} h
-           SET aggregate_version = h.aggregate_version + v_count, updated_at = now()
-         WHERE h.aggregate_type = p_aggregate_type AND h.aggregate_id = p_aggregate_id
-           AND h.aggregate_version = p_expected
-        RETURNING h.aggregate_version INTO v_new_version;
+    IF p_check AND current_setting('transaction_isolation') = 'repeatable read' THEN
+        -- The check below must see transactions that committed while we waited for the locks.
+        o_outcome := 'isolation';
+        RETURN;
     END IF;
 
-    IF v_new_version IS NULL THEN
+    -- Boundary locks, in sorted order, before any row lock (see dcb/locks.rs in the core crate).
+    FOR i IN 1 .. coalesce(cardinality(p_lock_hi), 0) LOOP
+        IF p_lock_exclusive[i] THEN
+            PERFORM pg_advisory_xact_lock(p_lock_hi[i], p_lock_lo[i]);
+        ELSE
+            PERFORM pg_advisory_xact_lock_shared(p_lock_hi[i], p_lock_lo[i]);
+        END IF;
+    END LOOP;
+
+    IF p_aggregate_type IS NOT NULL THEN
+        v_new_version := {schema}.{events}_bump_head(p_aggregate_type, p_aggregate_id, p_expected, v_count);
+        IF v_new_version IS NULL THEN
+            o_outcome := 'conflict';
+            SELECT h.aggregate_version INTO o_actual FROM {schema}.{aggregate_heads} h
+             WHERE h.aggregate_type = p_aggregate_type AND h.aggregate_id = p_aggregate_id;
+            o_actual := coalesce(o_actual, 0);
+        END IF;
+    END IF;
+
+    -- A fresh statement after the locks: it sees every matching event committed so far, and no
+    -- matching event can commit until this transaction ends.
+    IF o_outcome IS NULL AND p_check AND {schema}.{events}_condition_matches(
+            p_check_all, coalesce(p_after, 0), p_cond_types, p_cond_type_counts, p_cond_tags,
+            p_cond_tag_counts) THEN
+        o_outcome := 'condition_failed';
+    END IF;
+
+    IF o_outcome IS NOT NULL THEN
         -- We may have waited on a writer that stored these very events (a concurrent retry).
         SELECT count(e.event_id), array_agg(e.global_position ORDER BY i.ord),
                array_agg(e.aggregate_version ORDER BY i.ord)
@@ -119,14 +167,10 @@ BEGIN
           JOIN {schema}.{events} e ON e.event_id = i.id;
         IF v_stored = v_count THEN
             o_outcome := 'replayed';
-            RETURN;
+        ELSE
+            o_positions := NULL;
+            o_versions := NULL;
         END IF;
-        o_outcome := 'conflict';
-        o_positions := NULL;
-        o_versions := NULL;
-        SELECT h.aggregate_version INTO o_actual FROM {schema}.{aggregate_heads} h
-         WHERE h.aggregate_type = p_aggregate_type AND h.aggregate_id = p_aggregate_id;
-        o_actual := coalesce(o_actual, 0);
         RETURN;
     END IF;
 
@@ -147,9 +191,89 @@ BEGIN
                                         metadata, trace_id, correlation_id, causation_id,
                                         created_at, ord)) i;
 
+    IF cardinality(p_tags) > 0 THEN
+        INSERT INTO {schema}.{events}_tags (tag, global_position, event_type)
+        SELECT unnest(e.tags), e.global_position, e.event_type
+          FROM {schema}.{events} e
+         WHERE e.global_position BETWEEN v_first AND v_first + v_count - 1;
+    END IF;
+
     o_outcome := 'appended';
     o_positions := ARRAY(SELECT generate_series(v_first, v_first + v_count - 1));
-    o_versions := ARRAY(SELECT generate_series(v_new_version - v_count + 1, v_new_version));
+    IF p_aggregate_type IS NOT NULL THEN
+        o_versions := ARRAY(SELECT generate_series(v_new_version - v_count + 1, v_new_version));
+    END IF;
+END
+$fn$;
+
+-- The stream head step: locks the head row, checks the expected version and bumps it, in one
+-- statement per case. Returns the new version, or NULL when the expected version does not hold
+-- (nothing is changed then).
+CREATE OR REPLACE FUNCTION {schema}.{events}_bump_head(
+    p_aggregate_type TEXT, p_aggregate_id UUID, p_expected BIGINT, p_count INT
+) RETURNS BIGINT LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_new_version BIGINT;
+BEGIN
+    IF p_expected IS NULL THEN
+        INSERT INTO {schema}.{aggregate_heads} AS h (aggregate_type, aggregate_id, aggregate_version)
+        VALUES (p_aggregate_type, p_aggregate_id, p_count)
+        ON CONFLICT (aggregate_type, aggregate_id)
+        DO UPDATE SET aggregate_version = h.aggregate_version + p_count, updated_at = now()
+        RETURNING h.aggregate_version INTO v_new_version;
+    ELSIF p_expected = 0 THEN
+        INSERT INTO {schema}.{aggregate_heads} (aggregate_type, aggregate_id, aggregate_version)
+        VALUES (p_aggregate_type, p_aggregate_id, p_count)
+        ON CONFLICT (aggregate_type, aggregate_id) DO NOTHING
+        RETURNING aggregate_version INTO v_new_version;
+    ELSE
+        -- Under READ COMMITTED a concurrent writer's committed bump is re-checked here, so the
+        -- loser of a race sees the new version and matches nothing.
+        UPDATE {schema}.{aggregate_heads} h
+           SET aggregate_version = h.aggregate_version + p_count, updated_at = now()
+         WHERE h.aggregate_type = p_aggregate_type AND h.aggregate_id = p_aggregate_id
+           AND h.aggregate_version = p_expected
+        RETURNING h.aggregate_version INTO v_new_version;
+    END IF;
+    RETURN v_new_version;
+END
+$fn$;
+
+-- Whether any event after p_after matches the condition's query (p_all: every event; otherwise
+-- the items given as flattened types/tags with per-item counts, OR-ed). Each item is an index
+-- range scan from p_after: by its first tag on the tag index, or by type.
+CREATE OR REPLACE FUNCTION {schema}.{events}_condition_matches(
+    p_all BOOL, p_after BIGINT, p_types TEXT[], p_type_counts INT[], p_tags TEXT[],
+    p_tag_counts INT[]
+) RETURNS BOOL LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_types    TEXT[];
+    v_tags     TEXT[];
+    v_type_end INT := 0;
+    v_tag_end  INT := 0;
+BEGIN
+    IF p_all THEN
+        RETURN EXISTS (SELECT 1 FROM {schema}.{events} e WHERE e.global_position > p_after);
+    END IF;
+    FOR i IN 1 .. coalesce(cardinality(p_type_counts), 0) LOOP
+        v_types := p_types[v_type_end + 1 : v_type_end + p_type_counts[i]];
+        v_tags := p_tags[v_tag_end + 1 : v_tag_end + p_tag_counts[i]];
+        v_type_end := v_type_end + p_type_counts[i];
+        v_tag_end := v_tag_end + p_tag_counts[i];
+        IF p_tag_counts[i] = 0 THEN
+            IF EXISTS (SELECT 1 FROM {schema}.{events} e
+                        WHERE e.event_type = ANY (v_types) AND e.global_position > p_after) THEN
+                RETURN TRUE;
+            END IF;
+        ELSIF EXISTS (SELECT 1 FROM {schema}.{events}_tags t
+                        JOIN {schema}.{events} e ON e.global_position = t.global_position
+                       WHERE t.tag = v_tags[1] AND t.global_position > p_after
+                         AND (p_type_counts[i] = 0 OR t.event_type = ANY (v_types))
+                         AND e.tags @> v_tags) THEN
+            RETURN TRUE;
+        END IF;
+    END LOOP;
+    RETURN FALSE;
 END
 $fn$;
 
