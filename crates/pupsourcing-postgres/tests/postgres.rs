@@ -57,17 +57,92 @@ async fn a_conflict_leaves_the_callers_transaction_usable() {
 
 #[tokio::test]
 async fn no_session_lock_outlives_an_append() {
+    use sqlx::Connection;
     let Some(store) = common::fresh_store().await else { return };
+    let mut conn = store.pool().acquire().await.unwrap();
     for n in [1, 3, 1, 5] {
         let batch: Vec<_> = (0..n).map(|_| event("E")).collect();
-        store.append(&new_stream(), ExpectedVersion::Any, &batch).await.unwrap();
+        let mut tx = conn.begin().await.unwrap();
+        store.append_in(&mut tx, &new_stream(), ExpectedVersion::Any, &batch).await.unwrap();
+        tx.commit().await.unwrap();
     }
-    // Session-level advisory locks (objsubid 2 = the allocation lock) must all be released.
+    // Between transactions this session holds no advisory lock: the allocation lock is
+    // session-level and must have been released by every append.
     let held: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2",
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
     )
-    .fetch_one(store.pool())
+    .fetch_one(&mut *conn)
     .await
     .unwrap();
     assert_eq!(held, 0);
+}
+
+mod dcb {
+    use super::common;
+    use pupsourcing_core::dcb::{
+        AppendCondition, CommandRecord, DcbStore, Query, QueryItem, ReadOptions,
+    };
+    use pupsourcing_core::{Error, EventStore, NewEvent};
+
+    fn tagged(t: &str) -> NewEvent {
+        NewEvent::new("Tagged", b"{}".to_vec()).with_tags([t])
+    }
+
+    #[tokio::test]
+    async fn conditions_refuse_repeatable_read() {
+        let Some(store) = common::fresh_store().await else { return };
+        let mut tx = store.begin().await.unwrap();
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let cond = AppendCondition::none_match(Query::from_items([QueryItem::tags(["x"])]));
+        let err = store.append_if_in(&mut tx, &[tagged("x")], Some(&cond)).await.unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+        // Unconditional appends are fine at any isolation level.
+        store.append_if_in(&mut tx, &[tagged("x")], None).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_condition_leaves_the_transaction_usable_and_commands_are_recorded() {
+        let Some(store) = common::fresh_store().await else { return };
+        store.append_if(&[tagged("x")], None).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let cond = AppendCondition::none_match(Query::from_items([QueryItem::tags(["x"])]));
+        assert!(matches!(
+            store.append_if_in(&mut tx, &[tagged("y")], Some(&cond)).await,
+            Err(Error::ConditionFailed { .. })
+        ));
+        let written = store.append_if_in(&mut tx, &[tagged("y")], None).await.unwrap();
+        let record = CommandRecord {
+            command_type: "Test".into(),
+            data: serde_json::json!({ "k": 1 }),
+            metadata: None,
+            positions: written.positions.clone(),
+        };
+        store.record_command_in(&mut tx, &record).await.unwrap();
+        store.commit(tx).await.unwrap();
+        let sql = format!(
+            "SELECT positions FROM {}.commands WHERE command_type = 'Test'",
+            store.config().schema
+        );
+        let stored: Vec<i64> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(store.pool()).await.unwrap();
+        assert_eq!(stored, written.positions);
+    }
+
+    #[tokio::test]
+    async fn a_huge_batch_of_distinct_tags_falls_back_to_one_lock() {
+        let Some(store) = common::fresh_store().await else { return };
+        let batch: Vec<_> = (0..1000).map(|i| tagged(&format!("t{i}"))).collect();
+        let cond = AppendCondition::none_match(Query::from_items([QueryItem::tags(["t0"])]));
+        let written = store.append_if(&batch, Some(&cond)).await.unwrap();
+        assert_eq!(written.positions.len(), 1000);
+        let read = store
+            .read(&Query::from_items([QueryItem::tags(["t999"])]), ReadOptions::new())
+            .await
+            .unwrap();
+        assert_eq!(read.events.len(), 1);
+        assert_eq!(read.head, 1000);
+    }
 }

@@ -460,3 +460,74 @@ pub async fn oracle_conditions_held<S: DcbStore>(store: S) {
     );
     eprintln!("oracle: {} conditional appends verified, {conflicts} conflicts", won.len());
 }
+
+/// A handler claiming a username once, for the executor test.
+struct Claim;
+
+impl pupsourcing_core::dcb::CommandHandler for Claim {
+    type Command = String;
+    type Error = &'static str;
+    type Handles = pupsourcing_core::dcb::Handle<bool>;
+
+    fn command_type(&self, _: &String) -> String {
+        "ClaimUsername".into()
+    }
+
+    fn model(
+        &self,
+        name: &String,
+        model: &mut pupsourcing_core::dcb::DecisionModel,
+    ) -> Self::Handles {
+        model.add(pupsourcing_core::dcb::StateProjector::new(
+            "claimed",
+            tags(&[name]),
+            false,
+            |_, _| true,
+        ))
+    }
+
+    fn decide(
+        &self,
+        name: &String,
+        claimed: &Self::Handles,
+        states: &pupsourcing_core::dcb::States,
+    ) -> Result<Vec<NewEvent>, &'static str> {
+        if *states.get(*claimed) {
+            return Err("taken");
+        }
+        Ok(vec![ev("UsernameClaimed", &[name])])
+    }
+}
+
+/// The command executor under a race: one claim wins; every loser's condition fails, the
+/// executor retries, and the handler then refuses on fresh state.
+pub async fn executor_retries_on_fresh_state<S: DcbStore>(store: S) {
+    use pupsourcing_core::dcb::{CommandExecutor, ExecuteError};
+    for _ in 0..5 {
+        let name = fresh("name");
+        let executor = CommandExecutor::new(store.clone()).max_attempts(3);
+        let barrier = Arc::new(Barrier::new(RACERS));
+        let tasks: Vec<_> = (0..RACERS)
+            .map(|_| {
+                let (executor, barrier, name) = (executor.clone(), barrier.clone(), name.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    executor.execute(&Claim, &name).await
+                })
+            })
+            .collect();
+        let (mut won, mut refused) = (0, 0);
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(outcome) => {
+                    won += 1;
+                    assert_eq!(outcome.positions.len(), 1);
+                }
+                Err(ExecuteError::Rejected("taken")) => refused += 1,
+                Err(other) => panic!("unexpected executor outcome: {other:?}"),
+            }
+        }
+        assert_eq!((won, refused), (1, RACERS - 1));
+        assert_eq!(store.read(&tags(&[&name]), ReadOptions::new()).await.unwrap().events.len(), 1);
+    }
+}

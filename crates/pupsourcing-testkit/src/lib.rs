@@ -56,6 +56,7 @@ macro_rules! dcb_conformance {
             dcb::racing_creates_one_winner,
             dcb::unconditional_appends_all_succeed,
             dcb::oracle_conditions_held,
+            dcb::executor_retries_on_fresh_state,
         );
     };
 }
