@@ -10,15 +10,20 @@
 //!   process's writers queue fairly for SQLite's single write lock, other processes' writers wait
 //!   on the busy timeout, and none fails at once with `SQLITE_BUSY`.
 //! - Appends check idempotency and the expected version in one statement, then insert the whole
-//!   batch with one multi-row `INSERT` and bump the stream's head.
+//!   batch with one multi-row `INSERT`, index its tags and bump the stream's head.
 //! - Reads of the global log are gap-free by construction: SQLite has a single writer at a time,
 //!   so commits happen in position order.
+//! - It also implements [`pupsourcing_core::dcb::DcbStore`] on the same log: DCB appends share
+//!   the stream path's insert and idempotency code, every append fills a tag index, and an append
+//!   condition is checked in the append's write transaction, right before the insert. SQLite's
+//!   single writer serialises check and insert with every other append, so no locks are needed.
 //! - Every SQL statement lives in a `.sql` file beside the module that runs it, rendered once per
 //!   store with the configured table names.
 
 #![warn(missing_docs)]
 
 mod append;
+mod dcb;
 mod error;
 mod read;
 mod schema;

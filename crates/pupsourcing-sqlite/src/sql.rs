@@ -14,7 +14,9 @@ use sqlx::AssertSqlSafe;
 ///
 /// - `{events}`: the events table,
 /// - `{aggregate_heads}`: the aggregate heads table,
-/// - `{events_type_index}`: the index on the events table's event type.
+/// - `{events_type_index}`: the index on the events table's event type,
+/// - `{events_tags}`: the DCB tag index (`<events>_tags`),
+/// - `{commands}`: the commands table of the DCB command executor.
 pub(crate) fn render(template: &str, config: &StoreConfig) -> String {
     let events = config.tables.events.as_str();
     let heads = config.tables.aggregate_heads.as_str();
@@ -22,6 +24,8 @@ pub(crate) fn render(template: &str, config: &StoreConfig) -> String {
         .replace("{events}", &quote(events))
         .replace("{aggregate_heads}", &quote(heads))
         .replace("{events_type_index}", &quote(&format!("{events}_event_type_idx")))
+        .replace("{events_tags}", &quote(&format!("{events}_tags")))
+        .replace("{commands}", &quote(config.tables.commands.as_str()))
 }
 
 /// A statement rendered once, shared by every clone of a store.
@@ -40,9 +44,8 @@ impl Statement {
         AssertSqlSafe(self.0.clone())
     }
 
-    /// The rendered text.
-    #[cfg(test)]
-    pub(crate) fn as_str(&self) -> &str {
+    /// The rendered text, for a fragment that a statement is built from.
+    pub(crate) fn text(&self) -> &str {
         &self.0
     }
 }
@@ -63,10 +66,17 @@ mod tests {
             .events_table("order")
             .unwrap()
             .aggregate_heads_table("heads")
+            .unwrap()
+            .commands_table("group")
             .unwrap();
-        let sql =
-            render("SELECT * FROM {events}, {aggregate_heads} -- {events_type_index}", &config);
-        assert_eq!(sql, r#"SELECT * FROM "order", "heads" -- "order_event_type_idx""#);
-        assert_eq!(Statement::new("{events}", &config).as_str(), r#""order""#);
+        let sql = render(
+            "SELECT * FROM {events}, {aggregate_heads}, {events_tags}, {commands} -- {events_type_index}",
+            &config,
+        );
+        assert_eq!(
+            sql,
+            r#"SELECT * FROM "order", "heads", "order_tags", "group" -- "order_event_type_idx""#
+        );
+        assert_eq!(Statement::new("{events}", &config).text(), r#""order""#);
     }
 }

@@ -4,17 +4,21 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pupsourcing_core::dcb::{
+    AppendCondition, CommandRecord, DcbStore, Query, ReadOptions, ReadResult,
+};
 use pupsourcing_core::{
     AppendResult, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, Result,
-    StoreConfig, StreamId, Version, VersionRange, validate_batch,
+    StoreConfig, StreamId, Version, VersionRange,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, Connection, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
-use crate::append::{self, AppendSql, Atomicity};
+use crate::append::{self, AppendSql, Atomicity, Target};
+use crate::dcb::{self, DcbSql};
 use crate::error::db;
 use crate::read::{self, ReadSql};
-use crate::schema::migration_sql;
+use crate::schema::{self, migration_sql};
 
 /// How long a connection waits for another writer's lock before failing with `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -23,7 +27,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// once, waiting up to the busy timeout for it. A deferred `BEGIN` would take it only at the
 /// first write, and SQLite fails such an upgrade with `SQLITE_BUSY` at once, without waiting,
 /// when another writer committed in between.
-const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 /// An event store in one SQLite database: aggregate streams and the global log.
 ///
@@ -64,6 +68,32 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 /// # }
 /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
 /// ```
+///
+/// # DCB
+///
+/// The store is also a [`DcbStore`] on the same log: tagged events, query reads, and appends
+/// under a condition, checked in the append's write transaction.
+///
+/// ```
+/// use pupsourcing_core::dcb::{AppendCondition, DcbStore, Query, QueryItem, ReadOptions};
+/// use pupsourcing_core::{Error, NewEvent, StoreConfig};
+/// use pupsourcing_sqlite::SqliteEventStore;
+///
+/// # async fn demo() -> pupsourcing_core::Result<()> {
+/// let store = SqliteEventStore::connect("sqlite::memory:", StoreConfig::default()).await?;
+/// store.migrate().await?;
+/// let ada = Query::from_items([QueryItem::types(["UsernameClaimed"]).with_tags(["username:ada"])]);
+/// let read = store.read(&ada, ReadOptions::new()).await?;
+/// assert!(read.events.is_empty());
+/// let claim = || NewEvent::new("UsernameClaimed", vec![]).with_tags(["username:ada"]);
+/// let condition = AppendCondition::none_after(ada, read.head);
+/// store.append_if(&[claim()], Some(&condition)).await?;
+/// let again = store.append_if(&[claim()], Some(&condition)).await;
+/// assert!(matches!(again, Err(Error::ConditionFailed { .. })));
+/// # Ok(())
+/// # }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
 #[derive(Debug, Clone)]
 pub struct SqliteEventStore {
     pool: SqlitePool,
@@ -71,6 +101,7 @@ pub struct SqliteEventStore {
     config: Arc<StoreConfig>,
     append_sql: AppendSql,
     read_sql: ReadSql,
+    dcb_sql: DcbSql,
 }
 
 impl SqliteEventStore {
@@ -87,9 +118,11 @@ impl SqliteEventStore {
     /// one connection (`SqlitePoolOptions::max_connections(1)`) to make the process's writers
     /// queue fairly for SQLite's single write lock, as [`SqliteEventStore::connect`] does.
     pub fn with_write_pool(pool: SqlitePool, writer: SqlitePool, config: StoreConfig) -> Self {
+        let dcb_sql = DcbSql::new(&config);
         Self {
-            append_sql: AppendSql::new(&config),
+            append_sql: AppendSql::new(&config, dcb_sql.clone()),
             read_sql: ReadSql::new(&config),
+            dcb_sql,
             config: Arc::new(config),
             pool,
             writer,
@@ -140,10 +173,7 @@ impl SqliteEventStore {
     /// on every start, also from several processes at once.
     pub async fn migrate(&self) -> Result<()> {
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(db)?;
-        sqlx::raw_sql(AssertSqlSafe(migration_sql(&self.config)))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        schema::apply(&mut tx, &self.config).await?;
         tx.commit().await.map_err(db)
     }
 
@@ -208,33 +238,8 @@ impl EventStore for SqliteEventStore {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<AppendResult> {
-        validate_batch(Some(stream), expected, events, &self.config.limits)?;
-        let (sql, config) = (&self.append_sql, &*self.config);
-        if conn.is_in_transaction() {
-            return append::append(
-                conn,
-                sql,
-                config,
-                stream,
-                expected,
-                events,
-                Atomicity::Savepoint,
-            )
-            .await;
-        }
-        let mut tx = conn.begin_with(BEGIN_WRITE).await.map_err(db)?;
-        let result = append::append(
-            &mut tx,
-            sql,
-            config,
-            stream,
-            expected,
-            events,
-            Atomicity::OwnTransaction,
-        )
-        .await?;
-        tx.commit().await.map_err(db)?;
-        Ok(result)
+        let target = Target::Stream(stream, expected);
+        append::append_in(conn, &self.append_sql, &self.config, target, events).await
     }
 
     async fn append(
@@ -243,20 +248,7 @@ impl EventStore for SqliteEventStore {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<AppendResult> {
-        validate_batch(Some(stream), expected, events, &self.config.limits)?;
-        let mut tx = self.begin().await?;
-        let result = append::append(
-            &mut tx,
-            &self.append_sql,
-            &self.config,
-            stream,
-            expected,
-            events,
-            Atomicity::OwnTransaction,
-        )
-        .await?;
-        self.commit(tx).await?;
-        Ok(result)
+        self.append_own(Target::Stream(stream, expected), events).await
     }
 
     async fn read_stream(
@@ -287,6 +279,84 @@ impl EventStore for SqliteEventStore {
 
     async fn head(&self) -> Result<Position> {
         read::head(&self.pool, &self.read_sql).await
+    }
+}
+
+impl SqliteEventStore {
+    /// Validates and appends in a write transaction of the store's own, committed on success.
+    async fn append_own(&self, target: Target<'_>, events: &[NewEvent]) -> Result<AppendResult> {
+        target.validate(events, &self.config)?;
+        let mut tx = self.begin().await?;
+        let result = append::append(
+            &mut tx,
+            &self.append_sql,
+            &self.config,
+            target,
+            events,
+            Atomicity::OwnTransaction,
+        )
+        .await?;
+        self.commit(tx).await?;
+        Ok(result)
+    }
+}
+
+/// DCB on the same log as the streams: conditional appends share the stream path's insert and
+/// idempotency code, and a tag query finds tagged aggregate events too.
+///
+/// No advisory locks are needed for sound conditions: SQLite has one writer at a time, and the
+/// condition check runs in the append's write transaction (`BEGIN IMMEDIATE`, on the
+/// one-connection write pool), right before the insert, so no other append can commit between
+/// the check and the insert.
+impl DcbStore for SqliteEventStore {
+    /// Appends inside the caller's transaction (best opened with [`EventStore::begin`]); the
+    /// writes go in a savepoint, so a rejected or failed append leaves nothing behind in it. A
+    /// connection outside any transaction gets a write transaction of its own, committed on
+    /// success. `versions` is empty: the events belong to no stream.
+    async fn append_if_in(
+        &self,
+        conn: &mut SqliteConnection,
+        events: &[NewEvent],
+        condition: Option<&AppendCondition>,
+    ) -> Result<AppendResult> {
+        append::append_in(conn, &self.append_sql, &self.config, Target::Dcb(condition), events)
+            .await
+    }
+
+    async fn append_if(
+        &self,
+        events: &[NewEvent],
+        condition: Option<&AppendCondition>,
+    ) -> Result<AppendResult> {
+        self.append_own(Target::Dcb(condition), events).await
+    }
+
+    /// Reads in the transaction `conn` is in, or else in a read transaction of its own, so that
+    /// the head and the events come from one snapshot.
+    async fn read_in(
+        &self,
+        conn: &mut SqliteConnection,
+        query: &Query,
+        options: ReadOptions,
+    ) -> Result<ReadResult> {
+        query.validate(&self.config.limits)?;
+        dcb::read(conn, &self.dcb_sql, &self.read_sql, &self.config, query, options).await
+    }
+
+    /// Reads through the read pool, in a read transaction (a deferred `BEGIN`: it blocks no
+    /// writer).
+    async fn read(&self, query: &Query, options: ReadOptions) -> Result<ReadResult> {
+        query.validate(&self.config.limits)?;
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        dcb::read(&mut conn, &self.dcb_sql, &self.read_sql, &self.config, query, options).await
+    }
+
+    async fn record_command_in(
+        &self,
+        conn: &mut SqliteConnection,
+        command: &CommandRecord,
+    ) -> Result<()> {
+        dcb::record_command(conn, &self.dcb_sql, command).await
     }
 }
 

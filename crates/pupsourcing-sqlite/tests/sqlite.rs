@@ -1,26 +1,12 @@
 //! Behaviour specific to the SQLite backend: connecting, migrations, table names, errors.
 
-use std::path::PathBuf;
+mod common;
 
+use common::{database_url, file_store};
 use pupsourcing_core::{Error, EventStore, ExpectedVersion, NewEvent, StoreConfig, VersionRange};
 use pupsourcing_sqlite::{SqliteEventStore, migration_sql, sqlx};
 use pupsourcing_testkit::{event, new_stream};
 use sqlx::Connection;
-
-fn database_url() -> (PathBuf, String) {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pupsourcing-sqlite");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{}.db", uuid::Uuid::now_v7()));
-    let url = format!("sqlite://{}", path.display());
-    (path, url)
-}
-
-async fn file_store(config: StoreConfig) -> SqliteEventStore {
-    let (_, url) = database_url();
-    let store = SqliteEventStore::connect(&url, config).await.unwrap();
-    store.migrate().await.unwrap();
-    store
-}
 
 async fn table_names(store: &SqliteEventStore) -> Vec<String> {
     sqlx::query_scalar(
@@ -180,7 +166,7 @@ async fn migrate_is_idempotent() {
         racer.await.unwrap().unwrap();
     }
     assert_eq!(store.head().await.unwrap(), r.last_position(), "data survives migrations");
-    assert_eq!(table_names(&store).await, ["aggregate_heads", "events"]);
+    assert_eq!(table_names(&store).await, ["aggregate_heads", "commands", "events", "events_tags"]);
 
     let journal: String =
         sqlx::query_scalar("PRAGMA journal_mode").fetch_one(store.pool()).await.unwrap();
@@ -216,7 +202,7 @@ async fn custom_table_names_work() {
         .unwrap();
     let store = file_store(config.clone()).await;
     assert_eq!(store.config(), &config);
-    assert_eq!(table_names(&store).await, ["group", "order"]);
+    assert_eq!(table_names(&store).await, ["commands", "group", "order", "order_tags"]);
 
     let stream = new_stream();
     let r =

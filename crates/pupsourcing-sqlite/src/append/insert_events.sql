@@ -3,6 +3,8 @@
 -- so that `->` and `->>` yield SQL NULL for them.
 -- Rows are inserted in array order while this transaction holds the write lock, so they get one
 -- contiguous, increasing block of positions, and versions ?3 + 1, ?3 + 2, ...
+-- Used by both write paths: a stream append binds its stream and the stream's version before
+-- the batch; a DCB append binds NULL to ?1, ?2 and ?3, so the events belong to no stream.
 -- ?1 aggregate_type, ?2 aggregate_id (16-byte blob), ?3 the stream's version before the batch,
 -- ?4 the JSON array.
 INSERT INTO {events} (
@@ -26,4 +28,4 @@ SELECT unhex(e.value ->> '$.id'),
        e.value ->> '$.at'
 FROM json_each(?4) AS e
 ORDER BY e.key
-RETURNING global_position, aggregate_version
+RETURNING global_position, event_id

@@ -1,43 +1,92 @@
-//! Appends to an aggregate stream: one read that checks idempotency and the expected version,
-//! then two writes (the events, as one multi-row `INSERT`, and the stream's head).
+//! Appends, on both write paths: to an aggregate stream (with an expected version) and DCB
+//! appends (no stream, optionally under an append condition). Both share one code path:
+//!
+//! 1. one read that checks idempotency (and, for a stream, the expected version);
+//! 2. for a DCB append with a condition, one read that checks the condition;
+//! 3. the writes: the events as one multi-row `INSERT`, their tags into the tag index, and, for a
+//!    stream, the stream's head.
 //!
 //! The checks run before any write, so a rejected append writes nothing. They are sound because
 //! the connection holds SQLite's write lock while they run: the store's own transactions start
-//! with `BEGIN IMMEDIATE`, so no other writer can move the stream's head between the check and
-//! the write. In a caller's transaction that was begun as a plain (deferred) `BEGIN`, the first
-//! write upgrades it to a writer; if another writer committed since the transaction's snapshot,
-//! SQLite refuses that upgrade (`SQLITE_BUSY_SNAPSHOT`), so a stale check can never be written
-//! either. Use [`crate::SqliteEventStore::begin`] to get a transaction that waits for the lock
-//! instead.
+//! with `BEGIN IMMEDIATE`, so no other writer can move the stream's head or append an event that
+//! matches the condition between the check and the write (no advisory locks are needed: SQLite
+//! has one writer at a time). In a caller's transaction that was begun as a plain (deferred)
+//! `BEGIN`, the first write upgrades it to a writer; if another writer committed since the
+//! transaction's snapshot, SQLite refuses that upgrade (`SQLITE_BUSY_SNAPSHOT`), so a stale check
+//! can never be written either. Use [`crate::SqliteEventStore::begin`] to get a transaction that
+//! waits for the lock instead.
 
 use std::collections::HashMap;
 
+use pupsourcing_core::dcb::AppendCondition;
 use pupsourcing_core::{
     AppendResult, Error, ExpectedVersion, NewEvent, Position, Result, StoreConfig, StreamId,
-    Version,
+    Version, validate_batch,
 };
 use serde::Serialize;
 use sqlx::{Connection, Row, SqliteConnection};
 use uuid::Uuid;
 use uuid::fmt::Simple;
 
+use crate::dcb::{self, DcbSql};
 use crate::error::{CorruptRow, db};
 use crate::sql::Statement;
+use crate::store::BEGIN_WRITE;
 
 /// The append statements, rendered for one store.
 #[derive(Debug, Clone)]
 pub(crate) struct AppendSql {
     check: Statement,
     insert_events: Statement,
+    insert_tags: Statement,
     upsert_head: Statement,
+    dcb: DcbSql,
 }
 
 impl AppendSql {
-    pub(crate) fn new(config: &StoreConfig) -> Self {
+    /// Renders the statements for `config`; `dcb` holds the condition check's fragments.
+    pub(crate) fn new(config: &StoreConfig, dcb: DcbSql) -> Self {
         Self {
             check: Statement::new(include_str!("check.sql"), config),
             insert_events: Statement::new(include_str!("insert_events.sql"), config),
+            insert_tags: Statement::new(include_str!("insert_tags.sql"), config),
             upsert_head: Statement::new(include_str!("upsert_head.sql"), config),
+            dcb,
+        }
+    }
+}
+
+/// Where an append goes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Target<'a> {
+    /// An aggregate stream, with what the append expects of its version.
+    Stream(&'a StreamId, ExpectedVersion),
+    /// The DCB path: no stream, optionally under an append condition.
+    Dcb(Option<&'a AppendCondition>),
+}
+
+impl Target<'_> {
+    /// Checks the batch (and the condition) before anything reaches the database.
+    pub(crate) fn validate(&self, events: &[NewEvent], config: &StoreConfig) -> Result<()> {
+        let limits = &config.limits;
+        match *self {
+            Target::Stream(stream, expected) => {
+                validate_batch(Some(stream), expected, events, limits)?;
+            }
+            Target::Dcb(condition) => {
+                validate_batch(None, ExpectedVersion::Any, events, limits)?;
+                if let Some(condition) = condition {
+                    condition.validate(limits)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn stream(&self) -> Option<&StreamId> {
+        match *self {
+            Target::Stream(stream, _) => Some(stream),
+            Target::Dcb(_) => None,
         }
     }
 }
@@ -52,25 +101,44 @@ pub(crate) enum Atomicity {
     Savepoint,
 }
 
+/// Validates and appends on `conn` in whatever state it is: in the caller's transaction the
+/// writes go in a savepoint; a connection outside any transaction gets a write transaction of
+/// its own (`BEGIN IMMEDIATE`), committed on success.
+pub(crate) async fn append_in(
+    conn: &mut SqliteConnection,
+    sql: &AppendSql,
+    config: &StoreConfig,
+    target: Target<'_>,
+    events: &[NewEvent],
+) -> Result<AppendResult> {
+    target.validate(events, config)?;
+    if conn.is_in_transaction() {
+        return append(conn, sql, config, target, events, Atomicity::Savepoint).await;
+    }
+    let mut tx = conn.begin_with(BEGIN_WRITE).await.map_err(db)?;
+    let result = append(&mut tx, sql, config, target, events, Atomicity::OwnTransaction).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(result)
+}
+
 /// Appends an already validated batch on `conn`, which must be in a transaction.
 pub(crate) async fn append(
     conn: &mut SqliteConnection,
     sql: &AppendSql,
     config: &StoreConfig,
-    stream: &StreamId,
-    expected: ExpectedVersion,
+    target: Target<'_>,
     events: &[NewEvent],
     atomicity: Atomicity,
 ) -> Result<AppendResult> {
-    let current = match check(conn, sql, config, stream, expected, events).await? {
+    let current = match check(conn, sql, config, target, events).await? {
         Checked::Write { current } => current,
         Checked::Replayed(result) => return Ok(result),
     };
     match atomicity {
-        Atomicity::OwnTransaction => write(conn, sql, config, stream, current, events).await,
+        Atomicity::OwnTransaction => write(conn, sql, config, target, current, events).await,
         Atomicity::Savepoint => {
             let mut savepoint = conn.begin().await.map_err(db)?;
-            let result = write(&mut savepoint, sql, config, stream, current, events).await?;
+            let result = write(&mut savepoint, sql, config, target, current, events).await?;
             savepoint.commit().await.map_err(db)?;
             Ok(result)
         }
@@ -80,25 +148,26 @@ pub(crate) async fn append(
 enum Checked {
     /// Every event id is stored already: the original append's result.
     Replayed(AppendResult),
-    /// None is stored and the expected version holds: write after `current`.
+    /// None is stored and the expected version or the condition holds: write after `current`
+    /// (the stream's version; 0 for a DCB append).
     Write { current: Version },
 }
 
-/// Idempotency first (a retry of a stored batch is a replay even if its expected version would
-/// now fail), then the expected version.
+/// Idempotency first (a retry of a stored batch is a replay even if its expected version or its
+/// condition would now fail), then the expected version or the append condition.
 async fn check(
     conn: &mut SqliteConnection,
     sql: &AppendSql,
     config: &StoreConfig,
-    stream: &StreamId,
-    expected: ExpectedVersion,
+    target: Target<'_>,
     events: &[NewEvent],
 ) -> Result<Checked> {
+    let stream = target.stream();
     let ids: Vec<Simple> = events.iter().map(|e| e.event_id.simple()).collect();
     let ids = serde_json::to_string(&ids).map_err(Error::database)?;
     let rows = sqlx::query(sql.check.sql())
-        .bind(stream.aggregate_type.as_str())
-        .bind(stream.aggregate_id.as_bytes().as_slice())
+        .bind(stream.map(|s| s.aggregate_type.as_str()))
+        .bind(stream.map(|s| s.aggregate_id.as_bytes().as_slice()))
         .bind(ids)
         .fetch_all(&mut *conn)
         .await
@@ -123,8 +192,10 @@ async fn check(
     }
 
     if stored.len() == events.len() {
-        let (positions, versions) =
+        let (positions, versions): (Vec<Position>, Vec<Version>) =
             events.iter().map(|e| stored.get(&e.event_id).copied().unwrap_or_default()).unzip();
+        // DCB appends report no versions, as when they were first written.
+        let versions = if stream.is_some() { versions } else { Vec::new() };
         return Ok(Checked::Replayed(AppendResult { positions, versions, replayed: true }));
     }
     if let Some(first) = events.iter().find(|e| stored.contains_key(&e.event_id)) {
@@ -135,13 +206,24 @@ async fn check(
         });
     }
 
-    let holds = match expected {
-        ExpectedVersion::Any => true,
-        ExpectedVersion::NoStream => current == 0,
-        ExpectedVersion::Exact(version) => current == version,
-    };
-    if !holds {
-        return Err(Error::Concurrency { stream: stream.clone(), expected, actual: current });
+    match target {
+        Target::Stream(stream, expected) => {
+            let holds = match expected {
+                ExpectedVersion::Any => true,
+                ExpectedVersion::NoStream => current == 0,
+                ExpectedVersion::Exact(version) => current == version,
+            };
+            if !holds {
+                let stream = stream.clone();
+                return Err(Error::Concurrency { stream, expected, actual: current });
+            }
+        }
+        Target::Dcb(Some(condition)) => {
+            if dcb::condition_matches(conn, &sql.dcb, condition).await? {
+                return Err(Error::ConditionFailed { condition: Box::new(condition.clone()) });
+            }
+        }
+        Target::Dcb(None) => {}
     }
     Ok(Checked::Write { current })
 }
@@ -186,54 +268,89 @@ impl<'a> EventJson<'a> {
     }
 }
 
-/// Inserts the events after version `current` and moves the head; returns their positions.
+/// Inserts the events (after version `current` of a stream, or outside any stream), fills the
+/// tag index and, for a stream, moves its head; returns the events' positions.
 async fn write(
     conn: &mut SqliteConnection,
     sql: &AppendSql,
     config: &StoreConfig,
-    stream: &StreamId,
+    target: Target<'_>,
     current: Version,
     events: &[NewEvent],
 ) -> Result<AppendResult> {
+    let stream = target.stream();
     let batch: Vec<EventJson<'_>> = events.iter().map(EventJson::new).collect();
     let batch = serde_json::to_string(&batch).map_err(Error::database)?;
-    let aggregate_id = stream.aggregate_id.as_bytes().as_slice();
+    let aggregate_id = stream.map(|s| s.aggregate_id.as_bytes().as_slice());
     let rows = sqlx::query(sql.insert_events.sql())
-        .bind(stream.aggregate_type.as_str())
+        .bind(stream.map(|s| s.aggregate_type.as_str()))
         .bind(aggregate_id)
-        .bind(current)
+        .bind(stream.map(|_| current))
         .bind(batch)
         .fetch_all(&mut *conn)
         .await
         .map_err(db)?;
+    let positions = placed(config, events, &rows)?;
+    let (first, last) = (positions[0], positions[positions.len() - 1]);
 
-    // RETURNING does not promise an order: place each position by its version.
-    let count = events.len();
-    let last = current + count as Version;
-    let mut positions = vec![0; count];
-    for row in &rows {
-        let position: Position = row.try_get("global_position").map_err(db)?;
-        let version: Version = row.try_get("aggregate_version").map_err(db)?;
-        let slot = usize::try_from(version - current - 1).ok().filter(|&i| i < count);
-        match slot {
-            Some(i) => positions[i] = position,
-            None => return Err(unexpected(config, format!("version {version} was not assigned"))),
-        }
-    }
-    if rows.len() != count || positions.contains(&0) {
-        return Err(unexpected(config, format!("{} rows inserted for {count} events", rows.len())));
+    if events.iter().any(|e| !e.tags.is_empty()) {
+        sqlx::query(sql.insert_tags.sql())
+            .bind(first)
+            .bind(last)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
     }
 
+    let Some(stream) = stream else {
+        return Ok(AppendResult { positions, versions: Vec::new(), replayed: false });
+    };
+    let new_version = current + events.len() as Version;
     sqlx::query(sql.upsert_head.sql())
         .bind(stream.aggregate_type.as_str())
         .bind(aggregate_id)
-        .bind(last)
+        .bind(new_version)
         .bind(chrono::Utc::now().timestamp_micros())
         .execute(&mut *conn)
         .await
         .map_err(db)?;
+    Ok(AppendResult { positions, versions: (current + 1..=new_version).collect(), replayed: false })
+}
 
-    Ok(AppendResult { positions, versions: (current + 1..=last).collect(), replayed: false })
+/// The position of each event, in batch order, from the insert's returned rows (`RETURNING`
+/// does not promise an order, so each is placed by its event id). Checks that the batch got one
+/// contiguous, increasing block: the insert statement and the write lock promise it, and the
+/// tag index insert relies on it.
+fn placed(
+    config: &StoreConfig,
+    events: &[NewEvent],
+    rows: &[sqlx::sqlite::SqliteRow],
+) -> Result<Vec<Position>> {
+    let table = config.tables.events.as_str();
+    let mut by_id = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let id: Vec<u8> = row.try_get("event_id").map_err(db)?;
+        let id = Uuid::from_slice(&id).map_err(|e| CorruptRow::error(table, "event_id", e))?;
+        let position: Position = row.try_get("global_position").map_err(db)?;
+        by_id.insert(id, position);
+    }
+    let count = events.len();
+    if rows.len() != count || by_id.len() != count {
+        return Err(unexpected(config, format!("{} rows inserted for {count} events", rows.len())));
+    }
+    let mut positions = Vec::with_capacity(count);
+    for event in events {
+        match by_id.get(&event.event_id) {
+            Some(&position) => positions.push(position),
+            None => {
+                return Err(unexpected(config, format!("event {} not inserted", event.event_id)));
+            }
+        }
+    }
+    if positions.windows(2).any(|w| w[1] != w[0] + 1) {
+        return Err(unexpected(config, format!("positions {positions:?} are not one block")));
+    }
+    Ok(positions)
 }
 
 fn unexpected(config: &StoreConfig, reason: String) -> Error {

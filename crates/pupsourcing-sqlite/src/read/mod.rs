@@ -99,7 +99,7 @@ pub(crate) async fn head<'c>(exec: impl SqliteExecutor<'c>, sql: &ReadSql) -> Re
     sqlx::query_scalar(sql.head.sql()).fetch_one(exec).await.map_err(db)
 }
 
-fn decode_all(rows: &[SqliteRow], config: &StoreConfig) -> Result<Vec<RecordedEvent>> {
+pub(crate) fn decode_all(rows: &[SqliteRow], config: &StoreConfig) -> Result<Vec<RecordedEvent>> {
     let table = config.tables.events.as_str();
     rows.iter().map(|row| decode_event(row, table)).collect()
 }

@@ -1,20 +1,46 @@
 //! The schema: generated as SQL text for migration files, or applied by [`crate::SqliteEventStore::migrate`].
 
-use pupsourcing_core::StoreConfig;
+use pupsourcing_core::{Result, StoreConfig};
+use sqlx::{AssertSqlSafe, SqliteConnection};
 
+use crate::error::db;
 use crate::sql::render;
 
 const SCHEMA: &str = include_str!("schema.sql");
 
 /// The SQL that creates the store's tables and indexes for `config`, every statement idempotent
-/// (`CREATE ... IF NOT EXISTS`). Table names come from `config.tables`; SQLite has no schemas,
-/// so `config.schema` is ignored.
+/// (`CREATE ... IF NOT EXISTS`). Table names come from `config.tables` (the DCB tag index is
+/// named after the events table, `<events>_tags`); SQLite has no schemas, so `config.schema` is
+/// ignored.
 ///
 /// ```
 /// use pupsourcing_core::StoreConfig;
 /// let sql = pupsourcing_sqlite::migration_sql(&StoreConfig::default().events_table("billing_events").unwrap());
 /// assert!(sql.contains(r#"CREATE TABLE IF NOT EXISTS "billing_events""#));
+/// assert!(sql.contains(r#"CREATE TABLE IF NOT EXISTS "billing_events_tags""#));
 /// ```
 pub fn migration_sql(config: &StoreConfig) -> String {
     render(SCHEMA, config)
+}
+
+/// Applies the schema on `conn`, which must hold the write lock (a `BEGIN IMMEDIATE`
+/// transaction), so that concurrent migrations run one after the other.
+///
+/// A database created before the DCB tag index existed gets the index filled from the events'
+/// tags, once: when this call is the one that creates the index.
+pub(crate) async fn apply(conn: &mut SqliteConnection, config: &StoreConfig) -> Result<()> {
+    let tags_table = format!("{}_tags", config.tables.events.as_str());
+    let had_tag_index: bool = sqlx::query_scalar(include_str!("tags_table_exists.sql"))
+        .bind(tags_table)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
+    sqlx::raw_sql(AssertSqlSafe(migration_sql(config))).execute(&mut *conn).await.map_err(db)?;
+    if !had_tag_index {
+        sqlx::query(AssertSqlSafe(render(include_str!("backfill_tags.sql"), config)))
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+    }
+    Ok(())
 }

@@ -37,3 +37,26 @@ CREATE TABLE IF NOT EXISTS {aggregate_heads} (
     updated_at        INTEGER NOT NULL,
     PRIMARY KEY (aggregate_type, aggregate_id)
 ) STRICT, WITHOUT ROWID;
+
+-- DCB tag index: one row per (tag, event), filled by every append (stream or DCB) in the same
+-- write as the events, so that a tag query or a condition check is a range scan of one tag from
+-- a position, however many events carry the tag. event_type lets an item of types and tags be
+-- filtered without touching the events table.
+CREATE TABLE IF NOT EXISTS {events_tags} (
+    tag             TEXT    NOT NULL,
+    global_position INTEGER NOT NULL,
+    event_type      TEXT    NOT NULL,
+    PRIMARY KEY (tag, global_position)
+) STRICT, WITHOUT ROWID;
+
+-- Commands recorded by the DCB command executor, in the transaction of the events they appended.
+CREATE TABLE IF NOT EXISTS {commands} (
+    command_id   INTEGER PRIMARY KEY,
+    command_type TEXT    NOT NULL,
+    data         TEXT    NOT NULL CHECK (json_valid(data)),
+    metadata     TEXT    CHECK (metadata IS NULL OR json_valid(metadata)),
+    -- JSON array of the global positions the command appended
+    positions    TEXT    NOT NULL CHECK (json_type(positions) = 'array'),
+    -- microseconds since the Unix epoch, UTC
+    created_at   INTEGER NOT NULL
+) STRICT;

@@ -1,0 +1,6 @@
+-- The head of every DCB read: the event columns; the WHERE, ORDER BY and LIMIT clauses are
+-- compiled from the query (see dcb/mod.rs).
+SELECT e.global_position, e.event_id, e.event_type, e.event_version, e.bounded_context,
+       e.aggregate_type, e.aggregate_id, e.aggregate_version, e.tags, e.payload, e.metadata,
+       e.trace_id, e.correlation_id, e.causation_id, e.created_at
+FROM {events} AS e
