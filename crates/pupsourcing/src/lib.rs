@@ -23,6 +23,7 @@
 
 #![warn(missing_docs)]
 
+pub use pupsourcing_core::dcb;
 pub use pupsourcing_core::{
     AppendResult, Error, EventStore, EventStream, ExpectedVersion, Identifier, Limits, NewEvent,
     Position, RecordedEvent, Result, StoreConfig, StreamId, TableNames, ValidationError, Version,
