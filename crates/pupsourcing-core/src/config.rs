@@ -1,5 +1,7 @@
 //! Store configuration: where the tables live and the limits on input.
 
+use std::time::Duration;
+
 use crate::error::ValidationError;
 use crate::identifier::Identifier;
 use crate::validate::Limits;
@@ -41,6 +43,19 @@ pub struct StoreConfig {
     pub tables: TableNames,
     /// Limits applied to every append before it reaches the database.
     pub limits: Limits,
+    /// Time limits of calls the store runs on its own pool (none by default).
+    pub timeouts: Timeouts,
+}
+
+/// Time limits for store calls that use the store's own pool and transactions. A call that
+/// takes longer fails with [`crate::Error::Timeout`] and its transaction is rolled back. Calls in
+/// a caller's transaction (`*_in`) are not limited: the caller owns that transaction's time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Timeouts {
+    /// Limit of `append` and `append_if`.
+    pub append: Option<Duration>,
+    /// Limit of reads (`read_all`, `read_stream`, `read`, `head`, ...).
+    pub query: Option<Duration>,
 }
 
 impl Default for StoreConfig {
@@ -49,6 +64,7 @@ impl Default for StoreConfig {
             schema: Identifier::new("public").expect("valid literal"),
             tables: TableNames::default(),
             limits: Limits::default(),
+            timeouts: Timeouts::default(),
         }
     }
 }
@@ -76,6 +92,18 @@ impl StoreConfig {
     pub fn commands_table(mut self, name: &str) -> Result<Self, ValidationError> {
         self.tables.commands = Identifier::new(name)?;
         Ok(self)
+    }
+
+    /// Sets the time limit of appends in the store's own transactions.
+    pub fn append_timeout(mut self, limit: Duration) -> Self {
+        self.timeouts.append = Some(limit);
+        self
+    }
+
+    /// Sets the time limit of reads on the store's pool.
+    pub fn query_timeout(mut self, limit: Duration) -> Self {
+        self.timeouts.query = Some(limit);
+        self
     }
 
     /// Sets the largest batch one append accepts.

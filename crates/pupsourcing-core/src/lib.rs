@@ -14,7 +14,7 @@ mod identifier;
 mod store;
 mod validate;
 
-pub use config::{StoreConfig, TableNames};
+pub use config::{StoreConfig, TableNames, Timeouts};
 pub use error::{Error, Result, ValidationError};
 pub use event::{NewEvent, Position, RecordedEvent, StreamId, Version};
 pub use identifier::Identifier;

@@ -16,6 +16,7 @@ use sqlx::{AssertSqlSafe, PgConnection, Postgres, Transaction};
 use crate::append::Target;
 use crate::error::db_error;
 use crate::statements::Statements;
+use crate::timeout::limited;
 use crate::{append, dcb, migrate, read};
 
 /// An event store on PostgreSQL. Cheap to clone: clones share the pool.
@@ -113,10 +114,13 @@ impl EventStore for PgEventStore {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<AppendResult> {
-        let mut tx = self.begin().await?;
-        let result = self.append_in(&mut tx, stream, expected, events).await?;
-        self.commit(tx).await?;
-        Ok(result)
+        limited(self.inner.config.timeouts.append, async {
+            let mut tx = self.begin().await?;
+            let result = self.append_in(&mut tx, stream, expected, events).await?;
+            self.commit(tx).await?;
+            Ok(result)
+        })
+        .await
     }
 
     async fn read_stream(
@@ -124,7 +128,8 @@ impl EventStore for PgEventStore {
         stream: &StreamId,
         range: VersionRange,
     ) -> Result<Vec<RecordedEvent>> {
-        read::read_stream(&self.inner.pool, &self.inner.sql, stream, range).await.map_err(db_error)
+        let read = read::read_stream(&self.inner.pool, &self.inner.sql, stream, range);
+        limited(self.inner.config.timeouts.query, async { read.await.map_err(db_error) }).await
     }
 
     async fn read_stream_in(
@@ -137,10 +142,21 @@ impl EventStore for PgEventStore {
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Version> {
-        read::stream_version(&self.inner.pool, &self.inner.sql, stream).await.map_err(db_error)
+        let read = read::stream_version(&self.inner.pool, &self.inner.sql, stream);
+        limited(self.inner.config.timeouts.query, async { read.await.map_err(db_error) }).await
     }
 
     async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>> {
+        limited(self.inner.config.timeouts.query, self.read_all_unlimited(from, limit)).await
+    }
+
+    async fn head(&self) -> Result<Position> {
+        limited(self.inner.config.timeouts.query, self.refresh_head()).await
+    }
+}
+
+impl PgEventStore {
+    async fn read_all_unlimited(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>> {
         let (pool, sql) = (&self.inner.pool, &self.inner.sql);
         let from = from.max(1);
         if limit == 0 {
@@ -162,10 +178,6 @@ impl EventStore for PgEventStore {
             events.extend(read::read_until(pool, sql, next, head, rest).await.map_err(db_error)?);
         }
         Ok(events)
-    }
-
-    async fn head(&self) -> Result<Position> {
-        self.refresh_head().await
     }
 }
 
@@ -193,9 +205,26 @@ impl DcbStore for PgEventStore {
         Ok(ReadResult { events, head })
     }
 
+    async fn append_if(
+        &self,
+        events: &[NewEvent],
+        condition: Option<&AppendCondition>,
+    ) -> Result<AppendResult> {
+        limited(self.inner.config.timeouts.append, async {
+            let mut tx = self.begin().await?;
+            let result = self.append_if_in(&mut tx, events, condition).await?;
+            self.commit(tx).await?;
+            Ok(result)
+        })
+        .await
+    }
+
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<ReadResult> {
-        let mut conn = self.inner.pool.acquire().await.map_err(db_error)?;
-        self.read_in(&mut conn, query, options).await
+        limited(self.inner.config.timeouts.query, async {
+            let mut conn = self.inner.pool.acquire().await.map_err(db_error)?;
+            self.read_in(&mut conn, query, options).await
+        })
+        .await
     }
 
     async fn record_command_in(

@@ -146,3 +146,28 @@ mod dcb {
         assert_eq!(read.head, 1000);
     }
 }
+
+#[tokio::test]
+async fn an_append_past_its_time_limit_times_out_and_writes_nothing() {
+    let config = StoreConfig::default()
+        .schema(&common::unique_schema())
+        .unwrap()
+        .append_timeout(std::time::Duration::from_millis(200));
+    let Some(store) = common::store_with(config).await else { return };
+    let stream = new_stream();
+    store.append(&stream, ExpectedVersion::Any, &[event("A")]).await.unwrap();
+    // Hold the stream's head row in another transaction, so the next append has to wait.
+    let mut blocker = store.begin().await.unwrap();
+    store.append_in(&mut blocker, &stream, ExpectedVersion::Any, &[event("B")]).await.unwrap();
+    let err = store.append(&stream, ExpectedVersion::Any, &[event("C")]).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout), "{err:?}");
+    store.commit(blocker).await.unwrap();
+    let types: Vec<_> = store
+        .read_stream(&stream, VersionRange::all())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(types, ["A", "B"]);
+}

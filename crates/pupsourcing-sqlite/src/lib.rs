@@ -29,6 +29,7 @@ mod read;
 mod schema;
 mod sql;
 mod store;
+mod timeout;
 
 pub use schema::migration_sql;
 pub use sqlx;

@@ -19,6 +19,7 @@ use crate::dcb::{self, DcbSql};
 use crate::error::db;
 use crate::read::{self, ReadSql};
 use crate::schema::{self, migration_sql};
+use crate::timeout::limited;
 
 /// How long a connection waits for another writer's lock before failing with `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -256,7 +257,8 @@ impl EventStore for SqliteEventStore {
         stream: &StreamId,
         range: VersionRange,
     ) -> Result<Vec<RecordedEvent>> {
-        read::read_stream(&self.pool, &self.read_sql, &self.config, stream, range).await
+        let read = read::read_stream(&self.pool, &self.read_sql, &self.config, stream, range);
+        limited(self.config.timeouts.query, read).await
     }
 
     async fn read_stream_in(
@@ -269,16 +271,21 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Version> {
-        read::stream_version(&self.pool, &self.read_sql, stream).await
+        limited(
+            self.config.timeouts.query,
+            read::stream_version(&self.pool, &self.read_sql, stream),
+        )
+        .await
     }
 
     /// Gap-free without any extra work: see the type's documentation.
     async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>> {
-        read::read_all(&self.pool, &self.read_sql, &self.config, from, limit).await
+        let read = read::read_all(&self.pool, &self.read_sql, &self.config, from, limit);
+        limited(self.config.timeouts.query, read).await
     }
 
     async fn head(&self) -> Result<Position> {
-        read::head(&self.pool, &self.read_sql).await
+        limited(self.config.timeouts.query, read::head(&self.pool, &self.read_sql)).await
     }
 }
 
@@ -286,18 +293,21 @@ impl SqliteEventStore {
     /// Validates and appends in a write transaction of the store's own, committed on success.
     async fn append_own(&self, target: Target<'_>, events: &[NewEvent]) -> Result<AppendResult> {
         target.validate(events, &self.config)?;
-        let mut tx = self.begin().await?;
-        let result = append::append(
-            &mut tx,
-            &self.append_sql,
-            &self.config,
-            target,
-            events,
-            Atomicity::OwnTransaction,
-        )
-        .await?;
-        self.commit(tx).await?;
-        Ok(result)
+        limited(self.config.timeouts.append, async {
+            let mut tx = self.begin().await?;
+            let result = append::append(
+                &mut tx,
+                &self.append_sql,
+                &self.config,
+                target,
+                events,
+                Atomicity::OwnTransaction,
+            )
+            .await?;
+            self.commit(tx).await?;
+            Ok(result)
+        })
+        .await
     }
 }
 
@@ -347,8 +357,11 @@ impl DcbStore for SqliteEventStore {
     /// writer).
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<ReadResult> {
         query.validate(&self.config.limits)?;
-        let mut conn = self.pool.acquire().await.map_err(db)?;
-        dcb::read(&mut conn, &self.dcb_sql, &self.read_sql, &self.config, query, options).await
+        limited(self.config.timeouts.query, async {
+            let mut conn = self.pool.acquire().await.map_err(db)?;
+            dcb::read(&mut conn, &self.dcb_sql, &self.read_sql, &self.config, query, options).await
+        })
+        .await
     }
 
     async fn record_command_in(

@@ -353,3 +353,18 @@ async fn new_event_with_empty_payload_and_no_optional_fields() {
     assert!(read[0].payload.is_empty() && read[0].tags.is_empty());
     assert_eq!((read[0].metadata.as_ref(), read[0].trace_id), (None, None));
 }
+
+#[tokio::test]
+async fn an_append_past_its_time_limit_times_out_and_writes_nothing() {
+    let config = StoreConfig::default().append_timeout(std::time::Duration::from_millis(200));
+    let store = file_store(config).await;
+    let stream = new_stream();
+    // Hold the write transaction, so the next append has to wait for it.
+    let mut blocker = store.begin().await.unwrap();
+    store.append_in(&mut blocker, &stream, ExpectedVersion::Any, &[event("A")]).await.unwrap();
+    let err = store.append(&stream, ExpectedVersion::Any, &[event("B")]).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout), "{err:?}");
+    store.commit(blocker).await.unwrap();
+    let read = store.read_stream(&stream, VersionRange::all()).await.unwrap();
+    assert_eq!(read.len(), 1);
+}

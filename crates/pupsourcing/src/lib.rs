@@ -26,8 +26,8 @@
 pub use pupsourcing_core::dcb;
 pub use pupsourcing_core::{
     AppendResult, Error, EventStore, EventStream, ExpectedVersion, Identifier, Limits, NewEvent,
-    Position, RecordedEvent, Result, StoreConfig, StreamId, TableNames, ValidationError, Version,
-    VersionRange, validate_batch,
+    Position, RecordedEvent, Result, StoreConfig, StreamId, TableNames, Timeouts, ValidationError,
+    Version, VersionRange, validate_batch,
 };
 pub use sqlx;
 
