@@ -2,12 +2,17 @@
 
 use pupsourcing_core::Error;
 
-/// Maps a sqlx error: a closed pool and an acquire timeout get their own variants, everything
-/// else is a database error carrying the driver's error.
+/// Maps a sqlx error: a closed pool, an acquire timeout and a stale snapshot get their own
+/// variants, everything else is a database error carrying the driver's error.
 pub(crate) fn db(err: sqlx::Error) -> Error {
     match err {
         sqlx::Error::PoolClosed => Error::PoolClosed,
         sqlx::Error::PoolTimedOut => Error::Timeout,
+        // SQLITE_BUSY_SNAPSHOT (517): a deferred transaction read a snapshot that another writer
+        // has since changed, so it cannot write; retrying the whole transaction succeeds.
+        sqlx::Error::Database(e) if e.code().as_deref() == Some("517") => {
+            Error::TransactionConflict(Box::new(sqlx::Error::Database(e)))
+        }
         other => Error::database(other),
     }
 }

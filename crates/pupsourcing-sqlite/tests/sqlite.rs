@@ -368,3 +368,21 @@ async fn an_append_past_its_time_limit_times_out_and_writes_nothing() {
     let read = store.read_stream(&stream, VersionRange::all()).await.unwrap();
     assert_eq!(read.len(), 1);
 }
+
+#[tokio::test]
+async fn a_stale_deferred_transaction_gets_a_retryable_conflict() {
+    let store = file_store(StoreConfig::default()).await;
+    let stream = new_stream();
+    store.append(&stream, ExpectedVersion::Any, &[event("A")]).await.unwrap();
+    // A plain deferred transaction takes its snapshot at its first read...
+    let mut conn = store.pool().acquire().await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    store.read_stream_in(&mut tx, &stream, VersionRange::all()).await.unwrap();
+    // ...another writer commits...
+    store.append(&stream, ExpectedVersion::Any, &[event("B")]).await.unwrap();
+    // ...so this transaction cannot write any more: retry it whole.
+    let err =
+        store.append_in(&mut tx, &stream, ExpectedVersion::Any, &[event("C")]).await.unwrap_err();
+    assert!(matches!(err, Error::TransactionConflict(_)), "{err:?}");
+    assert!(err.is_conflict());
+}
