@@ -1,0 +1,228 @@
+//! Throughput and latency of `PgEventStore` against a raw-SQL floor on the same PostgreSQL.
+//!
+//! Every scenario runs twice in one process, through the library and as the plainest SQL that
+//! writes or reads the same rows, and the table reports the ratio. See docs/benchmarks.md.
+//!
+//! ```text
+//! cargo run --release -p pupsourcing-bench -- [--url URL] [--seconds N] [--read-events N]
+//! ```
+
+mod append;
+mod events;
+mod fixture;
+mod read;
+mod report;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::append::{Appender, FloorAppender, FloorSql, LibraryAppender};
+use crate::fixture::Fixture;
+use crate::report::{Measurement, Row};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Benchmarks the pupsourcing PostgreSQL store against a raw-SQL floor.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// PostgreSQL URL.
+    #[arg(
+        long,
+        env = "PUP_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    url: String,
+    /// Measured seconds per side of each append scenario (after a 1 s warm-up).
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Events loaded for the catch-up read (at least 1000).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1000..))]
+    read_events: u64,
+    /// Events in each log before the append scenarios (then analyzed), so that appends run
+    /// against a store with data and statistics; 0 measures a brand-new store.
+    #[arg(long, default_value_t = 100_000)]
+    seed_events: u64,
+    /// Pool size, shared by both sides.
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(40..))]
+    connections: u32,
+    /// Ping each connection when it leaves the pool (sqlx's default, and what
+    /// `PgEventStore::connect` gets): one extra round trip per operation on both sides.
+    #[arg(long)]
+    test_before_acquire: bool,
+    /// Run only the append scenarios whose name contains this text (e.g. "1 event").
+    #[arg(long)]
+    filter: Option<String>,
+    /// Skip the append scenarios.
+    #[arg(long)]
+    skip_appends: bool,
+    /// Skip the catch-up read.
+    #[arg(long)]
+    skip_read: bool,
+}
+
+/// (name, concurrent tasks, events per append)
+const APPEND_SCENARIOS: [(&str, usize, usize); 5] = [
+    ("append 1 event, 1 task", 1, 1),
+    ("append 1 event, 8 tasks", 8, 1),
+    ("append 1 event, 32 tasks", 32, 1),
+    ("append 100 events, 1 task", 1, 100),
+    ("append 100 events, 8 tasks", 8, 100),
+];
+
+const WARMUP: Duration = Duration::from_secs(1);
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let args = Args::parse();
+    let pool = PgPoolOptions::new()
+        .max_connections(args.connections)
+        .test_before_acquire(args.test_before_acquire)
+        .acquire_timeout(Duration::from_secs(60))
+        .connect(&args.url)
+        .await?;
+    let fixture = Fixture::create(pool).await?;
+    let outcome = run(&args, &fixture).await;
+    if let Err(err) = fixture.drop_schemas().await {
+        eprintln!("could not drop schemas {} and {}: {err}", fixture.lib, fixture.floor);
+    }
+    outcome
+}
+
+async fn run(args: &Args, fixture: &Fixture) -> Result<(), BoxError> {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let server = fixture.server_info().await?;
+    let header = format!(
+        "pupsourcing-bench: {cores} cores, {server}\n\
+         load average at start: {}\n\
+         pool {} connections (test_before_acquire={}), {} s measured after {} s warm-up per side, \
+         appends on logs seeded with {} events, catch-up read of {} events in pages of {}\n\
+         schemas {} (library) and {} (floor)",
+        load_average(),
+        args.connections,
+        args.test_before_acquire,
+        args.seconds,
+        WARMUP.as_secs(),
+        args.seed_events,
+        args.read_events,
+        read::PAGE,
+        fixture.lib,
+        fixture.floor,
+    );
+    println!("{header}\n");
+
+    let mut rows = Vec::new();
+    let duration = Duration::from_secs(args.seconds);
+    let floor_sql = Arc::new(FloorSql::new(&fixture.floor));
+    if !args.skip_appends {
+        eprintln!("seeding {} events into each log...", args.seed_events);
+        fixture.seed(args.seed_events).await?;
+        for (i, (name, tasks, batch)) in APPEND_SCENARIOS.into_iter().enumerate() {
+            if args.filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
+                continue;
+            }
+            let library_first = i % 2 == 0;
+            let mut library = Measurement::default();
+            let mut floor = Measurement::default();
+            for library_turn in [library_first, !library_first] {
+                fixture.checkpoint().await;
+                if library_turn {
+                    let store = fixture.store();
+                    let appenders = (0..tasks).map(|_| LibraryAppender::new(store.clone()));
+                    library = measure(appenders.collect(), batch, duration).await?;
+                } else {
+                    let appenders = (0..tasks)
+                        .map(|_| FloorAppender::new(fixture.pool.clone(), floor_sql.clone()));
+                    floor = measure(appenders.collect(), batch, duration).await?;
+                }
+            }
+            let row = Row { name: name.to_string(), library, floor };
+            eprintln!(
+                "{name}: library {:.0} ev/s, floor {:.0} ev/s, ratio {:.2}",
+                row.library.events_per_sec(),
+                row.floor.events_per_sec(),
+                row.ratio()
+            );
+            rows.push(row);
+        }
+    }
+
+    if !args.skip_read {
+        eprintln!("loading {} events into each log...", args.read_events);
+        fixture.load_log(args.read_events).await?;
+        fixture.checkpoint().await;
+        // Two rounds per side, in the order library, floor, floor, library.
+        let mut library = Measurement::default();
+        let mut floor = Measurement::default();
+        for library_turn in [true, false, false, true] {
+            if library_turn {
+                let m = read::library(fixture.store(), args.read_events).await?;
+                read::accumulate(&mut library, m);
+            } else {
+                let m = read::floor(&fixture.pool, &fixture.floor, args.read_events).await?;
+                read::accumulate(&mut floor, m);
+            }
+        }
+        let name = format!("catch-up read {}, pages of {}", args.read_events, read::PAGE);
+        let row = Row { name, library, floor };
+        eprintln!(
+            "{}: library {:.0} ev/s, floor {:.0} ev/s, ratio {:.2}",
+            row.name,
+            row.library.events_per_sec(),
+            row.floor.events_per_sec(),
+            row.ratio()
+        );
+        rows.push(row);
+    }
+
+    println!("{}", report::text_table(&rows));
+    println!("Markdown (latencies: per append, or per page read):\n");
+    println!("{}", report::markdown_table(&rows));
+    println!("{}", goals(&rows));
+    println!("load average at end: {}", load_average());
+    Ok(())
+}
+
+/// The 1, 5 and 15 minute load averages (Linux), to tell a quiet machine from a busy one.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+async fn measure<A: Appender>(
+    appenders: Vec<A>,
+    batch: usize,
+    duration: Duration,
+) -> Result<Measurement, BoxError> {
+    append::measure(appenders, batch, WARMUP, duration).await
+}
+
+/// The goals of the issue, checked against this run's numbers.
+fn goals(rows: &[Row]) -> String {
+    let find = |prefix: &str| rows.iter().find(|r| r.name.starts_with(prefix));
+    let mut out = String::from("Goals:\n");
+    let mut ratio_goal = |label: &str, row: Option<&Row>, min: f64| match row {
+        Some(r) => out.push_str(&format!(
+            "  {label}: {:.2}x floor (goal >= {min}x) {}\n",
+            r.ratio(),
+            if r.ratio() >= min { "MET" } else { "MISSED" }
+        )),
+        None => out.push_str(&format!("  {label}: not measured\n")),
+    };
+    ratio_goal("single-event append, 1 task", find("append 1 event, 1 task"), 0.8);
+    ratio_goal("single-event append, 32 tasks", find("append 1 event, 32 tasks"), 0.8);
+    ratio_goal("100-event batch, 8 tasks", find("append 100 events, 8 tasks"), 0.8);
+    ratio_goal("catch-up read", find("catch-up read"), 0.7);
+    if let Some(r) = find("catch-up read") {
+        let rate = r.library.events_per_sec();
+        out.push_str(&format!(
+            "  catch-up read rate: {rate:.0} events/s (goal >= 300000) {}\n",
+            if rate >= 300_000.0 { "MET" } else { "MISSED" }
+        ));
+    }
+    out
+}

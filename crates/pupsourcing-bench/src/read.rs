@@ -1,0 +1,129 @@
+//! The catch-up read: the whole log from position 1 in pages of 1000.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use pupsourcing_core::EventStore;
+use pupsourcing_postgres::PgEventStore;
+use sqlx::postgres::PgRow;
+use sqlx::{AssertSqlSafe, PgPool, Row};
+use uuid::Uuid;
+
+use crate::BoxError;
+use crate::fixture::COLUMNS;
+use crate::report::Measurement;
+
+pub const PAGE: usize = 1000;
+
+/// What the floor decodes a row into: the same field types as the library's `RecordedEvent`.
+#[allow(dead_code)] // decoded to be paid for, not looked at
+#[derive(Debug)]
+struct FloorEvent {
+    position: i64,
+    event_id: Uuid,
+    event_type: String,
+    event_version: i32,
+    bounded_context: Option<String>,
+    aggregate_type: Option<String>,
+    aggregate_id: Option<Uuid>,
+    aggregate_version: Option<i64>,
+    tags: Vec<String>,
+    payload: Vec<u8>,
+    metadata: Option<serde_json::Value>,
+    trace_id: Option<Uuid>,
+    correlation_id: Option<Uuid>,
+    causation_id: Option<Uuid>,
+    created_at: DateTime<Utc>,
+}
+
+fn decode(row: &PgRow) -> Result<FloorEvent, sqlx::Error> {
+    Ok(FloorEvent {
+        position: row.try_get(0)?,
+        event_id: row.try_get(1)?,
+        event_type: row.try_get(2)?,
+        event_version: row.try_get(3)?,
+        bounded_context: row.try_get(4)?,
+        aggregate_type: row.try_get(5)?,
+        aggregate_id: row.try_get(6)?,
+        aggregate_version: row.try_get(7)?,
+        tags: row.try_get(8)?,
+        payload: row.try_get(9)?,
+        metadata: row.try_get(10)?,
+        trace_id: row.try_get(11)?,
+        correlation_id: row.try_get(12)?,
+        causation_id: row.try_get(13)?,
+        created_at: row.try_get(14)?,
+    })
+}
+
+/// Reads everything through `store.read_all(from, 1000)` on a fresh store (no cached head).
+pub async fn library(store: PgEventStore, expected: u64) -> Result<Measurement, BoxError> {
+    let mut m = Measurement::default();
+    let start = Instant::now();
+    let mut from = 1;
+    loop {
+        let t0 = Instant::now();
+        let page = store.read_all(from, PAGE).await?;
+        m.latencies.push(t0.elapsed());
+        m.events += page.len() as u64;
+        let full = page.len() == PAGE;
+        if let Some(last) = page.last() {
+            from = last.position + 1;
+        }
+        black_box(page);
+        if !full {
+            break;
+        }
+    }
+    m.elapsed = start.elapsed();
+    check(m, expected, "library")
+}
+
+/// Reads everything with a plain keyset-paged SELECT of the same columns.
+pub async fn floor(pool: &PgPool, floor: &str, expected: u64) -> Result<Measurement, BoxError> {
+    let sql: std::sync::Arc<str> = format!(
+        "SELECT {COLUMNS} FROM {floor}.events WHERE global_position > $1 \
+         ORDER BY global_position LIMIT $2"
+    )
+    .into();
+    let mut m = Measurement::default();
+    let start = Instant::now();
+    let mut after = 0_i64;
+    loop {
+        let t0 = Instant::now();
+        let rows = sqlx::query(AssertSqlSafe(sql.clone()))
+            .bind(after)
+            .bind(PAGE as i64)
+            .fetch_all(pool)
+            .await?;
+        let page = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        drop(rows);
+        m.latencies.push(t0.elapsed());
+        m.events += page.len() as u64;
+        let full = page.len() == PAGE;
+        if let Some(last) = page.last() {
+            after = last.position;
+        }
+        black_box(page);
+        if !full {
+            break;
+        }
+    }
+    m.elapsed = start.elapsed();
+    check(m, expected, "floor")
+}
+
+fn check(m: Measurement, expected: u64, side: &str) -> Result<Measurement, BoxError> {
+    if m.events != expected {
+        return Err(format!("{side} read {} events, expected {expected}", m.events).into());
+    }
+    Ok(m)
+}
+
+/// Adds `more` to `total` (several rounds of one side).
+pub fn accumulate(total: &mut Measurement, more: Measurement) {
+    total.events += more.events;
+    total.elapsed += more.elapsed;
+    total.latencies.extend(more.latencies);
+}
