@@ -185,14 +185,29 @@ fn outcome(
     let actual: Option<i64> = row.try_get(1)?;
     let positions: Option<Vec<i64>> = row.try_get(2)?;
     let versions: Option<Vec<Option<i64>>> = row.try_get(3)?;
-    let result = |replayed| AppendResult {
+    let stored = || AppendResult {
         positions: positions.clone().unwrap_or_default(),
         versions: versions.clone().unwrap_or_default().into_iter().flatten().collect(),
-        replayed,
+        replayed: true,
     };
     match kind.as_str() {
-        "appended" => Ok(result(false)),
-        "replayed" => Ok(result(true)),
+        "appended" => {
+            // The batch got consecutive positions (and versions) from the first ones.
+            let n = events.len() as i64;
+            let first: i64 = row.try_get::<Option<i64>, _>(5)?.unwrap_or_default();
+            let first_version: Option<i64> = row.try_get(6)?;
+            Ok(AppendResult {
+                positions: (first..first + n).collect(),
+                versions: match target {
+                    Target::Stream(..) => {
+                        first_version.map(|v| (v..v + n).collect()).unwrap_or_default()
+                    }
+                    Target::Dcb(_) => Vec::new(),
+                },
+                replayed: false,
+            })
+        }
+        "replayed" => Ok(stored()),
         "conflict" => match target {
             Target::Stream(stream, expected) => {
                 let actual = actual.unwrap_or_default();

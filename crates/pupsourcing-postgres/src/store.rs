@@ -58,8 +58,17 @@ impl PgEventStore {
     }
 
     /// Connects a pool of up to 16 connections to `url` and builds a store on it.
+    ///
+    /// The pool does not ping connections before handing them out (sqlx's default would add a
+    /// round trip to every call); a broken connection fails its call with a database error and
+    /// is replaced. Build your own pool and use [`PgEventStore::new`] for other settings.
     pub async fn connect(url: &str, config: StoreConfig) -> Result<Self> {
-        let pool = PgPoolOptions::new().max_connections(16).connect(url).await.map_err(db_error)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .test_before_acquire(false)
+            .connect(url)
+            .await
+            .map_err(db_error)?;
         Ok(Self::new(pool, config))
     }
 
@@ -76,6 +85,26 @@ impl PgEventStore {
     /// The configuration.
     pub fn config(&self) -> &StoreConfig {
         &self.inner.config
+    }
+
+    /// An append in a transaction of the store's own. The append is one statement, so without a
+    /// time limit it runs in autocommit mode: its own transaction, in one round trip. With a
+    /// limit it runs in an explicit transaction, so that a timed-out append is rolled back
+    /// rather than left to commit on the server.
+    async fn append_own(&self, target: Target<'_>, events: &[NewEvent]) -> Result<AppendResult> {
+        let inner = &self.inner;
+        let limits = &inner.config.limits;
+        let Some(limit) = inner.config.timeouts.append else {
+            let mut conn = inner.pool.acquire().await.map_err(db_error)?;
+            return append::append(&mut conn, &inner.sql, limits, target, events).await;
+        };
+        limited(Some(limit), async {
+            let mut tx = self.begin().await?;
+            let result = append::append(&mut tx, &inner.sql, limits, target, events).await?;
+            self.commit(tx).await?;
+            Ok(result)
+        })
+        .await
     }
 
     async fn refresh_head(&self) -> Result<Position> {
@@ -114,13 +143,7 @@ impl EventStore for PgEventStore {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<AppendResult> {
-        limited(self.inner.config.timeouts.append, async {
-            let mut tx = self.begin().await?;
-            let result = self.append_in(&mut tx, stream, expected, events).await?;
-            self.commit(tx).await?;
-            Ok(result)
-        })
-        .await
+        self.append_own(Target::Stream(stream, expected), events).await
     }
 
     async fn read_stream(

@@ -179,7 +179,7 @@ pub async fn idempotent_reappend<S: EventStore>(store: S) {
     let batch = [event("A"), event("B")];
     let first = store.append(&stream, ExpectedVersion::NoStream, &batch).await.unwrap();
     store.append(&stream, ExpectedVersion::Any, &[event("C")]).await.unwrap();
-    let head = store.head().await.unwrap();
+    let stored = store.read_all(1, 100).await.unwrap();
 
     // Same ids, even with an expected version that would now fail: a replay, not a conflict.
     let again = store.append(&stream, ExpectedVersion::NoStream, &batch).await.unwrap();
@@ -201,7 +201,7 @@ pub async fn idempotent_reappend<S: EventStore>(store: S) {
     assert!(elsewhere.replayed);
     assert_eq!(elsewhere.positions, first.positions);
 
-    assert_eq!(store.head().await.unwrap(), head, "no event was written");
+    assert_eq!(store.read_all(1, 100).await.unwrap(), stored, "no event was written");
     assert_eq!(store.stream_version(&stream).await.unwrap(), 3);
 }
 
@@ -209,7 +209,6 @@ pub async fn idempotent_reappend<S: EventStore>(store: S) {
 pub async fn rejected_batches_write_nothing<S: EventStore>(store: S) {
     let stream = new_stream();
     store.append(&stream, ExpectedVersion::Any, &[event("A")]).await.unwrap();
-    let head = store.head().await.unwrap();
     let big: Vec<_> = (0..50).map(|_| event("Big")).collect();
     assert!(store.append(&stream, ExpectedVersion::Exact(7), &big).await.is_err());
     let stored = store.read_stream(&stream, VersionRange::from(1)).await.unwrap();
@@ -219,7 +218,7 @@ pub async fn rejected_batches_write_nothing<S: EventStore>(store: S) {
         store.append(&stream, ExpectedVersion::Any, &partial).await,
         Err(Error::PartialDuplicate { .. })
     ));
-    assert_eq!(store.head().await.unwrap(), head);
+    // Rejected appends may leave gaps in positions, never events.
     assert_eq!(store.read_all(1, 1000).await.unwrap().len(), 1);
     assert_eq!(store.stream_version(&stream).await.unwrap(), 1);
 }

@@ -105,37 +105,32 @@ CREATE OR REPLACE FUNCTION {schema}.{events}_append(
     OUT o_actual       BIGINT,
     OUT o_positions    BIGINT[],
     OUT o_versions     BIGINT[],
-    OUT o_duplicate    UUID
+    OUT o_duplicate    UUID,
+    OUT o_first        BIGINT,
+    OUT o_first_version BIGINT
 ) LANGUAGE plpgsql AS $fn$
 DECLARE
     v_count       INT := cardinality(p_event_ids);
     v_stored      INT;
     v_new_version BIGINT;
     v_first       BIGINT;
+    v_replay      RECORD;
 BEGIN
-    -- Idempotency: a batch whose ids are all stored is a retry of an append that succeeded.
-    SELECT count(e.event_id), array_agg(e.global_position ORDER BY i.ord),
-           array_agg(e.aggregate_version ORDER BY i.ord), (array_agg(e.event_id ORDER BY i.ord))[1]
-      INTO v_stored, o_positions, o_versions, o_duplicate
-      FROM unnest(p_event_ids) WITH ORDINALITY AS i(id, ord)
-      JOIN {schema}.{events} e ON e.event_id = i.id;
-    IF v_stored > 0 THEN
-        o_outcome := CASE WHEN v_stored = v_count THEN 'replayed' ELSE 'partial_duplicate' END;
-        o_actual := v_stored;
-        RETURN;
-    END IF;
-
     IF p_check AND current_setting('transaction_isolation') = 'repeatable read' THEN
         -- The check below must see transactions that committed while we waited for the locks.
         o_outcome := 'isolation';
         RETURN;
     END IF;
 
-    -- Boundary locks, in sorted order, before any row lock (see dcb/locks.rs in the core crate).
+    -- Boundary locks, in the caller's sorted order, before any row lock (see dcb/locks.rs in
+    -- the core crate). A `try` is a cheap expression; only a lock held by another transaction
+    -- makes us fall back to waiting for it.
     FOR i IN 1 .. coalesce(cardinality(p_lock_hi), 0) LOOP
         IF p_lock_exclusive[i] THEN
-            PERFORM pg_advisory_xact_lock(p_lock_hi[i], p_lock_lo[i]);
-        ELSE
+            IF NOT pg_try_advisory_xact_lock(p_lock_hi[i], p_lock_lo[i]) THEN
+                PERFORM pg_advisory_xact_lock(p_lock_hi[i], p_lock_lo[i]);
+            END IF;
+        ELSIF NOT pg_try_advisory_xact_lock_shared(p_lock_hi[i], p_lock_lo[i]) THEN
             PERFORM pg_advisory_xact_lock_shared(p_lock_hi[i], p_lock_lo[i]);
         END IF;
     END LOOP;
@@ -159,50 +154,63 @@ BEGIN
     END IF;
 
     IF o_outcome IS NOT NULL THEN
-        -- We may have waited on a writer that stored these very events (a concurrent retry).
-        SELECT count(e.event_id), array_agg(e.global_position ORDER BY i.ord),
-               array_agg(e.aggregate_version ORDER BY i.ord)
-          INTO v_stored, o_positions, o_versions
-          FROM unnest(p_event_ids) WITH ORDINALITY AS i(id, ord)
-          JOIN {schema}.{events} e ON e.event_id = i.id;
-        IF v_stored = v_count THEN
-            o_outcome := 'replayed';
-        ELSE
-            o_positions := NULL;
-            o_versions := NULL;
+        -- A retry of a stored batch is a replay even when its check now fails (we may even have
+        -- waited on the very writer that stored it).
+        SELECT s.* INTO v_replay FROM {schema}.{events}_stored(p_event_ids) s;
+        IF v_replay.outcome = 'replayed' THEN
+            o_outcome := v_replay.outcome;
+            o_positions := v_replay.positions;
+            o_versions := v_replay.versions;
         END IF;
         RETURN;
     END IF;
 
     v_first := {schema}.{events}_allocate(v_count);
 
-    INSERT INTO {schema}.{events} (global_position, event_id, event_type, event_version,
-        bounded_context, aggregate_type, aggregate_id, aggregate_version, tags, payload, metadata,
-        trace_id, correlation_id, causation_id, created_at)
-    SELECT v_first + i.ord - 1, i.id, i.event_type, i.event_version, i.context,
-           p_aggregate_type, p_aggregate_id, v_new_version - v_count + i.ord,
-           coalesce(p_tags[i.tag_end - i.tag_count + 1 : i.tag_end], '{}'), i.payload,
-           i.metadata::jsonb, i.trace_id, i.correlation_id, i.causation_id, i.created_at
-      FROM (SELECT u.*, sum(u.tag_count) OVER (ORDER BY u.ord) AS tag_end
-              FROM unnest(p_event_ids, p_event_types, p_event_versions, p_contexts, p_tag_counts,
-                          p_payloads, p_metadata, p_trace_ids, p_correlation_ids, p_causation_ids,
-                          p_created_at)
-                   WITH ORDINALITY AS u(id, event_type, event_version, context, tag_count, payload,
-                                        metadata, trace_id, correlation_id, causation_id,
-                                        created_at, ord)) i;
-
-    IF cardinality(p_tags) > 0 THEN
+    -- The events and their tag-index rows in one statement. A stored event id makes its row a
+    -- no-op (the unique index is checked anyway, so the common case costs nothing extra).
+    WITH inserted AS (
+        INSERT INTO {schema}.{events} (global_position, event_id, event_type, event_version,
+            bounded_context, aggregate_type, aggregate_id, aggregate_version, tags, payload,
+            metadata, trace_id, correlation_id, causation_id, created_at)
+        SELECT v_first + i.ord - 1, i.id, i.event_type, i.event_version, i.context,
+               p_aggregate_type, p_aggregate_id, v_new_version - v_count + i.ord,
+               coalesce(p_tags[i.tag_end - i.tag_count + 1 : i.tag_end], '{}'), i.payload,
+               i.metadata::jsonb, i.trace_id, i.correlation_id, i.causation_id, i.created_at
+          FROM (SELECT u.*, sum(u.tag_count) OVER (ORDER BY u.ord) AS tag_end
+                  FROM unnest(p_event_ids, p_event_types, p_event_versions, p_contexts,
+                              p_tag_counts, p_payloads, p_metadata, p_trace_ids,
+                              p_correlation_ids, p_causation_ids, p_created_at)
+                       WITH ORDINALITY AS u(id, event_type, event_version, context, tag_count,
+                                            payload, metadata, trace_id, correlation_id,
+                                            causation_id, created_at, ord)) i
+        ON CONFLICT (event_id) DO NOTHING
+        RETURNING global_position, event_type, tags
+    ), indexed AS (
         INSERT INTO {schema}.{events}_tags (tag, global_position, event_type)
-        SELECT unnest(e.tags), e.global_position, e.event_type
-          FROM {schema}.{events} e
-         WHERE e.global_position BETWEEN v_first AND v_first + v_count - 1;
+        SELECT unnest(e.tags), e.global_position, e.event_type FROM inserted e
+    )
+    SELECT count(*) INTO v_stored FROM inserted;
+
+    -- Idempotency: if an id was stored, the batch is a retry, or mixes stored and new ids.
+    -- Undo this append's own writes and report it.
+    IF v_stored < v_count THEN
+        DELETE FROM {schema}.{events}_tags
+         WHERE global_position BETWEEN v_first AND v_first + v_count - 1
+           AND tag = ANY (p_tags);
+        DELETE FROM {schema}.{events}
+         WHERE global_position BETWEEN v_first AND v_first + v_count - 1;
+        IF p_aggregate_type IS NOT NULL THEN
+            PERFORM {schema}.{events}_unbump_head(p_aggregate_type, p_aggregate_id, v_count, v_new_version);
+        END IF;
+        SELECT * INTO o_outcome, o_actual, o_positions, o_versions, o_duplicate
+          FROM {schema}.{events}_stored(p_event_ids);
+        RETURN;
     END IF;
 
     o_outcome := 'appended';
-    o_positions := ARRAY(SELECT generate_series(v_first, v_first + v_count - 1));
-    IF p_aggregate_type IS NOT NULL THEN
-        o_versions := ARRAY(SELECT generate_series(v_new_version - v_count + 1, v_new_version));
-    END IF;
+    o_first := v_first;
+    o_first_version := v_new_version - v_count + 1;
 END
 $fn$;
 
@@ -237,6 +245,35 @@ BEGIN
     END IF;
     RETURN v_new_version;
 END
+$fn$;
+
+-- Undoes {events}_bump_head within the same transaction (the row lock is still held): back to
+-- the previous version, or no row when the bump created it.
+CREATE OR REPLACE FUNCTION {schema}.{events}_unbump_head(
+    p_aggregate_type TEXT, p_aggregate_id UUID, p_count INT, p_new_version BIGINT
+) RETURNS VOID LANGUAGE sql AS $fn$
+    DELETE FROM {schema}.{aggregate_heads}
+     WHERE aggregate_type = p_aggregate_type AND aggregate_id = p_aggregate_id
+       AND p_new_version = p_count;
+    UPDATE {schema}.{aggregate_heads} SET aggregate_version = aggregate_version - p_count
+     WHERE aggregate_type = p_aggregate_type AND aggregate_id = p_aggregate_id
+       AND p_new_version > p_count;
+$fn$;
+
+-- How many of p_event_ids are stored: no row when none; 'replayed' with their original positions
+-- and versions when all are; 'partial_duplicate' with the count and the first stored id when
+-- some are.
+CREATE OR REPLACE FUNCTION {schema}.{events}_stored(p_event_ids UUID[])
+RETURNS TABLE (outcome TEXT, actual BIGINT, positions BIGINT[], versions BIGINT[], duplicate UUID)
+LANGUAGE sql AS $fn$
+    SELECT CASE WHEN count(*) = cardinality(p_event_ids) THEN 'replayed' ELSE 'partial_duplicate' END,
+           count(*),
+           array_agg(e.global_position ORDER BY i.ord),
+           array_agg(e.aggregate_version ORDER BY i.ord),
+           (array_agg(e.event_id ORDER BY i.ord))[1]
+      FROM unnest(p_event_ids) WITH ORDINALITY AS i(id, ord)
+      JOIN {schema}.{events} e ON e.event_id = i.id
+    HAVING count(*) > 0
 $fn$;
 
 -- Whether any event after p_after matches the condition's query (p_all: every event; otherwise
@@ -291,15 +328,22 @@ CREATE OR REPLACE FUNCTION {schema}.{events}_allocate(p_count INT) RETURNS BIGIN
 LANGUAGE plpgsql AS $fn$
 DECLARE
     v_first BIGINT;
+    v_marker BIGINT := ({marker_tag}::bigint << 47)
+        | coalesce(pg_sequence_last_value('{schema}.{events}_position_seq'), 0);
 BEGIN
-    PERFORM pg_advisory_xact_lock_shared(({marker_tag}::bigint << 47)
-            | CASE WHEN s.is_called THEN s.last_value ELSE 0 END)
-       FROM {schema}.{events}_position_seq s;
+    -- Markers are only ever taken shared, so the `try` succeeds; the fallback is for safety.
+    IF NOT pg_try_advisory_xact_lock_shared(v_marker) THEN
+        PERFORM pg_advisory_xact_lock_shared(v_marker);
+    END IF;
     BEGIN
         IF p_count = 1 THEN
-            PERFORM pg_advisory_lock_shared({marker_tag}, 0);
+            IF NOT pg_try_advisory_lock_shared({marker_tag}, 0) THEN
+                PERFORM pg_advisory_lock_shared({marker_tag}, 0);
+            END IF;
             v_first := nextval('{schema}.{events}_position_seq');
-            PERFORM pg_advisory_unlock_shared({marker_tag}, 0);
+            IF NOT pg_advisory_unlock_shared({marker_tag}, 0) THEN
+                RAISE EXCEPTION 'allocation lock was not held';
+            END IF;
         ELSE
             PERFORM pg_advisory_lock({marker_tag}, 0);
             v_first := nextval('{schema}.{events}_position_seq');
