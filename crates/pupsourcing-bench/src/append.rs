@@ -49,6 +49,18 @@ impl Appender for LibraryAppender {
 pub struct FloorSql {
     insert_one: Arc<str>,
     insert_many: Arc<str>,
+    rows_one: Arc<str>,
+    rows_many: Arc<str>,
+}
+
+/// Which rows a floor writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum FloorKind {
+    /// The event rows only: the cheapest plain way to store events.
+    Events,
+    /// The rows the library writes: the event rows, the stream's head row (upserted, its
+    /// version assigned from it) and one tag-index row per tag, in one CTE statement.
+    SameRows,
 }
 
 const INSERT_COLUMNS: &str = "event_id, event_type, event_version, bounded_context, aggregate_type, \
@@ -77,28 +89,89 @@ impl FloorSql {
                          created_at)
              RETURNING global_position"
         );
-        Self { insert_one: insert_one.into(), insert_many: insert_many.into() }
+        let rows_one = format!(
+            "WITH head AS (
+                 INSERT INTO {floor}.aggregate_heads AS h (aggregate_type, aggregate_id, aggregate_version)
+                 VALUES ($5, $6, 1)
+                 ON CONFLICT (aggregate_type, aggregate_id)
+                 DO UPDATE SET aggregate_version = h.aggregate_version + 1, updated_at = now()
+                 RETURNING h.aggregate_version
+             ), ev AS (
+                 INSERT INTO {floor}.events ({INSERT_COLUMNS})
+                 SELECT $1, $2, $3, $4, $5, $6, head.aggregate_version, $8, $9, $10, $11, $12, $13, $14
+                   FROM head
+                 RETURNING global_position, event_type, tags
+             ), tagged AS (
+                 INSERT INTO {floor}.events_tags (tag, global_position, event_type)
+                 SELECT unnest(ev.tags), ev.global_position, ev.event_type FROM ev
+             )
+             SELECT global_position FROM ev"
+        );
+        let rows_many = format!(
+            "WITH head AS (
+                 INSERT INTO {floor}.aggregate_heads AS h (aggregate_type, aggregate_id, aggregate_version)
+                 VALUES ($1, $2, cardinality($3::uuid[]))
+                 ON CONFLICT (aggregate_type, aggregate_id)
+                 DO UPDATE SET aggregate_version = h.aggregate_version + cardinality($3::uuid[]),
+                               updated_at = now()
+                 RETURNING h.aggregate_version
+             ), ev AS (
+                 INSERT INTO {floor}.events ({INSERT_COLUMNS})
+                 SELECT u.event_id, u.event_type, u.event_version, u.bounded_context, $1, $2,
+                        head.aggregate_version - cardinality($3::uuid[]) + u.ord, u.tags::text[],
+                        u.payload, u.metadata, u.trace_id, u.correlation_id, u.causation_id,
+                        u.created_at
+                   FROM head, UNNEST($3::uuid[], $4::text[], $5::int[], $6::text[], $7::bigint[],
+                               $8::text[], $9::bytea[], $10::jsonb[], $11::uuid[], $12::uuid[],
+                               $13::uuid[], $14::timestamptz[]) WITH ORDINALITY
+                        AS u(event_id, event_type, event_version, bounded_context, aggregate_version,
+                             tags, payload, metadata, trace_id, correlation_id, causation_id,
+                             created_at, ord)
+                 RETURNING global_position, event_type, tags
+             ), tagged AS (
+                 INSERT INTO {floor}.events_tags (tag, global_position, event_type)
+                 SELECT unnest(ev.tags), ev.global_position, ev.event_type FROM ev
+             )
+             SELECT global_position FROM ev"
+        );
+        Self {
+            insert_one: insert_one.into(),
+            insert_many: insert_many.into(),
+            rows_one: rows_one.into(),
+            rows_many: rows_many.into(),
+        }
     }
 }
 
-/// The raw-SQL floor: `BEGIN; INSERT ...; COMMIT` of the same rows, versions counted by the
-/// task itself (it is the only writer of its aggregate), positions from the BIGSERIAL.
+/// The raw-SQL floor: one autocommitted `INSERT` of the same rows (the cheapest plain way to
+/// write them: one statement, one round trip), versions counted by the task itself (it is the
+/// only writer of its aggregate), positions from the BIGSERIAL.
 pub struct FloorAppender {
     pool: PgPool,
     sql: Arc<FloorSql>,
+    kind: FloorKind,
     aggregate_type: String,
     aggregate_id: Uuid,
     version: i64,
 }
 
 impl FloorAppender {
-    pub fn new(pool: PgPool, sql: Arc<FloorSql>) -> Self {
-        Self { pool, sql, aggregate_type: "Order".into(), aggregate_id: Uuid::now_v7(), version: 0 }
+    pub fn new(pool: PgPool, sql: Arc<FloorSql>, kind: FloorKind) -> Self {
+        let (aggregate_type, aggregate_id) = ("Order".into(), Uuid::now_v7());
+        Self { pool, sql, kind, aggregate_type, aggregate_id, version: 0 }
+    }
+
+    fn statement(&self, many: bool) -> Arc<str> {
+        match (self.kind, many) {
+            (FloorKind::Events, false) => self.sql.insert_one.clone(),
+            (FloorKind::Events, true) => self.sql.insert_many.clone(),
+            (FloorKind::SameRows, false) => self.sql.rows_one.clone(),
+            (FloorKind::SameRows, true) => self.sql.rows_many.clone(),
+        }
     }
 
     async fn insert_one(&mut self, e: &NewEvent) -> Result<usize, BoxError> {
-        let mut tx = self.pool.begin().await?;
-        let _position: i64 = sqlx::query_scalar(AssertSqlSafe(self.sql.insert_one.clone()))
+        let _position: i64 = sqlx::query_scalar(AssertSqlSafe(self.statement(false)))
             .bind(e.event_id)
             .bind(&e.event_type)
             .bind(e.event_version)
@@ -113,9 +186,8 @@ impl FloorAppender {
             .bind(e.correlation_id)
             .bind(e.causation_id)
             .bind(e.created_at)
-            .fetch_one(&mut *tx)
+            .fetch_one(&self.pool)
             .await?;
-        tx.commit().await?;
         self.version += 1;
         Ok(1)
     }
@@ -137,8 +209,7 @@ impl FloorAppender {
         let causation_ids: Vec<Option<Uuid>> = events.iter().map(|e| e.causation_id).collect();
         let created_at: Vec<DateTime<Utc>> = events.iter().map(|e| e.created_at).collect();
 
-        let mut tx = self.pool.begin().await?;
-        let positions: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(self.sql.insert_many.clone()))
+        let positions: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(self.statement(true)))
             .bind(&self.aggregate_type)
             .bind(self.aggregate_id)
             .bind(&ids)
@@ -153,9 +224,8 @@ impl FloorAppender {
             .bind(&correlation_ids)
             .bind(&causation_ids)
             .bind(&created_at)
-            .fetch_all(&mut *tx)
+            .fetch_all(&self.pool)
             .await?;
-        tx.commit().await?;
         if positions.len() != events.len() {
             return Err(format!("floor wrote {} of {} events", positions.len(), n).into());
         }

@@ -19,7 +19,8 @@ pub struct Fixture {
 }
 
 /// The floor: the same columns, constraints and indexes as the library's events table, but the
-/// position comes from a BIGSERIAL, and there is no heads table and no function.
+/// position comes from a BIGSERIAL and there is no function; plus the same heads and tag tables,
+/// for the floor that writes the same rows as the library.
 const FLOOR_DDL: &str = r#"
 CREATE SCHEMA {floor};
 CREATE TABLE {floor}.events (
@@ -43,6 +44,19 @@ CREATE TABLE {floor}.events (
     CONSTRAINT events_stream_version UNIQUE (aggregate_type, aggregate_id, aggregate_version)
 );
 CREATE INDEX events_type_position ON {floor}.events (event_type, global_position);
+CREATE TABLE {floor}.aggregate_heads (
+    aggregate_type    TEXT NOT NULL,
+    aggregate_id      UUID NOT NULL,
+    aggregate_version BIGINT NOT NULL,
+    updated_at        TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (aggregate_type, aggregate_id)
+);
+CREATE TABLE {floor}.events_tags (
+    tag             TEXT NOT NULL,
+    global_position BIGINT NOT NULL,
+    event_type      TEXT NOT NULL,
+    PRIMARY KEY (tag, global_position)
+);
 "#;
 
 /// Every column of the events table, in the order both read paths decode them.
@@ -93,7 +107,7 @@ impl Fixture {
         let (lib, floor) = (&self.lib, &self.floor);
         let truncate = format!(
             "TRUNCATE {lib}.events, {lib}.events_tags, {lib}.aggregate_heads RESTART IDENTITY; \
-             TRUNCATE {floor}.events RESTART IDENTITY;"
+             TRUNCATE {floor}.events, {floor}.events_tags, {floor}.aggregate_heads RESTART IDENTITY;"
         );
         sqlx::raw_sql(AssertSqlSafe(truncate)).execute(&self.pool).await?;
         self.seed(n).await
@@ -109,7 +123,7 @@ impl Fixture {
             let load_lib = format!(
                 "INSERT INTO {lib}.events ({COLUMNS})
                  SELECT nextval('{lib}.events_position_seq'), gen_random_uuid(), 'OrderPlaced', 1,
-                        'sales', NULL, NULL, NULL, ARRAY['customer:' || (g % 1000)], {SQL_PAYLOAD},
+                        'sales', NULL, NULL, NULL, ARRAY['customer:' || (g % 1000), 'order:' || (g % 100000)], {SQL_PAYLOAD},
                         jsonb_build_object('source', 'bench', 'user_id', 'user-' || (g % 1000)),
                         NULL, gen_random_uuid(), NULL, now()
                    FROM generate_series(1, $1::bigint) AS g"
@@ -140,6 +154,8 @@ impl Fixture {
             format!("{lib}.events_tags"),
             format!("{lib}.aggregate_heads"),
             format!("{floor}.events"),
+            format!("{floor}.events_tags"),
+            format!("{floor}.aggregate_heads"),
         ] {
             let vacuum = format!("VACUUM (ANALYZE) {table}");
             sqlx::raw_sql(AssertSqlSafe(vacuum)).execute(&self.pool).await?;

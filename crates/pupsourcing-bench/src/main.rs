@@ -8,6 +8,7 @@
 //! ```
 
 mod append;
+mod dcb;
 mod events;
 mod fixture;
 mod read;
@@ -19,7 +20,7 @@ use std::time::Duration;
 use clap::Parser;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::append::{Appender, FloorAppender, FloorSql, LibraryAppender};
+use crate::append::{Appender, FloorAppender, FloorKind, FloorSql, LibraryAppender};
 use crate::fixture::Fixture;
 use crate::report::{Measurement, Row};
 
@@ -124,22 +125,34 @@ async fn run(args: &Args, fixture: &Fixture) -> Result<(), BoxError> {
             if args.filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
                 continue;
             }
-            let library_first = i % 2 == 0;
+            // Rotate which side goes first, so that no side always runs on a warmer server.
+            let mut sides =
+                [Side::Library, Side::Floor(FloorKind::Events), Side::Floor(FloorKind::SameRows)];
+            sides.rotate_left(i % 3);
             let mut library = Measurement::default();
             let mut floor = Measurement::default();
-            for library_turn in [library_first, !library_first] {
+            let mut same_rows = Measurement::default();
+            for side in sides {
                 fixture.checkpoint().await;
-                if library_turn {
-                    let store = fixture.store();
-                    let appenders = (0..tasks).map(|_| LibraryAppender::new(store.clone()));
-                    library = measure(appenders.collect(), batch, duration).await?;
-                } else {
-                    let appenders = (0..tasks)
-                        .map(|_| FloorAppender::new(fixture.pool.clone(), floor_sql.clone()));
-                    floor = measure(appenders.collect(), batch, duration).await?;
+                match side {
+                    Side::Library => {
+                        let store = fixture.store();
+                        let appenders = (0..tasks).map(|_| LibraryAppender::new(store.clone()));
+                        library = measure(appenders.collect(), batch, duration).await?;
+                    }
+                    Side::Floor(kind) => {
+                        let appenders = (0..tasks).map(|_| {
+                            FloorAppender::new(fixture.pool.clone(), floor_sql.clone(), kind)
+                        });
+                        let m = measure(appenders.collect(), batch, duration).await?;
+                        match kind {
+                            FloorKind::Events => floor = m,
+                            FloorKind::SameRows => same_rows = m,
+                        }
+                    }
                 }
             }
-            let row = Row { name: name.to_string(), library, floor };
+            let row = Row { name: name.to_string(), library, floor, same_rows: Some(same_rows) };
             eprintln!(
                 "{name}: library {:.0} ev/s, floor {:.0} ev/s, ratio {:.2}",
                 row.library.events_per_sec(),
@@ -148,6 +161,10 @@ async fn run(args: &Args, fixture: &Fixture) -> Result<(), BoxError> {
             );
             rows.push(row);
         }
+    }
+
+    if !args.skip_appends {
+        rows.extend(conditional_scenarios(args, fixture, &floor_sql, duration).await?);
     }
 
     if !args.skip_read {
@@ -167,7 +184,7 @@ async fn run(args: &Args, fixture: &Fixture) -> Result<(), BoxError> {
             }
         }
         let name = format!("catch-up read {}, pages of {}", args.read_events, read::PAGE);
-        let row = Row { name, library, floor };
+        let row = Row { name, library, floor, same_rows: None };
         eprintln!(
             "{}: library {:.0} ev/s, floor {:.0} ev/s, ratio {:.2}",
             row.name,
@@ -176,6 +193,18 @@ async fn run(args: &Args, fixture: &Fixture) -> Result<(), BoxError> {
             row.ratio()
         );
         rows.push(row);
+
+        // Tag query: a 10-event boundary out of the loaded log.
+        let orders = args.read_events.min(100_000);
+        let library = dcb::tag_query_library(&fixture.store(), orders).await?;
+        let floor = dcb::tag_query_floor(&fixture.pool, &fixture.lib, orders).await?;
+        let name = format!("tag query, 10 of {} events", args.read_events);
+        eprintln!(
+            "{name}: library p50 {:.2} ms, floor p50 {:.2} ms",
+            library.percentile_ms(0.5),
+            floor.percentile_ms(0.5)
+        );
+        rows.push(Row { name, library, floor, same_rows: None });
     }
 
     println!("{}", report::text_table(&rows));
@@ -184,6 +213,64 @@ async fn run(args: &Args, fixture: &Fixture) -> Result<(), BoxError> {
     println!("{}", goals(&rows));
     println!("load average at end: {}", load_average());
     Ok(())
+}
+
+/// Conditional single-event appends beside the plain floor (the same insert, unconditional).
+async fn conditional_scenarios(
+    args: &Args,
+    fixture: &Fixture,
+    floor_sql: &Arc<FloorSql>,
+    duration: Duration,
+) -> Result<Vec<Row>, BoxError> {
+    let scenarios = [
+        ("conditional append, 1 task", 1, 0),
+        ("conditional append, 8 tasks", 8, 0),
+        ("conditional append, 32 tasks", 32, 0),
+        ("conditional append, 32 tasks, 1 in 10 contended", 32, 10),
+    ];
+    let mut rows = Vec::new();
+    for (i, (name, tasks, hot_every)) in scenarios.into_iter().enumerate() {
+        if args.filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
+            continue;
+        }
+        let outcomes = Arc::new(dcb::Outcomes::default());
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let mut library = Measurement::default();
+        let mut floor = Measurement::default();
+        for library_turn in [i % 2 == 0, i % 2 == 1] {
+            fixture.checkpoint().await;
+            if library_turn {
+                let store = fixture.store();
+                let appenders = (0..tasks).map(|task| {
+                    dcb::ConditionalAppender::new(
+                        store.clone(),
+                        &run,
+                        task,
+                        hot_every,
+                        outcomes.clone(),
+                    )
+                });
+                library = measure(appenders.collect(), 1, duration).await?;
+            } else {
+                let appenders = (0..tasks).map(|_| {
+                    FloorAppender::new(fixture.pool.clone(), floor_sql.clone(), FloorKind::Events)
+                });
+                floor = measure(appenders.collect(), 1, duration).await?;
+            }
+        }
+        let name = format!("{name} ({:.1}% conflicts)", 100.0 * outcomes.conflict_rate());
+        let row = Row { name, library, floor, same_rows: None };
+        eprintln!("{}: ratio {:.2}", row.name, row.ratio());
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Who writes in one measurement.
+#[derive(Clone, Copy)]
+enum Side {
+    Library,
+    Floor(FloorKind),
 }
 
 /// The 1, 5 and 15 minute load averages (Linux), to tell a quiet machine from a busy one.
@@ -207,9 +294,13 @@ fn goals(rows: &[Row]) -> String {
     let mut out = String::from("Goals:\n");
     let mut ratio_goal = |label: &str, row: Option<&Row>, min: f64| match row {
         Some(r) => out.push_str(&format!(
-            "  {label}: {:.2}x floor (goal >= {min}x) {}\n",
+            "  {label}: {:.2}x floor (goal >= {min}x) {}{}\n",
             r.ratio(),
-            if r.ratio() >= min { "MET" } else { "MISSED" }
+            if r.ratio() >= min { "MET" } else { "MISSED" },
+            r.same_rows_ratio().map_or(String::new(), |s| format!(
+                "; {s:.2}x the same-rows floor {}",
+                if s >= min { "MET" } else { "MISSED" }
+            )),
         )),
         None => out.push_str(&format!("  {label}: not measured\n")),
     };
@@ -217,6 +308,14 @@ fn goals(rows: &[Row]) -> String {
     ratio_goal("single-event append, 32 tasks", find("append 1 event, 32 tasks"), 0.8);
     ratio_goal("100-event batch, 8 tasks", find("append 100 events, 8 tasks"), 0.8);
     ratio_goal("catch-up read", find("catch-up read"), 0.7);
+    ratio_goal("conditional append, 32 tasks", find("conditional append, 32 tasks ("), 0.7);
+    if let Some(r) = find("tag query") {
+        let p50 = r.library.percentile_ms(0.5);
+        out.push_str(&format!(
+            "  tag query p50: {p50:.2} ms (goal < 2 ms) {}\n",
+            if p50 < 2.0 { "MET" } else { "MISSED" }
+        ));
+    }
     if let Some(r) = find("catch-up read") {
         let rate = r.library.events_per_sec();
         out.push_str(&format!(

@@ -35,26 +35,37 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// One scenario measured both ways.
+/// One scenario measured through the library and against the floors.
 pub struct Row {
     pub name: String,
     pub library: Measurement,
+    /// The plain floor: event rows only.
     pub floor: Measurement,
+    /// The floor that writes the same rows as the library (appends only).
+    pub same_rows: Option<Measurement>,
 }
 
 impl Row {
+    /// Library events/s over the plain floor's.
     pub fn ratio(&self) -> f64 {
-        let floor = self.floor.events_per_sec();
-        if floor > 0.0 { self.library.events_per_sec() / floor } else { 0.0 }
+        ratio(&self.library, &self.floor)
     }
 
-    fn cells(&self) -> [String; 8] {
+    /// Library events/s over the same-rows floor's, when measured.
+    pub fn same_rows_ratio(&self) -> Option<f64> {
+        self.same_rows.as_ref().map(|f| ratio(&self.library, f))
+    }
+
+    fn cells(&self) -> [String; COLUMNS] {
         let ms = |m: &Measurement, p| format!("{:.2}", m.percentile_ms(p));
+        let same = self.same_rows.as_ref();
         [
             self.name.clone(),
             format!("{:.0}", self.library.events_per_sec()),
             format!("{:.0}", self.floor.events_per_sec()),
             format!("{:.2}", self.ratio()),
+            same.map_or("-".into(), |f| format!("{:.0}", f.events_per_sec())),
+            self.same_rows_ratio().map_or("-".into(), |r| format!("{r:.2}")),
             ms(&self.library, 0.50),
             ms(&self.library, 0.99),
             ms(&self.floor, 0.50),
@@ -63,11 +74,20 @@ impl Row {
     }
 }
 
-const HEADERS: [&str; 8] = [
+fn ratio(library: &Measurement, floor: &Measurement) -> f64 {
+    let floor = floor.events_per_sec();
+    if floor > 0.0 { library.events_per_sec() / floor } else { 0.0 }
+}
+
+const COLUMNS: usize = 10;
+
+const HEADERS: [&str; COLUMNS] = [
     "scenario",
     "library ev/s",
     "floor ev/s",
     "lib/floor",
+    "same-rows floor ev/s",
+    "lib/same-rows",
     "lib p50 ms",
     "lib p99 ms",
     "floor p50 ms",
@@ -76,7 +96,7 @@ const HEADERS: [&str; 8] = [
 
 /// The table aligned for a terminal.
 pub fn text_table(rows: &[Row]) -> String {
-    let cells: Vec<[String; 8]> = rows.iter().map(Row::cells).collect();
+    let cells: Vec<[String; COLUMNS]> = rows.iter().map(Row::cells).collect();
     let mut widths = HEADERS.map(str::len);
     for row in &cells {
         for (w, c) in widths.iter_mut().zip(row) {
@@ -107,7 +127,7 @@ pub fn text_table(rows: &[Row]) -> String {
 /// The same table as Markdown.
 pub fn markdown_table(rows: &[Row]) -> String {
     let mut out = format!("| {} |\n", HEADERS.join(" | "));
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for row in rows {
         out.push_str(&format!("| {} |\n", row.cells().join(" | ")));
     }
