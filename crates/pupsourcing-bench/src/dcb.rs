@@ -80,7 +80,7 @@ impl ConditionalAppender {
 impl Appender for ConditionalAppender {
     async fn append<'a>(&'a mut self, events: &'a [NewEvent]) -> Result<usize, BoxError> {
         self.count += 1;
-        let hot = self.hot_every > 0 && self.count % self.hot_every == 0;
+        let hot = self.hot_every > 0 && self.count.is_multiple_of(self.hot_every);
         let boundary = if hot { &mut self.hot } else { &mut self.own };
         let events: Vec<NewEvent> =
             events.iter().map(|e| e.clone().with_tags([boundary.tag.clone()])).collect();
