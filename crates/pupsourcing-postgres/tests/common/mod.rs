@@ -11,9 +11,42 @@ pub fn url() -> String {
     pupsourcing_testkit::env_or("PUP_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 }
 
-/// A unique schema name for one test.
+/// A unique schema name for one test: `pup_test_<unix seconds>_<random>`, so that later runs
+/// can tell stale schemas from those of tests still running.
 pub fn unique_schema() -> String {
-    format!("pup_test_{}", &uuid::Uuid::new_v4().simple().to_string()[..16])
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("pup_test_{}_{}", unix_seconds(), &random[..12])
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Test schemas older than this are left over by earlier runs and dropped.
+const STALE_AFTER_SECS: u64 = 3600;
+
+/// Drops the schemas earlier test runs left behind (tests do not drop their own: the
+/// conformance functions own the store until they end). Once per test binary.
+async fn drop_stale_schemas(pool: &sqlx::PgPool) {
+    static ONCE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    ONCE.get_or_init(|| async {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'pup\\_test\\_%'",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default();
+        let cutoff = unix_seconds().saturating_sub(STALE_AFTER_SECS);
+        for name in names {
+            let born = name.split('_').nth(2).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+            if born < cutoff {
+                let drop = format!("DROP SCHEMA IF EXISTS {name} CASCADE");
+                // Another binary may be dropping it at the same moment; that is fine.
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(pool).await;
+            }
+        }
+    })
+    .await;
 }
 
 /// A migrated store in a new schema, or `None` (skip) when the server is unreachable.
@@ -28,6 +61,7 @@ pub async fn store_with(config: StoreConfig) -> Option<PgEventStore> {
         Ok(pool) => pool,
         Err(err) => return pupsourcing_testkit::unreachable("PostgreSQL", err),
     };
+    drop_stale_schemas(&pool).await;
     let store = PgEventStore::new(pool, config);
     store.migrate().await.expect("migration applies");
     Some(store)
