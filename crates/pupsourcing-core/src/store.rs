@@ -164,41 +164,39 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     /// The global log from `from` (inclusive) as a stream, read in pages of `page_size`; the
     /// stream ends when it has caught up with the head.
     fn stream_all(&self, from: Position, page_size: usize) -> EventStream<'_> {
-        crate::store::paged_stream(self, from, page_size)
+        paged_stream(from, page_size, move |next, n| self.read_all(next, n))
     }
 }
 
-/// Turns repeated `read_all` calls into a stream that ends once a page comes back short.
-fn paged_stream<S: EventStore>(store: &S, from: Position, page_size: usize) -> EventStream<'_> {
-    struct Cursor<'a, S> {
-        store: &'a S,
-        next: Position,
-        page: std::vec::IntoIter<RecordedEvent>,
-        done: bool,
-    }
+/// Turns a page reader (`fetch(from, page_size)`) into a stream that follows the last position
+/// it yielded, yields a read error and stops, and ends once a page comes back short.
+pub(crate) fn paged_stream<'a, F, Fut>(
+    from: Position,
+    page_size: usize,
+    fetch: F,
+) -> EventStream<'a>
+where
+    F: Fn(Position, usize) -> Fut + Send + Sync + 'a,
+    Fut: Future<Output = Result<Vec<RecordedEvent>>> + Send + 'a,
+{
     let page_size = page_size.max(1);
-    let cursor = Cursor { store, next: from, page: Vec::new().into_iter(), done: false };
-    Box::pin(futures_util_unfold(cursor, move |mut c| async move {
-        loop {
-            if let Some(event) = c.page.next() {
-                c.next = event.position + 1;
-                return Some((Ok(event), c));
-            }
-            if c.done {
-                return None;
-            }
-            match c.store.read_all(c.next, page_size).await {
-                Ok(page) => {
-                    c.done = page.len() < page_size;
-                    c.page = page.into_iter();
+    let start = (from, std::vec::IntoIter::<RecordedEvent>::default(), false);
+    let fetch = std::sync::Arc::new(fetch);
+    Box::pin(futures_util::stream::try_unfold(start, move |(mut next, mut page, mut done)| {
+        let fetch = fetch.clone();
+        async move {
+            loop {
+                if let Some(event) = page.next() {
+                    next = event.position + 1;
+                    return Ok(Some((event, (next, page, done))));
                 }
-                Err(err) => {
-                    c.done = true;
-                    return Some((Err(err), c));
+                if done {
+                    return Ok(None);
                 }
+                let events = fetch(next, page_size).await?;
+                done = events.len() < page_size;
+                page = events.into_iter();
             }
         }
     }))
 }
-
-use futures_util::stream::unfold as futures_util_unfold;

@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use crate::error::Result;
-use crate::event::{NewEvent, Position, RecordedEvent};
+use crate::event::{NewEvent, Position};
 use crate::store::{AppendResult, EventStore, EventStream};
 
 use super::{AppendCondition, DecisionModel, Query, ReadOptions, ReadResult, States};
@@ -80,25 +80,9 @@ pub trait DcbStore: EventStore {
         from: Position,
         page_size: usize,
     ) -> EventStream<'a> {
-        let page_size = page_size.max(1);
-        Box::pin(futures_util::stream::try_unfold(
-            (from, std::vec::IntoIter::<RecordedEvent>::default(), false),
-            move |(mut next, mut page, mut done)| async move {
-                loop {
-                    if let Some(event) = page.next() {
-                        next = event.position + 1;
-                        return Ok(Some((event, (next, page, done))));
-                    }
-                    if done {
-                        return Ok(None);
-                    }
-                    let options = ReadOptions::new().from(next).limit(page_size);
-                    let read = self.read(query, options).await?;
-                    done = read.events.len() < page_size;
-                    page = read.events.into_iter();
-                }
-            },
-        ))
+        crate::store::paged_stream(from, page_size, move |next, n| async move {
+            Ok(self.read(query, ReadOptions::new().from(next).limit(n)).await?.events)
+        })
     }
 
     /// Runs every projector of `model` over one combined read (in pages, so memory stays
