@@ -158,44 +158,29 @@ pub(crate) async fn append(
         .fetch_one(conn)
         .await
         .map_err(db_error)?;
-    outcome(row, target, events).map_err(|e| match e {
-        Decode::Db(err) => db_error(err),
-        Decode::Store(err) => err,
-    })
-}
-
-enum Decode {
-    Db(sqlx::Error),
-    Store(Error),
-}
-
-impl From<sqlx::Error> for Decode {
-    fn from(err: sqlx::Error) -> Self {
-        Decode::Db(err)
-    }
+    outcome(&row, target, events)
 }
 
 /// Interprets the function's answer (see `{events}_append` in `sql/schema.sql`).
 fn outcome(
-    row: sqlx::postgres::PgRow,
+    row: &sqlx::postgres::PgRow,
     target: Target<'_>,
     events: &[NewEvent],
-) -> std::result::Result<AppendResult, Decode> {
-    let kind: String = row.try_get(0)?;
-    let actual: Option<i64> = row.try_get(1)?;
-    let positions: Option<Vec<i64>> = row.try_get(2)?;
-    let versions: Option<Vec<Option<i64>>> = row.try_get(3)?;
-    let stored = || AppendResult {
-        positions: positions.clone().unwrap_or_default(),
-        versions: versions.clone().unwrap_or_default().into_iter().flatten().collect(),
-        replayed: true,
-    };
+) -> Result<AppendResult> {
+    fn column<'r, T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>>(
+        row: &'r sqlx::postgres::PgRow,
+        index: usize,
+    ) -> Result<T> {
+        row.try_get(index).map_err(db_error)
+    }
+    let kind: String = column(row, 0)?;
+    let actual: Option<i64> = column(row, 1)?;
     match kind.as_str() {
         "appended" => {
             // The batch got consecutive positions (and versions) from the first ones.
             let n = events.len() as i64;
-            let first: i64 = row.try_get::<Option<i64>, _>(5)?.unwrap_or_default();
-            let first_version: Option<i64> = row.try_get(6)?;
+            let first = column::<Option<i64>>(row, 5)?.unwrap_or_default();
+            let first_version: Option<i64> = column(row, 6)?;
             Ok(AppendResult {
                 positions: (first..first + n).collect(),
                 versions: match target {
@@ -207,39 +192,45 @@ fn outcome(
                 replayed: false,
             })
         }
-        "replayed" => Ok(stored()),
+        "replayed" => Ok(AppendResult {
+            positions: column::<Option<Vec<i64>>>(row, 2)?.unwrap_or_default(),
+            versions: column::<Option<Vec<Option<i64>>>>(row, 3)?
+                .into_iter()
+                .flatten()
+                .flatten()
+                .collect(),
+            replayed: true,
+        }),
         "conflict" => match target {
             Target::Stream(stream, expected) => {
                 let actual = actual.unwrap_or_default();
                 tracing::debug!(%stream, %expected, actual, "optimistic concurrency conflict");
-                Err(Decode::Store(Error::Concurrency { stream: stream.clone(), expected, actual }))
+                Err(Error::Concurrency { stream: stream.clone(), expected, actual })
             }
             Target::Dcb(_) => Err(unexpected(&kind)),
         },
         "condition_failed" => match target {
             Target::Dcb(Some(condition)) => {
                 tracing::debug!(%condition, "append condition failed");
-                Err(Decode::Store(Error::ConditionFailed {
-                    condition: Box::new(condition.clone()),
-                }))
+                Err(Error::ConditionFailed { condition: Box::new(condition.clone()) })
             }
             _ => Err(unexpected(&kind)),
         },
-        "isolation" => Err(Decode::Store(Error::Unsupported {
+        "isolation" => Err(Error::Unsupported {
             reason: "conditional appends need a READ COMMITTED or SERIALIZABLE transaction; \
                      under REPEATABLE READ the condition check could miss a concurrent append",
-        })),
-        "partial_duplicate" => Err(Decode::Store(Error::PartialDuplicate {
+        }),
+        "partial_duplicate" => Err(Error::PartialDuplicate {
             stored: actual.unwrap_or_default() as usize,
             total: events.len(),
-            first: row.try_get::<Option<Uuid>, _>(4)?.unwrap_or_default(),
-        })),
+            first: column::<Option<Uuid>>(row, 4)?.unwrap_or_default(),
+        }),
         other => Err(unexpected(other)),
     }
 }
 
-fn unexpected(outcome: &str) -> Decode {
-    Decode::Store(Error::database(std::io::Error::other(format!(
+fn unexpected(outcome: &str) -> Error {
+    Error::database(std::io::Error::other(format!(
         "unexpected append outcome {outcome:?}: is the schema migrated to this version?"
-    ))))
+    )))
 }
