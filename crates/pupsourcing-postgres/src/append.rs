@@ -1,12 +1,17 @@
-//! The append path: validate, turn the batch into column arrays, and call the store's
-//! `{events}_append` function in one round trip.
+//! The append path: validate, turn the batch into column arrays, and run it in one round trip:
+//! the one-statement direct path for a single event in autocommit mode, else the store's
+//! `{events}_append` function.
 
 use chrono::{DateTime, Utc};
 use pupsourcing_core::dcb::{AppendCondition, lock_plan};
 use pupsourcing_core::{
     AppendResult, Error, ExpectedVersion, Limits, NewEvent, Result, StreamId, validate_batch,
 };
-use sqlx::{AssertSqlSafe, PgConnection, Row};
+use std::sync::Arc;
+
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::{AssertSqlSafe, PgConnection, Postgres, Row};
 use uuid::Uuid;
 
 use crate::error::db_error;
@@ -105,13 +110,24 @@ impl<'a> ConditionArrays<'a> {
     }
 }
 
-/// Appends `events` to `target` on `conn` (the caller's transaction or the store's own).
+/// How the connection an append runs on is used.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Session {
+    /// Inside a transaction (the caller's, or the store's own): one function call.
+    Transaction,
+    /// In autocommit mode: the statement is its own transaction, so a single-event append can
+    /// take the one-statement direct path (`sql/append_direct.sql`).
+    Autocommit,
+}
+
+/// Appends `events` to `target` on `conn`.
 pub(crate) async fn append(
     conn: &mut PgConnection,
     sql: &Statements,
     limits: &Limits,
     target: Target<'_>,
     events: &[NewEvent],
+    session: Session,
 ) -> Result<AppendResult> {
     let (stream, expected, condition) = match target {
         Target::Stream(stream, expected) => (Some(stream), expected, None),
@@ -121,58 +137,87 @@ pub(crate) async fn append(
     if let Some(condition) = condition {
         condition.validate(limits)?;
     }
-    let expected_arg: Option<i64> = match (stream, expected) {
-        (None, _) | (_, ExpectedVersion::Any) => None,
-        (_, ExpectedVersion::NoStream) => Some(0),
-        (_, ExpectedVersion::Exact(v)) => Some(v),
+    let args = Arguments {
+        stream,
+        expected: match (stream, expected) {
+            (None, _) | (_, ExpectedVersion::Any) => None,
+            (_, ExpectedVersion::NoStream) => Some(0),
+            (_, ExpectedVersion::Exact(v)) => Some(v),
+        },
+        columns: Columns::new(events),
+        locks: Locks::new(sql.lock_namespace, events, condition, limits.max_lock_keys),
+        condition: condition.map(ConditionArrays::new).unwrap_or_default(),
+        check: condition.is_some(),
     };
-    let c = Columns::new(events);
-    let locks = Locks::new(sql.lock_namespace, events, condition, limits.max_lock_keys);
-    let cond = condition.map(ConditionArrays::new).unwrap_or_default();
-    let row = sqlx::query(AssertSqlSafe(sql.append.clone()))
-        .bind(stream.map(|s| s.aggregate_type.as_str()))
-        .bind(stream.map(|s| s.aggregate_id))
-        .bind(expected_arg)
-        .bind(&c.ids)
-        .bind(&c.types)
-        .bind(&c.versions)
-        .bind(&c.contexts)
-        .bind(&c.tags)
-        .bind(&c.tag_counts)
-        .bind(&c.payloads)
-        .bind(&c.metadata)
-        .bind(&c.trace_ids)
-        .bind(&c.correlation_ids)
-        .bind(&c.causation_ids)
-        .bind(&c.created_at)
-        .bind(&locks.hi)
-        .bind(&locks.lo)
-        .bind(&locks.exclusive)
-        .bind(condition.is_some())
-        .bind(cond.all)
-        .bind(cond.after)
-        .bind(&cond.types)
-        .bind(&cond.type_counts)
-        .bind(&cond.tags)
-        .bind(&cond.tag_counts)
-        .fetch_one(conn)
-        .await
-        .map_err(db_error)?;
+    if session == Session::Autocommit && events.len() == 1 {
+        match args.query(&sql.append_direct).fetch_one(&mut *conn).await {
+            Ok(row) if column::<Option<String>>(&row, 0)?.is_some() => {
+                return outcome(&row, target, events);
+            }
+            // Not appended: the function below tells why.
+            Ok(_) => {}
+            // A unique violation, from a stored event id: the function below recognises a
+            // replay. (Any other cause fails there again and is reported from there.)
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => {}
+            Err(err) => return Err(db_error(err)),
+        }
+    }
+    let row = args.query(&sql.append).fetch_one(conn).await.map_err(db_error)?;
     outcome(&row, target, events)
 }
 
-/// Interprets the function's answer (see `{events}_append` in `sql/schema.sql`).
-fn outcome(
-    row: &sqlx::postgres::PgRow,
-    target: Target<'_>,
-    events: &[NewEvent],
-) -> Result<AppendResult> {
-    fn column<'r, T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>>(
-        row: &'r sqlx::postgres::PgRow,
-        index: usize,
-    ) -> Result<T> {
-        row.try_get(index).map_err(db_error)
+/// Everything an append statement binds, in the order of its parameters ($1 to $25).
+struct Arguments<'a> {
+    stream: Option<&'a StreamId>,
+    /// NULL = any version, 0 = no stream, n = exactly n.
+    expected: Option<i64>,
+    columns: Columns<'a>,
+    locks: Locks,
+    condition: ConditionArrays<'a>,
+    check: bool,
+}
+
+impl Arguments<'_> {
+    fn query<'q>(&'q self, sql: &Arc<str>) -> Query<'q, Postgres, PgArguments> {
+        let (c, cond) = (&self.columns, &self.condition);
+        sqlx::query(AssertSqlSafe(sql.clone()))
+            .bind(self.stream.map(|s| s.aggregate_type.as_str()))
+            .bind(self.stream.map(|s| s.aggregate_id))
+            .bind(self.expected)
+            .bind(&c.ids)
+            .bind(&c.types)
+            .bind(&c.versions)
+            .bind(&c.contexts)
+            .bind(&c.tags)
+            .bind(&c.tag_counts)
+            .bind(&c.payloads)
+            .bind(&c.metadata)
+            .bind(&c.trace_ids)
+            .bind(&c.correlation_ids)
+            .bind(&c.causation_ids)
+            .bind(&c.created_at)
+            .bind(&self.locks.hi)
+            .bind(&self.locks.lo)
+            .bind(&self.locks.exclusive)
+            .bind(self.check)
+            .bind(cond.all)
+            .bind(cond.after)
+            .bind(&cond.types)
+            .bind(&cond.type_counts)
+            .bind(&cond.tags)
+            .bind(&cond.tag_counts)
     }
+}
+
+fn column<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
+    row: &'r PgRow,
+    index: usize,
+) -> Result<T> {
+    row.try_get(index).map_err(db_error)
+}
+
+/// Interprets the function's answer (see `{events}_append` in `sql/schema.sql`).
+fn outcome(row: &PgRow, target: Target<'_>, events: &[NewEvent]) -> Result<AppendResult> {
     let kind: String = column(row, 0)?;
     let actual: Option<i64> = column(row, 1)?;
     match kind.as_str() {

@@ -8,6 +8,7 @@ use pupsourcing_core::StoreConfig;
 #[derive(Debug)]
 pub(crate) struct Statements {
     pub append: Arc<str>,
+    pub append_direct: Arc<str>,
     pub read_stream: Arc<str>,
     pub read_all: Arc<str>,
     pub stream_version: Arc<str>,
@@ -28,6 +29,7 @@ impl Statements {
         let render = |sql: &str| -> Arc<str> { Arc::from(render(sql, config)) };
         Self {
             append: render(include_str!("sql/append.sql")),
+            append_direct: render(include_str!("sql/append_direct.sql")),
             read_stream: render(include_str!("sql/read_stream.sql")),
             read_all: render(include_str!("sql/read_all.sql")),
             stream_version: render(include_str!("sql/stream_version.sql")),

@@ -13,7 +13,7 @@ use pupsourcing_core::{
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgConnection, Postgres, Transaction};
 
-use crate::append::Target;
+use crate::append::{Session, Target};
 use crate::error::db_error;
 use crate::statements::Statements;
 use crate::timeout::limited;
@@ -88,19 +88,30 @@ impl PgEventStore {
     }
 
     /// An append in a transaction of the store's own. The append is one statement, so without a
-    /// time limit it runs in autocommit mode: its own transaction, in one round trip. With a
-    /// limit it runs in an explicit transaction, so that a timed-out append is rolled back
-    /// rather than left to commit on the server.
+    /// time limit it runs in autocommit mode: its own transaction, in one round trip, and a
+    /// single event takes the direct path (`sql/append_direct.sql`). With a limit it runs in an
+    /// explicit transaction, so that a timed-out append is rolled back rather than left to
+    /// commit on the server.
     async fn append_own(&self, target: Target<'_>, events: &[NewEvent]) -> Result<AppendResult> {
         let inner = &self.inner;
         let limits = &inner.config.limits;
         let Some(limit) = inner.config.timeouts.append else {
             let mut conn = inner.pool.acquire().await.map_err(db_error)?;
-            return append::append(&mut conn, &inner.sql, limits, target, events).await;
+            return append::append(
+                &mut conn,
+                &inner.sql,
+                limits,
+                target,
+                events,
+                Session::Autocommit,
+            )
+            .await;
         };
         limited(Some(limit), async {
             let mut tx = self.begin().await?;
-            let result = append::append(&mut tx, &inner.sql, limits, target, events).await?;
+            let result =
+                append::append(&mut tx, &inner.sql, limits, target, events, Session::Transaction)
+                    .await?;
             self.commit(tx).await?;
             Ok(result)
         })
@@ -134,7 +145,8 @@ impl EventStore for PgEventStore {
     ) -> Result<AppendResult> {
         let inner = &self.inner;
         let target = Target::Stream(stream, expected);
-        append::append(conn, &inner.sql, &inner.config.limits, target, events).await
+        append::append(conn, &inner.sql, &inner.config.limits, target, events, Session::Transaction)
+            .await
     }
 
     async fn append(
@@ -212,7 +224,9 @@ impl DcbStore for PgEventStore {
         condition: Option<&AppendCondition>,
     ) -> Result<AppendResult> {
         let inner = &self.inner;
-        append::append(conn, &inner.sql, &inner.config.limits, Target::Dcb(condition), events).await
+        let target = Target::Dcb(condition);
+        append::append(conn, &inner.sql, &inner.config.limits, target, events, Session::Transaction)
+            .await
     }
 
     async fn read_in(
@@ -233,13 +247,7 @@ impl DcbStore for PgEventStore {
         events: &[NewEvent],
         condition: Option<&AppendCondition>,
     ) -> Result<AppendResult> {
-        limited(self.inner.config.timeouts.append, async {
-            let mut tx = self.begin().await?;
-            let result = self.append_if_in(&mut tx, events, condition).await?;
-            self.commit(tx).await?;
-            Ok(result)
-        })
-        .await
+        self.append_own(Target::Dcb(condition), events).await
     }
 
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<ReadResult> {
