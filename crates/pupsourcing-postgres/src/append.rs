@@ -3,7 +3,7 @@
 //! `{events}_append` function.
 
 use chrono::{DateTime, Utc};
-use pupsourcing_core::dcb::{AppendCondition, lock_plan};
+use pupsourcing_core::dcb::{AppendCondition, LockKey, lock_plan};
 use pupsourcing_core::{
     AppendResult, Error, ExpectedVersion, Limits, NewEvent, Result, StreamId, validate_batch,
 };
@@ -18,7 +18,7 @@ use crate::error::db_error;
 use crate::statements::Statements;
 
 /// The batch as one array per column, the shape the append function takes.
-struct Columns<'a> {
+pub(crate) struct Columns<'a> {
     ids: Vec<Uuid>,
     types: Vec<&'a str>,
     versions: Vec<i32>,
@@ -34,7 +34,8 @@ struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
-    fn new(events: &'a [NewEvent]) -> Self {
+    pub(crate) fn new(events: impl IntoIterator<Item = &'a NewEvent>) -> Self {
+        let events: Vec<&'a NewEvent> = events.into_iter().collect();
         Self {
             ids: events.iter().map(|e| e.event_id).collect(),
             types: events.iter().map(|e| e.event_type.as_str()).collect(),
@@ -53,6 +54,28 @@ impl<'a> Columns<'a> {
     }
 }
 
+impl Columns<'_> {
+    /// Binds the columns as the append statements' parameters $4 to $15.
+    pub(crate) fn bind<'q>(
+        &'q self,
+        query: Query<'q, Postgres, PgArguments>,
+    ) -> Query<'q, Postgres, PgArguments> {
+        query
+            .bind(&self.ids)
+            .bind(&self.types)
+            .bind(&self.versions)
+            .bind(&self.contexts)
+            .bind(&self.tags)
+            .bind(&self.tag_counts)
+            .bind(&self.payloads)
+            .bind(&self.metadata)
+            .bind(&self.trace_ids)
+            .bind(&self.correlation_ids)
+            .bind(&self.causation_ids)
+            .bind(&self.created_at)
+    }
+}
+
 /// Where an append goes.
 #[derive(Clone, Copy)]
 pub(crate) enum Target<'a> {
@@ -63,20 +86,15 @@ pub(crate) enum Target<'a> {
 }
 
 /// The advisory lock plan as the function takes it: 32-bit halves and modes.
-struct Locks {
+pub(crate) struct Locks {
     hi: Vec<i32>,
     lo: Vec<i32>,
     exclusive: Vec<bool>,
 }
 
 impl Locks {
-    fn new(
-        namespace: u64,
-        events: &[NewEvent],
-        condition: Option<&AppendCondition>,
-        max: usize,
-    ) -> Self {
-        let plan = lock_plan(namespace, events, condition, max);
+    pub(crate) fn new(plan: impl IntoIterator<Item = LockKey>) -> Self {
+        let plan: Vec<LockKey> = plan.into_iter().collect();
         Self {
             hi: plan.iter().map(|k| (k.key >> 32) as i32).collect(),
             lo: plan.iter().map(|k| k.key as i32).collect(),
@@ -85,39 +103,76 @@ impl Locks {
     }
 }
 
-/// A condition's items flattened into arrays with per-item counts.
+impl Locks {
+    /// Binds the lock plan as the append statements' parameters $16 to $18.
+    pub(crate) fn bind<'q>(
+        &'q self,
+        query: Query<'q, Postgres, PgArguments>,
+    ) -> Query<'q, Postgres, PgArguments> {
+        query.bind(&self.hi).bind(&self.lo).bind(&self.exclusive)
+    }
+}
+
+/// Conditions' items flattened into arrays with per-item counts (one condition for an append,
+/// several for a group).
 #[derive(Default)]
-struct ConditionArrays<'a> {
+pub(crate) struct ConditionArrays<'a> {
     all: bool,
     after: Option<i64>,
-    types: Vec<&'a str>,
-    type_counts: Vec<i32>,
-    tags: Vec<&'a str>,
-    tag_counts: Vec<i32>,
+    pub(crate) types: Vec<&'a str>,
+    pub(crate) type_counts: Vec<i32>,
+    pub(crate) tags: Vec<&'a str>,
+    pub(crate) tag_counts: Vec<i32>,
+}
+
+/// Where one condition's items lie in [`ConditionArrays`]: 1-based inclusive bounds, as SQL
+/// array slices take them (`hi < lo` is an empty slice).
+pub(crate) struct ConditionSlices {
+    pub items: (i32, i32),
+    pub types: (i32, i32),
+    pub tags: (i32, i32),
 }
 
 impl<'a> ConditionArrays<'a> {
     fn new(condition: &'a AppendCondition) -> Self {
-        let items = &condition.fail_if_events_match.items;
-        Self {
+        let mut arrays = Self {
             all: condition.fail_if_events_match.is_all(),
             after: condition.after,
-            types: items.iter().flat_map(|i| i.types.iter().map(String::as_str)).collect(),
-            type_counts: items.iter().map(|i| i.types.len() as i32).collect(),
-            tags: items.iter().flat_map(|i| i.tags.iter().map(String::as_str)).collect(),
-            tag_counts: items.iter().map(|i| i.tags.len() as i32).collect(),
+            ..Self::default()
+        };
+        arrays.push(condition);
+        arrays
+    }
+
+    /// Appends `condition`'s items and says where they are. Validation bounds the counts, so
+    /// they fit in i32.
+    pub(crate) fn push(&mut self, condition: &'a AppendCondition) -> ConditionSlices {
+        let bounds = |start: usize, end: usize| (start as i32 + 1, end as i32);
+        let (items, types, tags) = (self.type_counts.len(), self.types.len(), self.tags.len());
+        for item in &condition.fail_if_events_match.items {
+            self.types.extend(item.types.iter().map(String::as_str));
+            self.type_counts.push(item.types.len() as i32);
+            self.tags.extend(item.tags.iter().map(String::as_str));
+            self.tag_counts.push(item.tags.len() as i32);
+        }
+        ConditionSlices {
+            items: bounds(items, self.type_counts.len()),
+            types: bounds(types, self.types.len()),
+            tags: bounds(tags, self.tags.len()),
         }
     }
 }
 
-/// How the connection an append runs on is used.
+/// Which statement an append may use.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Session {
-    /// Inside a transaction (the caller's, or the store's own): one function call.
-    Transaction,
-    /// In autocommit mode: the statement is its own transaction, so a single-event append can
-    /// take the one-statement direct path (`sql/append_direct.sql`).
-    Autocommit,
+pub(crate) enum Route {
+    /// The `{events}_append` function: right in any transaction (the caller's, or the store's
+    /// own), and the one that tells every outcome apart.
+    Function,
+    /// First the one-statement direct path (`sql/append_direct.sql`) when the batch is one
+    /// event: only on a connection in autocommit mode, where the statement is its own
+    /// transaction.
+    Direct,
 }
 
 /// Appends `events` to `target` on `conn`.
@@ -127,47 +182,72 @@ pub(crate) async fn append(
     limits: &Limits,
     target: Target<'_>,
     events: &[NewEvent],
-    session: Session,
+    route: Route,
 ) -> Result<AppendResult> {
-    let (stream, expected, condition) = match target {
-        Target::Stream(stream, expected) => (Some(stream), expected, None),
-        Target::Dcb(condition) => (None, ExpectedVersion::Any, condition),
-    };
-    validate_batch(stream, expected, events, limits)?;
-    if let Some(condition) = condition {
-        condition.validate(limits)?;
-    }
-    let args = Arguments {
-        stream,
-        expected: match (stream, expected) {
-            (None, _) | (_, ExpectedVersion::Any) => None,
-            (_, ExpectedVersion::NoStream) => Some(0),
-            (_, ExpectedVersion::Exact(v)) => Some(v),
-        },
-        columns: Columns::new(events),
-        locks: Locks::new(sql.lock_namespace, events, condition, limits.max_lock_keys),
-        condition: condition.map(ConditionArrays::new).unwrap_or_default(),
-        check: condition.is_some(),
-    };
-    if session == Session::Autocommit && events.len() == 1 {
-        match args.query(&sql.append_direct).fetch_one(&mut *conn).await {
-            Ok(row) if column::<Option<String>>(&row, 0)?.is_some() => {
-                return outcome(&row, target, events);
-            }
-            // Not appended: the function below tells why.
-            Ok(_) => {}
-            // A unique violation, from a stored event id: the function below recognises a
-            // replay. (Any other cause fails there again and is reported from there.)
-            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => {}
-            Err(err) => return Err(db_error(err)),
-        }
+    let args = Arguments::new(sql, limits, target, events)?;
+    if route == Route::Direct
+        && events.len() == 1
+        && let Some(result) = try_direct(conn, sql, &args, target, events).await?
+    {
+        return Ok(result);
     }
     let row = args.query(&sql.append).fetch_one(conn).await.map_err(db_error)?;
     outcome(&row, target, events)
 }
 
+/// The direct path: the result when the event was appended; `None` when it was not (a failed
+/// expected version or condition, a stored event id, REPEATABLE READ), and nothing was written.
+/// The function then tells why.
+pub(crate) async fn try_direct(
+    conn: &mut PgConnection,
+    sql: &Statements,
+    args: &Arguments<'_>,
+    target: Target<'_>,
+    events: &[NewEvent],
+) -> Result<Option<AppendResult>> {
+    match args.direct_query(&sql.append_direct, &events[0]).fetch_one(conn).await {
+        Ok(row) if column::<Option<String>>(&row, 0)?.is_some() => {
+            outcome(&row, target, events).map(Some)
+        }
+        Ok(_) => Ok(None),
+        // A unique violation comes from a stored event id: a replay, which the function
+        // recognises. (Any other cause fails there again and is reported from there.)
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => Ok(None),
+        Err(err) => Err(db_error(err)),
+    }
+}
+
+/// The parts of an append target.
+pub(crate) fn parts<'a>(
+    target: Target<'a>,
+) -> (Option<&'a StreamId>, ExpectedVersion, Option<&'a AppendCondition>) {
+    match target {
+        Target::Stream(stream, expected) => (Some(stream), expected, None),
+        Target::Dcb(condition) => (None, ExpectedVersion::Any, condition),
+    }
+}
+
+/// Rejects a batch or condition the store must not write.
+pub(crate) fn validate(target: Target<'_>, events: &[NewEvent], limits: &Limits) -> Result<()> {
+    let (stream, expected, condition) = parts(target);
+    validate_batch(stream, expected, events, limits)?;
+    match condition {
+        Some(condition) => Ok(condition.validate(limits)?),
+        None => Ok(()),
+    }
+}
+
+/// The expected version as the statements take it: NULL = any, 0 = no stream, n = exactly n.
+pub(crate) fn expected_arg(stream: Option<&StreamId>, expected: ExpectedVersion) -> Option<i64> {
+    match (stream, expected) {
+        (None, _) | (_, ExpectedVersion::Any) => None,
+        (_, ExpectedVersion::NoStream) => Some(0),
+        (_, ExpectedVersion::Exact(v)) => Some(v),
+    }
+}
+
 /// Everything an append statement binds, in the order of its parameters ($1 to $25).
-struct Arguments<'a> {
+pub(crate) struct Arguments<'a> {
     stream: Option<&'a StreamId>,
     /// NULL = any version, 0 = no stream, n = exactly n.
     expected: Option<i64>,
@@ -177,28 +257,74 @@ struct Arguments<'a> {
     check: bool,
 }
 
-impl Arguments<'_> {
-    fn query<'q>(&'q self, sql: &Arc<str>) -> Query<'q, Postgres, PgArguments> {
+impl<'a> Arguments<'a> {
+    /// Validates the append and turns it into arguments.
+    pub(crate) fn new(
+        sql: &Statements,
+        limits: &Limits,
+        target: Target<'a>,
+        events: &'a [NewEvent],
+    ) -> Result<Self> {
+        validate(target, events, limits)?;
+        let (stream, expected, condition) = parts(target);
+        Ok(Self {
+            stream,
+            expected: expected_arg(stream, expected),
+            columns: Columns::new(events),
+            locks: Locks::new(lock_plan(
+                sql.lock_namespace,
+                events,
+                condition,
+                limits.max_lock_keys,
+            )),
+            condition: condition.map(ConditionArrays::new).unwrap_or_default(),
+            check: condition.is_some(),
+        })
+    }
+
+    /// The direct statement's parameters: like [`Arguments::query`], but `event`'s columns as
+    /// scalars, and no condition arrays unless there is a condition.
+    fn direct_query<'q>(
+        &'q self,
+        sql: &Arc<str>,
+        event: &'q NewEvent,
+    ) -> Query<'q, Postgres, PgArguments> {
         let (c, cond) = (&self.columns, &self.condition);
-        sqlx::query(AssertSqlSafe(sql.clone()))
+        let query = sqlx::query(AssertSqlSafe(sql.clone()))
             .bind(self.stream.map(|s| s.aggregate_type.as_str()))
             .bind(self.stream.map(|s| s.aggregate_id))
             .bind(self.expected)
-            .bind(&c.ids)
-            .bind(&c.types)
-            .bind(&c.versions)
-            .bind(&c.contexts)
+            .bind(event.event_id)
+            .bind(event.event_type.as_str())
+            .bind(event.event_version)
+            .bind(event.bounded_context.as_deref())
             .bind(&c.tags)
-            .bind(&c.tag_counts)
-            .bind(&c.payloads)
-            .bind(&c.metadata)
-            .bind(&c.trace_ids)
-            .bind(&c.correlation_ids)
-            .bind(&c.causation_ids)
-            .bind(&c.created_at)
-            .bind(&self.locks.hi)
-            .bind(&self.locks.lo)
-            .bind(&self.locks.exclusive)
+            .bind(event.payload.as_slice())
+            .bind(c.metadata[0].as_deref())
+            .bind(event.trace_id)
+            .bind(event.correlation_id)
+            .bind(event.causation_id)
+            .bind(event.created_at);
+        let check = self.check.then_some(cond);
+        self.locks
+            .bind(query)
+            .bind(self.check)
+            .bind(cond.all)
+            .bind(cond.after)
+            .bind(check.map(|c| &c.types))
+            .bind(check.map(|c| &c.type_counts))
+            .bind(check.map(|c| &c.tags))
+            .bind(check.map(|c| &c.tag_counts))
+    }
+
+    fn query<'q>(&'q self, sql: &Arc<str>) -> Query<'q, Postgres, PgArguments> {
+        let (c, cond) = (&self.columns, &self.condition);
+        let query = sqlx::query(AssertSqlSafe(sql.clone()))
+            .bind(self.stream.map(|s| s.aggregate_type.as_str()))
+            .bind(self.stream.map(|s| s.aggregate_id))
+            .bind(self.expected);
+        self.locks
+            .bind(c.bind(query))
             .bind(self.check)
             .bind(cond.all)
             .bind(cond.after)

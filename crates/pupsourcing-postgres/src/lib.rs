@@ -13,6 +13,7 @@
 mod append;
 mod dcb;
 mod error;
+mod group;
 mod migrate;
 mod read;
 mod statements;

@@ -9,6 +9,7 @@ use pupsourcing_core::StoreConfig;
 pub(crate) struct Statements {
     pub append: Arc<str>,
     pub append_direct: Arc<str>,
+    pub append_group: Arc<str>,
     pub read_stream: Arc<str>,
     pub read_all: Arc<str>,
     pub stream_version: Arc<str>,
@@ -30,6 +31,7 @@ impl Statements {
         Self {
             append: render(include_str!("sql/append.sql")),
             append_direct: render(include_str!("sql/append_direct.sql")),
+            append_group: render(include_str!("sql/append_group.sql")),
             read_stream: render(include_str!("sql/read_stream.sql")),
             read_all: render(include_str!("sql/read_all.sql")),
             stream_version: render(include_str!("sql/stream_version.sql")),

@@ -13,8 +13,9 @@ use pupsourcing_core::{
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgConnection, Postgres, Transaction};
 
-use crate::append::{Session, Target};
+use crate::append::{Route, Target};
 use crate::error::db_error;
+use crate::group::GroupCommit;
 use crate::statements::Statements;
 use crate::timeout::limited;
 use crate::{append, dcb, migrate, read};
@@ -43,7 +44,9 @@ pub struct PgEventStore {
 struct Inner {
     pool: PgPool,
     config: StoreConfig,
-    sql: Statements,
+    sql: Arc<Statements>,
+    /// Queue of concurrent single-event appends of the store's own (see group.rs).
+    group: Arc<GroupCommit>,
     /// Highest gap-free head seen so far. Heads only grow, so a cached one stays safe and lets
     /// catch-up reads skip the head query until they reach it.
     known_head: AtomicI64,
@@ -53,8 +56,10 @@ impl PgEventStore {
     /// A store on an existing pool. Nothing is checked until the first call; run
     /// [`PgEventStore::migrate`] (or the generated migration) first.
     pub fn new(pool: PgPool, config: StoreConfig) -> Self {
-        let sql = Statements::new(&config);
-        Self { inner: Arc::new(Inner { pool, config, sql, known_head: AtomicI64::new(0) }) }
+        let sql = Arc::new(Statements::new(&config));
+        let group = Arc::new(GroupCommit::new(pool.clone(), sql.clone(), config.limits));
+        let known_head = AtomicI64::new(0);
+        Self { inner: Arc::new(Inner { pool, config, sql, group, known_head }) }
     }
 
     /// Connects a pool of up to 16 connections to `url` and builds a store on it.
@@ -88,29 +93,25 @@ impl PgEventStore {
     }
 
     /// An append in a transaction of the store's own. The append is one statement, so without a
-    /// time limit it runs in autocommit mode: its own transaction, in one round trip, and a
-    /// single event takes the direct path (`sql/append_direct.sql`). With a limit it runs in an
-    /// explicit transaction, so that a timed-out append is rolled back rather than left to
-    /// commit on the server.
+    /// time limit it runs in autocommit mode: its own transaction, in one round trip. A single
+    /// event goes through group commit (group.rs): alone by the direct path, or merged with
+    /// concurrent ones. With a limit it runs in an explicit transaction, so that a timed-out
+    /// append is rolled back rather than left to commit on the server.
     async fn append_own(&self, target: Target<'_>, events: &[NewEvent]) -> Result<AppendResult> {
         let inner = &self.inner;
         let limits = &inner.config.limits;
         let Some(limit) = inner.config.timeouts.append else {
+            if let [event] = events {
+                return inner.group.append(target, event).await;
+            }
             let mut conn = inner.pool.acquire().await.map_err(db_error)?;
-            return append::append(
-                &mut conn,
-                &inner.sql,
-                limits,
-                target,
-                events,
-                Session::Autocommit,
-            )
-            .await;
+            return append::append(&mut conn, &inner.sql, limits, target, events, Route::Direct)
+                .await;
         };
         limited(Some(limit), async {
             let mut tx = self.begin().await?;
             let result =
-                append::append(&mut tx, &inner.sql, limits, target, events, Session::Transaction)
+                append::append(&mut tx, &inner.sql, limits, target, events, Route::Function)
                     .await?;
             self.commit(tx).await?;
             Ok(result)
@@ -145,7 +146,7 @@ impl EventStore for PgEventStore {
     ) -> Result<AppendResult> {
         let inner = &self.inner;
         let target = Target::Stream(stream, expected);
-        append::append(conn, &inner.sql, &inner.config.limits, target, events, Session::Transaction)
+        append::append(conn, &inner.sql, &inner.config.limits, target, events, Route::Function)
             .await
     }
 
@@ -225,7 +226,7 @@ impl DcbStore for PgEventStore {
     ) -> Result<AppendResult> {
         let inner = &self.inner;
         let target = Target::Dcb(condition);
-        append::append(conn, &inner.sql, &inner.config.limits, target, events, Session::Transaction)
+        append::append(conn, &inner.sql, &inner.config.limits, target, events, Route::Function)
             .await
     }
 

@@ -1,6 +1,7 @@
 -- The direct append: one event, in autocommit mode, as ONE statement (no function call, no
--- subtransaction). It takes the parameters of {events}_append and answers with its columns,
--- but only ever 'appended' or no outcome at all: any other case (a failed expected version or
+-- subtransaction). It takes the parameters of {events}_append, but the event's columns as
+-- scalars ($4-$14; cheaper to receive than one-element arrays), and answers with the
+-- function's columns, but only ever 'appended' or no outcome at all: any other case (a failed expected version or
 -- condition, REPEATABLE READ) writes nothing and leaves o_outcome NULL, and a stored event id
 -- fails the statement on the unique index. The caller then runs {events}_append, which tells
 -- those cases apart. All of them stay failed on a second look: versions and matching events
@@ -18,12 +19,12 @@
 WITH locks AS MATERIALIZED (
     SELECT count(CASE WHEN l.exclusive THEN pg_advisory_xact_lock(l.hi, l.lo)
                       ELSE pg_advisory_xact_lock_shared(l.hi, l.lo) END) AS taken
-      FROM unnest($16::int[], $17::int[], $18::bool[]) AS l(hi, lo, exclusive)
+      FROM unnest($15::int[], $16::int[], $17::bool[]) AS l(hi, lo, exclusive)
 ), checked AS MATERIALIZED (
-    SELECT CASE WHEN NOT $19::bool THEN FALSE
+    SELECT CASE WHEN NOT $18::bool THEN FALSE
                 WHEN current_setting('transaction_isolation') = 'repeatable read' THEN NULL
-                ELSE {schema}.{events}_condition_matches($20::bool, coalesce($21::bigint, 0),
-                         $22::text[], $23::int[], $24::text[], $25::int[])
+                ELSE {schema}.{events}_condition_matches($19::bool, coalesce($20::bigint, 0),
+                         $21::text[], $22::int[], $23::text[], $24::int[])
            END AS failed
       FROM locks
 ), upserted AS (
@@ -58,15 +59,14 @@ WITH locks AS MATERIALIZED (
     INSERT INTO {schema}.{events} (global_position, event_id, event_type, event_version,
         bounded_context, aggregate_type, aggregate_id, aggregate_version, tags, payload,
         metadata, trace_id, correlation_id, causation_id, created_at)
-    SELECT a.position, ($4::uuid[])[1], ($5::text[])[1], ($6::int[])[1], ($7::text[])[1],
-           $1::text, $2::uuid, a.version, $8::text[], ($10::bytea[])[1],
-           ($11::text[])[1]::jsonb, ($12::uuid[])[1], ($13::uuid[])[1], ($14::uuid[])[1],
-           ($15::timestamptz[])[1]
+    SELECT a.position, $4::uuid, $5::text, $6::int, $7::text, $1::text, $2::uuid, a.version,
+           $8::text[], $9::bytea, $10::text::jsonb, $11::uuid, $12::uuid, $13::uuid,
+           $14::timestamptz
       FROM allocated a
     RETURNING global_position, aggregate_version
 ), indexed AS (
     INSERT INTO {schema}.{events}_tags (tag, global_position, event_type)
-    SELECT t.tag, i.global_position, ($5::text[])[1]
+    SELECT t.tag, i.global_position, $5::text
       FROM inserted i, unnest($8::text[]) AS t(tag)
 )
 SELECT CASE WHEN i.global_position IS NOT NULL THEN 'appended' END AS o_outcome,

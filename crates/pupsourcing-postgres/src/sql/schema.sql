@@ -362,18 +362,44 @@ END
 $fn$;
 
 -- The gap-free head: the highest position below which no transaction can still commit an event.
--- The sequence value is read first (in the outer query), the markers second (the correlated
--- subquery runs per outer row): a writer that registers in between allocates above the
--- sequence value already read, so it cannot be missed.
+-- In three statements, in this order:
+--   1. the sequence value: a writer that registers after this allocates above it;
+--   2. this store's in-flight markers, with the virtual transaction holding each;
+--   3. the live transactions. A transaction makes its commit visible, then releases its own
+--      virtualxid lock, then its advisory locks; so a marker whose holder no longer holds its
+--      virtualxid lock belongs to a transaction whose rows are already visible (or rolled back),
+--      and must not hold readers back. (Without this, a committed writer that is descheduled
+--      between the two releases stalls readers, which a retrying command executor can run
+--      into.) Prepared transactions ('-1/...') hold no virtualxid lock, so they count as live.
+-- Reading the live transactions after the markers is what makes this safe: a marker seen in 2
+-- whose holder is missing in 3 has ended.
 CREATE OR REPLACE FUNCTION {schema}.{events}_safe_head() RETURNS BIGINT
-LANGUAGE sql VOLATILE AS $fn$
-    SELECT least(s.v, coalesce((
-        SELECT min(((l.classid::bigint << 32) | l.objid::bigint) & 140737488355327)
-          FROM pg_locks l
-         WHERE l.locktype = 'advisory' AND l.objsubid = 1
-           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-           AND (l.classid::bigint >> 15) = {marker_tag}
-           AND s.v IS NOT NULL), s.v))
-      FROM (SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS v
-              FROM {schema}.{events}_position_seq) s
+LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    v_sequence BIGINT;
+    v_markers  BIGINT[];
+    v_holders  TEXT[];
+    v_lowest   BIGINT;
+BEGIN
+    SELECT CASE WHEN is_called THEN last_value ELSE 0 END INTO v_sequence
+      FROM {schema}.{events}_position_seq;
+    IF v_sequence = 0 THEN
+        RETURN 0;
+    END IF;
+    SELECT array_agg(((l.classid::bigint << 32) | l.objid::bigint) & 140737488355327),
+           array_agg(l.virtualtransaction)
+      INTO v_markers, v_holders
+      FROM pg_locks l
+     WHERE l.locktype = 'advisory' AND l.objsubid = 1
+       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+       AND (l.classid::bigint >> 15) = {marker_tag};
+    IF v_markers IS NULL THEN
+        RETURN v_sequence;
+    END IF;
+    SELECT min(m.marker) INTO v_lowest
+      FROM unnest(v_markers, v_holders) AS m(marker, holder)
+     WHERE m.holder LIKE '-1/%'
+        OR m.holder IN (SELECT x.virtualxid FROM pg_locks x WHERE x.locktype = 'virtualxid');
+    RETURN least(v_sequence, coalesce(v_lowest, v_sequence));
+END
 $fn$;

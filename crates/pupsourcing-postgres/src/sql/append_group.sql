@@ -1,0 +1,92 @@
+-- Group commit: several single-event appends of the store's own, each atomic and checked on its
+-- own, written by ONE statement in one transaction (see group.rs). The writer only groups
+-- requests that cannot see each other: different streams, one kind of expected version, and
+-- boundary locks where no key is wanted exclusively by one request and at all by another. So
+-- each request's checks only need what committed before, exactly as in append_direct.sql.
+--
+-- Per request ($1-$3, $4-$7 and $9-$15 for its event, $19-$21, $26-$31): stream type and id
+-- (NULL for a DCB event), expected version, the event's columns, whether a condition applies,
+-- whether it matches all events, its `after`, and 1-based slices of the flattened condition
+-- arrays $22-$25 (items, types, tags). $8: all events' tags, flattened. $16-$18: the union of
+-- the requests' boundary locks, sorted. $32: the group's kind of expected version ('any',
+-- 'no_stream' or 'exact'; ignored for DCB events).
+--
+-- Answers one row per request, in request order: its position and version, or NULLs when it
+-- was not appended (its expected version or condition failed): the caller retries that request
+-- alone, and the function tells why. A stored event id fails the whole statement.
+WITH locks AS MATERIALIZED (
+    SELECT count(CASE WHEN l.exclusive THEN pg_advisory_xact_lock(l.hi, l.lo)
+                      ELSE pg_advisory_xact_lock_shared(l.hi, l.lo) END) AS taken
+      FROM unnest($16::int[], $17::int[], $18::bool[]) AS l(hi, lo, exclusive)
+), requests AS MATERIALIZED (
+    SELECT r.*, (sum(r.tag_count) OVER (ORDER BY r.ord))::int AS tag_end
+      FROM unnest($1::text[], $2::uuid[], $3::bigint[], $9::int[], $19::bool[], $20::bool[],
+                  $21::bigint[], $26::int[], $27::int[], $28::int[], $29::int[], $30::int[],
+                  $31::int[])
+           WITH ORDINALITY AS r(stream_type, stream_id, expected, tag_count, checks, check_all,
+                                after, item_lo, item_hi, type_lo, type_hi, tag_lo, tag_hi, ord)
+), checked AS MATERIALIZED (
+    -- After every lock (each row joins the lock step's row): a fresh snapshot per check.
+    SELECT r.*,
+           CASE WHEN NOT r.checks THEN FALSE
+                WHEN current_setting('transaction_isolation') = 'repeatable read' THEN NULL
+                ELSE {schema}.{events}_condition_matches(r.check_all, coalesce(r.after, 0),
+                         ($22::text[])[r.type_lo : r.type_hi], ($23::int[])[r.item_lo : r.item_hi],
+                         ($24::text[])[r.tag_lo : r.tag_hi], ($25::int[])[r.item_lo : r.item_hi])
+           END AS failed
+      FROM locks, requests r
+), heads AS (
+    -- One pass over the streams in sorted order, so two groups never deadlock on head rows.
+    -- An exact expected version never creates a head: only a stream our snapshot saw (heads
+    -- are never deleted once committed) is tried, and the proposed version carries
+    -- expected + 1 for the check.
+    INSERT INTO {schema}.{aggregate_heads} AS h (aggregate_type, aggregate_id, aggregate_version)
+    SELECT c.stream_type, c.stream_id, coalesce(c.expected, 0) + 1
+      FROM checked c
+     WHERE c.failed IS FALSE AND c.stream_type IS NOT NULL
+       AND ($32::text <> 'exact' OR EXISTS (
+               SELECT 1 FROM {schema}.{aggregate_heads} x
+                WHERE x.aggregate_type = c.stream_type AND x.aggregate_id = c.stream_id))
+     ORDER BY c.stream_type, c.stream_id
+    ON CONFLICT (aggregate_type, aggregate_id)
+    DO UPDATE SET aggregate_version = h.aggregate_version + 1, updated_at = now()
+       WHERE $32::text = 'any'
+          OR ($32::text = 'exact' AND h.aggregate_version = excluded.aggregate_version - 1)
+    RETURNING h.aggregate_type, h.aggregate_id, h.aggregate_version
+), go AS MATERIALIZED (
+    SELECT c.ord, c.stream_type, c.stream_id, h.aggregate_version AS version, c.tag_count,
+           c.tag_end
+      FROM checked c
+      LEFT JOIN heads h ON h.aggregate_type = c.stream_type AND h.aggregate_id = c.stream_id
+     WHERE c.failed IS FALSE AND (c.stream_type IS NULL OR h.aggregate_version IS NOT NULL)
+), registered AS MATERIALIZED (
+    -- The in-flight marker and the shared allocation lock, as in append_direct.sql, taken once
+    -- the head rows are locked.
+    SELECT pg_advisory_xact_lock_shared(({marker_tag}::bigint << 47)
+               | coalesce(pg_sequence_last_value('{schema}.{events}_position_seq'), 0)),
+           pg_advisory_xact_lock_shared({marker_tag}, 0)
+      FROM (SELECT count(*) AS n FROM go) g
+     WHERE g.n > 0
+), allocated AS MATERIALIZED (
+    SELECT g.*, nextval('{schema}.{events}_position_seq') AS position
+      FROM registered, go g
+     ORDER BY g.ord
+), inserted AS (
+    INSERT INTO {schema}.{events} (global_position, event_id, event_type, event_version,
+        bounded_context, aggregate_type, aggregate_id, aggregate_version, tags, payload,
+        metadata, trace_id, correlation_id, causation_id, created_at)
+    SELECT a.position, ($4::uuid[])[a.ord], ($5::text[])[a.ord], ($6::int[])[a.ord],
+           ($7::text[])[a.ord], a.stream_type, a.stream_id, a.version,
+           coalesce(($8::text[])[a.tag_end - a.tag_count + 1 : a.tag_end], '{}'),
+           ($10::bytea[])[a.ord], ($11::text[])[a.ord]::jsonb, ($12::uuid[])[a.ord],
+           ($13::uuid[])[a.ord], ($14::uuid[])[a.ord], ($15::timestamptz[])[a.ord]
+      FROM allocated a
+    RETURNING global_position, event_id, event_type, tags, aggregate_version
+), indexed AS (
+    INSERT INTO {schema}.{events}_tags (tag, global_position, event_type)
+    SELECT unnest(i.tags), i.global_position, i.event_type FROM inserted i
+)
+SELECT i.global_position, i.aggregate_version
+  FROM unnest($4::uuid[]) WITH ORDINALITY AS r(event_id, ord)
+  LEFT JOIN inserted i ON i.event_id = r.event_id
+ ORDER BY r.ord

@@ -1,0 +1,156 @@
+//! Group commit (src/group.rs): queued single-event appends written together must each behave
+//! as if they ran alone.
+//!
+//! Each test first occupies the store's writer slots with appends that wait on a head row locked
+//! by an open transaction, so the appends under test queue up behind them; committing that
+//! transaction releases them all at once into the writer tasks, which take the queue in groups.
+
+mod common;
+
+use std::time::Duration;
+
+use pupsourcing_core::dcb::{AppendCondition, DcbStore, Query, QueryItem, ReadOptions};
+use pupsourcing_core::{AppendResult, Error, EventStore, ExpectedVersion, NewEvent, Result};
+use pupsourcing_postgres::PgEventStore;
+use pupsourcing_testkit::{event, new_stream};
+use tokio::task::JoinHandle;
+
+/// More than the store has writer slots, so every slot is busy (extra blockers queue too).
+const BLOCKERS: usize = 4;
+const ROUNDS: usize = 5;
+
+/// Runs `appends` while the writer slots are held, so that they queue, then releases them all
+/// together and returns their results in order.
+async fn queued<F>(store: &PgEventStore, appends: Vec<F>) -> Vec<Result<AppendResult>>
+where
+    F: Future<Output = Result<AppendResult>> + Send + 'static,
+{
+    let blocked = new_stream();
+    let mut tx = store.begin().await.unwrap();
+    store.append_in(&mut tx, &blocked, ExpectedVersion::Any, &[event("Held")]).await.unwrap();
+    let blockers: Vec<JoinHandle<_>> = (0..BLOCKERS)
+        .map(|_| {
+            let (store, blocked) = (store.clone(), blocked.clone());
+            tokio::spawn(async move {
+                store.append(&blocked, ExpectedVersion::Any, &[event("Blocked")]).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let tasks: Vec<JoinHandle<_>> = appends.into_iter().map(tokio::spawn).collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    store.commit(tx).await.unwrap();
+    for blocker in blockers {
+        blocker.await.unwrap().unwrap();
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
+}
+
+fn tagged(event_type: &str, tag: &str) -> NewEvent {
+    NewEvent::new(event_type, b"{}".to_vec()).with_tags([tag])
+}
+
+/// How many transactions wrote the events with these positions.
+async fn writing_transactions(store: &PgEventStore, positions: &[i64]) -> i64 {
+    let sql = format!(
+        "SELECT count(DISTINCT xmin::text) FROM {}.events WHERE global_position = ANY($1)",
+        store.config().schema
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(positions)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn queued_disjoint_appends_are_written_together() {
+    let Some(store) = common::fresh_store().await else { return };
+    let appends = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            let boundary = format!("order:{i}");
+            async move {
+                let cond = AppendCondition::none_match(Query::from_items([QueryItem::tags([
+                    boundary.as_str(),
+                ])]));
+                store.append_if(&[tagged("Placed", &boundary)], Some(&cond)).await
+            }
+        })
+        .collect();
+    let results = queued(&store, appends).await;
+    let positions: Vec<i64> =
+        results.into_iter().map(|r| r.expect("disjoint boundaries all win").positions[0]).collect();
+    // Two writer tasks share the 8 queued appends: far fewer transactions than appends.
+    let transactions = writing_transactions(&store, &positions).await;
+    assert!(transactions <= 4, "8 queued appends took {transactions} transactions");
+}
+
+#[tokio::test]
+async fn queued_appends_on_one_boundary_have_one_winner() {
+    let Some(store) = common::fresh_store().await else { return };
+    for _ in 0..ROUNDS {
+        let course = format!("course:{}", uuid::Uuid::now_v7());
+        let query = Query::from_items([QueryItem::tags([course.as_str()])]);
+        let head = store.read(&query, ReadOptions::new()).await.unwrap().head;
+        let appends = (0..8)
+            .map(|_| {
+                let (store, query, course) = (store.clone(), query.clone(), course.clone());
+                async move {
+                    let cond = AppendCondition::none_after(query, head);
+                    store.append_if(&[tagged("Subscribed", &course)], Some(&cond)).await
+                }
+            })
+            .collect();
+        let results = queued(&store, appends).await;
+        let wins = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(wins, 1, "{results:?}");
+        assert!(
+            results.iter().all(|r| matches!(r, Ok(_) | Err(Error::ConditionFailed { .. }))),
+            "{results:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn queued_appends_keep_their_own_expected_versions() {
+    let Some(store) = common::fresh_store().await else { return };
+    for _ in 0..ROUNDS {
+        let (fresh, existing) = (new_stream(), new_stream());
+        store.append(&existing, ExpectedVersion::Any, &[event("Opened")]).await.unwrap();
+        // An `Any`, a stale `Exact`, a `NoStream` on an existing stream, four racing
+        // `Exact(1)` on one stream, and a good `NoStream`: queued together.
+        let cases = [
+            (fresh.clone(), ExpectedVersion::Any),
+            (existing.clone(), ExpectedVersion::Exact(5)),
+            (existing.clone(), ExpectedVersion::NoStream),
+            (existing.clone(), ExpectedVersion::Exact(1)),
+            (existing.clone(), ExpectedVersion::Exact(1)),
+            (existing.clone(), ExpectedVersion::Exact(1)),
+            (existing.clone(), ExpectedVersion::Exact(1)),
+            (new_stream(), ExpectedVersion::NoStream),
+        ];
+        let appends = cases
+            .into_iter()
+            .map(|(stream, expected)| {
+                let store = store.clone();
+                async move { store.append(&stream, expected, &[event("Next")]).await }
+            })
+            .collect();
+        let results = queued(&store, appends).await;
+        let versions: Vec<Option<i64>> =
+            results.iter().map(|r| r.as_ref().ok().map(|w| w.versions[0])).collect();
+        assert_eq!(versions[0], Some(1), "{results:?}");
+        assert!(matches!(results[1], Err(Error::Concurrency { actual: _, .. })), "{results:?}");
+        assert!(matches!(results[2], Err(Error::Concurrency { .. })), "{results:?}");
+        let exact_wins: Vec<_> = versions[3..7].iter().flatten().collect();
+        assert_eq!(exact_wins, [&2], "{results:?}");
+        assert_eq!(versions[7], Some(1), "{results:?}");
+        let stored = store.stream_version(&existing).await.unwrap();
+        assert_eq!(stored, 2, "one Exact(1) won, nothing else touched the stream");
+    }
+}
