@@ -1,7 +1,9 @@
 //! PostgreSQL backend of pupsourcing.
 //!
-//! [`PgEventStore`] implements [`pupsourcing_core::EventStore`] on PostgreSQL 12 or later:
-//! appends in one round trip through a server-side function, optimistic concurrency on an O(1)
+//! [`PgEventStore`] implements [`pupsourcing_core::EventStore`] and
+//! [`pupsourcing_core::dcb::DcbStore`] on PostgreSQL 12 or later: appends in one round trip
+//! (one statement for a single event, a server-side function otherwise), concurrent single-event
+//! appends merged into one transaction (group commit), optimistic concurrency on an O(1)
 //! `aggregate_heads` row, idempotent re-appends, and gap-free global reads capped at the lowest
 //! in-flight writer (see ARCHITECTURE.md in the repository).
 //!

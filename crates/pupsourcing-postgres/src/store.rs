@@ -22,6 +22,12 @@ use crate::{append, dcb, migrate, read};
 
 /// An event store on PostgreSQL. Cheap to clone: clones share the pool.
 ///
+/// Appends of a single event outside a transaction of yours ([`EventStore::append`],
+/// [`DcbStore::append_if`], without an append time limit) are merged with concurrent ones into
+/// one statement and one transaction (group commit), each still checked and atomic on its own.
+/// The merging writers use up to two connections of their own, opened from the pool's connect
+/// options on first need, in addition to the pool's.
+///
 /// ```no_run
 /// # async fn demo() -> pupsourcing_core::Result<()> {
 /// use pupsourcing_core::{EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId};
