@@ -2,13 +2,13 @@
 //! the one-statement direct path for a single event in autocommit mode, else the store's
 //! `{events}_append` function.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use pupsourcing_core::dcb::{AppendCondition, LockKey, lock_plan};
 use pupsourcing_core::{
     AppendResult, Error, ExpectedVersion, Limits, NewEvent, Result, StreamId, validate_batch,
 };
-use std::sync::Arc;
-
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, PgConnection, Postgres, Row};
@@ -17,7 +17,8 @@ use uuid::Uuid;
 use crate::error::db_error;
 use crate::statements::Statements;
 
-/// The batch as one array per column, the shape the append function takes.
+/// The batch as one array per column, the shape the append function and the group statement
+/// take.
 pub(crate) struct Columns<'a> {
     ids: Vec<Uuid>,
     types: Vec<&'a str>,
@@ -205,7 +206,8 @@ pub(crate) async fn try_direct(
     target: Target<'_>,
     events: &[NewEvent],
 ) -> Result<Option<AppendResult>> {
-    match args.direct_query(&sql.append_direct, &events[0]).fetch_one(conn).await {
+    let [event] = events else { return Ok(None) };
+    match args.direct_query(&sql.append_direct, event).fetch_one(conn).await {
         Ok(row) if column::<Option<String>>(&row, 0)?.is_some() => {
             outcome(&row, target, events).map(Some)
         }
