@@ -170,7 +170,7 @@ pub(crate) enum Route {
     /// The `{events}_append` function: right in any transaction (the caller's, or the store's
     /// own), and the one that tells every outcome apart.
     Function,
-    /// First the one-statement direct path (`sql/append_direct.sql`) when the batch is one
+    /// First the one-statement direct path (`sql/append_direct_*.sql`) when the batch is one
     /// event: only on a connection in autocommit mode, where the statement is its own
     /// transaction.
     Direct,
@@ -207,11 +207,13 @@ pub(crate) async fn try_direct(
     events: &[NewEvent],
 ) -> Result<Option<AppendResult>> {
     let [event] = events else { return Ok(None) };
-    match args.direct_query(&sql.append_direct, event).fetch_one(conn).await {
-        Ok(row) if column::<Option<String>>(&row, 0)?.is_some() => {
-            outcome(&row, target, events).map(Some)
-        }
-        Ok(_) => Ok(None),
+    let statement = match target {
+        Target::Stream(..) => &sql.append_direct_stream,
+        Target::Dcb(_) => &sql.append_direct_dcb,
+    };
+    match args.direct_query(statement, event).fetch_optional(conn).await {
+        Ok(Some(row)) => outcome(&row, target, events).map(Some),
+        Ok(None) => Ok(None),
         // A unique violation comes from a stored event id: a replay, which the function
         // recognises. (Any other cause fails there again and is reported from there.)
         Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => Ok(None),

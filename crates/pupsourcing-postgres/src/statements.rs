@@ -8,7 +8,8 @@ use pupsourcing_core::StoreConfig;
 #[derive(Debug)]
 pub(crate) struct Statements {
     pub append: Arc<str>,
-    pub append_direct: Arc<str>,
+    pub append_direct_stream: Arc<str>,
+    pub append_direct_dcb: Arc<str>,
     pub append_group: Arc<str>,
     pub read_stream: Arc<str>,
     pub read_all: Arc<str>,
@@ -30,7 +31,8 @@ impl Statements {
         let render = |sql: &str| -> Arc<str> { Arc::from(render(sql, config)) };
         Self {
             append: render(include_str!("sql/append.sql")),
-            append_direct: render(include_str!("sql/append_direct.sql")),
+            append_direct_stream: render(include_str!("sql/append_direct_stream.sql")),
+            append_direct_dcb: render(include_str!("sql/append_direct_dcb.sql")),
             append_group: render(include_str!("sql/append_group.sql")),
             read_stream: render(include_str!("sql/read_stream.sql")),
             read_all: render(include_str!("sql/read_all.sql")),
