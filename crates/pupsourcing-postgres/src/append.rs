@@ -304,7 +304,7 @@ impl<'a> Arguments<'a> {
             .bind(event.bounded_context.as_deref())
             .bind(&c.tags)
             .bind(event.payload.as_slice())
-            .bind(c.metadata[0].as_deref())
+            .bind(c.metadata.first().and_then(|m| m.as_deref()))
             .bind(event.trace_id)
             .bind(event.correlation_id)
             .bind(event.causation_id)

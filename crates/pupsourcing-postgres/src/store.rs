@@ -110,8 +110,9 @@ impl PgEventStore {
             if let [event] = events {
                 return inner.group.append(target, event).await;
             }
+            // A batch (or an empty one, which validation rejects): the function.
             let mut conn = inner.pool.acquire().await.map_err(db_error)?;
-            return append::append(&mut conn, &inner.sql, limits, target, events, Route::Direct)
+            return append::append(&mut conn, &inner.sql, limits, target, events, Route::Function)
                 .await;
         };
         limited(Some(limit), async {
