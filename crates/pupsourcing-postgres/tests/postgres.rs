@@ -171,3 +171,37 @@ async fn an_append_past_its_time_limit_times_out_and_writes_nothing() {
         .collect();
     assert_eq!(types, ["A", "B"]);
 }
+
+/// A marker left by a transaction that has ended does not hold readers back. (A committed
+/// writer can be descheduled after its commit became visible and before it released its
+/// advisory locks.) Here a session-level lock on a marker key stands in for it: its holder has
+/// no transaction, like a writer past its commit.
+#[tokio::test]
+async fn a_marker_without_a_transaction_does_not_cap_the_head() {
+    let Some(store) = common::fresh_store().await else { return };
+    let stream = new_stream();
+    store.append(&stream, ExpectedVersion::Any, &[event("A")]).await.unwrap();
+    // Learn this store's marker key for sequence value 1 from a real append's marker.
+    let mut tx = store.begin().await.unwrap();
+    store.append_in(&mut tx, &stream, ExpectedVersion::Any, &[event("B")]).await.unwrap();
+    let key: i64 = sqlx::query_scalar(
+        "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks
+          WHERE locktype = 'advisory' AND objsubid = 1 AND pid = pg_backend_pid()",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    store.commit(tx).await.unwrap();
+    let mut holder = store.pool().acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock_shared($1)")
+        .bind(key)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        store.append(&stream, ExpectedVersion::Any, &[event("C")]).await.unwrap();
+    }
+    let read = store.read_all(1, 100).await.unwrap();
+    assert_eq!(read.len(), 5, "the head is not capped by the idle session's marker");
+    sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut *holder).await.unwrap();
+}
