@@ -197,7 +197,8 @@ pub(crate) async fn append(
 }
 
 /// The direct path: the result when the event was appended; `None` when it was not (a failed
-/// expected version or condition, a stored event id, REPEATABLE READ), and nothing was written.
+/// expected version or condition, a stored event id, an isolation level above READ COMMITTED),
+/// and nothing was written.
 /// The function then tells why.
 pub(crate) async fn try_direct(
     conn: &mut PgConnection,
@@ -392,8 +393,9 @@ fn outcome(row: &PgRow, target: Target<'_>, events: &[NewEvent]) -> Result<Appen
             _ => Err(unexpected(&kind)),
         },
         "isolation" => Err(Error::Unsupported {
-            reason: "conditional appends need a READ COMMITTED or SERIALIZABLE transaction; \
-                     under REPEATABLE READ the condition check could miss a concurrent append",
+            reason: "conditional appends need a READ COMMITTED transaction (PostgreSQL's \
+                     default); under REPEATABLE READ or SERIALIZABLE the condition check keeps \
+                     the snapshot taken before it waited, and could miss a concurrent append",
         }),
         "partial_duplicate" => Err(Error::PartialDuplicate {
             stored: actual.unwrap_or_default() as usize,

@@ -3,10 +3,11 @@
 
 use std::fmt::Write;
 
-use pupsourcing_core::Position;
 use pupsourcing_core::dcb::{Query, QueryItem, ReadOptions};
+use pupsourcing_core::{Error, Position, Result};
 use sqlx::{AssertSqlSafe, PgConnection};
 
+use crate::error::db_error;
 use crate::read::{decode, safe_head};
 use crate::statements::Statements;
 
@@ -86,15 +87,34 @@ fn item_scan<'q>(
     let _ = write!(text, " ORDER BY t.global_position {dir} LIMIT $3)");
 }
 
+/// The connection a DCB read runs on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Session {
+    /// The store's own, in autocommit: every statement has a fresh snapshot.
+    Autocommit,
+    /// The caller's, possibly inside a transaction of any isolation level.
+    Callers,
+}
+
 /// Reads the events matching `query` on `conn`: first the gap-free head, then (in a later
-/// statement, so its snapshot is newer than the head) the events up to it.
+/// statement, so its snapshot is newer than the head) the events up to it. In a caller's
+/// transaction that keeps one snapshot (REPEATABLE READ, SERIALIZABLE) the later statement
+/// would not be newer, so such a read is refused.
 pub(crate) async fn read(
     conn: &mut PgConnection,
     sql: &Statements,
     query: &Query,
     options: ReadOptions,
-) -> Result<(Vec<pupsourcing_core::RecordedEvent>, Position), sqlx::Error> {
-    let head = safe_head(&mut *conn, sql).await?;
+    session: Session,
+) -> Result<(Vec<pupsourcing_core::RecordedEvent>, Position)> {
+    let (head, read_committed) = safe_head(&mut *conn, sql).await.map_err(db_error)?;
+    if session == Session::Callers && !read_committed {
+        return Err(Error::Unsupported {
+            reason: "DCB reads in your transaction need READ COMMITTED (PostgreSQL's default); \
+                     under REPEATABLE READ or SERIALIZABLE the snapshot may miss an event below \
+                     the head, which a reader would then skip for good",
+        });
+    }
     let limit = options.limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
     if limit == 0 || head == 0 {
         return Ok((Vec::new(), head));
@@ -111,7 +131,7 @@ pub(crate) async fn read(
             Bind::Texts(ts) => q.bind(ts),
         };
     }
-    let rows = q.fetch_all(&mut *conn).await?;
-    let events = rows.iter().map(decode).collect::<Result<_, _>>()?;
+    let rows = q.fetch_all(&mut *conn).await.map_err(db_error)?;
+    let events = rows.iter().map(decode).collect::<Result<_, _>>().map_err(db_error)?;
     Ok((events, head))
 }

@@ -39,15 +39,23 @@ pub(crate) const MAX_WRITERS: usize = 2;
 /// Most requests in one group: bounds the statement's size and a group's latency.
 const MAX_GROUP: usize = 64;
 
+/// How long a group waits for a lock held by someone else (the writers' `lock_timeout`). A
+/// group holds the locks of all its requests, so waiting on a long transaction could deadlock
+/// with it where each request alone would not, or stall every queued append behind one busy
+/// stream. Past this wait the group gives up, rolls back, and its requests run alone (each
+/// then waits as it would have without grouping). Groups and direct statements hold their
+/// locks for one statement and its commit, far below this.
+const GROUP_LOCK_TIMEOUT: &str = "200ms";
+
 /// The group-commit queue of one store.
 #[derive(Debug)]
 pub(crate) struct GroupCommit {
     /// The store's pool: appends that run alone use it.
     pool: PgPool,
     /// The writer tasks' own connections, one per slot, made on first use (a pool needs the
-    /// runtime). Their sessions force generic plans: the group statement's custom plans are
-    /// estimated cheaper, so PostgreSQL would plan it again on every call (0.3 ms, as much as
-    /// executing it).
+    /// runtime). Their sessions force generic plans (the group statement's custom plans are
+    /// estimated cheaper, so PostgreSQL would plan it again on every call: 0.3 ms, as much as
+    /// executing it) and bound lock waits (see [`GROUP_LOCK_TIMEOUT`]).
     writers: OnceLock<PgPool>,
     sql: Arc<Statements>,
     limits: Limits,
@@ -95,7 +103,10 @@ impl GroupCommit {
             PgPoolOptions::new()
                 .max_connections(MAX_WRITERS as u32)
                 .test_before_acquire(false)
-                .connect_lazy_with(options.options([("plan_cache_mode", "force_generic_plan")]))
+                .connect_lazy_with(options.options([
+                    ("plan_cache_mode", "force_generic_plan"),
+                    ("lock_timeout", GROUP_LOCK_TIMEOUT),
+                ]))
         })
     }
 
@@ -153,10 +164,12 @@ impl GroupCommit {
         Entry::Queued(receiver)
     }
 
-    /// Starts a writer task that owns one slot (already counted).
+    /// Starts a writer task with a slot already counted. Should the task never run (the
+    /// runtime shuts down), dropping it gives the slot back.
     fn spawn_writer(self: &Arc<Self>) {
-        let this = self.clone();
+        let mut reserved = Reserved { group: self.clone(), started: false };
         tokio::spawn(async move {
+            let this = reserved.start();
             let _slot = Slot(this.clone());
             loop {
                 let group = this.take_group();
@@ -179,6 +192,11 @@ impl GroupCommit {
         }
     }
 
+    /// Gives a slot back without handing it on.
+    fn unreserve(&self) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).writers -= 1;
+    }
+
     /// The next group: queued requests, oldest first, that fit together. The others stay
     /// queued, in order, for the next group.
     fn take_group(&self) -> Vec<Pending> {
@@ -187,7 +205,11 @@ impl GroupCommit {
         let mut group = Vec::new();
         let mut rest = VecDeque::new();
         while let Some(pending) = state.pending.pop_front() {
-            if group.len() < MAX_GROUP && fit.admits(&pending.request) {
+            if pending.reply.is_closed() {
+                // Its caller stopped waiting before it was sent: drop it unwritten.
+                continue;
+            }
+            if group.len() < MAX_GROUP && fit.admits(&pending.request, self.limits.max_lock_keys) {
                 group.push(pending);
             } else {
                 rest.push_back(pending);
@@ -260,6 +282,28 @@ impl Drop for Slot {
     }
 }
 
+/// A slot counted for a writer task, until the task starts.
+struct Reserved {
+    group: Arc<GroupCommit>,
+    started: bool,
+}
+
+impl Reserved {
+    fn start(&mut self) -> Arc<GroupCommit> {
+        self.started = true;
+        self.group.clone()
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        // Never started: give the slot back, but spawn nothing (the runtime is going away).
+        if !self.started {
+            self.group.unreserve();
+        }
+    }
+}
+
 impl Request {
     fn new(sql: &Statements, limits: &Limits, target: Target<'_>, event: &NewEvent) -> Self {
         let (stream, expected, condition) = append::parts(target);
@@ -314,8 +358,14 @@ struct Fit {
 }
 
 impl Fit {
-    /// Takes `request` in when it cannot observe or be observed by the requests already in.
-    fn admits(&mut self, request: &Request) -> bool {
+    /// Takes `request` in when it cannot observe or be observed by the requests already in, and
+    /// the group's locks stay within `max_locks` keys (a single append's bound; the lock table
+    /// is shared by the whole server). The first request always fits.
+    fn admits(&mut self, request: &Request, max_locks: usize) -> bool {
+        let new_keys = request.locks.iter().filter(|k| !self.locks.contains_key(&k.key)).count();
+        if !self.locks.is_empty() && self.locks.len() + new_keys > max_locks {
+            return false;
+        }
         let stream = request.stream.as_ref().map(|s| (s.aggregate_type.clone(), s.aggregate_id));
         let mode = request.head_mode();
         let fits = stream.as_ref().is_none_or(|s| !self.streams.contains(s))

@@ -81,12 +81,18 @@ pub(crate) async fn read_until<'c>(
     rows.iter().map(decode).collect()
 }
 
-/// The gap-free head (see `{events}_safe_head` in `sql/schema.sql`).
+/// The gap-free head (see `{events}_safe_head` in `sql/schema.sql`), and whether the
+/// connection's transaction is READ COMMITTED.
+///
+/// The head is only safe for reads that take a newer snapshot than the head's statement: in an
+/// autocommit connection, or a READ COMMITTED transaction. A REPEATABLE READ or SERIALIZABLE
+/// transaction keeps an older snapshot, which may miss a writer that committed (and dropped
+/// its marker) after the snapshot was taken.
 pub(crate) async fn safe_head<'c>(
     executor: impl PgExecutor<'c>,
     sql: &Statements,
-) -> Result<Position, sqlx::Error> {
-    let head: Option<i64> =
-        sqlx::query_scalar(AssertSqlSafe(sql.safe_head.clone())).fetch_one(executor).await?;
-    Ok(head.unwrap_or(0))
+) -> Result<(Position, bool), sqlx::Error> {
+    let (head, read_committed): (Option<i64>, bool) =
+        sqlx::query_as(AssertSqlSafe(sql.safe_head.clone())).fetch_one(executor).await?;
+    Ok((head.unwrap_or(0), read_committed))
 }

@@ -126,8 +126,22 @@ impl PgEventStore {
         .await
     }
 
+    async fn read_on(
+        &self,
+        conn: &mut PgConnection,
+        query: &Query,
+        options: ReadOptions,
+        session: dcb::Session,
+    ) -> Result<ReadResult> {
+        query.validate(&self.inner.config.limits)?;
+        let (events, head) = dcb::read(conn, &self.inner.sql, query, options, session).await?;
+        self.inner.known_head.fetch_max(head, Ordering::AcqRel);
+        Ok(ReadResult { events, head })
+    }
+
     async fn refresh_head(&self) -> Result<Position> {
-        let head = read::safe_head(&self.inner.pool, &self.inner.sql).await.map_err(db_error)?;
+        let (head, _) =
+            read::safe_head(&self.inner.pool, &self.inner.sql).await.map_err(db_error)?;
         Ok(self.inner.known_head.fetch_max(head, Ordering::AcqRel).max(head))
     }
 }
@@ -243,11 +257,7 @@ impl DcbStore for PgEventStore {
         query: &Query,
         options: ReadOptions,
     ) -> Result<ReadResult> {
-        query.validate(&self.inner.config.limits)?;
-        let (events, head) =
-            dcb::read(conn, &self.inner.sql, query, options).await.map_err(db_error)?;
-        self.inner.known_head.fetch_max(head, Ordering::AcqRel);
-        Ok(ReadResult { events, head })
+        self.read_on(conn, query, options, dcb::Session::Callers).await
     }
 
     async fn append_if(
@@ -261,7 +271,7 @@ impl DcbStore for PgEventStore {
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<ReadResult> {
         limited(self.inner.config.timeouts.query, async {
             let mut conn = self.inner.pool.acquire().await.map_err(db_error)?;
-            self.read_in(&mut conn, query, options).await
+            self.read_on(&mut conn, query, options, dcb::Session::Autocommit).await
         })
         .await
     }

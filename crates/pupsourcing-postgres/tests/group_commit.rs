@@ -1,9 +1,10 @@
 //! Group commit (src/group.rs): queued single-event appends written together must each behave
 //! as if they ran alone.
 //!
-//! Each test first occupies the store's writer slots with appends that wait on a head row locked
-//! by an open transaction, so the appends under test queue up behind them; committing that
-//! transaction releases them all at once into the writer tasks, which take the queue in groups.
+//! Each test first occupies the store's two writer slots with appends that wait on a head row
+//! locked by an open transaction, so the appends under test queue up behind them; committing
+//! that transaction (well within the writers' 200 ms lock timeout) releases them all at once
+//! into the writer tasks, which take the queue in groups.
 
 mod common;
 
@@ -15,8 +16,10 @@ use pupsourcing_postgres::PgEventStore;
 use pupsourcing_testkit::{event, new_stream};
 use tokio::task::JoinHandle;
 
-/// More than the store has writer slots, so every slot is busy (extra blockers queue too).
-const BLOCKERS: usize = 4;
+/// The store's writer slots: the first blocker runs the direct path, the second a writer task.
+const BLOCKERS: usize = 2;
+/// Long enough for spawned tasks to queue, well below the writers' lock timeout (200 ms).
+const SETTLE: Duration = Duration::from_millis(40);
 const ROUNDS: usize = 5;
 
 /// Runs `appends` while the writer slots are held, so that they queue, then releases them all
@@ -28,17 +31,16 @@ where
     let blocked = new_stream();
     let mut tx = store.begin().await.unwrap();
     store.append_in(&mut tx, &blocked, ExpectedVersion::Any, &[event("Held")]).await.unwrap();
-    let blockers: Vec<JoinHandle<_>> = (0..BLOCKERS)
-        .map(|_| {
-            let (store, blocked) = (store.clone(), blocked.clone());
-            tokio::spawn(async move {
-                store.append(&blocked, ExpectedVersion::Any, &[event("Blocked")]).await
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut blockers: Vec<JoinHandle<_>> = Vec::new();
+    for _ in 0..BLOCKERS {
+        let (store, blocked) = (store.clone(), blocked.clone());
+        blockers.push(tokio::spawn(async move {
+            store.append(&blocked, ExpectedVersion::Any, &[event("Blocked")]).await
+        }));
+        tokio::time::sleep(SETTLE).await;
+    }
     let tasks: Vec<JoinHandle<_>> = appends.into_iter().map(tokio::spawn).collect();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(SETTLE).await;
     store.commit(tx).await.unwrap();
     for blocker in blockers {
         blocker.await.unwrap().unwrap();
@@ -153,4 +155,43 @@ async fn queued_appends_keep_their_own_expected_versions() {
         let stored = store.stream_version(&existing).await.unwrap();
         assert_eq!(stored, 2, "one Exact(1) won, nothing else touched the stream");
     }
+}
+
+/// A group holds the locks of all its requests, so it could deadlock with a caller's
+/// transaction where each request alone would not: here the group holds stream A's head and
+/// waits for B's, which the transaction holds, and the transaction then wants A. The group gives
+/// up after its lock timeout (200 ms), long before PostgreSQL's deadlock detection (1 s) would
+/// abort one side; its requests then run alone and the transaction never notices.
+#[tokio::test]
+async fn a_group_gives_way_to_a_callers_transaction() {
+    let Some(store) = common::fresh_store().await else { return };
+    let (mut a, mut b) = (new_stream(), new_stream());
+    if (a.aggregate_id) > (b.aggregate_id) {
+        std::mem::swap(&mut a, &mut b); // the group locks heads in sorted order: A, then B
+    }
+    store.append(&a, ExpectedVersion::Any, &[event("Opened")]).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    store.append_in(&mut tx, &b, ExpectedVersion::Any, &[event("Held")]).await.unwrap();
+    // One append runs the direct path and waits on B; the two below queue and form one group.
+    let spawn = |stream: &pupsourcing_core::StreamId| {
+        let (store, stream) = (store.clone(), stream.clone());
+        tokio::spawn(
+            async move { store.append(&stream, ExpectedVersion::Any, &[event("E")]).await },
+        )
+    };
+    let direct = spawn(&b);
+    tokio::time::sleep(SETTLE).await;
+    let grouped = [spawn(&a), spawn(&b)];
+    tokio::time::sleep(SETTLE).await;
+    let started = std::time::Instant::now();
+    store.append_in(&mut tx, &a, ExpectedVersion::Any, &[event("Mine")]).await.unwrap();
+    let waited = started.elapsed();
+    store.commit(tx).await.unwrap();
+    assert!(waited < Duration::from_millis(800), "the transaction waited {waited:?}");
+    direct.await.unwrap().unwrap();
+    for task in grouped {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(store.stream_version(&a).await.unwrap(), 3);
+    assert_eq!(store.stream_version(&b).await.unwrap(), 3);
 }

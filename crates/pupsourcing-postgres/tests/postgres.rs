@@ -88,19 +88,27 @@ mod dcb {
         NewEvent::new("Tagged", b"{}".to_vec()).with_tags([t])
     }
 
+    /// Above READ COMMITTED a transaction keeps the snapshot it took before waiting for the
+    /// boundary locks, so a condition check or a read against the head could miss an append
+    /// that committed meanwhile: both are refused.
     #[tokio::test]
-    async fn conditions_refuse_repeatable_read() {
+    async fn conditions_and_reads_refuse_isolation_above_read_committed() {
         let Some(store) = common::fresh_store().await else { return };
-        let mut tx = store.begin().await.unwrap();
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            .execute(&mut *tx)
-            .await
-            .unwrap();
         let cond = AppendCondition::none_match(Query::from_items([QueryItem::tags(["x"])]));
-        let err = store.append_if_in(&mut tx, &[tagged("x")], Some(&cond)).await.unwrap_err();
-        assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
-        // Unconditional appends are fine at any isolation level.
-        store.append_if_in(&mut tx, &[tagged("x")], None).await.unwrap();
+        for level in ["REPEATABLE READ", "SERIALIZABLE"] {
+            let mut tx = store.begin().await.unwrap();
+            let set = format!("SET TRANSACTION ISOLATION LEVEL {level}");
+            sqlx::query(sqlx::AssertSqlSafe(set)).execute(&mut *tx).await.unwrap();
+            let err = store.append_if_in(&mut tx, &[tagged("x")], Some(&cond)).await.unwrap_err();
+            assert!(matches!(err, Error::Unsupported { .. }), "{level}: {err:?}");
+            let err = store.read_in(&mut tx, &cond.fail_if_events_match, ReadOptions::new()).await;
+            assert!(matches!(err, Err(Error::Unsupported { .. })), "{level}: {err:?}");
+            // Unconditional appends are fine at any isolation level.
+            store.append_if_in(&mut tx, &[tagged("x")], None).await.unwrap();
+        }
+        // The store's own reads and conditional appends are unaffected.
+        store.append_if(&[tagged("y")], Some(&cond)).await.unwrap();
+        store.read(&Query::all(), ReadOptions::new()).await.unwrap();
     }
 
     #[tokio::test]

@@ -6,8 +6,8 @@
 -- the sorted boundary locks, $18 whether a condition applies, $19-$24 the condition (its query
 -- matches all events, its `after`, its items as flattened types and tags with per-item
 -- counts). It answers with the columns of {events}_append, but only ever 'appended' or no row
--- at all: a failed condition (or REPEATABLE READ, under which a condition cannot be checked
--- soundly) writes nothing, and a stored event id fails the statement on the unique index. The
+-- at all: a failed condition (or an isolation level above READ COMMITTED, under which a
+-- condition cannot be checked soundly) writes nothing, and a stored event id fails the statement on the unique index. The
 -- caller then runs {events}_append, which tells those cases apart; all of them stay failed on a
 -- second look, since matching events and stored ids only ever grow.
 --
@@ -27,7 +27,7 @@ WITH inserted AS (
            $8::text[], $9::bytea, $10::text::jsonb, $11::uuid, $12::uuid, $13::uuid,
            $14::timestamptz
       FROM (SELECT CASE WHEN NOT $18::bool THEN FALSE
-                        WHEN current_setting('transaction_isolation') = 'repeatable read' THEN NULL
+                        WHEN current_setting('transaction_isolation') <> 'read committed' THEN NULL
                         ELSE {schema}.{events}_condition_matches($19::bool,
                                  coalesce($20::bigint, 0), $21::text[], $22::int[], $23::text[],
                                  $24::int[])

@@ -42,7 +42,8 @@ WITH head AS (
       FROM head,
            LATERAL (SELECT pg_advisory_xact_lock_shared(({marker_tag}::bigint << 47)
                        | coalesce(pg_sequence_last_value('{schema}.{events}_position_seq'), 0)),
-                           pg_advisory_xact_lock_shared({marker_tag}, 0)) AS registered
+                           pg_advisory_xact_lock_shared({marker_tag}, 0)
+                     WHERE head.aggregate_version IS NOT NULL) AS registered
     RETURNING global_position, aggregate_version
 ), indexed AS (
     INSERT INTO {schema}.{events}_tags (tag, global_position, event_type)

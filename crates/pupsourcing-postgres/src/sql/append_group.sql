@@ -29,7 +29,7 @@ WITH locks AS MATERIALIZED (
     -- After every lock (each row joins the lock step's row): a fresh snapshot per check.
     SELECT r.*,
            CASE WHEN NOT r.checks THEN FALSE
-                WHEN current_setting('transaction_isolation') = 'repeatable read' THEN NULL
+                WHEN current_setting('transaction_isolation') <> 'read committed' THEN NULL
                 ELSE {schema}.{events}_condition_matches(r.check_all, coalesce(r.after, 0),
                          ($22::text[])[r.type_lo : r.type_hi], ($23::int[])[r.item_lo : r.item_hi],
                          ($24::text[])[r.tag_lo : r.tag_hi], ($25::int[])[r.item_lo : r.item_hi])

@@ -1,1 +1,1 @@
-SELECT {schema}.{events}_safe_head()
+SELECT {schema}.{events}_safe_head(), current_setting('transaction_isolation') = 'read committed'
