@@ -3,7 +3,7 @@
 //! Each test is an async function taking a fresh, empty store. A backend's integration test
 //! file instantiates all of them with [`event_store_conformance!`], passing a function that
 //! builds a store in its own schema (or file) and returns `None` when the server is unreachable
-//! outside CI (see [`unreachable`]).
+//! outside CI (see [`unreachable()`]).
 
 pub mod dcb;
 mod fixtures;
