@@ -33,7 +33,10 @@ pub enum Error {
 
     /// A DCB append condition failed: an event matching the condition's query was appended
     /// after its `after` position. Nothing was written; re-read and decide again.
-    #[error("append condition failed: found an event matching {condition}")]
+    #[error(
+        "append condition failed: {}; nothing was written, re-read and decide again",
+        condition.failure()
+    )]
     ConditionFailed {
         /// The condition that failed.
         condition: Box<AppendCondition>,
@@ -137,6 +140,47 @@ pub enum ValidationError {
         field: &'static str,
         /// Why.
         reason: &'static str,
+    },
+    /// A list holds more entries than the configured maximum.
+    #[error("{field} has {len} entries, more than the configured maximum of {max}")]
+    TooMany {
+        /// Which list.
+        field: &'static str,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A text contains a NUL character, which PostgreSQL cannot store in text or JSON.
+    #[error("{field} contains a NUL character (\\0), which the log cannot store")]
+    NulCharacter {
+        /// Which field (for metadata: the key or string value's path is not given).
+        field: &'static str,
+    },
+    /// JSON metadata (or command data) nests arrays and objects deeper than allowed: it could
+    /// be stored but not read back.
+    #[error("{field} nests arrays and objects more than {max} levels deep")]
+    TooDeep {
+        /// Which field.
+        field: &'static str,
+        /// The configured maximum depth.
+        max: usize,
+    },
+    /// A timestamp outside the range every backend stores (years 1 to 9999, UTC).
+    #[error("created_at {at} is outside the range every backend stores (years 1 to 9999, UTC)")]
+    TimestampOutOfRange {
+        /// The rejected timestamp.
+        at: chrono::DateTime<chrono::Utc>,
+    },
+    /// A [`crate::Limits`] field is set beyond what every backend can store or index.
+    #[error("limit {field} = {value} is outside the supported range 1..={max}")]
+    InvalidLimit {
+        /// Which limit.
+        field: &'static str,
+        /// The configured value.
+        value: usize,
+        /// The largest supported value.
+        max: usize,
     },
 }
 

@@ -1,7 +1,7 @@
 //! The event model shared by every write path: what callers append ([`NewEvent`]) and what the
 //! store gives back ([`RecordedEvent`]).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
@@ -91,7 +91,7 @@ impl NewEvent {
             trace_id: None,
             correlation_id: None,
             causation_id: None,
-            created_at: Utc::now(),
+            created_at: whole_micros(Utc::now()),
         }
     }
 
@@ -156,11 +156,31 @@ impl NewEvent {
         self
     }
 
-    /// Sets when the event happened.
+    /// Sets when the event happened, truncated to whole microseconds as the log stores it.
     pub fn with_created_at(mut self, at: DateTime<Utc>) -> Self {
-        self.created_at = at;
+        self.created_at = whole_micros(at);
         self
     }
+
+    /// `created_at` as every backend stores it: truncated to whole microseconds (towards the
+    /// past, also before 1970). Backends bind this, never the raw field, so that an event reads
+    /// back with the same timestamp everywhere.
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// let mut event = pupsourcing_core::NewEvent::new("Happened", vec![]);
+    /// event.created_at = Utc.timestamp_opt(-1, 999_999_999).unwrap();
+    /// assert_eq!(event.stored_created_at(), Utc.timestamp_opt(-1, 999_999_000).unwrap());
+    /// ```
+    pub fn stored_created_at(&self) -> DateTime<Utc> {
+        whole_micros(self.created_at)
+    }
+}
+
+/// `at` truncated to whole microseconds. Chrono keeps sub-second nanoseconds non-negative,
+/// so truncating them rounds towards the past on both sides of 1970.
+fn whole_micros(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(6)
 }
 
 /// An event as stored in the log.

@@ -19,4 +19,4 @@ pub use error::{Error, Result, ValidationError};
 pub use event::{NewEvent, Position, RecordedEvent, StreamId, Version};
 pub use identifier::Identifier;
 pub use store::{AppendResult, EventStore, EventStream, ExpectedVersion, VersionRange};
-pub use validate::{Limits, validate_batch};
+pub use validate::{Limits, storable_timestamps, validate_batch};

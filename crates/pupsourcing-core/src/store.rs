@@ -187,7 +187,12 @@ where
         async move {
             loop {
                 if let Some(event) = page.next() {
-                    next = event.position + 1;
+                    // Nothing can follow the largest position; stop there instead of
+                    // overflowing.
+                    match event.position.checked_add(1) {
+                        Some(after) => next = after,
+                        None => done = true,
+                    }
                     return Ok(Some((event, (next, page, done))));
                 }
                 if done {

@@ -14,7 +14,7 @@ use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, PgConnection, Postgres, Row};
 use uuid::Uuid;
 
-use crate::error::db_error;
+use crate::error::{append_error, db_error};
 use crate::statements::Statements;
 
 /// The batch as one array per column, the shape the append function and the group statement
@@ -50,7 +50,7 @@ impl<'a> Columns<'a> {
             trace_ids: events.iter().map(|e| e.trace_id).collect(),
             correlation_ids: events.iter().map(|e| e.correlation_id).collect(),
             causation_ids: events.iter().map(|e| e.causation_id).collect(),
-            created_at: events.iter().map(|e| e.created_at).collect(),
+            created_at: events.iter().map(|e| e.stored_created_at()).collect(),
         }
     }
 }
@@ -192,7 +192,7 @@ pub(crate) async fn append(
     {
         return Ok(result);
     }
-    let row = args.query(&sql.append).fetch_one(conn).await.map_err(db_error)?;
+    let row = args.query(&sql.append).fetch_one(conn).await.map_err(append_error)?;
     outcome(&row, target, events)
 }
 
@@ -218,7 +218,7 @@ pub(crate) async fn try_direct(
         // A unique violation comes from a stored event id: a replay, which the function
         // recognises. (Any other cause fails there again and is reported from there.)
         Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => Ok(None),
-        Err(err) => Err(db_error(err)),
+        Err(err) => Err(append_error(err)),
     }
 }
 
@@ -309,7 +309,7 @@ impl<'a> Arguments<'a> {
             .bind(event.trace_id)
             .bind(event.correlation_id)
             .bind(event.causation_id)
-            .bind(event.created_at);
+            .bind(event.stored_created_at());
         let check = self.check.then_some(cond);
         self.locks
             .bind(query)
@@ -353,15 +353,16 @@ fn outcome(row: &PgRow, target: Target<'_>, events: &[NewEvent]) -> Result<Appen
     let actual: Option<i64> = column(row, 1)?;
     match kind.as_str() {
         "appended" => {
-            // The batch got consecutive positions (and versions) from the first ones.
+            // The batch got consecutive positions (and versions) from the first ones. The last
+            // ones were stored, so counting up to them (inclusive) cannot overflow.
             let n = events.len() as i64;
             let first = column::<Option<i64>>(row, 5)?.unwrap_or_default();
             let first_version: Option<i64> = column(row, 6)?;
             Ok(AppendResult {
-                positions: (first..first + n).collect(),
+                positions: (first..=first + (n - 1)).collect(),
                 versions: match target {
                     Target::Stream(..) => {
-                        first_version.map(|v| (v..v + n).collect()).unwrap_or_default()
+                        first_version.map(|v| (v..=v + (n - 1)).collect()).unwrap_or_default()
                     }
                     Target::Dcb(_) => Vec::new(),
                 },

@@ -15,3 +15,22 @@ pub(crate) fn db_error(err: sqlx::Error) -> Error {
         other => Error::database(other),
     }
 }
+
+/// Converts an append statement's error: like [`db_error`], and an integer overflow of the
+/// stream's version (22003) or the exhausted position sequence (2200H) is the typed
+/// [`ValidationError::OutOfRange`](pupsourcing_core::ValidationError::OutOfRange).
+pub(crate) fn append_error(err: sqlx::Error) -> Error {
+    use pupsourcing_core::ValidationError::OutOfRange;
+    let code = err.as_database_error().and_then(|db| db.code()).map(|c| c.into_owned());
+    match code.as_deref() {
+        Some("22003") => Error::Validation(OutOfRange {
+            field: "aggregate version",
+            reason: "the stream's version would pass the largest 64-bit integer",
+        }),
+        Some("2200H") => Error::Validation(OutOfRange {
+            field: "global position",
+            reason: "the position sequence reached the largest 64-bit integer",
+        }),
+        _ => db_error(err),
+    }
+}

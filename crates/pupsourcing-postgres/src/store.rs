@@ -281,6 +281,7 @@ impl DcbStore for PgEventStore {
         conn: &mut PgConnection,
         command: &CommandRecord,
     ) -> Result<()> {
+        command.validate(&self.inner.config.limits)?;
         sqlx::query(AssertSqlSafe(self.inner.sql.record_command.clone()))
             .bind(&command.command_type)
             .bind(&command.data)

@@ -2,7 +2,9 @@
 
 mod common;
 
-use pupsourcing_core::{Error, EventStore, ExpectedVersion, StoreConfig, VersionRange};
+use pupsourcing_core::{
+    Error, EventStore, ExpectedVersion, StoreConfig, ValidationError, VersionRange,
+};
 use pupsourcing_testkit::{event, new_stream};
 
 #[tokio::test]
@@ -212,4 +214,36 @@ async fn a_marker_without_a_transaction_does_not_cap_the_head() {
     let read = store.read_all(1, 100).await.unwrap();
     assert_eq!(read.len(), 5, "the head is not capped by the idle session's marker");
     sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut *holder).await.unwrap();
+}
+
+/// A stream's version cannot pass i64::MAX: the append that would overflow it gets a typed
+/// error, and the one that reaches it exactly is reported without overflowing in Rust.
+#[tokio::test]
+async fn versions_at_the_largest_integer() {
+    let Some(store) = common::fresh_store().await else { return };
+    let stream = new_stream();
+    store.append(&stream, ExpectedVersion::NoStream, &[event("A")]).await.unwrap();
+    let sql = format!(
+        "UPDATE {}.aggregate_heads SET aggregate_version = $1 WHERE aggregate_id = $2",
+        store.config().schema
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(i64::MAX - 1)
+        .bind(stream.aggregate_id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let last = store.append(&stream, ExpectedVersion::Any, &[event("B")]).await.unwrap();
+    assert_eq!(last.versions, vec![i64::MAX]);
+    for batch in [vec![event("C")], vec![event("C"), event("D")]] {
+        let err = store.append(&stream, ExpectedVersion::Any, &batch).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Validation(ValidationError::OutOfRange { field: "aggregate version", .. })
+            ),
+            "{err:?}"
+        );
+    }
+    assert_eq!(store.read_stream(&stream, VersionRange::all()).await.unwrap().len(), 2);
 }

@@ -369,6 +369,7 @@ impl DcbStore for SqliteEventStore {
         conn: &mut SqliteConnection,
         command: &CommandRecord,
     ) -> Result<()> {
+        command.validate(&self.config.limits)?;
         dcb::record_command(conn, &self.dcb_sql, command).await
     }
 }

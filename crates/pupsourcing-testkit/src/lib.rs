@@ -8,6 +8,7 @@
 pub mod dcb;
 mod fixtures;
 pub mod global_log;
+pub mod limits;
 pub mod streams;
 
 pub use fixtures::{env_or, event, new_stream, stress_duration, unreachable};
@@ -58,6 +59,32 @@ macro_rules! dcb_conformance {
             dcb::oracle_conditions_held,
             dcb::executor_retries_on_fresh_state,
         );
+    };
+}
+
+/// Expands to one `#[tokio::test]` per test of the log's limits. `$make_with` is an async
+/// function from a [`pupsourcing_core::StoreConfig`] to a fresh store (`Option<S>`; `None`
+/// skips the test), since these tests use more than one configuration.
+#[macro_export]
+macro_rules! limits_conformance {
+    ($make_with:path) => {
+        $crate::__limits_tests!($make_with;
+            events_at_every_limit_read_back,
+            unstorable_input_is_refused,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __limits_tests {
+    ($make_with:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                $crate::limits::$name($make_with).await;
+            }
+        )*
     };
 }
 

@@ -2,7 +2,7 @@
 
 use crate::error::ValidationError;
 use crate::event::RecordedEvent;
-use crate::validate::{Limits, check_name, check_tags};
+use crate::validate::{Limits, check_count, check_name, check_tags};
 
 /// One item of a [`Query`]: events whose type is any of `types` (any type when empty) and whose
 /// tags contain all of `tags`. An item needs at least one type or one tag; use [`Query::all`]
@@ -102,13 +102,23 @@ impl Query {
         self.matches_event(&event.event_type, &event.tags)
     }
 
-    /// Checks every item: at least one type or tag; names and tags non-empty and within limits;
-    /// no duplicate tag within an item.
+    /// Checks the query against `limits`: at most `max_query_items` items, each with at least
+    /// one type or tag, at most `max_query_types_per_item` types and `max_tags_per_event` tags;
+    /// names and tags non-empty, within their lengths, without NUL; no duplicate tag within an
+    /// item. A query that passes runs on every backend.
     pub fn validate(&self, limits: &Limits) -> Result<(), ValidationError> {
+        limits.check()?;
+        check_count("query items", self.items.len(), limits.max_query_items)?;
         for item in &self.items {
             if item.types.is_empty() && item.tags.is_empty() {
                 return Err(ValidationError::EmptyQueryItem);
             }
+            check_count(
+                "types of a query item",
+                item.types.len(),
+                limits.max_query_types_per_item,
+            )?;
+            check_count("tags of a query item", item.tags.len(), limits.max_tags_per_event)?;
             for t in &item.types {
                 check_name("query event type", t, limits.max_name_len)?;
             }

@@ -2,9 +2,10 @@
 
 use std::future::Future;
 
-use crate::error::Result;
+use crate::error::{Result, ValidationError};
 use crate::event::{NewEvent, Position};
 use crate::store::{AppendResult, EventStore, EventStream};
+use crate::validate::{Limits, check_json, check_name};
 
 use super::{AppendCondition, DecisionModel, Query, ReadOptions, ReadResult, States};
 
@@ -20,6 +21,20 @@ pub struct CommandRecord {
     pub metadata: Option<serde_json::Value>,
     /// The positions of the events the command appended.
     pub positions: Vec<Position>,
+}
+
+impl CommandRecord {
+    /// Checks what the commands table stores: a command type that is a valid name within
+    /// `limits.max_name_len`, and data and metadata without NUL characters and within
+    /// `limits.max_metadata_depth`.
+    pub fn validate(&self, limits: &Limits) -> Result<(), ValidationError> {
+        check_name("command type", &self.command_type, limits.max_name_len)?;
+        check_json("command data", &self.data, limits.max_metadata_depth)?;
+        match &self.metadata {
+            Some(metadata) => check_json("command metadata", metadata, limits.max_metadata_depth),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Dynamic Consistency Boundary operations. Implemented by every backend on the same global log
@@ -143,9 +158,13 @@ impl PagedFold {
     fn feed(&mut self, read: ReadResult) -> Option<(States, AppendCondition)> {
         for event in &read.events {
             self.model.apply(event);
-            self.from = event.position + 1;
         }
-        if read.events.len() < Self::PAGE {
+        // The next page starts after the last event; nothing can follow the largest position.
+        let next = read.events.last().map(|e| e.position.checked_add(1));
+        if let Some(Some(next)) = next {
+            self.from = next;
+        }
+        if read.events.len() < Self::PAGE || next == Some(None) {
             let model = std::mem::take(&mut self.model);
             return Some(model.finish(read.head));
         }

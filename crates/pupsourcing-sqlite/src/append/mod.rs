@@ -263,7 +263,7 @@ impl<'a> EventJson<'a> {
             trace: event.trace_id.map(Uuid::simple),
             correlation: event.correlation_id.map(Uuid::simple),
             causation: event.causation_id.map(Uuid::simple),
-            at: event.created_at.timestamp_micros(),
+            at: event.stored_created_at().timestamp_micros(),
         }
     }
 }
@@ -279,6 +279,13 @@ async fn write(
     events: &[NewEvent],
 ) -> Result<AppendResult> {
     let stream = target.stream();
+    // Checked before the insert, which numbers the events from `current` in SQL.
+    let new_version = current.checked_add(events.len() as Version).ok_or(
+        pupsourcing_core::ValidationError::OutOfRange {
+            field: "aggregate version",
+            reason: "the stream's version would pass the largest 64-bit integer",
+        },
+    )?;
     let batch: Vec<EventJson<'_>> = events.iter().map(EventJson::new).collect();
     let batch = serde_json::to_string(&batch).map_err(Error::database)?;
     let aggregate_id = stream.map(|s| s.aggregate_id.as_bytes().as_slice());
@@ -305,7 +312,6 @@ async fn write(
     let Some(stream) = stream else {
         return Ok(AppendResult { positions, versions: Vec::new(), replayed: false });
     };
-    let new_version = current + events.len() as Version;
     sqlx::query(sql.upsert_head.sql())
         .bind(stream.aggregate_type.as_str())
         .bind(aggregate_id)
