@@ -172,7 +172,10 @@ async fn main() -> pupsourcing::Result<()> {
     let bob = model.add(account_projector("bob"));
     let (states, _) = pupsourcing::dcb::DcbStore::project(&store, model).await?;
     let (a, b) = (states.get(alice).balance, states.get(bob).balance);
-    println!("{done} of 10 transfers went through; alice has {a}, bob has {b}");
+    println!(
+        "10 concurrent transfers of 20 from alice (opened with 100) to bob (opened with 0): \
+         {done} went through, the rest were refused for lack of funds; alice has {a}, bob has {b}"
+    );
     assert_eq!((done, a, b), (5, 0, 100));
     Ok(())
 }

@@ -42,3 +42,9 @@ pub mod postgres {
 pub mod sqlite {
     pub use pupsourcing_sqlite::{SqliteEventStore, migration_sql};
 }
+
+/// The README's Rust snippets, compiled (not run: they need a server) by `cargo test` as
+/// doctests, so the README cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeSnippets;
