@@ -172,7 +172,11 @@ impl SqliteEventStore {
 
     /// Creates the tables and indexes if they do not exist yet, in one transaction. Safe to run
     /// on every start, also from several processes at once.
+    ///
+    /// Fails with [`pupsourcing_core::ValidationError::TableNames`], creating nothing, when the
+    /// configured names would collide (see [`pupsourcing_core::TableNames::validate`]).
     pub async fn migrate(&self) -> Result<()> {
+        self.config.validate()?;
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(db)?;
         schema::apply(&mut tx, &self.config).await?;
         tx.commit().await.map_err(db)

@@ -8,6 +8,7 @@
 pub mod dcb;
 mod fixtures;
 pub mod global_log;
+pub mod identifiers;
 pub mod streams;
 
 pub use fixtures::{env_or, event, new_stream, stress_duration, unreachable};
