@@ -62,7 +62,7 @@ where
 
     let too_long = StoreConfig::default().events_table(&format!("{longest}x"));
     assert!(matches!(too_long, Err(ValidationError::TableNames { .. })), "{too_long:?}");
-    for len in [TableNames::MAX_EVENTS_LEN + 1, 55, Identifier::MAX_LEN] {
+    for len in [Identifier::MAX_LEN, 55, TableNames::MAX_EVENTS_LEN + 1] {
         let mut config = StoreConfig::default();
         config.tables.events = Identifier::new(format!("f{}", "x".repeat(len - 1))).unwrap();
         match make(config).await {
