@@ -220,9 +220,7 @@ fn is_memory(url: &str) -> bool {
     let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
     let database = database.strip_prefix("file:").unwrap_or(database);
-    database.is_empty()
-        || database == ":memory:"
-        || params.split('&').any(|p| p == "mode=memory")
+    database.is_empty() || database == ":memory:" || params.split('&').any(|p| p == "mode=memory")
 }
 
 /// Options opening a new in-memory database under a name no other store uses: connections

@@ -112,7 +112,7 @@ where
     // Held open: the second claim must wait for the first and then fail.
     let (first, condition) = claim(&Uuid::now_v7().to_string());
     let mut tx = upper.begin().await.unwrap();
-    upper.append_if_in(&mut tx, &[first.clone()], Some(&condition)).await.unwrap();
+    upper.append_if_in(&mut tx, std::slice::from_ref(&first), Some(&condition)).await.unwrap();
     let second = {
         let (lower, condition) = (lower.clone(), condition.clone());
         let second = event("UsernameClaimed").with_tags(first.tags.iter().map(String::as_str));
