@@ -43,12 +43,17 @@ struct MigrateGen {
     /// Schema holding the tables (PostgreSQL only).
     #[arg(long, default_value = "public")]
     schema: String,
-    /// Name of the events table.
+    /// Name of the events table (at most 44 bytes, so that names derived from it fit).
     #[arg(long, default_value = "events")]
     events_table: String,
-    /// Name of the aggregate heads table.
-    #[arg(long, default_value = "aggregate_heads")]
-    aggregate_heads_table: String,
+    /// Name of the aggregate heads table [default: `aggregate_heads` for the events table
+    /// `events`, `<events>_heads` otherwise, as `StoreConfig::events_table` names it].
+    #[arg(long)]
+    aggregate_heads_table: Option<String>,
+    /// Name of the DCB commands table [default: `commands` for the events table `events`,
+    /// `<events>_commands` otherwise].
+    #[arg(long)]
+    commands_table: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -66,11 +71,18 @@ fn main() -> ExitCode {
 }
 
 fn migrate_gen(args: &MigrateGen) -> Result<PathBuf, String> {
-    let config = StoreConfig::default()
+    // The events table first: the other tables default to names derived from it, exactly as a
+    // store configured with the same setters names them.
+    let mut config = StoreConfig::default()
         .schema(&args.schema)
         .and_then(|c| c.events_table(&args.events_table))
-        .and_then(|c| c.aggregate_heads_table(&args.aggregate_heads_table))
         .map_err(|e| e.to_string())?;
+    if let Some(name) = &args.aggregate_heads_table {
+        config = config.aggregate_heads_table(name).map_err(|e| e.to_string())?;
+    }
+    if let Some(name) = &args.commands_table {
+        config = config.commands_table(name).map_err(|e| e.to_string())?;
+    }
     if args.file_name.is_empty() || args.file_name.contains(['/', '\\']) {
         return Err(format!("--file-name {:?} must be a plain file name", args.file_name));
     }

@@ -26,13 +26,46 @@ fn writes_postgres_sql_with_the_configured_names() {
         "--events-table",
         "ledger",
         "--aggregate-heads-table",
-        "ledger_heads",
+        "Ledger_Streams",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let sql = std::fs::read_to_string(dir.join("0001_events.sql")).unwrap();
-    assert!(sql.contains("CREATE TABLE IF NOT EXISTS billing.ledger ("));
-    assert!(sql.contains("billing.ledger_heads"));
+    assert!(sql.contains(r#"CREATE TABLE IF NOT EXISTS "billing"."ledger" ("#));
+    assert!(sql.contains(r#""billing"."ledger_streams""#), "names fold to lower case");
+    assert!(sql.contains(r#""billing"."ledger_commands""#));
     assert!(!sql.contains("{events}"), "every placeholder is filled");
+}
+
+/// The heads and commands tables follow the events table unless given, as in `StoreConfig`.
+#[test]
+fn names_the_other_tables_after_the_events_table() {
+    let generate = |dir: &str, extra: &[&str]| {
+        let dir = temp_dir().join(dir);
+        let mut args = vec!["migrate-gen", "--output", dir.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = pup(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::read_to_string(dir.join("001_pupsourcing.sql")).unwrap()
+    };
+    let default = generate("default", &[]);
+    assert!(default.contains(r#"CREATE TABLE IF NOT EXISTS "public"."aggregate_heads""#));
+    assert!(default.contains(r#"CREATE TABLE IF NOT EXISTS "public"."commands""#));
+    let orders = generate("orders", &["--events-table", "orders"]);
+    assert!(orders.contains(r#"CREATE TABLE IF NOT EXISTS "public"."orders_heads""#));
+    assert!(orders.contains(r#"CREATE TABLE IF NOT EXISTS "public"."orders_commands""#));
+    let sqlite = generate("sqlite-orders", &["--adapter", "sqlite", "--events-table", "orders"]);
+    assert!(sqlite.contains(r#"CREATE TABLE IF NOT EXISTS "orders_heads""#));
+}
+
+#[test]
+fn refuses_an_events_table_name_whose_derived_names_do_not_fit() {
+    let dir = temp_dir().join("long");
+    let long = "e".repeat(45);
+    let out = pup(&["migrate-gen", "--output", dir.to_str().unwrap(), "--events-table", &long]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at most 44"), "{err}");
+    assert!(!dir.join("001_pupsourcing.sql").exists(), "nothing written");
 }
 
 #[test]

@@ -7,24 +7,143 @@ use crate::identifier::Identifier;
 use crate::validate::Limits;
 
 /// The names of the store's tables. Every name is a validated [`Identifier`].
+///
+/// The heads and commands tables belong to one events table: two stores sharing a heads table
+/// would see each other's streams (one store's `NoStream` failing on the other's stream). So
+/// unless set explicitly, they are named after the events table: `aggregate_heads` and
+/// `commands` for the default `events`, `<events>_heads` and `<events>_commands` otherwise
+/// (see [`StoreConfig::events_table`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableNames {
-    /// The global log (default `events`).
+    /// The global log (default `events`). At most [`TableNames::MAX_EVENTS_LEN`] bytes, so that
+    /// every name derived from it fits the 63 bytes PostgreSQL keeps.
     pub events: Identifier,
-    /// One row per aggregate stream holding its current version (default `aggregate_heads`).
+    /// One row per aggregate stream holding its current version (default `aggregate_heads`, or
+    /// `<events>_heads` for another events table).
     pub aggregate_heads: Identifier,
-    /// Commands recorded by the DCB command executor (default `commands`).
+    /// Commands recorded by the DCB command executor (default `commands`, or `<events>_commands`
+    /// for another events table).
     pub commands: Identifier,
 }
 
 impl Default for TableNames {
     fn default() -> Self {
-        Self {
-            events: Identifier::new("events").expect("valid literal"),
-            aggregate_heads: Identifier::new("aggregate_heads").expect("valid literal"),
-            commands: Identifier::new("commands").expect("valid literal"),
-        }
+        Self::for_events(Identifier::new("events").expect("valid literal")).expect("short literal")
     }
+}
+
+impl TableNames {
+    /// Suffixes that backends append to the events table's name to name its sequence, tag
+    /// index, constraints, indexes and functions, and the default heads and commands tables.
+    /// Every backend test checks that its templates use no other suffix.
+    pub const DERIVED_SUFFIXES: &'static [&'static str] = &[
+        // PostgreSQL
+        "_position_seq",
+        "_stream_all_or_none",
+        "_stream_version",
+        "_type_position",
+        "_tags",
+        "_append",
+        "_bump_head",
+        "_unbump_head",
+        "_stored",
+        "_condition_matches",
+        "_allocate",
+        "_safe_head",
+        // SQLite
+        "_event_type_idx",
+        // default heads and commands tables
+        "_heads",
+        "_commands",
+    ];
+
+    /// The longest events table name: 63 bytes (PostgreSQL truncates longer names, so two
+    /// derived names could become one) minus the longest derived suffix. The same on every
+    /// backend, so a configuration means the same thing everywhere.
+    pub const MAX_EVENTS_LEN: usize = Identifier::MAX_LEN - longest(Self::DERIVED_SUFFIXES);
+
+    /// The names for `events` with the heads and commands tables named after it. Fails when
+    /// `events` is longer than [`TableNames::MAX_EVENTS_LEN`].
+    pub fn for_events(events: Identifier) -> Result<Self, ValidationError> {
+        check_events_len(&events)?;
+        let derived = |suffix: &str, default: &str| {
+            let name = if events.as_str() == "events" {
+                default.to_string()
+            } else {
+                format!("{events}{suffix}")
+            };
+            Identifier::new(name).expect("a valid name plus a suffix within MAX_LEN")
+        };
+        Ok(Self {
+            aggregate_heads: derived("_heads", "aggregate_heads"),
+            commands: derived("_commands", "commands"),
+            events,
+        })
+    }
+
+    /// Checks that no name the store creates is truncated or taken twice: the events table is
+    /// at most [`TableNames::MAX_EVENTS_LEN`] bytes, and the three tables have distinct names,
+    /// none equal to a name derived from the events table.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        check_events_len(&self.events)?;
+        let events = self.events.as_str();
+        let taken = |name: &Identifier| {
+            name == &self.events
+                || Self::DERIVED_SUFFIXES
+                    .iter()
+                    .filter(|suffix| !matches!(**suffix, "_heads" | "_commands"))
+                    .any(|suffix| name.as_str() == format!("{events}{suffix}"))
+        };
+        for (what, name) in
+            [("aggregate heads", &self.aggregate_heads), ("commands", &self.commands)]
+        {
+            if taken(name) {
+                return Err(ValidationError::TableNames {
+                    reason: format!(
+                        "the {what} table {name:?} is the events table or a name derived from it"
+                    ),
+                });
+            }
+        }
+        if self.aggregate_heads == self.commands {
+            return Err(ValidationError::TableNames {
+                reason: format!(
+                    "the aggregate heads and commands tables are both {:?}",
+                    self.commands.as_str()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Fails when names derived from `events` would exceed the 63 bytes PostgreSQL keeps.
+fn check_events_len(events: &Identifier) -> Result<(), ValidationError> {
+    let len = events.as_str().len();
+    if len <= TableNames::MAX_EVENTS_LEN {
+        return Ok(());
+    }
+    Err(ValidationError::TableNames {
+        reason: format!(
+            "the events table name {:?} has {len} bytes; at most {} are allowed, so that names \
+             derived from it (\"{events}_stream_all_or_none\", ...) fit in 63 bytes",
+            events.as_str(),
+            TableNames::MAX_EVENTS_LEN
+        ),
+    })
+}
+
+/// The length of the longest of `words`.
+const fn longest(words: &[&str]) -> usize {
+    let mut max = 0;
+    let mut i = 0;
+    while i < words.len() {
+        if words[i].len() > max {
+            max = words[i].len();
+        }
+        i += 1;
+    }
+    max
 }
 
 /// Configuration shared by every backend.
@@ -76,22 +195,61 @@ impl StoreConfig {
         Ok(self)
     }
 
-    /// Sets the events table name, validating it.
+    /// Sets the events table name, validating it (at most [`TableNames::MAX_EVENTS_LEN`]
+    /// bytes).
+    ///
+    /// The heads and commands tables follow it unless they were set explicitly: `<name>_heads`
+    /// and `<name>_commands` (`aggregate_heads` and `commands` for `events`), so that stores
+    /// with different events tables in one schema never share a heads table. To name them
+    /// otherwise, set them after this call.
+    ///
+    /// ```
+    /// use pupsourcing_core::StoreConfig;
+    /// let billing = StoreConfig::default().events_table("billing").unwrap();
+    /// assert_eq!(billing.tables.aggregate_heads.as_str(), "billing_heads");
+    /// assert_eq!(billing.tables.commands.as_str(), "billing_commands");
+    /// let shared = billing.aggregate_heads_table("heads").unwrap();
+    /// assert_eq!(shared.tables.aggregate_heads.as_str(), "heads");
+    /// ```
     pub fn events_table(mut self, name: &str) -> Result<Self, ValidationError> {
-        self.tables.events = Identifier::new(name)?;
+        // The names the current events table gives them by default (none if it is too long).
+        let old = TableNames::for_events(self.tables.events.clone()).ok();
+        let default_heads = old.as_ref().map(|old| &old.aggregate_heads);
+        let default_commands = old.as_ref().map(|old| &old.commands);
+        let mut tables = TableNames::for_events(Identifier::new(name)?)?;
+        if default_heads != Some(&self.tables.aggregate_heads) {
+            tables.aggregate_heads = self.tables.aggregate_heads.clone();
+        }
+        if default_commands != Some(&self.tables.commands) {
+            tables.commands = self.tables.commands.clone();
+        }
+        tables.validate()?;
+        self.tables = tables;
         Ok(self)
     }
 
     /// Sets the aggregate heads table name, validating it.
     pub fn aggregate_heads_table(mut self, name: &str) -> Result<Self, ValidationError> {
-        self.tables.aggregate_heads = Identifier::new(name)?;
+        let mut tables = self.tables.clone();
+        tables.aggregate_heads = Identifier::new(name)?;
+        tables.validate()?;
+        self.tables = tables;
         Ok(self)
     }
 
     /// Sets the commands table name, validating it.
     pub fn commands_table(mut self, name: &str) -> Result<Self, ValidationError> {
-        self.tables.commands = Identifier::new(name)?;
+        let mut tables = self.tables.clone();
+        tables.commands = Identifier::new(name)?;
+        tables.validate()?;
+        self.tables = tables;
         Ok(self)
+    }
+
+    /// Checks the table names (see [`TableNames::validate`]); `migrate` runs it on every
+    /// backend, so names assigned to the public fields directly are checked too.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        self.tables.validate()
     }
 
     /// Sets the time limit of appends in the store's own transactions.
@@ -110,5 +268,62 @@ impl StoreConfig {
     pub fn max_batch_size(mut self, max: usize) -> Self {
         self.limits.max_batch_size = max;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_events_name_leaves_room_for_every_derived_name() {
+        assert_eq!(TableNames::MAX_EVENTS_LEN, 63 - "_stream_all_or_none".len());
+        let longest = "e".repeat(TableNames::MAX_EVENTS_LEN);
+        let config = StoreConfig::default().events_table(&longest).unwrap();
+        assert_eq!(config.tables.commands.as_str(), format!("{longest}_commands"));
+        let too_long = "e".repeat(TableNames::MAX_EVENTS_LEN + 1);
+        for name in [too_long.as_str(), &"e".repeat(63)] {
+            let err = StoreConfig::default().events_table(name).unwrap_err();
+            assert!(matches!(err, ValidationError::TableNames { .. }), "{err:?}");
+            assert!(err.to_string().contains("at most 44"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_too_long_name_set_on_the_field_is_caught_by_validate() {
+        let mut config = StoreConfig::default();
+        config.tables.events = Identifier::new("e".repeat(50)).unwrap();
+        assert!(matches!(config.validate(), Err(ValidationError::TableNames { .. })));
+    }
+
+    #[test]
+    fn heads_and_commands_follow_the_events_table_unless_set() {
+        let default = StoreConfig::default();
+        assert_eq!(default.tables.events.as_str(), "events");
+        assert_eq!(default.tables.aggregate_heads.as_str(), "aggregate_heads");
+        assert_eq!(default.tables.commands.as_str(), "commands");
+        let billing = StoreConfig::default().events_table("Billing").unwrap();
+        assert_eq!(billing.tables.aggregate_heads.as_str(), "billing_heads");
+        assert_eq!(billing.tables.commands.as_str(), "billing_commands");
+        let back = billing.clone().events_table("events").unwrap();
+        assert_eq!(back.tables, TableNames::default());
+        let explicit = StoreConfig::default()
+            .aggregate_heads_table("heads")
+            .unwrap()
+            .events_table("billing")
+            .unwrap();
+        assert_eq!(explicit.tables.aggregate_heads.as_str(), "heads");
+        assert_eq!(explicit.tables.commands.as_str(), "billing_commands");
+    }
+
+    #[test]
+    fn tables_that_would_share_a_name_are_refused() {
+        let config = StoreConfig::default().events_table("billing").unwrap();
+        for name in ["billing", "billing_tags", "billing_commands"] {
+            let err = config.clone().aggregate_heads_table(name).unwrap_err();
+            assert!(matches!(err, ValidationError::TableNames { .. }), "{name}: {err:?}");
+        }
+        assert!(config.clone().commands_table("billing_position_seq").is_err());
+        assert!(config.aggregate_heads_table("x").unwrap().commands_table("x").is_err());
     }
 }

@@ -182,6 +182,14 @@ pub enum ValidationError {
         /// The largest supported value.
         max: usize,
     },
+    /// A configuration's table names would collide in the database: a derived name
+    /// (`<events>_tags`, `<events>_position_seq`, ...) would exceed 63 bytes and be truncated, or
+    /// two tables of the store would get one name.
+    #[error("invalid table names: {reason}")]
+    TableNames {
+        /// What collides, and the limit when one applies.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -6,12 +6,20 @@
 use crate::error::ValidationError;
 
 /// A schema or table name: 1 to 63 ASCII letters, digits or underscores, not starting with a
-/// digit. Such a name never needs quoting and cannot inject SQL.
+/// digit. Such a name cannot inject SQL.
+///
+/// Names are folded to lower case, the way the databases resolve them: PostgreSQL folds unquoted
+/// names and SQLite compares names without regard to ASCII case, so `Billing` and `billing` name
+/// one table on both. Folding here makes everything derived from a name (derived table names,
+/// the PostgreSQL lock namespace) agree with the table the database picks. Backends still quote
+/// every name they splice, so that a reserved word (`user`, `order`, `select`) works as a name;
+/// quoting a lower-case name keeps it the same table as the unquoted spelling.
 ///
 /// ```
 /// use pupsourcing_core::Identifier;
 /// assert!(Identifier::new("events").is_ok());
 /// assert!(Identifier::new("events; DROP TABLE x").is_err());
+/// assert_eq!(Identifier::new("Billing").unwrap().as_str(), "billing");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Identifier(String);
@@ -27,13 +35,13 @@ impl Identifier {
         let valid_start = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
         let valid_rest = chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
         if valid_start && valid_rest && name.len() <= Self::MAX_LEN {
-            Ok(Self(name))
+            Ok(Self(name.to_ascii_lowercase()))
         } else {
             Err(ValidationError::InvalidIdentifier { name })
         }
     }
 
-    /// The name as text.
+    /// The name as text, in lower case.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -54,6 +62,12 @@ mod tests {
         for name in ["events", "_x", "Events2", &"a".repeat(63)] {
             assert!(Identifier::new(name).is_ok(), "{name}");
         }
+    }
+
+    #[test]
+    fn folds_to_lower_case_like_the_databases() {
+        assert_eq!(Identifier::new("Billing").unwrap(), Identifier::new("billing").unwrap());
+        assert_eq!(Identifier::new("_Events2").unwrap().as_str(), "_events2");
     }
 
     #[test]

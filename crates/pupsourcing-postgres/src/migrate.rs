@@ -12,7 +12,7 @@ use crate::statements::render;
 /// ```
 /// use pupsourcing_core::StoreConfig;
 /// let sql = pupsourcing_postgres::migration_sql(&StoreConfig::default().schema("shop").unwrap());
-/// assert!(sql.contains("CREATE TABLE IF NOT EXISTS shop.events"));
+/// assert!(sql.contains(r#"CREATE TABLE IF NOT EXISTS "shop"."events""#));
 /// ```
 pub fn migration_sql(config: &StoreConfig) -> String {
     render(include_str!("sql/schema.sql"), config)

@@ -47,15 +47,59 @@ impl Statements {
     }
 }
 
-/// Replaces the placeholders of a SQL template. Only validated identifiers and a number are
-/// spliced in, so the result is as safe as the template.
+/// The SQL templates of this crate, for the test that checks their derived names.
+#[cfg(test)]
+const TEMPLATES: &[&str] = &[
+    include_str!("sql/schema.sql"),
+    include_str!("sql/append.sql"),
+    include_str!("sql/append_direct_stream.sql"),
+    include_str!("sql/append_direct_dcb.sql"),
+    include_str!("sql/append_group.sql"),
+    include_str!("sql/read_stream.sql"),
+    include_str!("sql/read_all.sql"),
+    include_str!("sql/stream_version.sql"),
+    include_str!("sql/safe_head.sql"),
+    include_str!("sql/record_command.sql"),
+    include_str!("sql/select_events.sql"),
+];
+
+/// Replaces the placeholders of a SQL template. `{schema}`, `{events}`, `{aggregate_heads}` and
+/// `{commands}` become double-quoted names, together with the name characters that follow them
+/// (`{events}_tags` is the one name `"events_tags"`), so that reserved words work as names;
+/// `{marker_tag}` becomes a number. Only validated identifiers (lower case, so quoting them
+/// names the same object as the unquoted spelling) and a number are spliced in, so the result
+/// is as safe as the template.
 pub(crate) fn render(template: &str, config: &StoreConfig) -> String {
-    template
-        .replace("{schema}", config.schema.as_str())
-        .replace("{events}", config.tables.events.as_str())
-        .replace("{aggregate_heads}", config.tables.aggregate_heads.as_str())
-        .replace("{commands}", config.tables.commands.as_str())
-        .replace("{marker_tag}", &marker_tag(config).to_string())
+    let names = [
+        ("{schema}", config.schema.as_str()),
+        ("{events}", config.tables.events.as_str()),
+        ("{aggregate_heads}", config.tables.aggregate_heads.as_str()),
+        ("{commands}", config.tables.commands.as_str()),
+    ];
+    let template = template.replace("{marker_tag}", &marker_tag(config).to_string());
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template.as_str();
+    'scan: while let Some(brace) = rest.find('{') {
+        out.push_str(&rest[..brace]);
+        rest = &rest[brace..];
+        for (placeholder, name) in names {
+            if let Some(after) = rest.strip_prefix(placeholder) {
+                let suffix_len = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                out.push('"');
+                out.push_str(name);
+                out.push_str(&after[..suffix_len]);
+                out.push('"');
+                rest = &after[suffix_len..];
+                continue 'scan;
+            }
+        }
+        out.push('{');
+        rest = &rest[1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A 16-bit tag naming this store's events table among the advisory locks of the database, so
@@ -68,4 +112,61 @@ pub(crate) fn marker_tag(config: &StoreConfig) -> u16 {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     });
     (hash >> 48) as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use pupsourcing_core::TableNames;
+
+    use super::*;
+
+    #[test]
+    fn quotes_every_name_with_its_suffix() {
+        let config = StoreConfig::default()
+            .schema("Select")
+            .unwrap()
+            .events_table("user")
+            .unwrap()
+            .aggregate_heads_table("order")
+            .unwrap();
+        let sql = render(
+            "SELECT '{}' FROM {schema}.{events}_tags, {schema}.{aggregate_heads} h, {commands}, \
+             '{schema}.{events}_position_seq' -- {marker_tag}",
+            &config,
+        );
+        let tag = marker_tag(&config);
+        assert_eq!(
+            sql,
+            format!(
+                r#"SELECT '{{}}' FROM "select"."user_tags", "select"."order" h, "user_commands", '"select"."user_position_seq"' -- {tag}"#
+            )
+        );
+    }
+
+    /// Every name a template derives from the events table is one whose length the core's
+    /// `TableNames::MAX_EVENTS_LEN` accounts for.
+    #[test]
+    fn templates_derive_only_known_suffixes() {
+        for template in TEMPLATES {
+            for (i, _) in template.match_indices("{events}") {
+                let after = &template[i + "{events}".len()..];
+                let len = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                let suffix = &after[..len];
+                assert!(
+                    suffix.is_empty() || TableNames::DERIVED_SUFFIXES.contains(&suffix),
+                    "{suffix} is not in TableNames::DERIVED_SUFFIXES"
+                );
+            }
+        }
+    }
+
+    /// Names that differ only in case are one table to PostgreSQL, so one lock namespace.
+    #[test]
+    fn the_marker_tag_follows_the_name_the_database_resolves() {
+        let upper = StoreConfig::default().schema("Shop").unwrap().events_table("Billing");
+        let lower = StoreConfig::default().schema("shop").unwrap().events_table("billing");
+        assert_eq!(marker_tag(&upper.unwrap()), marker_tag(&lower.unwrap()));
+    }
 }

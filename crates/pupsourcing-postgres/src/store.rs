@@ -83,8 +83,11 @@ impl PgEventStore {
         Ok(Self::new(pool, config))
     }
 
-    /// Creates the schema, tables and functions if they do not exist (idempotent).
+    /// Creates the schema, tables and functions if they do not exist (idempotent). Fails with
+    /// [`pupsourcing_core::ValidationError::TableNames`], creating nothing, when the configured
+    /// names would collide (see [`pupsourcing_core::TableNames::validate`]).
     pub async fn migrate(&self) -> Result<()> {
+        self.inner.config.validate()?;
         migrate::apply(&self.inner.pool, &self.inner.config).await.map_err(db_error)
     }
 

@@ -2,8 +2,8 @@
 //!
 //! Templates name tables with placeholders that are replaced once, when a store is built, by the
 //! configured names. Those names are [`pupsourcing_core::Identifier`]s (ASCII letters, digits and
-//! underscores only), and they are double-quoted anyway so that a name which happens to be an SQL
-//! keyword (`order`, `group`) still works.
+//! underscores only, folded to lower case), and they are double-quoted anyway so that a name which
+//! happens to be an SQL keyword (`order`, `group`) still works.
 
 use std::sync::Arc;
 
@@ -23,10 +23,15 @@ pub(crate) fn render(template: &str, config: &StoreConfig) -> String {
     template
         .replace("{events}", &quote(events))
         .replace("{aggregate_heads}", &quote(heads))
-        .replace("{events_type_index}", &quote(&format!("{events}_event_type_idx")))
-        .replace("{events_tags}", &quote(&format!("{events}_tags")))
+        .replace("{events_type_index}", &quote(&format!("{events}{TYPE_INDEX_SUFFIX}")))
+        .replace("{events_tags}", &quote(&format!("{events}{TAGS_SUFFIX}")))
         .replace("{commands}", &quote(config.tables.commands.as_str()))
 }
+
+/// The suffix naming the event type index after the events table.
+const TYPE_INDEX_SUFFIX: &str = "_event_type_idx";
+/// The suffix naming the DCB tag index after the events table.
+const TAGS_SUFFIX: &str = "_tags";
 
 /// A statement rendered once, shared by every clone of a store.
 #[derive(Debug, Clone)]
@@ -78,5 +83,13 @@ mod tests {
             r#"SELECT * FROM "order", "heads", "order_tags", "group" -- "order_event_type_idx""#
         );
         assert_eq!(Statement::new("{events}", &config).text(), r#""order""#);
+    }
+
+    /// The core's length limit on the events table accounts for the names derived here.
+    #[test]
+    fn derived_names_are_known_to_the_core() {
+        for suffix in [TYPE_INDEX_SUFFIX, TAGS_SUFFIX] {
+            assert!(pupsourcing_core::TableNames::DERIVED_SUFFIXES.contains(&suffix), "{suffix}");
+        }
     }
 }

@@ -135,44 +135,50 @@ impl SqliteEventStore {
     /// A file database (`sqlite://path/to/file.db`, `sqlite:file.db` or a bare path) is created
     /// if missing and opened in WAL mode with `synchronous = NORMAL`, a 5 s busy timeout and
     /// foreign keys on, through a read pool of up to 10 connections and a write pool of one.
-    /// `sqlite::memory:` opens a private in-memory database; as each in-memory connection would
-    /// be a database of its own, the store then has one pool of exactly one connection, kept
-    /// open for the pool's lifetime (so a transaction held open blocks every other call).
+    ///
+    /// Every in-memory URL (`sqlite::memory:`, `sqlite:file::memory:`, `:memory:`, a URL with
+    /// `mode=memory`, and an empty file name: `""`, `sqlite:`, `sqlite://`) opens one new
+    /// in-memory database private to this store (and its clones), shared by all of its pooled
+    /// connections, and kept alive while the store's write pool is open. (SQLite would give
+    /// each connection a database of its own, so appends would land in one and reads miss
+    /// them.) Another store on the same URL gets another database; to share one, open a file.
     ///
     /// Fails with [`pupsourcing_core::Error::Database`] when the URL is malformed or the file
     /// cannot be opened.
     pub async fn connect(url: &str, config: StoreConfig) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(db)?
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+        let options = if is_memory(url) {
+            private_memory_database()
+        } else {
+            SqliteConnectOptions::from_str(url)
+                .map_err(db)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+        };
+        let options = options.busy_timeout(BUSY_TIMEOUT).foreign_keys(true);
         // SQLite connections do not go stale: skip the ping before each acquire.
         let pool_options = || SqlitePoolOptions::new().test_before_acquire(false);
-        if is_memory(url) {
-            let pool = pool_options()
-                .min_connections(1)
-                .max_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .connect_with(options)
-                .await
-                .map_err(db)?;
-            return Ok(Self::new(pool, config));
-        }
-        let options = options
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal);
-        // The writer first: its connection creates the file and switches it to WAL.
-        let writer =
-            pool_options().max_connections(1).connect_with(options.clone()).await.map_err(db)?;
+        // The writer first: its connection creates the file and switches it to WAL. It is kept
+        // open for the pool's lifetime, which keeps an in-memory database alive.
+        let writer = pool_options()
+            .min_connections(1)
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await
+            .map_err(db)?;
         let pool = pool_options().connect_with(options).await.map_err(db)?;
         Ok(Self::with_write_pool(pool, writer, config))
     }
 
     /// Creates the tables and indexes if they do not exist yet, in one transaction. Safe to run
     /// on every start, also from several processes at once.
+    ///
+    /// Fails with [`pupsourcing_core::ValidationError::TableNames`], creating nothing, when the
+    /// configured names would collide (see [`pupsourcing_core::TableNames::validate`]).
     pub async fn migrate(&self) -> Result<()> {
+        self.config.validate()?;
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(db)?;
         schema::apply(&mut tx, &self.config).await?;
         tx.commit().await.map_err(db)
@@ -207,11 +213,24 @@ impl SqliteEventStore {
     }
 }
 
-/// Whether `url` names an in-memory database (`sqlite::memory:`, `:memory:`, `mode=memory`).
+/// Whether `url` names an in-memory database (`sqlite::memory:`, `file::memory:`, `:memory:`,
+/// `mode=memory`) or no file at all (`""`, `sqlite:`, `sqlite://`: SQLite would open a private
+/// temporary database per connection).
 fn is_memory(url: &str) -> bool {
     let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
-    database == ":memory:" || params.split('&').any(|p| p == "mode=memory")
+    let database = database.strip_prefix("file:").unwrap_or(database);
+    database.is_empty() || database == ":memory:" || params.split('&').any(|p| p == "mode=memory")
+}
+
+/// Options opening a new in-memory database under a name no other store uses: connections
+/// opened with the same name and a shared cache all see the one database, which lives while
+/// any of them is open.
+fn private_memory_database() -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(format!("file:pupsourcing-memory-{}", uuid::Uuid::new_v4().simple()))
+        .in_memory(true)
+        .shared_cache(true)
 }
 
 impl EventStore for SqliteEventStore {
@@ -380,7 +399,17 @@ mod tests {
 
     #[test]
     fn recognises_in_memory_urls() {
-        for url in ["sqlite::memory:", "sqlite://:memory:", ":memory:", "sqlite://?mode=memory"] {
+        for url in [
+            "sqlite::memory:",
+            "sqlite://:memory:",
+            ":memory:",
+            "sqlite://?mode=memory",
+            "",
+            "sqlite:",
+            "sqlite://",
+            "sqlite:file::memory:",
+            "file::memory:?cache=shared",
+        ] {
             assert!(is_memory(url), "{url}");
         }
         for url in ["sqlite://events.db", "sqlite:/tmp/x.db?mode=rwc", "memory.db"] {

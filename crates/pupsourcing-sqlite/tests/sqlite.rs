@@ -204,7 +204,8 @@ async fn custom_table_names_work() {
         .unwrap();
     let store = file_store(config.clone()).await;
     assert_eq!(store.config(), &config);
-    assert_eq!(table_names(&store).await, ["commands", "group", "order", "order_tags"]);
+    // The commands table is named after the events table, as it was not set.
+    assert_eq!(table_names(&store).await, ["group", "order", "order_commands", "order_tags"]);
 
     let stream = new_stream();
     let r =

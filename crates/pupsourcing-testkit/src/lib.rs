@@ -8,6 +8,7 @@
 pub mod dcb;
 mod fixtures;
 pub mod global_log;
+pub mod identifiers;
 pub mod limits;
 pub mod streams;
 
