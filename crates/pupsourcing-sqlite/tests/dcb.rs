@@ -248,6 +248,21 @@ async fn command_executor_records_commands() {
     assert_eq!(count(&store, "commands").await, 2);
 }
 
+/// An executor told not to record commands appends its events and leaves the commands table
+/// empty.
+#[tokio::test]
+async fn command_records_can_be_turned_off() {
+    let store = file_store(StoreConfig::default()).await;
+    let executor = CommandExecutor::new(store.clone()).record_commands(false);
+    let outcome = executor.execute(&Claim, &"ada".to_string()).await.unwrap();
+    assert_eq!(outcome.positions, [1]);
+    assert!(matches!(
+        executor.execute(&Claim, &"ada".to_string()).await,
+        Err(pupsourcing_core::dcb::ExecuteError::Rejected("taken"))
+    ));
+    assert_eq!(count(&store, "commands").await, 0);
+}
+
 /// Custom table names (SQL keywords on purpose) work for the tag index and the commands table.
 #[tokio::test]
 async fn custom_table_names_work_for_dcb() {

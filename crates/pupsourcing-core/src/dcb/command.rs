@@ -67,18 +67,26 @@ pub struct CommandOutcome {
 ///
 /// Each attempt opens a transaction, projects the handler's model in it, asks the handler to
 /// decide, appends the decided events under the model's condition, records the command in the
-/// commands table and commits. When the condition fails (another writer changed the boundary),
+/// commands table (unless turned off with [`CommandExecutor::record_commands`]) and commits. When the condition fails (another writer changed the boundary),
 /// the attempt is rolled back and the command re-decided on fresh state, up to `max_attempts`.
 #[derive(Debug, Clone)]
 pub struct CommandExecutor<S> {
     store: S,
     max_attempts: usize,
+    record_commands: bool,
 }
 
 impl<S: DcbStore> CommandExecutor<S> {
-    /// An executor making at most 5 attempts per command.
+    /// An executor making at most 5 attempts per command and recording every command.
     pub fn new(store: S) -> Self {
-        Self { store, max_attempts: 5 }
+        Self { store, max_attempts: 5, record_commands: true }
+    }
+
+    /// Whether executed commands are recorded in the commands table (default: yes). Without
+    /// records, an attempt is one statement less and the commands table is never written.
+    pub fn record_commands(mut self, record: bool) -> Self {
+        self.record_commands = record;
+        self
     }
 
     /// Sets the number of attempts (at least 1).
@@ -124,13 +132,15 @@ impl<S: DcbStore> CommandExecutor<S> {
         } else {
             store.append_if_in(&mut tx, &events, Some(&condition)).await?.positions
         };
-        let record = CommandRecord {
-            command_type: handler.command_type(command),
-            data: data.clone(),
-            metadata: handler.metadata(command),
-            positions: positions.clone(),
-        };
-        store.record_command_in(&mut tx, &record).await?;
+        if self.record_commands {
+            let record = CommandRecord {
+                command_type: handler.command_type(command),
+                data: data.clone(),
+                metadata: handler.metadata(command),
+                positions: positions.clone(),
+            };
+            store.record_command_in(&mut tx, &record).await?;
+        }
         store.commit(tx).await?;
         Ok(positions)
     }

@@ -24,6 +24,18 @@ impl AppendCondition {
     pub fn none_after(query: Query, after: Position) -> Self {
         Self { fail_if_events_match: query, after: Some(after) }
     }
+
+    /// Fail if an event matching `query` was appended after `after`, or exists at all when
+    /// `after` is `None` (a boundary never read yet).
+    ///
+    /// ```
+    /// use pupsourcing_core::dcb::{AppendCondition, Query};
+    /// let last_seen: Option<i64> = None;
+    /// assert_eq!(AppendCondition::new(Query::all(), last_seen), AppendCondition::none_match(Query::all()));
+    /// ```
+    pub fn new(query: Query, after: Option<Position>) -> Self {
+        Self { fail_if_events_match: query, after }
+    }
 }
 
 /// Writes at most this many of a condition's items into messages; the rest are counted.
@@ -135,9 +147,22 @@ impl ReadOptions {
         Self::default()
     }
 
-    /// Starts at `position` (inclusive).
+    /// Starts at `position` (inclusive). To continue after an event or a head you already
+    /// have, use [`ReadOptions::after`].
     pub fn from(mut self, position: Position) -> Self {
         self.from = Some(position);
+        self
+    }
+
+    /// Starts after `position` (exclusive), like [`AppendCondition::after`]: pass the head of a
+    /// read, or the position of the last event handled, to read only what came since.
+    ///
+    /// ```
+    /// use pupsourcing_core::dcb::ReadOptions;
+    /// assert_eq!(ReadOptions::new().after(41), ReadOptions::new().from(42));
+    /// ```
+    pub fn after(mut self, position: Position) -> Self {
+        self.from = Some(position.saturating_add(1));
         self
     }
 
