@@ -8,9 +8,9 @@
 //! request, and writer tasks (at most [`MAX_WRITERS`] appends in flight, on their own
 //! connections) take the queue in groups.
 //!
-//! A group only holds requests that cannot observe each other: different streams, one kind of
-//! expected version, and boundary locks that do not conflict (no key wanted exclusively by one
-//! request and at all by another). So each request is checked exactly as if it ran alone, after
+//! A group only holds requests that cannot observe each other: different streams (each with
+//! its own expected version, of any kind) and boundary locks that do not conflict (no key wanted
+//! exclusively by one request and at all by another). So each request is checked exactly as if it ran alone, after
 //! the locks, against what committed before. A request that is not appended in its group (its
 //! expected version or condition failed, or the group failed) is run again alone by its caller
 //! through the append function, which tells the outcomes apart; every such outcome is
@@ -324,15 +324,6 @@ impl Request {
         }
     }
 
-    /// The kind of expected version a group of this request must share.
-    fn head_mode(&self) -> Option<&'static str> {
-        self.stream.as_ref().map(|_| match self.expected {
-            ExpectedVersion::Any => "any",
-            ExpectedVersion::NoStream => "no_stream",
-            ExpectedVersion::Exact(_) => "exact",
-        })
-    }
-
     /// This request's answer in the group's result row: its position and version, or NULLs.
     fn reply(&self, row: &sqlx::postgres::PgRow) -> Reply {
         let position: Option<i64> = row.try_get(0).unwrap_or_default();
@@ -352,7 +343,6 @@ impl Request {
 #[derive(Default)]
 struct Fit {
     streams: HashSet<(String, Uuid)>,
-    head_mode: Option<&'static str>,
     /// Lock keys taken so far, with whether one is wanted exclusively.
     locks: BTreeMap<i64, bool>,
 }
@@ -367,23 +357,20 @@ impl Fit {
             return false;
         }
         let stream = request.stream.as_ref().map(|s| (s.aggregate_type.clone(), s.aggregate_id));
-        let mode = request.head_mode();
         let fits = stream.as_ref().is_none_or(|s| !self.streams.contains(s))
-            && (mode.is_none() || self.head_mode.is_none() || mode == self.head_mode)
             && request.locks.iter().all(|k| match self.locks.get(&k.key) {
                 Some(&exclusive) => !exclusive && !k.exclusive,
                 None => true,
             });
         if fits {
             self.streams.extend(stream);
-            self.head_mode = self.head_mode.or(mode);
             self.locks.extend(request.locks.iter().map(|k| (k.key, k.exclusive)));
         }
         fits
     }
 }
 
-/// The group statement's parameters ($1 to $32, see `sql/append_group.sql`).
+/// The group statement's parameters ($1 to $31, see `sql/append_group.sql`).
 struct GroupArguments<'a> {
     stream_types: Vec<Option<&'a str>>,
     stream_ids: Vec<Option<Uuid>>,
@@ -395,7 +382,6 @@ struct GroupArguments<'a> {
     after: Vec<Option<i64>>,
     conditions: ConditionArrays<'a>,
     slices: [Vec<i32>; 6],
-    head_mode: &'static str,
 }
 
 impl<'a> GroupArguments<'a> {
@@ -441,7 +427,6 @@ impl<'a> GroupArguments<'a> {
             after: requests.iter().map(|r| condition(r).and_then(|c| c.after)).collect(),
             conditions,
             slices,
-            head_mode: requests.iter().find_map(|r| r.head_mode()).unwrap_or("any"),
         }
     }
 
@@ -467,6 +452,5 @@ impl<'a> GroupArguments<'a> {
             .bind(type_hi)
             .bind(tag_lo)
             .bind(tag_hi)
-            .bind(self.head_mode)
     }
 }

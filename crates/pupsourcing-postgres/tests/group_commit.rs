@@ -157,6 +157,50 @@ async fn queued_appends_keep_their_own_expected_versions() {
     }
 }
 
+/// The ordinary aggregate lifecycle shares groups: first events (`NoStream`, and `Exact(0)`,
+/// which means the same), later ones (`Exact(v)`) and `Any` appends of different streams are
+/// written together, each with its own version.
+#[tokio::test]
+async fn queued_appends_of_every_expected_kind_are_written_together() {
+    let Some(store) = common::fresh_store().await else { return };
+    let existing: Vec<_> = (0..6).map(|_| new_stream()).collect();
+    for stream in &existing {
+        store.append(stream, ExpectedVersion::NoStream, &[event("Opened")]).await.unwrap();
+    }
+    let mut cases = Vec::new();
+    for stream in &existing {
+        cases.push((stream.clone(), ExpectedVersion::Exact(1), 2));
+    }
+    for _ in 0..6 {
+        cases.push((new_stream(), ExpectedVersion::NoStream, 1));
+        cases.push((new_stream(), ExpectedVersion::Exact(0), 1));
+    }
+    let any = new_stream();
+    store.append(&any, ExpectedVersion::NoStream, &[event("Opened")]).await.unwrap();
+    cases.push((any, ExpectedVersion::Any, 2));
+    cases.push((new_stream(), ExpectedVersion::Any, 1));
+    let appends = cases
+        .iter()
+        .map(|(stream, expected, _)| {
+            let (store, stream, expected) = (store.clone(), stream.clone(), *expected);
+            async move { store.append(&stream, expected, &[event("Next")]).await }
+        })
+        .collect();
+    let results = queued(&store, appends).await;
+    let mut positions = Vec::new();
+    for ((stream, expected, version), result) in cases.iter().zip(results) {
+        let written = result.unwrap_or_else(|e| panic!("{stream} {expected}: {e}"));
+        assert_eq!(written.versions, [*version], "{stream} {expected}");
+        positions.push(written.positions[0]);
+    }
+    for stream in &existing {
+        assert_eq!(store.stream_version(stream).await.unwrap(), 2);
+    }
+    // Two writer tasks share the 20 queued appends.
+    let transactions = writing_transactions(&store, &positions).await;
+    assert!(transactions <= 4, "20 queued appends took {transactions} transactions");
+}
+
 /// A group holds the locks of all its requests, so it could deadlock with a caller's
 /// transaction where each request alone would not: here the group holds stream A's head and
 /// waits for B's, which the transaction holds, and the transaction then wants A. The group gives

@@ -1,15 +1,15 @@
 -- Group commit: several single-event appends of the store's own, each atomic and checked on its
 -- own, written by ONE statement in one transaction (see group.rs). The writer only groups
--- requests that cannot see each other: different streams, one kind of expected version, and
--- boundary locks where no key is wanted exclusively by one request and at all by another. So
+-- requests that cannot see each other: different streams, and boundary locks where no key is
+-- wanted exclusively by one request and at all by another. So
 -- each request's checks only need what committed before, exactly as in append_direct_dcb.sql.
 --
 -- Per request ($1-$3, $4-$7 and $9-$15 for its event, $19-$21, $26-$31): stream type and id
 -- (NULL for a DCB event), expected version, the event's columns, whether a condition applies,
 -- whether it matches all events, its `after`, and 1-based slices of the flattened condition
 -- arrays $22-$25 (items, types, tags). $8: all events' tags, flattened. $16-$18: the union of
--- the requests' boundary locks, sorted. $32: the group's kind of expected version ('any',
--- 'no_stream' or 'exact'; ignored for DCB events).
+-- the requests' boundary locks, sorted. Expected versions ($3) are per request and of any kind:
+-- NULL = any, 0 = no stream (also `Exact(0)`), n = exactly n.
 --
 -- Answers one row per request, in request order: its position and version, or NULLs when it
 -- was not appended (its expected version or condition failed): the caller retries that request
@@ -37,21 +37,26 @@ WITH locks AS MATERIALIZED (
       FROM locks, requests r
 ), heads AS (
     -- One pass over the streams in sorted order, so two groups never deadlock on head rows.
-    -- An exact expected version never creates a head: only a stream our snapshot saw (heads
-    -- are never deleted once committed) is tried, and the proposed version carries
-    -- expected + 1 for the check.
+    -- Each request's own expected version decides: a new head row is proposed for `any` and
+    -- `no stream` (expected + 1 = 1), and for an exact version only when our snapshot saw the
+    -- stream (heads are never deleted once committed), so that an exact version never creates
+    -- a head. On an existing head row (locked, and re-read at its latest committed version),
+    -- `any` bumps it, an exact version bumps it only when it is still the expected one, and
+    -- `no stream` never does.
     INSERT INTO {schema}.{aggregate_heads} AS h (aggregate_type, aggregate_id, aggregate_version)
     SELECT c.stream_type, c.stream_id, coalesce(c.expected, 0) + 1
       FROM checked c
      WHERE c.failed IS FALSE AND c.stream_type IS NOT NULL
-       AND ($32::text <> 'exact' OR EXISTS (
+       AND (coalesce(c.expected, 0) = 0 OR EXISTS (
                SELECT 1 FROM {schema}.{aggregate_heads} x
                 WHERE x.aggregate_type = c.stream_type AND x.aggregate_id = c.stream_id))
      ORDER BY c.stream_type, c.stream_id
     ON CONFLICT (aggregate_type, aggregate_id)
     DO UPDATE SET aggregate_version = h.aggregate_version + 1, updated_at = now()
-       WHERE $32::text = 'any'
-          OR ($32::text = 'exact' AND h.aggregate_version = excluded.aggregate_version - 1)
+       WHERE EXISTS (
+               SELECT 1 FROM requests r
+                WHERE r.stream_type = h.aggregate_type AND r.stream_id = h.aggregate_id
+                  AND (r.expected IS NULL OR r.expected = h.aggregate_version))
     RETURNING h.aggregate_type, h.aggregate_id, h.aggregate_version
 ), go AS MATERIALIZED (
     SELECT c.ord, c.stream_type, c.stream_id, h.aggregate_version AS version, c.tag_count,
