@@ -135,7 +135,11 @@ impl PgEventStore {
     ) -> Result<ReadResult> {
         query.validate(&self.inner.config.limits)?;
         let (events, head) = dcb::read(conn, &self.inner.sql, query, options, session).await?;
-        self.inner.known_head.fetch_max(head, Ordering::AcqRel);
+        // A head read in a caller's transaction may cover that transaction's own uncommitted
+        // events (see `{events}_safe_head`): gap-free for it alone, so it is never shared.
+        if session == dcb::Session::Autocommit {
+            self.inner.known_head.fetch_max(head, Ordering::AcqRel);
+        }
         Ok(ReadResult { events, head })
     }
 

@@ -369,6 +369,11 @@ $fn$;
 --      into.) Prepared transactions ('-1/...') hold no virtualxid lock, so they count as live.
 -- Reading the live transactions after the markers is what makes this safe: a marker seen in 2
 -- whose holder is missing in 3 has ended.
+--
+-- Markers of the calling session are skipped: they belong to its own open transaction, whose
+-- events its next statements see anyway, so a transaction reads its own appends. Such a head is
+-- only gap-free for that transaction until it ends (others cannot see its events yet): callers
+-- must not share it (the store caches only heads of its own sessions, which hold no markers).
 CREATE OR REPLACE FUNCTION {schema}.{events}_safe_head() RETURNS BIGINT
 LANGUAGE plpgsql VOLATILE AS $fn$
 DECLARE
@@ -388,7 +393,8 @@ BEGIN
       FROM pg_locks l
      WHERE l.locktype = 'advisory' AND l.objsubid = 1
        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-       AND (l.classid::bigint >> 15) = {marker_tag};
+       AND (l.classid::bigint >> 15) = {marker_tag}
+       AND l.pid IS DISTINCT FROM pg_backend_pid(); -- (a prepared transaction has no pid)
     IF v_markers IS NULL THEN
         RETURN v_sequence;
     END IF;
