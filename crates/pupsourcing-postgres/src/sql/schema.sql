@@ -177,15 +177,15 @@ BEGIN
                 metadata, trace_id, correlation_id, causation_id, created_at)
             SELECT v_first + i.ord - 1, i.id, i.event_type, i.event_version, i.context,
                    p_aggregate_type, p_aggregate_id, v_new_version - v_count + i.ord,
-                   coalesce(p_tags[i.tag_end - i.tag_count + 1 : i.tag_end], '{}'), i.payload,
+                   coalesce(g.tags, '{}'), i.payload,
                    i.metadata::jsonb, i.trace_id, i.correlation_id, i.causation_id, i.created_at
-              FROM (SELECT u.*, sum(u.tag_count) OVER (ORDER BY u.ord) AS tag_end
-                      FROM unnest(p_event_ids, p_event_types, p_event_versions, p_contexts,
-                                  p_tag_counts, p_payloads, p_metadata, p_trace_ids,
-                                  p_correlation_ids, p_causation_ids, p_created_at)
-                           WITH ORDINALITY AS u(id, event_type, event_version, context,
-                                                tag_count, payload, metadata, trace_id,
-                                                correlation_id, causation_id, created_at, ord)) i
+              FROM unnest(p_event_ids, p_event_types, p_event_versions, p_contexts, p_payloads,
+                          p_metadata, p_trace_ids, p_correlation_ids, p_causation_ids,
+                          p_created_at)
+                   WITH ORDINALITY AS i(id, event_type, event_version, context, payload,
+                                        metadata, trace_id, correlation_id, causation_id,
+                                        created_at, ord)
+              LEFT JOIN {schema}.{events}_tags_by_event(p_tags, p_tag_counts) g ON g.ord = i.ord
             RETURNING global_position, event_type, tags
         )
         INSERT INTO {schema}.{events}_tags (tag, global_position, event_type)
@@ -208,6 +208,21 @@ BEGIN
     o_first := v_first;
     o_first_version := v_new_version - v_count + 1;
 END
+$fn$;
+
+-- Each event's tags, from the flattened tag array and per-event counts, in one pass: tag n
+-- belongs to the event whose range of the array holds n, joined by hash. (Slicing the array
+-- per event would walk it from its start for every event: time quadratic in the batch's tags.)
+-- Events without tags have no row.
+CREATE OR REPLACE FUNCTION {schema}.{events}_tags_by_event(p_tags TEXT[], p_counts INT[])
+RETURNS TABLE (ord BIGINT, tags TEXT[]) LANGUAGE sql IMMUTABLE AS $fn$
+    SELECT o.ord, array_agg(t.tag ORDER BY t.n)
+      FROM unnest(p_tags) WITH ORDINALITY AS t(tag, n)
+      JOIN (SELECT c.ord, generate_series(c.tag_end - c.count + 1, c.tag_end) AS n
+              FROM (SELECT u.ord, u.count, sum(u.count) OVER (ORDER BY u.ord) AS tag_end
+                      FROM unnest(p_counts) WITH ORDINALITY AS u(count, ord)) c) o
+        ON o.n = t.n
+     GROUP BY o.ord
 $fn$;
 
 -- The stream head step: locks the head row, checks the expected version and bumps it, in one
