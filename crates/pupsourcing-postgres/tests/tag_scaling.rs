@@ -10,7 +10,8 @@ use pupsourcing_core::dcb::DcbStore;
 use pupsourcing_core::{NewEvent, StoreConfig};
 
 fn tagged(tags: usize) -> NewEvent {
-    let tags: Vec<String> = (0..tags).map(|i| format!("tag-{i}-{}", uuid::Uuid::now_v7())).collect();
+    let tags: Vec<String> =
+        (0..tags).map(|i| format!("tag-{i}-{}", uuid::Uuid::now_v7())).collect();
     NewEvent::new("Tagged", b"{}".to_vec()).with_tags(tags)
 }
 
@@ -23,7 +24,7 @@ async fn append_time_is_linear_in_tags() {
     let schema = common::unique_schema();
     let config = StoreConfig::default().schema(&schema).unwrap().max_batch_size(100_000);
     let Some(store) = common::store_with(config).await else { return };
-    let mut time = |events: Vec<NewEvent>| {
+    let time = |events: Vec<NewEvent>| {
         let store = store.clone();
         async move {
             let start = Instant::now();

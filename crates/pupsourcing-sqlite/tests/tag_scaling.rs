@@ -10,7 +10,8 @@ use pupsourcing_core::dcb::DcbStore;
 use pupsourcing_core::{NewEvent, StoreConfig};
 
 fn tagged(tags: usize) -> NewEvent {
-    let tags: Vec<String> = (0..tags).map(|i| format!("tag-{i}-{}", uuid::Uuid::now_v7())).collect();
+    let tags: Vec<String> =
+        (0..tags).map(|i| format!("tag-{i}-{}", uuid::Uuid::now_v7())).collect();
     NewEvent::new("Tagged", b"{}".to_vec()).with_tags(tags)
 }
 
@@ -21,7 +22,7 @@ fn tagged(tags: usize) -> NewEvent {
 #[ignore = "slow: a measurement"]
 async fn append_time_is_linear_in_tags() {
     let store = common::file_store(StoreConfig::default().max_batch_size(100_000)).await;
-    let mut time = |events: Vec<NewEvent>| {
+    let time = |events: Vec<NewEvent>| {
         let store = store.clone();
         async move {
             let start = Instant::now();

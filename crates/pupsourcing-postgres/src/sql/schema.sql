@@ -177,15 +177,16 @@ BEGIN
                 metadata, trace_id, correlation_id, causation_id, created_at)
             SELECT v_first + i.ord - 1, i.id, i.event_type, i.event_version, i.context,
                    p_aggregate_type, p_aggregate_id, v_new_version - v_count + i.ord,
-                   coalesce(g.tags, '{}'), i.payload,
-                   i.metadata::jsonb, i.trace_id, i.correlation_id, i.causation_id, i.created_at
-              FROM unnest(p_event_ids, p_event_types, p_event_versions, p_contexts, p_payloads,
-                          p_metadata, p_trace_ids, p_correlation_ids, p_causation_ids,
-                          p_created_at)
+                   i.tags, i.payload, i.metadata::jsonb, i.trace_id, i.correlation_id,
+                   i.causation_id, i.created_at
+              FROM ROWS FROM (unnest(p_event_ids), unnest(p_event_types),
+                              unnest(p_event_versions), unnest(p_contexts), unnest(p_payloads),
+                              unnest(p_metadata), unnest(p_trace_ids), unnest(p_correlation_ids),
+                              unnest(p_causation_ids), unnest(p_created_at),
+                              {schema}.{events}_tags_by_event(p_tags, p_tag_counts))
                    WITH ORDINALITY AS i(id, event_type, event_version, context, payload,
                                         metadata, trace_id, correlation_id, causation_id,
-                                        created_at, ord)
-              LEFT JOIN {schema}.{events}_tags_by_event(p_tags, p_tag_counts) g ON g.ord = i.ord
+                                        created_at, tags, ord)
             RETURNING global_position, event_type, tags
         )
         INSERT INTO {schema}.{events}_tags (tag, global_position, event_type)
@@ -210,19 +211,26 @@ BEGIN
 END
 $fn$;
 
--- Each event's tags, from the flattened tag array and per-event counts, in one pass: tag n
--- belongs to the event whose range of the array holds n, joined by hash. (Slicing the array
--- per event would walk it from its start for every event: time quadratic in the batch's tags.)
--- Events without tags have no row.
+-- Each event's tags, one row per event in batch order, from the flattened tag array and the
+-- per-event counts. Linear, and without a join (the append function's plan is generic, with
+-- array sizes unknown, and a join could become a nested loop over both arrays): each tag is
+-- zipped with its event's number, and the tags are grouped by it, with an empty row per event
+-- so that an event without tags gets '{}'. (Slicing the array per event instead walks it from
+-- its start for every event: time quadratic in the batch's tags.)
 CREATE OR REPLACE FUNCTION {schema}.{events}_tags_by_event(p_tags TEXT[], p_counts INT[])
-RETURNS TABLE (ord BIGINT, tags TEXT[]) LANGUAGE sql IMMUTABLE AS $fn$
-    SELECT o.ord, array_agg(t.tag ORDER BY t.n)
-      FROM unnest(p_tags) WITH ORDINALITY AS t(tag, n)
-      JOIN (SELECT c.ord, generate_series(c.tag_end - c.count + 1, c.tag_end) AS n
-              FROM (SELECT u.ord, u.count, sum(u.count) OVER (ORDER BY u.ord) AS tag_end
-                      FROM unnest(p_counts) WITH ORDINALITY AS u(count, ord)) c) o
-        ON o.n = t.n
-     GROUP BY o.ord
+RETURNS SETOF TEXT[] LANGUAGE sql IMMUTABLE AS $fn$
+    SELECT coalesce(array_agg(z.tag ORDER BY z.n) FILTER (WHERE z.n IS NOT NULL), '{}')
+      FROM (SELECT t.owner, t.tag, t.n
+              FROM unnest(p_tags, ARRAY(SELECT u.ord
+                                          FROM unnest(p_counts) WITH ORDINALITY AS u(count, ord),
+                                               generate_series(1, u.count)
+                                         ORDER BY u.ord))
+                   WITH ORDINALITY AS t(tag, owner, n)
+            UNION ALL
+            SELECT e.owner, NULL, NULL
+              FROM generate_series(1, coalesce(cardinality(p_counts), 0)::bigint) AS e(owner)) z
+     GROUP BY z.owner
+     ORDER BY z.owner
 $fn$;
 
 -- The stream head step: locks the head row, checks the expected version and bumps it, in one
