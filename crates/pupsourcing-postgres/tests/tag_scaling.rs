@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Instant;
 
-use pupsourcing_core::dcb::DcbStore;
+use pupsourcing_core::dcb::{AppendCondition, DcbStore, Query, QueryItem};
 use pupsourcing_core::{NewEvent, StoreConfig};
 
 fn tagged(tags: usize) -> NewEvent {
@@ -16,7 +16,7 @@ fn tagged(tags: usize) -> NewEvent {
 }
 
 /// Batches of 10,000 to 100,000 events with one tag each, and one event with 300 to 3,000
-/// tags: prints the time of each, and fails when ten times the tags take over 30 times as
+/// tags (also under a condition): prints the time of each, and fails when ten times the tags take over 30 times as
 /// long (quadratic growth takes 100 times as long).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow: a measurement"]
@@ -43,6 +43,14 @@ async fn append_time_is_linear_in_tags() {
         let elapsed = time(vec![tagged(n)]).await;
         println!("1 event with {n} tags: {elapsed:?}");
         wide.push(elapsed);
+    }
+    for n in [300, 3_000] {
+        let event = tagged(n);
+        let query = Query::from_items([QueryItem::tags([event.tags[0].as_str()])]);
+        let condition = AppendCondition::none_match(query);
+        let start = Instant::now();
+        store.append_if(&[event], Some(&condition)).await.unwrap();
+        println!("1 event with {n} tags, conditional: {:?}", start.elapsed());
     }
     assert!(batch[2] < batch[0] * 30, "batches grow faster than linearly: {batch:?}");
     assert!(wide[1] < wide[0] * 30, "tags of one event grow faster than linearly: {wide:?}");
