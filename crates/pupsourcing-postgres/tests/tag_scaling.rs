@@ -55,3 +55,18 @@ async fn append_time_is_linear_in_tags() {
     assert!(batch[2] < batch[0] * 30, "batches grow faster than linearly: {batch:?}");
     assert!(wide[1] < wide[0] * 30, "tags of one event grow faster than linearly: {wide:?}");
 }
+
+/// A batch mixing events without tags and with several keeps each event's tags, in order
+/// (the function zips the flattened tags with their events).
+#[tokio::test]
+async fn mixed_tag_counts_keep_each_events_tags() {
+    use pupsourcing_core::EventStore;
+    let Some(store) = common::fresh_store().await else { return };
+    let counts = [0, 2, 0, 0, 1, 5, 0, 3];
+    let events: Vec<NewEvent> = counts.iter().map(|&n| tagged(n)).collect();
+    store.append_if(&events, None).await.unwrap();
+    let read = store.read_all(1, 100).await.unwrap();
+    let stored: Vec<&Vec<String>> = read.iter().map(|e| &e.tags).collect();
+    let sent: Vec<&Vec<String>> = events.iter().map(|e| &e.tags).collect();
+    assert_eq!(stored, sent);
+}

@@ -218,7 +218,10 @@ $fn$;
 -- so that an event without tags gets '{}'. (Slicing the array per event instead walks it from
 -- its start for every event: time quadratic in the batch's tags.)
 CREATE OR REPLACE FUNCTION {schema}.{events}_tags_by_event(p_tags TEXT[], p_counts INT[])
-RETURNS SETOF TEXT[] LANGUAGE sql IMMUTABLE AS $fn$
+RETURNS SETOF TEXT[] LANGUAGE plpgsql IMMUTABLE AS $fn$
+BEGIN
+    -- (plpgsql: its plan is cached, where a SQL function's body is planned on every call.)
+    RETURN QUERY
     SELECT coalesce(array_agg(z.tag ORDER BY z.n) FILTER (WHERE z.n IS NOT NULL), '{}')
       FROM (SELECT t.owner, t.tag, t.n
               FROM unnest(p_tags, ARRAY(SELECT u.ord
@@ -230,7 +233,8 @@ RETURNS SETOF TEXT[] LANGUAGE sql IMMUTABLE AS $fn$
             SELECT e.owner, NULL, NULL
               FROM generate_series(1, coalesce(cardinality(p_counts), 0)::bigint) AS e(owner)) z
      GROUP BY z.owner
-     ORDER BY z.owner
+     ORDER BY z.owner;
+END
 $fn$;
 
 -- The stream head step: locks the head row, checks the expected version and bumps it, in one
