@@ -66,12 +66,14 @@ struct Args {
 }
 
 /// (name, concurrent tasks, events per append)
-const APPEND_SCENARIOS: [(&str, usize, usize); 5] = [
+/// The last is tag-heavy: 1,000 tags per append (one per event), the default batch limit.
+const APPEND_SCENARIOS: [(&str, usize, usize); 6] = [
     ("append 1 event, 1 task", 1, 1),
     ("append 1 event, 8 tasks", 8, 1),
     ("append 1 event, 32 tasks", 32, 1),
     ("append 100 events, 1 task", 1, 100),
     ("append 100 events, 8 tasks", 8, 100),
+    ("append 1000 events (1000 tags), 1 task", 1, 1000),
 ];
 
 const WARMUP: Duration = Duration::from_secs(1);

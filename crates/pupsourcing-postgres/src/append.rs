@@ -11,7 +11,7 @@ use pupsourcing_core::{
 };
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
-use sqlx::{AssertSqlSafe, PgConnection, Postgres, Row};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Row};
 use uuid::Uuid;
 
 use crate::error::{append_error, db_error};
@@ -164,17 +164,22 @@ impl<'a> ConditionArrays<'a> {
     }
 }
 
-/// Which statement an append may use.
+/// Which statement an append may use, on what kind of connection.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Route {
-    /// The `{events}_append` function: right in any transaction (the caller's, or the store's
-    /// own), and the one that tells every outcome apart.
+    /// The `{events}_append` function in a transaction that is already open (the caller's,
+    /// or the store's own): it runs at that transaction's isolation.
     Function,
-    /// First the one-statement direct path (`sql/append_direct_*.sql`) when the batch is one
-    /// event: only on a connection in autocommit mode, where the statement is its own
-    /// transaction.
+    /// The function on a connection of the store's own in autocommit mode.
+    Own,
+    /// Like [`Route::Own`], but first the one-statement direct path
+    /// (`sql/append_direct_*.sql`) when the batch is one event.
     Direct,
 }
+
+/// How a transaction of the store's own starts: the condition checks and version re-checks
+/// need READ COMMITTED whatever the server, role or session default is.
+pub(crate) const BEGIN_READ_COMMITTED: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
 /// Appends `events` to `target` on `conn`.
 pub(crate) async fn append(
@@ -192,13 +197,46 @@ pub(crate) async fn append(
     {
         return Ok(result);
     }
-    let row = args.query(&sql.append).fetch_one(conn).await.map_err(append_error)?;
-    outcome(&row, target, events)
+    let row = args.query(&sql.append).fetch_one(&mut *conn).await;
+    if route != Route::Function && above_read_committed(&row) {
+        // The session defaults to REPEATABLE READ or SERIALIZABLE (nothing was written): a
+        // statement in autocommit mode runs at that level. The store's own append runs again
+        // in a transaction of its own at READ COMMITTED; the default case never gets here.
+        return append_read_committed(conn, sql, &args, target, events).await;
+    }
+    outcome(&row.map_err(append_error)?, target, events)
+}
+
+/// Whether the function's answer says the session's isolation is above READ COMMITTED: the
+/// 'isolation' outcome of a condition, or a serialization failure of a version check (which
+/// READ COMMITTED never raises here).
+fn above_read_committed(row: &Result<PgRow, sqlx::Error>) -> bool {
+    match row {
+        Ok(row) => row.try_get::<String, _>(0).is_ok_and(|kind| kind == "isolation"),
+        Err(sqlx::Error::Database(db)) => db.code().as_deref() == Some("40001"),
+        Err(_) => false,
+    }
+}
+
+/// The function in a READ COMMITTED transaction of its own on `conn`, committed when the
+/// append succeeds and rolled back (by dropping it) otherwise.
+async fn append_read_committed(
+    conn: &mut PgConnection,
+    sql: &Statements,
+    args: &Arguments<'_>,
+    target: Target<'_>,
+    events: &[NewEvent],
+) -> Result<AppendResult> {
+    let mut tx = conn.begin_with(BEGIN_READ_COMMITTED).await.map_err(db_error)?;
+    let row = args.query(&sql.append).fetch_one(&mut *tx).await.map_err(append_error)?;
+    let result = outcome(&row, target, events)?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(result)
 }
 
 /// The direct path: the result when the event was appended; `None` when it was not (a failed
-/// expected version or condition, a stored event id, an isolation level above READ COMMITTED),
-/// and nothing was written.
+/// expected version or condition, a stored event id, an isolation level above READ COMMITTED,
+/// under which a version check may also fail to serialize), and nothing was written.
 /// The function then tells why.
 pub(crate) async fn try_direct(
     conn: &mut PgConnection,
@@ -217,7 +255,12 @@ pub(crate) async fn try_direct(
         Ok(None) => Ok(None),
         // A unique violation comes from a stored event id: a replay, which the function
         // recognises. (Any other cause fails there again and is reported from there.)
-        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => Ok(None),
+        // A serialization failure comes from a session default above READ COMMITTED.
+        Err(sqlx::Error::Database(db))
+            if matches!(db.code().as_deref(), Some("23505" | "40001")) =>
+        {
+            Ok(None)
+        }
         Err(err) => Err(append_error(err)),
     }
 }

@@ -53,7 +53,7 @@ pub(crate) struct GroupCommit {
     /// The store's pool: appends that run alone use it.
     pool: PgPool,
     /// The writer tasks' own connections, one per slot, made on first use (a pool needs the
-    /// runtime). Their sessions force generic plans (the group statement's custom plans are
+    /// runtime). Their sessions run at READ COMMITTED, force generic plans (the group statement's custom plans are
     /// estimated cheaper, so PostgreSQL would plan it again on every call: 0.3 ms, as much as
     /// executing it) and bound lock waits (see [`GROUP_LOCK_TIMEOUT`]).
     writers: OnceLock<PgPool>,
@@ -106,6 +106,8 @@ impl GroupCommit {
                 .connect_lazy_with(options.options([
                     ("plan_cache_mode", "force_generic_plan"),
                     ("lock_timeout", GROUP_LOCK_TIMEOUT),
+                    // The checks need it, whatever the server or role default (see append.rs).
+                    ("default_transaction_isolation", "read committed"),
                 ]))
         })
     }
@@ -133,7 +135,7 @@ impl GroupCommit {
             Ok(Reply::Appended(result)) => Ok(result),
             // The writer task is gone (the runtime is shutting down) or the group did not
             // append it: the append function decides, and recognises it if it was stored.
-            Ok(Reply::Alone) | Err(_) => self.alone(target, events, Route::Function).await,
+            Ok(Reply::Alone) | Err(_) => self.alone(target, events, Route::Own).await,
         }
     }
 

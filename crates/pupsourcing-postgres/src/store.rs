@@ -115,8 +115,7 @@ impl PgEventStore {
             }
             // A batch (or an empty one, which validation rejects): the function.
             let mut conn = inner.pool.acquire().await.map_err(db_error)?;
-            return append::append(&mut conn, &inner.sql, limits, target, events, Route::Function)
-                .await;
+            return append::append(&mut conn, &inner.sql, limits, target, events, Route::Own).await;
         };
         limited(Some(limit), async {
             let mut tx = self.begin().await?;
@@ -138,7 +137,11 @@ impl PgEventStore {
     ) -> Result<ReadResult> {
         query.validate(&self.inner.config.limits)?;
         let (events, head) = dcb::read(conn, &self.inner.sql, query, options, session).await?;
-        self.inner.known_head.fetch_max(head, Ordering::AcqRel);
+        // A head read in a caller's transaction may cover that transaction's own uncommitted
+        // events (see `{events}_safe_head`): gap-free for it alone, so it is never shared.
+        if session == dcb::Session::Autocommit {
+            self.inner.known_head.fetch_max(head, Ordering::AcqRel);
+        }
         Ok(ReadResult { events, head })
     }
 
@@ -153,8 +156,11 @@ impl EventStore for PgEventStore {
     type Connection = PgConnection;
     type Transaction = Transaction<'static, Postgres>;
 
+    /// Begins a READ COMMITTED transaction, whatever the server's default: conditional
+    /// appends and DCB reads need it (a transaction you begin yourself at a higher level is
+    /// refused for those).
     async fn begin(&self) -> Result<Self::Transaction> {
-        self.inner.pool.begin().await.map_err(db_error)
+        self.inner.pool.begin_with(append::BEGIN_READ_COMMITTED).await.map_err(db_error)
     }
 
     async fn commit(&self, tx: Self::Transaction) -> Result<()> {

@@ -531,3 +531,103 @@ pub async fn executor_retries_on_fresh_state<S: DcbStore>(store: S) {
         assert_eq!(store.read(&tags(&[&name]), ReadOptions::new()).await.unwrap().events.len(), 1);
     }
 }
+
+/// Two decisions in one transaction: a read after the transaction's own append sees that event
+/// (with a head at or above it), and a condition built from that read passes, however many
+/// times. Other sessions see the events only once the transaction commits.
+pub async fn transaction_sees_its_own_appends<S: DcbStore>(store: S) {
+    let probe = fresh("probe");
+    let query = tags(&[&probe]);
+    let mut tx = store.begin().await.unwrap();
+    let mut mine = Vec::new();
+    for decision in 0..3 {
+        let read = store.read_in(&mut tx, &query, ReadOptions::new()).await.unwrap();
+        let seen: Vec<Position> = read.events.iter().map(|e| e.position).collect();
+        assert_eq!(seen, mine, "decision {decision}: the transaction reads its own events");
+        assert!(read.head >= mine.last().copied().unwrap_or(0), "head covers own events");
+        let cond = AppendCondition::none_after(query.clone(), read.head);
+        let appended = store
+            .append_if_in(&mut tx, &[ev("Probed", &[&probe])], Some(&cond))
+            .await
+            .unwrap_or_else(|e| panic!("decision {decision}: own events fail the condition: {e}"));
+        mine.extend(appended.positions);
+    }
+    // A condition in the same transaction still sees them, with `after` below them.
+    let stale = AppendCondition::none_after(query.clone(), mine[0] - 1);
+    assert_condition_failed(
+        store.append_if_in(&mut tx, &[ev("Probed", &[&probe])], Some(&stale)).await,
+        "own events below the head match",
+    );
+    store.commit(tx).await.unwrap();
+    assert_eq!(positions(&store, &query, ReadOptions::new()).await, mine);
+}
+
+/// Writers read their own appends inside transactions held open for random times (20% roll
+/// back) while a reader tails the global log: a read shows an own event exactly when its head
+/// covers it (another writer in flight below it holds the head back, as for any reader), and the reader never skips a committed event, so a
+/// head a transaction computed for itself (past its own in-flight events) never leaks to
+/// other sessions.
+pub async fn own_reads_never_open_gaps<S: DcbStore>(store: S) {
+    use std::collections::HashSet;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const WRITERS: usize = 6;
+    let deadline = Instant::now() + stress_duration();
+    let writing = Arc::new(AtomicBool::new(true));
+    let reader = {
+        let (store, writing) = (store.clone(), writing.clone());
+        tokio::spawn(async move {
+            let (mut seen, mut next) = (Vec::new(), 1);
+            loop {
+                let still_writing = writing.load(Ordering::SeqCst);
+                let page = store.read_all(next, 50).await.unwrap();
+                next = page.last().map_or(next, |e| e.position + 1);
+                let caught_up = page.is_empty();
+                seen.extend(page.into_iter().map(|e| e.event_id));
+                if caught_up && !still_writing {
+                    return seen;
+                }
+                if caught_up {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+            }
+        })
+    };
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut committed = Vec::new();
+                let tag = fresh("own");
+                while Instant::now() < deadline {
+                    let (hold_ms, commit) = {
+                        let mut rng = rand::rng();
+                        (rng.random_range(0..8), rng.random_bool(0.8))
+                    };
+                    let event = ev("Owned", &[&tag]);
+                    let id = event.event_id;
+                    let mut tx = store.begin().await.unwrap();
+                    let at = store.append_if_in(&mut tx, &[event], None).await.unwrap();
+                    let read = store.read_in(&mut tx, &tags(&[&tag]), ReadOptions::new()).await;
+                    // Another writer's marker below it may still hide the own event.
+                    let read = read.unwrap();
+                    let shown = read.events.iter().any(|e| e.event_id == id);
+                    assert_eq!(shown, read.head >= at.positions[0], "own event iff below head");
+                    tokio::time::sleep(std::time::Duration::from_millis(hold_ms)).await;
+                    if commit {
+                        store.commit(tx).await.unwrap();
+                        committed.push(id);
+                    }
+                }
+                committed
+            })
+        })
+        .collect();
+    let mut committed = HashSet::new();
+    for writer in writers {
+        committed.extend(writer.await.unwrap());
+    }
+    writing.store(false, Ordering::SeqCst);
+    let seen: HashSet<Uuid> = reader.await.unwrap().into_iter().collect();
+    let missed = committed.difference(&seen).count();
+    assert_eq!(missed, 0, "the tailing reader skipped {missed} of {} events", committed.len());
+}

@@ -59,6 +59,8 @@ macro_rules! dcb_conformance {
             dcb::unconditional_appends_all_succeed,
             dcb::oracle_conditions_held,
             dcb::executor_retries_on_fresh_state,
+            dcb::transaction_sees_its_own_appends,
+            dcb::own_reads_never_open_gaps,
         );
     };
 }

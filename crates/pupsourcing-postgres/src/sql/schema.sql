@@ -177,15 +177,16 @@ BEGIN
                 metadata, trace_id, correlation_id, causation_id, created_at)
             SELECT v_first + i.ord - 1, i.id, i.event_type, i.event_version, i.context,
                    p_aggregate_type, p_aggregate_id, v_new_version - v_count + i.ord,
-                   coalesce(p_tags[i.tag_end - i.tag_count + 1 : i.tag_end], '{}'), i.payload,
-                   i.metadata::jsonb, i.trace_id, i.correlation_id, i.causation_id, i.created_at
-              FROM (SELECT u.*, sum(u.tag_count) OVER (ORDER BY u.ord) AS tag_end
-                      FROM unnest(p_event_ids, p_event_types, p_event_versions, p_contexts,
-                                  p_tag_counts, p_payloads, p_metadata, p_trace_ids,
-                                  p_correlation_ids, p_causation_ids, p_created_at)
-                           WITH ORDINALITY AS u(id, event_type, event_version, context,
-                                                tag_count, payload, metadata, trace_id,
-                                                correlation_id, causation_id, created_at, ord)) i
+                   i.tags, i.payload, i.metadata::jsonb, i.trace_id, i.correlation_id,
+                   i.causation_id, i.created_at
+              FROM ROWS FROM (unnest(p_event_ids), unnest(p_event_types),
+                              unnest(p_event_versions), unnest(p_contexts), unnest(p_payloads),
+                              unnest(p_metadata), unnest(p_trace_ids), unnest(p_correlation_ids),
+                              unnest(p_causation_ids), unnest(p_created_at),
+                              {schema}.{events}_tags_by_event(p_tags, p_tag_counts))
+                   WITH ORDINALITY AS i(id, event_type, event_version, context, payload,
+                                        metadata, trace_id, correlation_id, causation_id,
+                                        created_at, tags, ord)
             RETURNING global_position, event_type, tags
         )
         INSERT INTO {schema}.{events}_tags (tag, global_position, event_type)
@@ -207,6 +208,32 @@ BEGIN
     o_outcome := 'appended';
     o_first := v_first;
     o_first_version := v_new_version - v_count + 1;
+END
+$fn$;
+
+-- Each event's tags, one row per event in batch order, from the flattened tag array and the
+-- per-event counts. Linear, and without a join (the append function's plan is generic, with
+-- array sizes unknown, and a join could become a nested loop over both arrays): each tag is
+-- zipped with its event's number, and the tags are grouped by it, with an empty row per event
+-- so that an event without tags gets '{}'. (Slicing the array per event instead walks it from
+-- its start for every event: time quadratic in the batch's tags.)
+CREATE OR REPLACE FUNCTION {schema}.{events}_tags_by_event(p_tags TEXT[], p_counts INT[])
+RETURNS SETOF TEXT[] LANGUAGE plpgsql IMMUTABLE AS $fn$
+BEGIN
+    -- (plpgsql: its plan is cached, where a SQL function's body is planned on every call.)
+    RETURN QUERY
+    SELECT coalesce(array_agg(z.tag ORDER BY z.n) FILTER (WHERE z.n IS NOT NULL), '{}')
+      FROM (SELECT t.owner, t.tag, t.n
+              FROM unnest(p_tags, ARRAY(SELECT u.ord
+                                          FROM unnest(p_counts) WITH ORDINALITY AS u(count, ord),
+                                               generate_series(1, u.count)
+                                         ORDER BY u.ord))
+                   WITH ORDINALITY AS t(tag, owner, n)
+            UNION ALL
+            SELECT e.owner, NULL, NULL
+              FROM generate_series(1, coalesce(cardinality(p_counts), 0)::bigint) AS e(owner)) z
+     GROUP BY z.owner
+     ORDER BY z.owner;
 END
 $fn$;
 
@@ -369,6 +396,11 @@ $fn$;
 --      into.) Prepared transactions ('-1/...') hold no virtualxid lock, so they count as live.
 -- Reading the live transactions after the markers is what makes this safe: a marker seen in 2
 -- whose holder is missing in 3 has ended.
+--
+-- Markers of the calling session are skipped: they belong to its own open transaction, whose
+-- events its next statements see anyway, so a transaction reads its own appends. Such a head is
+-- only gap-free for that transaction until it ends (others cannot see its events yet): callers
+-- must not share it (the store caches only heads of its own sessions, which hold no markers).
 CREATE OR REPLACE FUNCTION {schema}.{events}_safe_head() RETURNS BIGINT
 LANGUAGE plpgsql VOLATILE AS $fn$
 DECLARE
@@ -388,7 +420,8 @@ BEGIN
       FROM pg_locks l
      WHERE l.locktype = 'advisory' AND l.objsubid = 1
        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-       AND (l.classid::bigint >> 15) = {marker_tag};
+       AND (l.classid::bigint >> 15) = {marker_tag}
+       AND l.pid IS DISTINCT FROM pg_backend_pid(); -- (a prepared transaction has no pid)
     IF v_markers IS NULL THEN
         RETURN v_sequence;
     END IF;

@@ -66,3 +66,25 @@ pub async fn store_with(config: StoreConfig) -> Option<PgEventStore> {
     store.migrate().await.expect("migration applies");
     Some(store)
 }
+
+/// A migrated store in a new schema whose pool sessions default to `isolation` (for example
+/// `repeatable read`), set per connection, or `None` when the server is unreachable.
+pub async fn store_with_default_isolation(isolation: &str) -> Option<PgEventStore> {
+    use sqlx::postgres::PgConnectOptions;
+    let options: PgConnectOptions = url().parse().expect("a valid PUP_POSTGRES_URL");
+    let options = options.options([("default_transaction_isolation", isolation)]);
+    let pool = match PgPoolOptions::new().max_connections(20).connect_with(options).await {
+        Ok(pool) => pool,
+        Err(err) => return pupsourcing_testkit::unreachable("PostgreSQL", err),
+    };
+    drop_stale_schemas(&pool).await;
+    let config = StoreConfig::default().schema(&unique_schema()).unwrap();
+    let store = PgEventStore::new(pool, config);
+    store.migrate().await.expect("migration applies");
+    Some(store)
+}
+
+/// [`store_with_default_isolation`] at REPEATABLE READ.
+pub async fn repeatable_read_store() -> Option<PgEventStore> {
+    store_with_default_isolation("repeatable read").await
+}
