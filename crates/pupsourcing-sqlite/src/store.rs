@@ -7,9 +7,10 @@ use std::time::Duration;
 use pupsourcing_core::dcb::{
     AppendCondition, CommandRecord, DcbStore, Query, ReadOptions, ReadResult,
 };
+use pupsourcing_core::timeout::{within as limited, write_within};
 use pupsourcing_core::{
-    AppendResult, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, Result,
-    StoreConfig, StreamId, Version, VersionRange,
+    AppendResult, ConnectOptions, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent,
+    Result, StoreConfig, StreamId, Version, VersionRange,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
@@ -19,7 +20,6 @@ use crate::dcb::{self, DcbSql};
 use crate::error::db;
 use crate::read::{self, ReadSql};
 use crate::schema::{self, migration_sql};
-use crate::timeout::limited;
 
 /// How long a connection waits for another writer's lock before failing with `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -142,12 +142,28 @@ impl SqliteEventStore {
     /// Fails with [`pupsourcing_core::Error::Database`] when the URL is malformed or the file
     /// cannot be opened.
     pub async fn connect(url: &str, config: StoreConfig) -> Result<Self> {
+        Self::connect_with(url, config, ConnectOptions::new().max_connections(10)).await
+    }
+
+    /// [`SqliteEventStore::connect`] with pool settings: `options.max_connections` sizes the
+    /// read pool of a file database (the write pool always has one connection, an in-memory
+    /// database one connection in all), and `options.acquire_timeout` bounds the wait for a
+    /// free connection of either pool.
+    pub async fn connect_with(
+        url: &str,
+        config: StoreConfig,
+        connect: ConnectOptions,
+    ) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(db)?
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         // SQLite connections do not go stale: skip the ping before each acquire.
-        let pool_options = || SqlitePoolOptions::new().test_before_acquire(false);
+        let pool_options = || {
+            SqlitePoolOptions::new()
+                .test_before_acquire(false)
+                .acquire_timeout(connect.acquire_timeout)
+        };
         if is_memory(url) {
             let pool = pool_options()
                 .min_connections(1)
@@ -166,15 +182,24 @@ impl SqliteEventStore {
         // The writer first: its connection creates the file and switches it to WAL.
         let writer =
             pool_options().max_connections(1).connect_with(options.clone()).await.map_err(db)?;
-        let pool = pool_options().connect_with(options).await.map_err(db)?;
+        let pool = pool_options()
+            .max_connections(connect.max_connections.max(1))
+            .connect_with(options)
+            .await
+            .map_err(db)?;
         Ok(Self::with_write_pool(pool, writer, config))
     }
 
     /// Creates the tables and indexes if they do not exist yet, in one transaction. Safe to run
-    /// on every start, also from several processes at once.
+    /// on every start, also from several processes at once. A failed migration is rolled back
+    /// before its connection returns to the pool.
     pub async fn migrate(&self) -> Result<()> {
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(db)?;
-        schema::apply(&mut tx, &self.config).await?;
+        if let Err(err) = schema::apply(&mut tx, &self.config).await {
+            // Now, rather than queued for the connection's next use.
+            let _ = tx.rollback().await;
+            return Err(err);
+        }
         tx.commit().await.map_err(db)
     }
 
@@ -225,8 +250,15 @@ impl EventStore for SqliteEventStore {
         self.writer.begin_with(BEGIN_WRITE).await.map_err(db)
     }
 
+    /// Commits. SQLite keeps a transaction open after a failed statement (unlike PostgreSQL),
+    /// so the writes before it commit; a transaction SQLite has already ended (rolled back by
+    /// an error such as `SQLITE_FULL`, or by a statement of the caller's) fails here.
     async fn commit(&self, tx: Self::Transaction) -> Result<()> {
         tx.commit().await.map_err(db)
+    }
+
+    async fn rollback(&self, tx: Self::Transaction) -> Result<()> {
+        tx.rollback().await.map_err(db)
     }
 
     /// Appends inside the caller's transaction (best opened with [`EventStore::begin`]); the
@@ -293,7 +325,7 @@ impl SqliteEventStore {
     /// Validates and appends in a write transaction of the store's own, committed on success.
     async fn append_own(&self, target: Target<'_>, events: &[NewEvent]) -> Result<AppendResult> {
         target.validate(events, &self.config)?;
-        limited(self.config.timeouts.append, async {
+        let work = async {
             let mut tx = self.begin().await?;
             let result = append::append(
                 &mut tx,
@@ -304,10 +336,10 @@ impl SqliteEventStore {
                 Atomicity::OwnTransaction,
             )
             .await?;
-            self.commit(tx).await?;
-            Ok(result)
-        })
-        .await
+            Ok((tx, result))
+        };
+        // The limit ends where COMMIT starts (see pupsourcing_core::timeout).
+        write_within(self.config.timeouts.append, work, |tx| self.commit(tx)).await
     }
 }
 
