@@ -156,8 +156,12 @@ impl PgEventStore {
             return append::append(&mut conn, &inner.sql, limits, target, events, Route::Function)
                 .await;
         };
+        // The limit runs from here: acquiring a connection counts.
+        let started = std::time::Instant::now();
+        let acquire = async { inner.pool.acquire().await.map_err(db_error) };
+        let mut conn = limited(Some(limit), acquire).await?;
         let work = async {
-            let mut tx = self.begin().await?;
+            let mut tx = conn.begin().await.map_err(db_error)?;
             let result =
                 append::append(&mut tx, &inner.sql, limits, target, events, Route::Function)
                     .await?;
@@ -165,7 +169,16 @@ impl PgEventStore {
         };
         // The limit ends where COMMIT starts (see pupsourcing_core::timeout). The store's own
         // transaction ran nothing else, so it needs no check before its COMMIT.
-        write_within(Some(limit), work, |tx| async { tx.commit().await.map_err(db_error) }).await
+        let rest = limit.saturating_sub(started.elapsed());
+        let result = write_within(Some(rest), work, commit_own).await;
+        if matches!(result, Err(Error::Timeout)) {
+            // Close the connection rather than return it to the pool. sqlx's BEGIN is not
+            // cancel-safe: cut short after it was sent, the session stays in a transaction
+            // sqlx does not know about, and the next call on the connection would run inside
+            // it, holding its locks and never committing. Closing ends it on the server.
+            conn.close_on_drop();
+        }
+        result
     }
 
     async fn read_on(
@@ -186,6 +199,11 @@ impl PgEventStore {
             read::safe_head(&self.inner.pool, &self.inner.sql).await.map_err(db_error)?;
         Ok(self.inner.known_head.fetch_max(head, Ordering::AcqRel).max(head))
     }
+}
+
+/// Commits a transaction of the store's own (which ran nothing but the store's statements).
+async fn commit_own(tx: Transaction<'_, Postgres>) -> Result<()> {
+    tx.commit().await.map_err(db_error)
 }
 
 impl EventStore for PgEventStore {

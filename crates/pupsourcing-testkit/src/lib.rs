@@ -8,6 +8,7 @@
 pub mod dcb;
 mod fixtures;
 pub mod global_log;
+pub mod lifecycle;
 pub mod streams;
 
 pub use fixtures::{env_or, event, new_stream, stress_duration, unreachable};
@@ -32,6 +33,7 @@ macro_rules! event_store_conformance {
             global_log::read_all_pages_and_streams,
             global_log::batch_positions_are_contiguous,
             global_log::out_of_order_commits_are_never_skipped,
+            lifecycle::rollback_discards_the_transaction,
         );
     };
 }
