@@ -17,7 +17,7 @@ use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
 use crate::append::{self, AppendSql, Atomicity, Target};
 use crate::dcb::{self, DcbSql};
-use crate::error::db;
+use crate::error::{NotCommitted, db};
 use crate::read::{self, ReadSql};
 use crate::schema::{self, migration_sql};
 
@@ -253,7 +253,16 @@ impl EventStore for SqliteEventStore {
     /// Commits. SQLite keeps a transaction open after a failed statement (unlike PostgreSQL),
     /// so the writes before it commit; a transaction SQLite has already ended (rolled back by
     /// an error such as `SQLITE_FULL`, or by a statement of the caller's) fails here.
-    async fn commit(&self, tx: Self::Transaction) -> Result<()> {
+    ///
+    /// sqlx would send COMMIT, fail, and keep counting the transaction as open, so that the
+    /// connection refuses every later `BEGIN`. A `BEGIN` goes first instead (in process, no
+    /// I/O): it fails inside a transaction, as it should; if it succeeds, SQLite had ended the
+    /// transaction, and rolling back the new one leaves sqlx's count right.
+    async fn commit(&self, mut tx: Self::Transaction) -> Result<()> {
+        if sqlx::raw_sql("BEGIN").execute(&mut *tx).await.is_ok() {
+            tx.rollback().await.map_err(db)?;
+            return Err(pupsourcing_core::Error::database(NotCommitted));
+        }
         tx.commit().await.map_err(db)
     }
 
@@ -321,6 +330,11 @@ impl EventStore for SqliteEventStore {
     }
 }
 
+/// Commits a transaction of the store's own (which ran nothing but the store's statements).
+async fn commit_own(tx: sqlx::Transaction<'_, Sqlite>) -> Result<()> {
+    tx.commit().await.map_err(db)
+}
+
 impl SqliteEventStore {
     /// Validates and appends in a write transaction of the store's own, committed on success.
     async fn append_own(&self, target: Target<'_>, events: &[NewEvent]) -> Result<AppendResult> {
@@ -339,7 +353,7 @@ impl SqliteEventStore {
             Ok((tx, result))
         };
         // The limit ends where COMMIT starts (see pupsourcing_core::timeout).
-        write_within(self.config.timeouts.append, work, |tx| self.commit(tx)).await
+        write_within(self.config.timeouts.append, work, commit_own).await
     }
 }
 
