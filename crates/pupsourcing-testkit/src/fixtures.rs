@@ -42,7 +42,9 @@ pub fn unreachable<T>(server: &str, error: impl std::fmt::Display) -> Option<T> 
     }
     ANNOUNCED.call_once(|| {
         let binary = std::env::args().next().unwrap_or_default();
-        let binary = binary.rsplit(['/', '\\']).next().unwrap_or_default().to_string();
+        let file = binary.rsplit(['/', '\\']).next().unwrap_or_default();
+        // Test binaries are named `<test file>-<hash>`.
+        let binary = file.rsplit_once('-').map_or(file, |(name, _)| name).to_string();
         let _ = writeln!(
             std::io::stderr(),
             "SKIPPED: every {server} test of {binary}: {message}; start the server or set its URL variable"
