@@ -14,7 +14,10 @@ use crate::error::{Error, Result};
 
 /// Runs `call`, failing with [`Error::Timeout`] when `limit` passes first. The call is dropped
 /// then: use it only for reads, or for writes in a transaction that dropping rolls back.
-pub async fn within<T>(limit: Option<Duration>, call: impl Future<Output = Result<T>>) -> Result<T> {
+pub async fn within<T>(
+    limit: Option<Duration>,
+    call: impl Future<Output = Result<T>>,
+) -> Result<T> {
     match limit {
         None => call.await,
         Some(limit) => tokio::time::timeout(limit, call).await.map_err(|_| Error::Timeout)?,

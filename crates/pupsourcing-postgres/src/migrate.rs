@@ -26,7 +26,8 @@ pub fn migration_sql(config: &StoreConfig) -> String {
 /// then rolls it back before its connection returns to the pool (a script's own BEGIN would
 /// leave the connection in the aborted transaction, failing every later call that gets it).
 pub(crate) async fn apply(pool: &PgPool, config: &StoreConfig) -> Result<(), sqlx::Error> {
-    let script = format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK});\n{}", migration_sql(config));
+    let script =
+        format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK});\n{}", migration_sql(config));
     let mut tx = pool.begin().await?;
     if let Err(err) = sqlx::raw_sql(AssertSqlSafe(script)).execute(&mut *tx).await {
         // Roll back now, not on the connection's next use.

@@ -84,9 +84,8 @@ async fn pool_options_and_close() {
     let (_, url) = database_url();
     let options =
         ConnectOptions::new().max_connections(2).acquire_timeout(Duration::from_millis(200));
-    let store = SqliteEventStore::connect_with(&url, StoreConfig::default(), options)
-        .await
-        .unwrap();
+    let store =
+        SqliteEventStore::connect_with(&url, StoreConfig::default(), options).await.unwrap();
     store.migrate().await.unwrap();
     assert_eq!(store.pool().options().get_max_connections(), 2);
     // The one write connection is held: the next writer gives up after the acquire timeout.
