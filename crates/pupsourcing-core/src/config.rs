@@ -170,6 +170,11 @@ pub struct StoreConfig {
 /// Time limits for store calls that use the store's own pool and transactions. A call that
 /// takes longer fails with [`crate::Error::Timeout`] and its transaction is rolled back. Calls in
 /// a caller's transaction (`*_in`) are not limited: the caller owns that transaction's time.
+///
+/// An append's limit covers everything before its COMMIT, never the COMMIT itself: once COMMIT
+/// is sent, the append waits for its outcome, so [`crate::Error::Timeout`] always means that
+/// nothing was written (an append can take longer than its limit by the time its COMMIT
+/// takes). The query limit only wraps reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Timeouts {
     /// Limit of `append` and `append_if`.

@@ -74,7 +74,9 @@ pub enum Error {
     #[error("the connection pool is closed")]
     PoolClosed,
 
-    /// The database did not answer within the configured timeout.
+    /// The database did not answer within the configured timeout ([`crate::Timeouts`]), or no
+    /// pooled connection became free in time. Nothing was written: a time limit never covers
+    /// a COMMIT already sent.
     #[error("the database call timed out")]
     Timeout,
 

@@ -7,14 +7,17 @@
 #![warn(missing_docs)]
 
 mod config;
+mod connect;
 pub mod dcb;
 mod error;
 mod event;
 mod identifier;
 mod store;
+pub mod timeout;
 mod validate;
 
 pub use config::{StoreConfig, TableNames, Timeouts};
+pub use connect::ConnectOptions;
 pub use error::{Error, Result, ValidationError};
 pub use event::{NewEvent, Position, RecordedEvent, StreamId, Version};
 pub use identifier::Identifier;

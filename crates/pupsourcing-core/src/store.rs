@@ -106,7 +106,16 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     fn begin(&self) -> impl Future<Output = Result<Self::Transaction>> + Send;
 
     /// Commits a transaction opened by [`EventStore::begin`].
+    ///
+    /// Returns `Ok` only when the database committed it. A transaction the database has
+    /// already ended (on PostgreSQL, one aborted by a failed statement, which the server would
+    /// answer with a silent rollback) fails with an error, and then nothing of it is stored.
     fn commit(&self, tx: Self::Transaction) -> impl Future<Output = Result<()>> + Send;
+
+    /// Rolls back a transaction opened by [`EventStore::begin`]: nothing of it is stored.
+    /// (Dropping the transaction rolls it back too, but only on the connection's next use, and
+    /// without reporting an error.)
+    fn rollback(&self, tx: Self::Transaction) -> impl Future<Output = Result<()>> + Send;
 
     /// Appends `events` to `stream` inside the caller's transaction, assigning consecutive
     /// versions after the stream's current one and one contiguous block of positions.
@@ -122,6 +131,20 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<AppendResult>> + Send;
 
     /// [`EventStore::append_in`] in a transaction of the store's own, committed on success.
+    ///
+    /// An error means nothing was written, with one exception: [`crate::Error::Database`] from
+    /// a COMMIT that was sent and then failed in transit (a lost connection), whose outcome
+    /// the client cannot know. An append time limit ([`crate::Timeouts::append`]) covers
+    /// everything before COMMIT, never the COMMIT: [`crate::Error::Timeout`] always means
+    /// nothing was written.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the returned future (a `select!`, a task abort, a timeout of yours) leaves the
+    /// outcome unknown: an append already sent to the database may still commit (on
+    /// PostgreSQL it often does). To find out, append the same events again (same event ids):
+    /// idempotency returns the original positions with `replayed: true` if they were stored,
+    /// and appends them otherwise.
     fn append(
         &self,
         stream: &StreamId,

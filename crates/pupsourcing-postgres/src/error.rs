@@ -34,3 +34,24 @@ pub(crate) fn append_error(err: sqlx::Error) -> Error {
         _ => db_error(err),
     }
 }
+
+/// A connection to the server could not be opened: says where, with the driver's error (and
+/// through it the I/O error) as source.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to PostgreSQL at {host}:{port}: {source}")]
+pub(crate) struct ConnectError {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    #[source]
+    pub(crate) source: sqlx::Error,
+}
+
+/// `EventStore::commit` of a transaction the server had already ended: aborted by an earlier
+/// failed statement (PostgreSQL answers COMMIT of such a transaction with a silent ROLLBACK),
+/// or ended by a statement of the caller's.
+#[derive(Debug, thiserror::Error)]
+#[error("the transaction was not committed (nothing of it is stored): {source}")]
+pub(crate) struct NotCommitted {
+    #[source]
+    pub(crate) source: sqlx::Error,
+}

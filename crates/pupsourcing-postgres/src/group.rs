@@ -112,6 +112,13 @@ impl GroupCommit {
         })
     }
 
+    /// Closes the writers' connections (the store's pool is closed by its owner). Their pool is
+    /// made (lazily, without connecting) if it did not exist yet, so that no writer task can
+    /// open a new one afterwards.
+    pub(crate) async fn close(&self) {
+        self.writers().close().await;
+    }
+
     /// Appends one event on a connection of the pool, in its own transaction.
     pub(crate) async fn append(
         self: &Arc<Self>,
@@ -122,9 +129,7 @@ impl GroupCommit {
         append::validate(target, events, &self.limits)?;
         if self.pool.is_closed() {
             // The writers' pool follows the store's: closing the store's stops the appends.
-            if let Some(writers) = self.writers.get() {
-                writers.close().await;
-            }
+            self.close().await;
             return Err(Error::PoolClosed);
         }
         let reply = match self.enter(target, event) {

@@ -20,7 +20,6 @@ mod migrate;
 mod read;
 mod statements;
 mod store;
-mod timeout;
 
 pub use migrate::migration_sql;
 pub use store::PgEventStore;

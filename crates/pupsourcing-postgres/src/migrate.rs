@@ -21,13 +21,20 @@ pub fn migration_sql(config: &StoreConfig) -> String {
 /// Applies [`migration_sql`] in one transaction. Concurrent callers (several processes or tests
 /// starting at once) are serialised by an advisory lock, because concurrent `CREATE ... IF NOT
 /// EXISTS` of the same object can fail.
+///
+/// The transaction is sqlx's, not a `BEGIN ... COMMIT` inside the script: a failing statement
+/// then rolls it back before its connection returns to the pool (a script's own BEGIN would
+/// leave the connection in the aborted transaction, failing every later call that gets it).
 pub(crate) async fn apply(pool: &PgPool, config: &StoreConfig) -> Result<(), sqlx::Error> {
-    let script = format!(
-        "BEGIN;\nSELECT pg_advisory_xact_lock({MIGRATION_LOCK});\n{}\nCOMMIT;",
-        migration_sql(config)
-    );
-    sqlx::raw_sql(AssertSqlSafe(script)).execute(pool).await?;
-    Ok(())
+    let script =
+        format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK});\n{}", migration_sql(config));
+    let mut tx = pool.begin().await?;
+    if let Err(err) = sqlx::raw_sql(AssertSqlSafe(script)).execute(&mut *tx).await {
+        // Roll back now, not on the connection's next use.
+        let _ = tx.rollback().await;
+        return Err(err);
+    }
+    tx.commit().await
 }
 
 /// Advisory lock key taken while migrating ("pupsourc" in ASCII).

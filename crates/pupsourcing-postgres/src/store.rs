@@ -6,18 +6,18 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use pupsourcing_core::dcb::{
     AppendCondition, CommandRecord, DcbStore, Query, ReadOptions, ReadResult,
 };
+use pupsourcing_core::timeout::{within as limited, write_within};
 use pupsourcing_core::{
-    AppendResult, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, Result,
-    StoreConfig, StreamId, Version, VersionRange,
+    AppendResult, ConnectOptions, Error, EventStore, ExpectedVersion, NewEvent, Position,
+    RecordedEvent, Result, StoreConfig, StreamId, Version, VersionRange,
 };
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, PgConnection, Postgres, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Transaction};
 
 use crate::append::{Route, Target};
-use crate::error::db_error;
+use crate::error::{ConnectError, NotCommitted, db_error};
 use crate::group::GroupCommit;
 use crate::statements::Statements;
-use crate::timeout::limited;
 use crate::{append, dcb, migrate, read};
 
 /// An event store on PostgreSQL. Cheap to clone: clones share the pool.
@@ -26,7 +26,17 @@ use crate::{append, dcb, migrate, read};
 /// [`DcbStore::append_if`], without an append time limit) are merged with concurrent ones into
 /// one statement and one transaction (group commit), each still checked and atomic on its own.
 /// The merging writers use up to two connections of their own, opened from the pool's connect
-/// options on first need, in addition to the pool's.
+/// options on first need, in addition to the pool's; [`PgEventStore::close`] closes them too.
+///
+/// # The cached head
+///
+/// A store remembers the highest gap-free head it has seen, so that catch-up reads
+/// ([`EventStore::read_all`], [`EventStore::stream_all`]) below it skip the head query. That
+/// relies on heads only growing: events are never deleted and positions never reused. Deleting
+/// events (`TRUNCATE`, `DELETE`) or restoring the database from an older backup while a store
+/// is running breaks that assumption: its reads may then return events above the true head
+/// (positions the log has not reached yet). Build new stores (restart the process) after such
+/// maintenance.
 ///
 /// ```no_run
 /// # async fn demo() -> pupsourcing_core::Result<()> {
@@ -54,7 +64,8 @@ struct Inner {
     /// Queue of concurrent single-event appends of the store's own (see group.rs).
     group: Arc<GroupCommit>,
     /// Highest gap-free head seen so far. Heads only grow, so a cached one stays safe and lets
-    /// catch-up reads skip the head query until they reach it.
+    /// catch-up reads skip the head query until they reach it. Wrong after a TRUNCATE or a
+    /// restore of an older backup (see the type's docs): the store assumes neither happens.
     known_head: AtomicI64,
 }
 
@@ -68,19 +79,49 @@ impl PgEventStore {
         Self { inner: Arc::new(Inner { pool, config, sql, group, known_head }) }
     }
 
-    /// Connects a pool of up to 16 connections to `url` and builds a store on it.
+    /// Connects a pool of up to 16 connections to `url` and builds a store on it:
+    /// [`PgEventStore::connect_with`] with the default [`ConnectOptions`].
+    pub async fn connect(url: &str, config: StoreConfig) -> Result<Self> {
+        Self::connect_with(url, config, ConnectOptions::default()).await
+    }
+
+    /// Connects a pool with `options` (size, acquire timeout) to `url` and builds a store on
+    /// it. Group commit opens up to two more connections on first need (see the type's docs).
+    ///
+    /// One connection is opened at once, so that a wrong URL or an unreachable server fails
+    /// here, immediately, with [`Error::Database`] naming the host and port and carrying the
+    /// driver's error (and its I/O error) as source, rather than after the acquire timeout.
     ///
     /// The pool does not ping connections before handing them out (sqlx's default would add a
     /// round trip to every call); a broken connection fails its call with a database error and
     /// is replaced. Build your own pool and use [`PgEventStore::new`] for other settings.
-    pub async fn connect(url: &str, config: StoreConfig) -> Result<Self> {
+    pub async fn connect_with(
+        url: &str,
+        config: StoreConfig,
+        options: ConnectOptions,
+    ) -> Result<Self> {
+        let connect: PgConnectOptions = url.parse().map_err(db_error)?;
+        // sqlx's pool retries a refused connection until its acquire timeout and then reports
+        // only the timeout: open the first connection directly to fail fast with the cause.
+        let first = PgConnection::connect_with(&connect).await.map_err(|source| {
+            let (host, port) = (connect.get_host().to_string(), connect.get_port());
+            Error::database(ConnectError { host, port, source })
+        })?;
+        let _ = first.close().await;
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
             .test_before_acquire(false)
-            .connect(url)
-            .await
-            .map_err(db_error)?;
+            .connect_lazy_with(connect);
         Ok(Self::new(pool, config))
+    }
+
+    /// Closes the store: its pool and group commit's writer connections, waiting for
+    /// connections in use to be returned. Every later call fails with [`Error::PoolClosed`].
+    /// Clones share the pool, so this closes them too.
+    pub async fn close(&self) {
+        self.inner.pool.close().await;
+        self.inner.group.close().await;
     }
 
     /// Creates the schema, tables and functions if they do not exist (idempotent). Fails with
@@ -117,15 +158,29 @@ impl PgEventStore {
             let mut conn = inner.pool.acquire().await.map_err(db_error)?;
             return append::append(&mut conn, &inner.sql, limits, target, events, Route::Own).await;
         };
-        limited(Some(limit), async {
-            let mut tx = self.begin().await?;
+        // The limit runs from here: acquiring a connection counts.
+        let started = std::time::Instant::now();
+        let acquire = async { inner.pool.acquire().await.map_err(db_error) };
+        let mut conn = limited(Some(limit), acquire).await?;
+        let work = async {
+            let mut tx = conn.begin().await.map_err(db_error)?;
             let result =
                 append::append(&mut tx, &inner.sql, limits, target, events, Route::Function)
                     .await?;
-            self.commit(tx).await?;
-            Ok(result)
-        })
-        .await
+            Ok((tx, result))
+        };
+        // The limit ends where COMMIT starts (see pupsourcing_core::timeout). The store's own
+        // transaction ran nothing else, so it needs no check before its COMMIT.
+        let rest = limit.saturating_sub(started.elapsed());
+        let result = write_within(Some(rest), work, commit_own).await;
+        if matches!(result, Err(Error::Timeout)) {
+            // Close the connection rather than return it to the pool. sqlx's BEGIN is not
+            // cancel-safe: cut short after it was sent, the session stays in a transaction
+            // sqlx does not know about, and the next call on the connection would run inside
+            // it, holding its locks and never committing. Closing ends it on the server.
+            conn.close_on_drop();
+        }
+        result
     }
 
     async fn read_on(
@@ -152,6 +207,11 @@ impl PgEventStore {
     }
 }
 
+/// Commits a transaction of the store's own (which ran nothing but the store's statements).
+async fn commit_own(tx: Transaction<'_, Postgres>) -> Result<()> {
+    tx.commit().await.map_err(db_error)
+}
+
 impl EventStore for PgEventStore {
     type Connection = PgConnection;
     type Transaction = Transaction<'static, Postgres>;
@@ -163,8 +223,22 @@ impl EventStore for PgEventStore {
         self.inner.pool.begin_with(append::BEGIN_READ_COMMITTED).await.map_err(db_error)
     }
 
-    async fn commit(&self, tx: Self::Transaction) -> Result<()> {
+    /// Commits, or fails when the server has already ended the transaction. PostgreSQL answers
+    /// COMMIT of a transaction aborted by a failed statement with ROLLBACK, not an error, and
+    /// sqlx reports neither that tag nor the session's transaction status. So a SAVEPOINT goes
+    /// first: it fails in an aborted transaction and outside any transaction, and costs one
+    /// short round trip (no snapshot, no plan).
+    async fn commit(&self, mut tx: Self::Transaction) -> Result<()> {
+        if let Err(source) = sqlx::raw_sql("SAVEPOINT pupsourcing_commit").execute(&mut *tx).await {
+            // Ends the aborted transaction now rather than on the connection's next use.
+            let _ = tx.rollback().await;
+            return Err(Error::database(NotCommitted { source }));
+        }
         tx.commit().await.map_err(db_error)
+    }
+
+    async fn rollback(&self, tx: Self::Transaction) -> Result<()> {
+        tx.rollback().await.map_err(db_error)
     }
 
     async fn append_in(

@@ -32,3 +32,9 @@ impl CorruptRow {
         Error::database(CorruptRow { table: table.to_string(), column, reason: reason.to_string() })
     }
 }
+
+/// `EventStore::commit` of a transaction SQLite had already ended (rolled back by an error such
+/// as `SQLITE_FULL`, or by a statement of the caller's): nothing of it is stored.
+#[derive(Debug, thiserror::Error)]
+#[error("the transaction was not committed (nothing of it is stored): SQLite had already ended it")]
+pub(crate) struct NotCommitted;

@@ -29,7 +29,6 @@ mod read;
 mod schema;
 mod sql;
 mod store;
-mod timeout;
 
 pub use schema::migration_sql;
 pub use sqlx;

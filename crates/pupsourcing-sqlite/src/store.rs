@@ -7,19 +7,19 @@ use std::time::Duration;
 use pupsourcing_core::dcb::{
     AppendCondition, CommandRecord, DcbStore, Query, ReadOptions, ReadResult,
 };
+use pupsourcing_core::timeout::{within as limited, write_within};
 use pupsourcing_core::{
-    AppendResult, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, Result,
-    StoreConfig, StreamId, Version, VersionRange,
+    AppendResult, ConnectOptions, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent,
+    Result, StoreConfig, StreamId, Version, VersionRange,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
 use crate::append::{self, AppendSql, Atomicity, Target};
 use crate::dcb::{self, DcbSql};
-use crate::error::db;
+use crate::error::{NotCommitted, db};
 use crate::read::{self, ReadSql};
 use crate::schema::{self, migration_sql};
-use crate::timeout::limited;
 
 /// How long a connection waits for another writer's lock before failing with `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -146,6 +146,17 @@ impl SqliteEventStore {
     /// Fails with [`pupsourcing_core::Error::Database`] when the URL is malformed or the file
     /// cannot be opened.
     pub async fn connect(url: &str, config: StoreConfig) -> Result<Self> {
+        Self::connect_with(url, config, ConnectOptions::new().max_connections(10)).await
+    }
+
+    /// [`SqliteEventStore::connect`] with pool settings: `options.max_connections` sizes the
+    /// read pool (the write pool always has one connection), and `options.acquire_timeout`
+    /// bounds the wait for a free connection of either pool.
+    pub async fn connect_with(
+        url: &str,
+        config: StoreConfig,
+        connect: ConnectOptions,
+    ) -> Result<Self> {
         let options = if is_memory(url) {
             private_memory_database()
         } else {
@@ -157,7 +168,11 @@ impl SqliteEventStore {
         };
         let options = options.busy_timeout(BUSY_TIMEOUT).foreign_keys(true);
         // SQLite connections do not go stale: skip the ping before each acquire.
-        let pool_options = || SqlitePoolOptions::new().test_before_acquire(false);
+        let pool_options = || {
+            SqlitePoolOptions::new()
+                .test_before_acquire(false)
+                .acquire_timeout(connect.acquire_timeout)
+        };
         // The writer first: its connection creates the file and switches it to WAL. It is kept
         // open for the pool's lifetime, which keeps an in-memory database alive.
         let writer = pool_options()
@@ -168,19 +183,28 @@ impl SqliteEventStore {
             .connect_with(options.clone())
             .await
             .map_err(db)?;
-        let pool = pool_options().connect_with(options).await.map_err(db)?;
+        let pool = pool_options()
+            .max_connections(connect.max_connections.max(1))
+            .connect_with(options)
+            .await
+            .map_err(db)?;
         Ok(Self::with_write_pool(pool, writer, config))
     }
 
     /// Creates the tables and indexes if they do not exist yet, in one transaction. Safe to run
-    /// on every start, also from several processes at once.
+    /// on every start, also from several processes at once. A failed migration is rolled back
+    /// before its connection returns to the pool.
     ///
     /// Fails with [`pupsourcing_core::ValidationError::TableNames`], creating nothing, when the
     /// configured names would collide (see [`pupsourcing_core::TableNames::validate`]).
     pub async fn migrate(&self) -> Result<()> {
         self.config.validate()?;
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(db)?;
-        schema::apply(&mut tx, &self.config).await?;
+        if let Err(err) = schema::apply(&mut tx, &self.config).await {
+            // Now, rather than queued for the connection's next use.
+            let _ = tx.rollback().await;
+            return Err(err);
+        }
         tx.commit().await.map_err(db)
     }
 
@@ -244,8 +268,24 @@ impl EventStore for SqliteEventStore {
         self.writer.begin_with(BEGIN_WRITE).await.map_err(db)
     }
 
-    async fn commit(&self, tx: Self::Transaction) -> Result<()> {
+    /// Commits. SQLite keeps a transaction open after a failed statement (unlike PostgreSQL),
+    /// so the writes before it commit; a transaction SQLite has already ended (rolled back by
+    /// an error such as `SQLITE_FULL`, or by a statement of the caller's) fails here.
+    ///
+    /// sqlx would send COMMIT, fail, and keep counting the transaction as open, so that the
+    /// connection refuses every later `BEGIN`. A `BEGIN` goes first instead (in process, no
+    /// I/O): it fails inside a transaction, as it should; if it succeeds, SQLite had ended the
+    /// transaction, and rolling back the new one leaves sqlx's count right.
+    async fn commit(&self, mut tx: Self::Transaction) -> Result<()> {
+        if sqlx::raw_sql("BEGIN").execute(&mut *tx).await.is_ok() {
+            tx.rollback().await.map_err(db)?;
+            return Err(pupsourcing_core::Error::database(NotCommitted));
+        }
         tx.commit().await.map_err(db)
+    }
+
+    async fn rollback(&self, tx: Self::Transaction) -> Result<()> {
+        tx.rollback().await.map_err(db)
     }
 
     /// Appends inside the caller's transaction (best opened with [`EventStore::begin`]); the
@@ -308,11 +348,16 @@ impl EventStore for SqliteEventStore {
     }
 }
 
+/// Commits a transaction of the store's own (which ran nothing but the store's statements).
+async fn commit_own(tx: sqlx::Transaction<'_, Sqlite>) -> Result<()> {
+    tx.commit().await.map_err(db)
+}
+
 impl SqliteEventStore {
     /// Validates and appends in a write transaction of the store's own, committed on success.
     async fn append_own(&self, target: Target<'_>, events: &[NewEvent]) -> Result<AppendResult> {
         target.validate(events, &self.config)?;
-        limited(self.config.timeouts.append, async {
+        let work = async {
             let mut tx = self.begin().await?;
             let result = append::append(
                 &mut tx,
@@ -323,10 +368,10 @@ impl SqliteEventStore {
                 Atomicity::OwnTransaction,
             )
             .await?;
-            self.commit(tx).await?;
-            Ok(result)
-        })
-        .await
+            Ok((tx, result))
+        };
+        // The limit ends where COMMIT starts (see pupsourcing_core::timeout).
+        write_within(self.config.timeouts.append, work, commit_own).await
     }
 }
 

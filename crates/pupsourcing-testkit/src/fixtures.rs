@@ -28,12 +28,27 @@ pub fn stress_duration() -> Duration {
 }
 
 /// Call when a test's database server cannot be reached. Under `CI=true` the test fails;
-/// otherwise it prints why it is skipped and returns `None`.
+/// otherwise the test is skipped (it returns `None`; libtest still lists it as `ok`).
+///
+/// The first call of a test binary prints one line saying that its database tests are skipped
+/// and why. It writes to the process's stderr directly: libtest captures only the `print!` and
+/// `eprint!` macros, so the line shows without `--nocapture`.
 pub fn unreachable<T>(server: &str, error: impl std::fmt::Display) -> Option<T> {
+    use std::io::Write;
+    static ANNOUNCED: std::sync::Once = std::sync::Once::new();
     let message = format!("{server} is unreachable ({error})");
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{message}; CI=true requires every database server");
     }
-    eprintln!("SKIPPED: {message}; set the URL variable or start the server to run this test");
+    ANNOUNCED.call_once(|| {
+        let binary = std::env::args().next().unwrap_or_default();
+        let file = binary.rsplit(['/', '\\']).next().unwrap_or_default();
+        // Test binaries are named `<test file>-<hash>`.
+        let binary = file.rsplit_once('-').map_or(file, |(name, _)| name).to_string();
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: every {server} test of {binary}: {message}; start the server or set its URL variable"
+        );
+    });
     None
 }

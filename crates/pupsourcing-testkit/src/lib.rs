@@ -9,6 +9,7 @@ pub mod dcb;
 mod fixtures;
 pub mod global_log;
 pub mod identifiers;
+pub mod lifecycle;
 pub mod limits;
 pub mod streams;
 
@@ -34,6 +35,7 @@ macro_rules! event_store_conformance {
             global_log::read_all_pages_and_streams,
             global_log::batch_positions_are_contiguous,
             global_log::out_of_order_commits_are_never_skipped,
+            lifecycle::rollback_discards_the_transaction,
         );
     };
 }

@@ -52,6 +52,12 @@ pub trait DcbStore: EventStore {
     ) -> impl Future<Output = Result<AppendResult>> + Send;
 
     /// [`DcbStore::append_if_in`] in a transaction of the store's own.
+    ///
+    /// Errors and time limits mean what they mean for [`crate::EventStore::append`]:
+    /// [`crate::Error::Timeout`] always means nothing was written. Dropping the returned future
+    /// leaves the outcome unknown (an append already sent may still commit); append the same
+    /// events again (same event ids) to find out: idempotency returns the original positions
+    /// (`replayed`) if they were stored.
     fn append_if(
         &self,
         events: &[NewEvent],

@@ -55,8 +55,34 @@ pub async fn fresh_store() -> Option<PgEventStore> {
     store_with(config).await
 }
 
+/// How long the probe waits for the server to answer at all.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether the server answers: asked once per test binary, so that an unreachable server skips
+/// every test at once instead of making each wait for a pool's acquire timeout.
+pub async fn probe() -> Result<(), String> {
+    static PROBE: tokio::sync::OnceCell<Result<(), String>> = tokio::sync::OnceCell::const_new();
+    PROBE
+        .get_or_init(|| async {
+            use sqlx::Connection;
+            match tokio::time::timeout(PROBE_TIMEOUT, sqlx::PgConnection::connect(&url())).await {
+                Ok(Ok(conn)) => {
+                    let _ = conn.close().await;
+                    Ok(())
+                }
+                Ok(Err(err)) => Err(err.to_string()),
+                Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
+            }
+        })
+        .await
+        .clone()
+}
+
 /// A migrated store with `config`, or `None` when the server is unreachable.
 pub async fn store_with(config: StoreConfig) -> Option<PgEventStore> {
+    if let Err(err) = probe().await {
+        return pupsourcing_testkit::unreachable("PostgreSQL", err);
+    }
     let pool = match PgPoolOptions::new().max_connections(20).connect(&url()).await {
         Ok(pool) => pool,
         Err(err) => return pupsourcing_testkit::unreachable("PostgreSQL", err),

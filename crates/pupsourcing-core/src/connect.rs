@@ -1,0 +1,47 @@
+//! [`ConnectOptions`]: the pool settings of a backend's `connect_with`.
+
+use std::time::Duration;
+
+/// Pool settings for a backend's `connect_with` (`connect` uses the defaults).
+///
+/// ```
+/// use std::time::Duration;
+/// use pupsourcing_core::ConnectOptions;
+/// let options = ConnectOptions::new().max_connections(4).acquire_timeout(Duration::from_secs(2));
+/// assert_eq!(options.max_connections, 4);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Most connections the store's pool opens (at least 1). Default 16 on PostgreSQL; on
+    /// SQLite the read pool's size (the write pool always has one connection). A PostgreSQL
+    /// store opens up to two more for group commit, outside this pool.
+    pub max_connections: u32,
+    /// How long a call waits for a free connection of the pool before failing with
+    /// [`crate::Error::Timeout`]. Default 30 s.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self { max_connections: 16, acquire_timeout: Duration::from_secs(30) }
+    }
+}
+
+impl ConnectOptions {
+    /// The defaults: 16 connections, a 30 s acquire timeout.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the pool's size (values below 1 count as 1).
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// Sets how long a call waits for a free connection.
+    pub fn acquire_timeout(mut self, limit: Duration) -> Self {
+        self.acquire_timeout = limit;
+        self
+    }
+}
