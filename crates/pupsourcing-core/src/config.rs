@@ -50,6 +50,7 @@ impl TableNames {
         "_condition_matches",
         "_allocate",
         "_safe_head",
+        "_query_head",
         "_tags_by_event",
         // SQLite
         "_event_type_idx",

@@ -3,12 +3,12 @@
 
 use std::fmt::Write;
 
-use pupsourcing_core::dcb::{Query, QueryItem, ReadOptions};
+use pupsourcing_core::dcb::{Query, QueryItem, ReadOptions, global_key, query_keys};
 use pupsourcing_core::{Error, Position, Result};
 use sqlx::{AssertSqlSafe, PgConnection};
 
 use crate::error::db_error;
-use crate::read::{decode, safe_head};
+use crate::read::{decode, query_head};
 use crate::statements::Statements;
 
 /// A bind value of a compiled query, in `$n` order after the fixed `$1` (low), `$2` (high) and
@@ -106,8 +106,14 @@ pub(crate) async fn read(
     query: &Query,
     options: ReadOptions,
     session: Session,
+    max_keys: usize,
 ) -> Result<(Vec<pupsourcing_core::RecordedEvent>, Position)> {
-    let (head, read_committed) = safe_head(&mut *conn, sql).await.map_err(db_error)?;
+    // Only appends that could add a matching event hold this read back (read-your-writes
+    // while unrelated writers are in flight); see `{events}_query_head`.
+    let keys = query_keys(sql.lock_namespace, query, max_keys);
+    let global = global_key(sql.lock_namespace);
+    let (head, read_committed) =
+        query_head(&mut *conn, sql, &keys, global).await.map_err(db_error)?;
     if session == Session::Callers && !read_committed {
         return Err(Error::Unsupported {
             reason: "DCB reads in your transaction need READ COMMITTED (PostgreSQL's default); \

@@ -15,6 +15,7 @@ pub(crate) struct Statements {
     pub read_all: Arc<str>,
     pub stream_version: Arc<str>,
     pub safe_head: Arc<str>,
+    pub query_head: Arc<str>,
     pub record_command: Arc<str>,
     /// Placeholder-free prefix of every DCB read (`SELECT <columns> FROM <events> e`).
     pub select_events: String,
@@ -38,6 +39,7 @@ impl Statements {
             read_all: render(include_str!("sql/read_all.sql")),
             stream_version: render(include_str!("sql/stream_version.sql")),
             safe_head: render(include_str!("sql/safe_head.sql")),
+            query_head: render(include_str!("sql/query_head.sql")),
             record_command: render(include_str!("sql/record_command.sql")),
             select_events: render(include_str!("sql/select_events.sql")).trim_end().to_string(),
             events_table: render("{schema}.{events}").to_string(),
@@ -59,6 +61,7 @@ const TEMPLATES: &[&str] = &[
     include_str!("sql/read_all.sql"),
     include_str!("sql/stream_version.sql"),
     include_str!("sql/safe_head.sql"),
+    include_str!("sql/query_head.sql"),
     include_str!("sql/record_command.sql"),
     include_str!("sql/select_events.sql"),
 ];

@@ -191,10 +191,13 @@ impl PgEventStore {
         session: dcb::Session,
     ) -> Result<ReadResult> {
         query.validate(&self.inner.config.limits)?;
-        let (events, head) = dcb::read(conn, &self.inner.sql, query, options, session).await?;
+        let max_keys = self.inner.config.limits.max_lock_keys;
+        let (events, head) =
+            dcb::read(conn, &self.inner.sql, query, options, session, max_keys).await?;
         // A head read in a caller's transaction may cover that transaction's own uncommitted
-        // events (see `{events}_safe_head`): gap-free for it alone, so it is never shared.
-        if session == dcb::Session::Autocommit {
+        // events (see `{events}_safe_head`): gap-free for it alone, so it is never shared. The
+        // head of a narrower query is gap-free for that query alone.
+        if session == dcb::Session::Autocommit && query.is_all() {
             self.inner.known_head.fetch_max(head, Ordering::AcqRel);
         }
         Ok(ReadResult { events, head })

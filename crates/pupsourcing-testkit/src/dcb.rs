@@ -631,3 +631,83 @@ pub async fn own_reads_never_open_gaps<S: DcbStore>(store: S) {
     let missed = committed.difference(&seen).count();
     assert_eq!(missed, 0, "the tailing reader skipped {missed} of {} events", committed.len());
 }
+
+/// Writers append events tagged `hot` or `cold` in transactions they hold open for random
+/// times and commit out of order (some roll back), while a reader tails the `hot` query: each
+/// read continues after the previous read's head. The head of a query only waits for writers
+/// that could add a matching event, so this checks that it never runs ahead of one: the reader
+/// must see every committed `hot` event exactly once and never a rolled-back one.
+pub async fn query_tails_never_skip_out_of_order_commits<S: DcbStore>(store: S) {
+    const WRITERS: usize = 8;
+    let deadline = Instant::now() + stress_duration();
+    let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let hot = format!("hot:{}", Uuid::now_v7());
+    let query = tags(&[&hot]);
+
+    let reader = {
+        let (store, writing, query) = (store.clone(), writing.clone(), query.clone());
+        tokio::spawn(async move {
+            let mut seen: Vec<Uuid> = Vec::new();
+            let mut after = 0;
+            loop {
+                let still_writing = writing.load(std::sync::atomic::Ordering::SeqCst);
+                let read = store.read(&query, ReadOptions::new().after(after)).await.unwrap();
+                let caught_up = read.events.is_empty();
+                seen.extend(read.events.iter().map(|e| e.event_id));
+                after = after.max(read.head);
+                if caught_up && !still_writing {
+                    return seen;
+                }
+                if caught_up {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+            }
+        })
+    };
+
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (store, hot) = (store.clone(), hot.clone());
+            tokio::spawn(async move {
+                let (mut committed, mut rolled_back) = (Vec::new(), Vec::new());
+                while Instant::now() < deadline {
+                    let (hold_ms, commit, is_hot) = {
+                        let mut rng = rand::rng();
+                        (rng.random_range(0..8), rng.random_bool(0.8), rng.random_bool(0.5))
+                    };
+                    let tag = if is_hot { hot.clone() } else { format!("cold:{w}") };
+                    let event = ev("Tick", &[&tag]);
+                    let mut tx = store.begin().await.unwrap();
+                    store.append_if_in(&mut tx, std::slice::from_ref(&event), None).await.unwrap();
+                    tokio::time::sleep(std::time::Duration::from_millis(hold_ms)).await;
+                    if commit {
+                        store.commit(tx).await.unwrap();
+                        if is_hot {
+                            committed.push(event.event_id);
+                        }
+                    } else {
+                        drop(tx);
+                        rolled_back.push(event.event_id);
+                    }
+                }
+                (committed, rolled_back)
+            })
+        })
+        .collect();
+
+    let (mut committed, mut rolled_back) = (Vec::new(), Vec::new());
+    for writer in writers {
+        let (c, r) = writer.await.unwrap();
+        committed.extend(c);
+        rolled_back.extend(r);
+    }
+    writing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let seen = reader.await.unwrap();
+    let unique: std::collections::HashSet<Uuid> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "an event was read twice");
+    assert!(rolled_back.iter().all(|id| !unique.contains(id)), "a rolled-back event was read");
+    let missed = committed.iter().filter(|id| !unique.contains(id)).count();
+    assert_eq!(missed, 0, "the tail skipped {missed} of {} committed events", committed.len());
+    assert_eq!(unique.len(), committed.len());
+    assert!(committed.len() > 50, "the test ran long enough to mean something");
+}

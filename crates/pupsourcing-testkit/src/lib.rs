@@ -63,6 +63,7 @@ macro_rules! dcb_conformance {
             dcb::executor_retries_on_fresh_state,
             dcb::transaction_sees_its_own_appends,
             dcb::own_reads_never_open_gaps,
+            dcb::query_tails_never_skip_out_of_order_commits,
         );
     };
 }

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 use crate::event::NewEvent;
 
-use super::{AppendCondition, QueryItem};
+use super::{AppendCondition, Query, QueryItem};
 
 /// One advisory lock to take: a 64-bit key and its mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -57,20 +57,53 @@ pub fn lock_plan(
         }
     }
     if let Some(condition) = condition {
-        let query = &condition.fail_if_events_match;
-        if query.is_all() {
-            want(key(GLOBAL, &[]), true);
-        }
-        for item in &query.items {
-            for (kind, parts) in narrowest_keys(item) {
-                want(key(kind, &parts), true);
-            }
+        for k in condition_keys(namespace, &condition.fail_if_events_match) {
+            want(k, true);
         }
     }
     if keys.len() > max_keys {
-        return vec![LockKey { key: key(GLOBAL, &[]), exclusive: true }];
+        return vec![LockKey { key: global_key(namespace), exclusive: true }];
     }
     keys.into_iter().map(|(key, exclusive)| LockKey { key, exclusive }).collect()
+}
+
+/// The keys a condition on `query` locks exclusively (see the module table), unsorted and
+/// possibly repeated.
+fn condition_keys(namespace: u64, query: &Query) -> Vec<i64> {
+    if query.is_all() {
+        return vec![global_key(namespace)];
+    }
+    let items = query.items.iter().flat_map(narrowest_keys);
+    items.map(|(kind, parts)| hash_key(namespace, kind, &parts)).collect()
+}
+
+/// The keys an append of an event matching `query` holds, at least one of them, from before it
+/// takes a position until it ends: the keys a condition on `query` locks exclusively (sorted and
+/// de-duplicated). An append whose plan collapsed holds the [`global_key`] exclusively instead.
+/// So a reader of `query` need only wait for in-flight appends holding one of these keys, or
+/// the global key exclusively; `max_keys` collapses the answer to the global key as
+/// [`lock_plan`] collapses a condition.
+///
+/// ```
+/// use pupsourcing_core::dcb::{Query, QueryItem, global_key, query_keys};
+/// let q = Query::from_items([QueryItem::tags(["course:c1"])]);
+/// assert_eq!(query_keys(7, &q, 256).len(), 1);
+/// assert_eq!(query_keys(7, &Query::all(), 256), vec![global_key(7)]);
+/// ```
+pub fn query_keys(namespace: u64, query: &Query, max_keys: usize) -> Vec<i64> {
+    let mut keys = condition_keys(namespace, query);
+    keys.sort_unstable();
+    keys.dedup();
+    if keys.len() > max_keys {
+        return vec![global_key(namespace)];
+    }
+    keys
+}
+
+/// The key every append holds shared, a condition on [`Query::all`] exclusively, and a
+/// collapsed plan exclusively.
+pub fn global_key(namespace: u64) -> i64 {
+    hash_key(namespace, GLOBAL, &[])
 }
 
 const GLOBAL: u8 = 0;

@@ -16,7 +16,7 @@ mod store;
 
 pub use command::{CommandExecutor, CommandHandler, CommandOutcome, ExecuteError};
 pub use condition::{AppendCondition, ReadOptions, ReadResult};
-pub use locks::{LockKey, lock_plan};
+pub use locks::{LockKey, global_key, lock_plan, query_keys};
 pub use projector::{DecisionModel, Handle, StateProjector, States};
 pub use query::{Query, QueryItem, tag};
 pub use scenario::{Scenario, Then, project_events};

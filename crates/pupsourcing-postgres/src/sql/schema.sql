@@ -401,7 +401,17 @@ $fn$;
 -- events its next statements see anyway, so a transaction reads its own appends. Such a head is
 -- only gap-free for that transaction until it ends (others cannot see its events yet): callers
 -- must not share it (the store caches only heads of its own sessions, which hold no markers).
-CREATE OR REPLACE FUNCTION {schema}.{events}_safe_head() RETURNS BIGINT
+--
+-- The head of a DCB query (p_keys: the query's keys, dcb::query_keys; p_global: the global key)
+-- only waits for the in-flight appends that could add an event matching the query: those
+-- holding one of its keys, or the global key exclusively (a collapsed lock plan). Every append
+-- takes its boundary locks before it registers its marker and holds both until it ends, so a
+-- marker whose holder holds none of these keys in the same pg_locks snapshot belongs to an
+-- append whose events cannot match: skipping it cannot make the reader (or a condition using
+-- this head as `after`) miss a matching event. Such a head is only gap-free for the query.
+-- Without keys (p_keys NULL) every marker counts: the head of the whole log.
+CREATE OR REPLACE FUNCTION {schema}.{events}_query_head(p_keys BIGINT[], p_global BIGINT)
+RETURNS BIGINT
 LANGUAGE plpgsql VOLATILE AS $fn$
 DECLARE
     v_sequence BIGINT;
@@ -414,14 +424,23 @@ BEGIN
     IF v_sequence = 0 THEN
         RETURN 0;
     END IF;
-    SELECT array_agg(((l.classid::bigint << 32) | l.objid::bigint) & 140737488355327),
-           array_agg(l.virtualtransaction)
+    -- One pg_locks snapshot: each holder's lowest marker and whether it holds a query key.
+    SELECT array_agg(h.marker), array_agg(h.holder)
       INTO v_markers, v_holders
-      FROM pg_locks l
-     WHERE l.locktype = 'advisory' AND l.objsubid = 1
-       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-       AND (l.classid::bigint >> 15) = {marker_tag}
-       AND l.pid IS DISTINCT FROM pg_backend_pid(); -- (a prepared transaction has no pid)
+      FROM (SELECT l.virtualtransaction AS holder,
+                   min(CASE WHEN l.objsubid = 1 AND (l.classid::bigint >> 15) = {marker_tag}
+                            THEN ((l.classid::bigint << 32) | l.objid::bigint) & 140737488355327
+                       END) AS marker,
+                   bool_or(l.objsubid = 2 AND p_keys IS NOT NULL
+                           AND (((l.classid::bigint << 32) | l.objid::bigint) = ANY (p_keys)
+                                OR (((l.classid::bigint << 32) | l.objid::bigint) = p_global
+                                    AND l.mode = 'ExclusiveLock'))) AS holds_key
+              FROM pg_locks l
+             WHERE l.locktype = 'advisory'
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND l.pid IS DISTINCT FROM pg_backend_pid() -- (a prepared transaction has no pid)
+             GROUP BY l.virtualtransaction) h
+     WHERE h.marker IS NOT NULL AND (p_keys IS NULL OR h.holds_key);
     IF v_markers IS NULL THEN
         RETURN v_sequence;
     END IF;
@@ -431,4 +450,9 @@ BEGIN
         OR m.holder IN (SELECT x.virtualxid FROM pg_locks x WHERE x.locktype = 'virtualxid');
     RETURN least(v_sequence, coalesce(v_lowest, v_sequence));
 END
+$fn$;
+
+CREATE OR REPLACE FUNCTION {schema}.{events}_safe_head() RETURNS BIGINT
+LANGUAGE sql VOLATILE AS $fn$
+    SELECT {schema}.{events}_query_head(NULL, NULL)
 $fn$;
