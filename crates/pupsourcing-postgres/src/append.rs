@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use pupsourcing_core::dcb::{AppendCondition, LockKey, lock_plan};
+use pupsourcing_core::dcb::{AppendCondition, CommandRecord, LockKey, lock_plan};
 use pupsourcing_core::{
     AppendResult, Error, ExpectedVersion, Limits, NewEvent, Result, StreamId, validate_batch,
 };
@@ -202,7 +202,34 @@ pub(crate) async fn append(
         // The session defaults to REPEATABLE READ or SERIALIZABLE (nothing was written): a
         // statement in autocommit mode runs at that level. The store's own append runs again
         // in a transaction of its own at READ COMMITTED; the default case never gets here.
-        return append_read_committed(conn, sql, &args, target, events).await;
+        return append_read_committed(conn, || args.query(&sql.append), target, events).await;
+    }
+    outcome(&row.map_err(append_error)?, target, events)
+}
+
+/// A DCB append and the record of `command` in one statement (`sql/append_recorded.sql`) on
+/// `conn`, in autocommit mode: the command is recorded, with its events' positions, only when
+/// they are appended.
+pub(crate) async fn append_recorded(
+    conn: &mut PgConnection,
+    sql: &Statements,
+    limits: &Limits,
+    events: &[NewEvent],
+    condition: Option<&AppendCondition>,
+    command: &CommandRecord,
+) -> Result<AppendResult> {
+    command.validate(limits)?;
+    let target = Target::Dcb(condition);
+    let args = Arguments::new(sql, limits, target, events)?;
+    let query = || {
+        args.query(&sql.append_recorded)
+            .bind(&command.command_type)
+            .bind(&command.data)
+            .bind(&command.metadata)
+    };
+    let row = query().fetch_one(&mut *conn).await;
+    if above_read_committed(&row) {
+        return append_read_committed(conn, query, target, events).await;
     }
     outcome(&row.map_err(append_error)?, target, events)
 }
@@ -218,17 +245,17 @@ fn above_read_committed(row: &Result<PgRow, sqlx::Error>) -> bool {
     }
 }
 
-/// The function in a READ COMMITTED transaction of its own on `conn`, committed when the
-/// append succeeds and rolled back (by dropping it) otherwise.
-async fn append_read_committed(
+/// An append statement (`query`, built again for its second run) in a READ COMMITTED
+/// transaction of its own on `conn`, committed when the append succeeds and rolled back (by
+/// dropping it) otherwise.
+async fn append_read_committed<'q>(
     conn: &mut PgConnection,
-    sql: &Statements,
-    args: &Arguments<'_>,
+    query: impl Fn() -> Query<'q, Postgres, PgArguments>,
     target: Target<'_>,
     events: &[NewEvent],
 ) -> Result<AppendResult> {
     let mut tx = conn.begin_with(BEGIN_READ_COMMITTED).await.map_err(db_error)?;
-    let row = args.query(&sql.append).fetch_one(&mut *tx).await.map_err(append_error)?;
+    let row = query().fetch_one(&mut *tx).await.map_err(append_error)?;
     let result = outcome(&row, target, events)?;
     tx.commit().await.map_err(db_error)?;
     Ok(result)

@@ -8,6 +8,7 @@ use pupsourcing_core::StoreConfig;
 #[derive(Debug)]
 pub(crate) struct Statements {
     pub append: Arc<str>,
+    pub append_recorded: Arc<str>,
     pub append_direct_stream: Arc<str>,
     pub append_direct_dcb: Arc<str>,
     pub append_group: Arc<str>,
@@ -32,6 +33,7 @@ impl Statements {
         let render = |sql: &str| -> Arc<str> { Arc::from(render(sql, config)) };
         Self {
             append: render(include_str!("sql/append.sql")),
+            append_recorded: render(include_str!("sql/append_recorded.sql")),
             append_direct_stream: render(include_str!("sql/append_direct_stream.sql")),
             append_direct_dcb: render(include_str!("sql/append_direct_dcb.sql")),
             append_group: render(include_str!("sql/append_group.sql")),
@@ -54,6 +56,7 @@ impl Statements {
 const TEMPLATES: &[&str] = &[
     include_str!("sql/schema.sql"),
     include_str!("sql/append.sql"),
+    include_str!("sql/append_recorded.sql"),
     include_str!("sql/append_direct_stream.sql"),
     include_str!("sql/append_direct_dcb.sql"),
     include_str!("sql/append_group.sql"),

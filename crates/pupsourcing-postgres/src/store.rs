@@ -362,6 +362,28 @@ impl DcbStore for PgEventStore {
         .await
     }
 
+    /// One statement in autocommit mode (`sql/append_recorded.sql`); with no events, the
+    /// record alone.
+    async fn append_if_and_record(
+        &self,
+        events: &[NewEvent],
+        condition: Option<&AppendCondition>,
+        command: &CommandRecord,
+    ) -> Result<AppendResult> {
+        let inner = &self.inner;
+        let mut conn = inner.pool.acquire().await.map_err(db_error)?;
+        if events.is_empty() {
+            self.record_command_in(&mut conn, command).await?;
+            return Ok(AppendResult {
+                positions: Vec::new(),
+                versions: Vec::new(),
+                replayed: false,
+            });
+        }
+        let limits = &inner.config.limits;
+        append::append_recorded(&mut conn, &inner.sql, limits, events, condition, command).await
+    }
+
     async fn record_command_in(
         &self,
         conn: &mut PgConnection,

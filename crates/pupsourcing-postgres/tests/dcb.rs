@@ -46,3 +46,43 @@ async fn a_query_head_waits_only_for_writers_of_matching_events() {
     store.commit(unrelated).await.unwrap();
     assert_eq!(store.read(&Query::all(), ReadOptions::new()).await.unwrap().events.len(), 4);
 }
+
+/// The command executor's write: the events and the command's record in one statement, the
+/// record (with the events' positions) only when the events were appended.
+#[tokio::test]
+async fn a_command_is_recorded_with_its_events_or_not_at_all() {
+    use pupsourcing_core::dcb::CommandRecord;
+    let Some(store) = common::fresh_store().await else { return };
+    let count = || async {
+        let sql = format!("SELECT count(*) FROM {}.commands", store.config().schema);
+        sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    };
+    let query = Query::from_items([QueryItem::tags(["user:ada"])]);
+    let record = CommandRecord {
+        command_type: "Register".into(),
+        data: serde_json::json!({ "user": "ada" }),
+        metadata: Some(serde_json::json!({ "by": "test" })),
+        positions: vec![],
+    };
+    let condition = AppendCondition::none_match(query.clone());
+    let events = [tagged("user:ada"), tagged("user:ada")];
+    let written = store.append_if_and_record(&events, Some(&condition), &record).await.unwrap();
+    let sql = format!("SELECT positions, data, metadata FROM {}.commands", store.config().schema);
+    let (positions, data, metadata): (Vec<i64>, serde_json::Value, Option<serde_json::Value>) =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(store.pool()).await.unwrap();
+    assert_eq!(positions, written.positions);
+    assert_eq!((data, metadata), (record.data.clone(), record.metadata.clone()));
+
+    let one = [tagged("user:ada")];
+    let refused = store.append_if_and_record(&one, Some(&condition), &record).await;
+    assert!(matches!(refused, Err(pupsourcing_core::Error::ConditionFailed { .. })));
+    assert_eq!(count().await, 1, "a refused command is not recorded");
+    assert_eq!(store.read(&query, ReadOptions::new()).await.unwrap().events.len(), 2);
+
+    let nothing = store.append_if_and_record(&[], Some(&condition), &record).await.unwrap();
+    assert!(nothing.positions.is_empty());
+    assert_eq!(count().await, 2, "a decision to append nothing is recorded");
+}

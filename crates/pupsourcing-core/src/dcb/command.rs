@@ -65,10 +65,12 @@ pub struct CommandOutcome {
 
 /// Runs [`CommandHandler`]s against a [`DcbStore`].
 ///
-/// Each attempt opens a transaction, projects the handler's model in it, asks the handler to
-/// decide, appends the decided events under the model's condition, records the command in the
-/// commands table (unless turned off with [`CommandExecutor::record_commands`]) and commits. When the condition fails (another writer changed the boundary),
-/// the attempt is rolled back and the command re-decided on fresh state, up to `max_attempts`.
+/// Each attempt projects the handler's model (one read of its boundary), asks the handler to
+/// decide, and appends the decided events under the model's condition together with the
+/// command's record in the commands table (unless turned off with
+/// [`CommandExecutor::record_commands`]), atomically ([`DcbStore::append_if_and_record`]). When
+/// the condition fails (another writer changed the boundary), nothing was written and the
+/// command is re-decided on fresh state, up to `max_attempts`.
 #[derive(Debug, Clone)]
 pub struct CommandExecutor<S> {
     store: S,
@@ -115,6 +117,9 @@ impl<S: DcbStore> CommandExecutor<S> {
         }
     }
 
+    /// One attempt: a read of the model's boundary (outside any transaction: the condition
+    /// built from it guards the decision), the decision, and one atomic append of the events
+    /// under that condition, with the command's record when records are on.
     async fn attempt<H: CommandHandler>(
         &self,
         handler: &H,
@@ -122,26 +127,22 @@ impl<S: DcbStore> CommandExecutor<S> {
         data: &serde_json::Value,
     ) -> Result<Vec<Position>, ExecuteError<H::Error>> {
         let store = &self.store;
-        let mut tx = store.begin().await?;
         let mut model = DecisionModel::new();
         let handles = handler.model(command, &mut model);
-        let (states, condition) = store.project_in(&mut tx, model).await?;
+        let (states, condition) = store.project(model).await?;
         let events = handler.decide(command, &handles, &states).map_err(ExecuteError::Rejected)?;
-        let positions = if events.is_empty() {
-            Vec::new()
-        } else {
-            store.append_if_in(&mut tx, &events, Some(&condition)).await?.positions
-        };
-        if self.record_commands {
-            let record = CommandRecord {
-                command_type: handler.command_type(command),
-                data: data.clone(),
-                metadata: handler.metadata(command),
-                positions: positions.clone(),
-            };
-            store.record_command_in(&mut tx, &record).await?;
+        if !self.record_commands {
+            if events.is_empty() {
+                return Ok(Vec::new());
+            }
+            return Ok(store.append_if(&events, Some(&condition)).await?.positions);
         }
-        store.commit(tx).await?;
-        Ok(positions)
+        let record = CommandRecord {
+            command_type: handler.command_type(command),
+            data: data.clone(),
+            metadata: handler.metadata(command),
+            positions: Vec::new(),
+        };
+        Ok(store.append_if_and_record(&events, Some(&condition), &record).await?.positions)
     }
 }

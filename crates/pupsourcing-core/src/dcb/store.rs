@@ -93,6 +93,31 @@ pub trait DcbStore: EventStore {
         command: &CommandRecord,
     ) -> impl Future<Output = Result<()>> + Send;
 
+    /// Appends `events` under `condition` and records `command` with them, atomically, in a
+    /// transaction of the store's own: the command's `positions` are set to the events'
+    /// positions, and nothing is recorded when the append fails. With no events, only the
+    /// command is recorded. What [`super::CommandExecutor`] runs for each decision; backends
+    /// may do it in a single statement. Not limited by `StoreConfig::append_timeout`.
+    fn append_if_and_record(
+        &self,
+        events: &[NewEvent],
+        condition: Option<&AppendCondition>,
+        command: &CommandRecord,
+    ) -> impl Future<Output = Result<AppendResult>> + Send {
+        async move {
+            let mut tx = self.begin().await?;
+            let result = if events.is_empty() {
+                AppendResult { positions: Vec::new(), versions: Vec::new(), replayed: false }
+            } else {
+                self.append_if_in(&mut tx, events, condition).await?
+            };
+            let record = CommandRecord { positions: result.positions.clone(), ..command.clone() };
+            self.record_command_in(&mut tx, &record).await?;
+            self.commit(tx).await?;
+            Ok(result)
+        }
+    }
+
     /// The events matching `query` from `from` (inclusive) as a stream read in pages of
     /// `page_size`; errors are yielded, never swallowed, and the stream ends once caught up.
     fn read_stream_of<'a>(
