@@ -1,0 +1,498 @@
+//! Adversarial review of the concurrency and error-path changes (see the commit message):
+//! cancelled BEGINs, the store's own transactions under a REPEATABLE READ default, commit
+//! checks, group commit with mixed expected versions, tags and validation round trips.
+
+mod common;
+
+use std::time::Duration;
+
+use pupsourcing_core::dcb::{AppendCondition, DcbStore, Query, QueryItem};
+use pupsourcing_core::{
+    ConnectOptions, Error, EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId,
+};
+use pupsourcing_postgres::PgEventStore;
+use pupsourcing_testkit::{event, new_stream};
+use sqlx::postgres::PgPoolOptions;
+
+/// Whether the session behind `conn` is inside a transaction that outlives one statement:
+/// `now()` (the transaction's start) does not move between two statements.
+async fn lingering_transaction(conn: &mut sqlx::PgConnection) -> bool {
+    let now = "SELECT now()::text";
+    let first: String = sqlx::query_scalar(now).fetch_one(&mut *conn).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let second: String = sqlx::query_scalar(now).fetch_one(&mut *conn).await.unwrap();
+    first == second
+}
+
+/// A store on a pool of exactly one connection (so every call reuses it), in a new schema.
+async fn one_connection_store() -> Option<(PgEventStore, StoreConfig)> {
+    let base = common::fresh_store().await?;
+    let config = base.config().clone();
+    let options = ConnectOptions { max_connections: 1, ..ConnectOptions::default() };
+    let store = PgEventStore::connect_with(&common::url(), config.clone(), options).await.unwrap();
+    Some((store, config))
+}
+
+/// Cancels `store.begin()` (as a caller's `tokio::time::timeout` or `select!` would) until one
+/// cancellation lands after BEGIN was sent: returns whether the pool's connection was then left
+/// inside a transaction.
+async fn cancel_begins_until_poisoned(store: &PgEventStore) -> bool {
+    for attempt in 0..2000u64 {
+        let limit = Duration::from_micros(attempt % 200);
+        if let Ok(tx) = tokio::time::timeout(limit, store.begin()).await {
+            store.rollback(tx.unwrap()).await.unwrap();
+            continue;
+        }
+        // Let the dropped connection go back to the pool.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let mut conn = store.pool().acquire().await.unwrap();
+        if lingering_transaction(&mut conn).await {
+            return true;
+        }
+    }
+    false
+}
+
+/// HOLE (area 3/4): a caller's `store.begin()` cancelled after BEGIN was sent returns its
+/// connection to the pool inside a transaction that sqlx does not count (its BEGIN guard only
+/// rolls back at depth > 0). The store's next autocommit append on that connection runs inside
+/// it: it returns `Ok`, is invisible to every other session, and is lost when the connection
+/// closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "HOLE: a cancelled store.begin() poisons a pooled connection; an acknowledged append is then lost"]
+async fn cancelled_begin_loses_an_acknowledged_append() {
+    let Some((store, config)) = one_connection_store().await else { return };
+    assert!(cancel_begins_until_poisoned(&store).await, "no cancellation landed mid-BEGIN");
+    let stream = new_stream();
+    let written = store.append(&stream, ExpectedVersion::NoStream, &[event("Acked")]).await;
+    assert!(written.is_ok(), "{written:?}");
+    store.close().await;
+    let fresh = PgEventStore::new(
+        PgPoolOptions::new().max_connections(1).connect(&common::url()).await.unwrap(),
+        config,
+    );
+    let version = fresh.stream_version(&stream).await.unwrap();
+    assert_eq!(version, 1, "append returned Ok, but the event was never committed");
+}
+
+/// HOLE (area 1): on such a connection the store's "autocommit" DCB read runs inside the
+/// lingering transaction: its safe head skips that session's own markers and so covers the
+/// uncommitted event, and the store caches it as `known_head`. `read_all` then serves a
+/// phantom event, one that other sessions never see and that is rolled back later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "HOLE: a cancelled store.begin() lets read_all return an event that is later rolled back"]
+async fn cancelled_begin_makes_reads_return_phantom_events() {
+    let Some((store, config)) = one_connection_store().await else { return };
+    assert!(cancel_begins_until_poisoned(&store).await, "no cancellation landed mid-BEGIN");
+    let tag = format!("phantom-{}", uuid::Uuid::now_v7());
+    let events = [NewEvent::new("Phantom", b"{}".to_vec()).with_tags([tag.as_str()])];
+    store.append_if(&events, None).await.unwrap();
+    let query = Query::from_items([QueryItem::tags([tag.as_str()])]);
+    let read = store.read(&query, Default::default()).await.unwrap();
+    let seen = store.read_all(1, 100).await.unwrap();
+    store.close().await;
+    let fresh = PgEventStore::new(
+        PgPoolOptions::new().max_connections(1).connect(&common::url()).await.unwrap(),
+        config,
+    );
+    let stored = fresh.read_all(1, 100).await.unwrap();
+    assert_eq!(
+        (read.events.len(), seen.len()),
+        (stored.len(), stored.len()),
+        "reads on the poisoned connection returned events the log does not hold"
+    );
+}
+
+/// HOLE (area 1): the same poisoned connection makes a tailing reader of the SAME store skip an
+/// event for good. The store's DCB read on the poisoned connection caches a head covering that
+/// session's uncommitted event (its own markers are skipped); `read_all` on a clean connection
+/// then serves up to the cached head without that event; when the lingering transaction
+/// commits, the event appears below where the tail already is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "HOLE: a cancelled store.begin() lets read_all skip an event that commits later"]
+async fn cancelled_begin_makes_a_tail_skip_an_event() {
+    let Some(base) = common::fresh_store().await else { return };
+    let config = base.config().clone();
+    let options = ConnectOptions { max_connections: 2, ..ConnectOptions::default() };
+    let store = PgEventStore::connect_with(&common::url(), config.clone(), options).await.unwrap();
+    let other = base; // another process's store: its own pool
+    // Both connections exist; poison one of them.
+    let (a, b) = (store.pool().acquire().await.unwrap(), store.pool().acquire().await.unwrap());
+    drop((a, b));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut poisoned = false;
+    for attempt in 0..2000u64 {
+        let limit = Duration::from_micros(attempt % 200);
+        if let Ok(tx) = tokio::time::timeout(limit, store.begin()).await {
+            store.rollback(tx.unwrap()).await.unwrap();
+            continue;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let mut a = store.pool().acquire().await.unwrap();
+        let mut b = store.pool().acquire().await.unwrap();
+        if lingering_transaction(&mut a).await || lingering_transaction(&mut b).await {
+            poisoned = true;
+            break;
+        }
+    }
+    assert!(poisoned, "no cancellation landed mid-BEGIN");
+    // Sort the two connections: hold the clean one so that the store uses the poisoned one.
+    let mut a = store.pool().acquire().await.unwrap();
+    let b = store.pool().acquire().await.unwrap();
+    let (poisoned, clean) = if lingering_transaction(&mut a).await { (a, b) } else { (b, a) };
+    drop(poisoned);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let tag = format!("skipped-{}", uuid::Uuid::now_v7());
+    let lost = [NewEvent::new("Skipped", b"{}".to_vec()).with_tags([tag.as_str()])];
+    let at = store.append_if(&lost, None).await.unwrap().positions[0];
+    let later = other.append_if(&[event("Later")], None).await.unwrap().positions[0];
+    assert!(later > at);
+    store.read(&Query::all(), Default::default()).await.unwrap(); // caches the head
+    // Now hold the poisoned connection, so that the tail reads on the clean one.
+    let poisoned = store.pool().acquire().await.unwrap();
+    drop(clean);
+    let mut tail: Vec<i64> =
+        store.read_all(1, 100).await.unwrap().iter().map(|e| e.position).collect();
+    // The lingering transaction commits (any later COMMIT on that connection does this).
+    let mut poisoned = poisoned;
+    sqlx::raw_sql("COMMIT").execute(&mut *poisoned).await.unwrap();
+    drop(poisoned);
+    let next = tail.last().copied().unwrap_or(0) + 1;
+    tail.extend(store.read_all(next, 100).await.unwrap().iter().map(|e| e.position));
+    let stored: Vec<i64> =
+        other.read_all(1, 100).await.unwrap().iter().map(|e| e.position).collect();
+    assert!(stored.contains(&at), "the event committed at last");
+    assert_eq!(tail, stored, "the tail skipped position {at}");
+}
+
+/// A store whose pool sessions default to REPEATABLE READ, with an append time limit.
+async fn repeatable_read_store_with_limit() -> Option<PgEventStore> {
+    let base = common::repeatable_read_store().await?;
+    let config = base.config().clone().append_timeout(Duration::from_secs(10));
+    Some(PgEventStore::new(base.pool().clone(), config))
+}
+
+fn tagged(tag: &str) -> NewEvent {
+    NewEvent::new("Claimed", b"{}".to_vec()).with_tags([tag])
+}
+
+fn claim(tag: &str) -> AppendCondition {
+    AppendCondition::none_match(Query::from_items([QueryItem::tags([tag])]))
+}
+
+/// HOLE (area 2): with `append_timeout` set, the store's own append runs in `conn.begin()`
+/// (plain BEGIN, the session default) instead of BEGIN ISOLATION LEVEL READ COMMITTED: under a
+/// REPEATABLE READ default every conditional `append_if` is refused with `Unsupported`.
+#[tokio::test]
+#[ignore = "HOLE: append_timeout + REPEATABLE READ default refuses every conditional append_if"]
+async fn limited_conditional_append_under_repeatable_read_default() {
+    let Some(store) = repeatable_read_store_with_limit().await else { return };
+    let tag = format!("limited-{}", uuid::Uuid::now_v7());
+    let first = store.append_if(&[tagged(&tag)], Some(&claim(&tag))).await;
+    assert!(first.is_ok(), "{first:?}");
+    let again = store.append_if(&[tagged(&tag)], Some(&claim(&tag))).await;
+    assert!(matches!(again, Err(Error::ConditionFailed { .. })), "{again:?}");
+}
+
+/// Same path, stream appends: under REPEATABLE READ an `Exact` race's loser fails with a
+/// serialization failure (`TransactionConflict`) instead of `Concurrency`, where the same race
+/// without a limit (or at READ COMMITTED) reports `Concurrency`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "HOLE: append_timeout + REPEATABLE READ default: Exact race losers get a serialization error"]
+async fn limited_exact_race_under_repeatable_read_default() {
+    let Some(store) = repeatable_read_store_with_limit().await else { return };
+    let mut wrong = Vec::new();
+    for _ in 0..20 {
+        let stream = new_stream();
+        store.append(&stream, ExpectedVersion::NoStream, &[event("Opened")]).await.unwrap();
+        let racers: Vec<_> = (0..4)
+            .map(|_| {
+                let (store, stream) = (store.clone(), stream.clone());
+                tokio::spawn(async move {
+                    store.append(&stream, ExpectedVersion::Exact(1), &[event("Raced")]).await
+                })
+            })
+            .collect();
+        for racer in racers {
+            match racer.await.unwrap() {
+                Ok(_) | Err(Error::Concurrency { .. }) => {}
+                Err(other) => wrong.push(other.to_string()),
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{} losers got: {:?}", wrong.len(), wrong.first());
+    println!("ok");
+}
+
+/// A tiny deterministic generator (no dev-dependency needed).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Attempt {
+    stream: StreamId,
+    expected: ExpectedVersion,
+    outcome: std::result::Result<(i64, i64), (i64, String)>, // (position, version) or (actual, error)
+}
+
+/// Area 5: many tasks run aggregate lifecycles through group commit (no time limit, single
+/// events), on a few shared streams and on missing ones: `NoStream` (also on existing
+/// streams), `Exact(0)`, `Exact(v)` with the latest version they know, stale `Exact`, `Exact`
+/// on a stream that does not exist, and `Any`. Every append must get the outcome it would get
+/// alone: dense versions, each success's version consistent with its expected version, one
+/// winner per (stream, expected) race, no head created by an `Exact` on a missing stream, and
+/// every success stored exactly where it was reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn group_commit_mixed_expected_versions_race() {
+    let Some(store) = common::fresh_store().await else { return };
+    let shared: Vec<StreamId> = (0..6).map(|_| new_stream()).collect();
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    let tasks: Vec<_> = (0..32u64)
+        .map(|task| {
+            let (store, shared) = (store.clone(), shared.clone());
+            tokio::spawn(async move {
+                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (task + 1) * 0x1234_5678_9ABC);
+                let mut known = std::collections::HashMap::<uuid::Uuid, i64>::new();
+                let mut attempts = Vec::new();
+                while std::time::Instant::now() < until {
+                    let (stream, expected) = match rng.next(10) {
+                        // a stream nobody ever creates: Exact must fail and create nothing
+                        0 => (
+                            StreamId::new("Ghost", uuid::Uuid::now_v7()),
+                            ExpectedVersion::Exact(1 + rng.next(3) as i64),
+                        ),
+                        // a fresh private stream: NoStream / Exact(0)
+                        1 => {
+                            let expected = if rng.next(2) == 0 {
+                                ExpectedVersion::NoStream
+                            } else {
+                                ExpectedVersion::Exact(0)
+                            };
+                            (new_stream(), expected)
+                        }
+                        n => {
+                            let stream = shared[rng.next(shared.len() as u64) as usize].clone();
+                            let v = known.get(&stream.aggregate_id).copied().unwrap_or(0);
+                            let expected = match n {
+                                2 => ExpectedVersion::NoStream,
+                                3 => ExpectedVersion::Any,
+                                4 if v > 1 => ExpectedVersion::Exact(v - 1), // stale
+                                _ if v == 0 => ExpectedVersion::Exact(0),
+                                _ => ExpectedVersion::Exact(v),
+                            };
+                            (stream, expected)
+                        }
+                    };
+                    let outcome = match store.append(&stream, expected, &[event("E")]).await {
+                        Ok(r) => {
+                            known.insert(stream.aggregate_id, r.versions[0]);
+                            Ok((r.positions[0], r.versions[0]))
+                        }
+                        Err(Error::Concurrency { actual, .. }) => {
+                            known.insert(stream.aggregate_id, actual);
+                            Err((actual, "concurrency".to_string()))
+                        }
+                        Err(other) => Err((-1, other.to_string())),
+                    };
+                    attempts.push(Attempt { stream, expected, outcome });
+                }
+                attempts
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    let mut problems = Vec::new();
+    let mut by_stream = std::collections::HashMap::<uuid::Uuid, Vec<&Attempt>>::new();
+    for a in &all {
+        by_stream.entry(a.stream.aggregate_id).or_default().push(a);
+        match (&a.outcome, a.expected) {
+            (Ok((_, v)), ExpectedVersion::NoStream | ExpectedVersion::Exact(0)) if *v != 1 => {
+                problems.push(format!("{a:?}: created at version {v}"))
+            }
+            (Ok((_, v)), ExpectedVersion::Exact(e)) if *v != e + 1 => {
+                problems.push(format!("{a:?}: version {v} after Exact({e})"))
+            }
+            (Err((actual, _)), ExpectedVersion::Exact(e)) if *actual == e => {
+                problems.push(format!("{a:?}: conflict although actual == expected"))
+            }
+            (Err((actual, _)), ExpectedVersion::NoStream) if *actual == 0 => {
+                problems.push(format!("{a:?}: NoStream conflict on a missing stream"))
+            }
+            (Err((_, e)), _) if e != "concurrency" => problems.push(format!("{a:?}: error")),
+            _ => {}
+        }
+    }
+    for (id, attempts) in &by_stream {
+        let stream = &attempts[0].stream;
+        let stored = store.read_stream(stream, Default::default()).await.unwrap();
+        let version = store.stream_version(stream).await.unwrap();
+        let versions: Vec<i64> = stored.iter().map(|e| e.stream.as_ref().unwrap().1).collect();
+        if versions != (1..=version).collect::<Vec<_>>() {
+            problems.push(format!("{id}: head {version}, versions {versions:?}"));
+        }
+        let mut won: Vec<(i64, i64)> =
+            attempts.iter().filter_map(|a| a.outcome.as_ref().ok().copied()).collect();
+        won.sort_by_key(|w| w.1);
+        let from_log: Vec<(i64, i64)> =
+            stored.iter().map(|e| (e.position, e.stream.as_ref().unwrap().1)).collect();
+        if won != from_log {
+            problems.push(format!("{id}: reported {won:?}, stored {from_log:?}"));
+        }
+    }
+    let (ok, failed) = all.iter().fold((0, 0), |(o, f), a| match a.outcome {
+        Ok(_) => (o + 1, f),
+        Err(_) => (o, f + 1),
+    });
+    let schema = store.config().schema.to_string();
+    let (transactions, events): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT count(DISTINCT xmin::text), count(*) FROM {schema}.events"
+    )))
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    let ghosts: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM {schema}.aggregate_heads WHERE aggregate_type = 'Ghost'"
+    )))
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    if ghosts != 0 {
+        problems.push(format!("{ghosts} head rows created by Exact on missing streams"));
+    }
+    println!(
+        "{} attempts: {ok} appended, {failed} rejected; {events} events in {transactions} transactions",
+        all.len()
+    );
+    assert!(
+        problems.is_empty(),
+        "{} problems, first: {:?}",
+        problems.len(),
+        &problems[..problems.len().min(5)]
+    );
+}
+
+/// Areas 6 and 7: awkward but valid input reads back as appended (see the testkit's review
+/// module); prints the differences found. HOLE on PostgreSQL: JSONB prints floats near the
+/// f64 limit as 309-digit integers, which serde_json (without `float_roundtrip`) cannot parse
+/// (`f64::MAX`: every read touching the event fails forever) or parses wrongly (1.7e308 reads
+/// back as 1.7000000000000001e308); also -0.0 reads back as 0.0 and 1e17 as an integer.
+#[tokio::test]
+#[ignore = "HOLE: metadata {\"x\": f64::MAX} is stored and then every read touching it fails"]
+async fn awkward_input_round_trips() {
+    let Some(store) = common::fresh_store().await else { return };
+    let differences = pupsourcing_testkit::review::awkward_input_round_trips(store).await;
+    for d in &differences {
+        println!("postgres: {d}");
+    }
+    assert!(differences.is_empty(), "{differences:#?}");
+}
+
+/// Area 6: every event keeps exactly its own tags, in order, in the events table and in the tag
+/// index: batches mixing events without tags, with many tags and with tags shared across
+/// events (function path), and concurrent single tagged events (direct and group paths).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_event_keeps_its_own_tags() {
+    let Some(store) = common::fresh_store().await else { return };
+    let counts = [0usize, 3, 0, 1, 100, 0, 2, 0, 0, 7, 1];
+    let batch = |round: usize| -> Vec<NewEvent> {
+        counts
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let tags: Vec<String> = (0..n)
+                    .map(|t| format!("t{}", (t * 7 + i + round) % 13 + t * 100))
+                    .rev()
+                    .collect();
+                NewEvent::new(format!("E{i}"), vec![i as u8]).with_tags(tags)
+            })
+            .collect()
+    };
+    let mut sent = Vec::new();
+    for round in 0..5 {
+        let events = batch(round);
+        let written = if round % 2 == 0 {
+            store.append_if(&events, None).await.unwrap()
+        } else {
+            let stream = new_stream();
+            store.append(&stream, ExpectedVersion::NoStream, &events).await.unwrap()
+        };
+        sent.extend(written.positions.into_iter().zip(events));
+    }
+    let singles: Vec<_> = (0..200usize)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let tags: Vec<String> =
+                    (0..i % 5).map(|t| format!("s{}", (i + t) % 3 + t * 10)).collect();
+                let event = NewEvent::new("Single", vec![]).with_tags(tags);
+                let position = store.append_if(std::slice::from_ref(&event), None).await.unwrap();
+                (position.positions[0], event)
+            })
+        })
+        .collect();
+    for single in singles {
+        sent.push(single.await.unwrap());
+    }
+    let schema = store.config().schema.to_string();
+    let rows: Vec<(i64, Vec<String>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT global_position, tags FROM {schema}.events ORDER BY 1"
+    )))
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let index: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT tag, global_position FROM {schema}.events_tags ORDER BY 2, 1"
+    )))
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let mut problems = Vec::new();
+    let stored: std::collections::HashMap<i64, Vec<String>> = rows.into_iter().collect();
+    let mut expected_index = Vec::new();
+    for (position, event) in &sent {
+        if stored.get(position) != Some(&event.tags) {
+            problems.push(format!(
+                "{position}: sent {:?}, stored {:?}",
+                event.tags,
+                stored.get(position)
+            ));
+        }
+        expected_index.extend(event.tags.iter().map(|t| (t.clone(), *position)));
+    }
+    expected_index.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+    if index != expected_index {
+        problems.push(format!(
+            "tag index: {} rows, expected {}",
+            index.len(),
+            expected_index.len()
+        ));
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// Area 4 (minor): a transaction the caller already COMMITted with a statement of its own is
+/// reported as "not committed" by `store.commit`, although its events are stored.
+#[tokio::test]
+#[ignore = "HOLE (minor): commit of a transaction the caller committed by SQL returns Err 'not committed' though stored"]
+async fn commit_after_a_callers_own_commit_says_not_committed() {
+    let Some(store) = common::fresh_store().await else { return };
+    let stream = new_stream();
+    let mut tx = store.begin().await.unwrap();
+    store.append_in(&mut tx, &stream, ExpectedVersion::NoStream, &[event("A")]).await.unwrap();
+    sqlx::raw_sql("COMMIT").execute(&mut *tx).await.unwrap();
+    let result = store.commit(tx).await;
+    let stored = store.stream_version(&stream).await.unwrap();
+    assert_eq!(stored, 1);
+    assert!(result.is_ok(), "stored, but commit said: {result:?}");
+}
