@@ -71,7 +71,7 @@ impl FloorSql {
     pub fn new(floor: &str) -> Self {
         let insert_one = format!(
             "INSERT INTO {floor}.events ({INSERT_COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::json, $11, $12, $13, $14)
              RETURNING global_position"
         );
         // Tags are one text[] per event; they travel as array literals because UNNEST cannot
@@ -79,10 +79,10 @@ impl FloorSql {
         let insert_many = format!(
             "INSERT INTO {floor}.events ({INSERT_COLUMNS})
              SELECT u.event_id, u.event_type, u.event_version, u.bounded_context, $1, $2,
-                    u.aggregate_version, u.tags::text[], u.payload, u.metadata, u.trace_id,
+                    u.aggregate_version, u.tags::text[], u.payload, u.metadata::json, u.trace_id,
                     u.correlation_id, u.causation_id, u.created_at
                FROM UNNEST($3::uuid[], $4::text[], $5::int[], $6::text[], $7::bigint[],
-                           $8::text[], $9::bytea[], $10::jsonb[], $11::uuid[], $12::uuid[],
+                           $8::text[], $9::bytea[], $10::text[], $11::uuid[], $12::uuid[],
                            $13::uuid[], $14::timestamptz[])
                     AS u(event_id, event_type, event_version, bounded_context, aggregate_version,
                          tags, payload, metadata, trace_id, correlation_id, causation_id,
@@ -98,7 +98,7 @@ impl FloorSql {
                  RETURNING h.aggregate_version
              ), ev AS (
                  INSERT INTO {floor}.events ({INSERT_COLUMNS})
-                 SELECT $1, $2, $3, $4, $5, $6, head.aggregate_version, $8, $9, $10, $11, $12, $13, $14
+                 SELECT $1, $2, $3, $4, $5, $6, head.aggregate_version, $8, $9, $10::json, $11, $12, $13, $14
                    FROM head
                  RETURNING global_position, event_type, tags
              ), tagged AS (
@@ -119,10 +119,10 @@ impl FloorSql {
                  INSERT INTO {floor}.events ({INSERT_COLUMNS})
                  SELECT u.event_id, u.event_type, u.event_version, u.bounded_context, $1, $2,
                         head.aggregate_version - cardinality($3::uuid[]) + u.ord, u.tags::text[],
-                        u.payload, u.metadata, u.trace_id, u.correlation_id, u.causation_id,
+                        u.payload, u.metadata::json, u.trace_id, u.correlation_id, u.causation_id,
                         u.created_at
                    FROM head, UNNEST($3::uuid[], $4::text[], $5::int[], $6::text[], $7::bigint[],
-                               $8::text[], $9::bytea[], $10::jsonb[], $11::uuid[], $12::uuid[],
+                               $8::text[], $9::bytea[], $10::text[], $11::uuid[], $12::uuid[],
                                $13::uuid[], $14::timestamptz[]) WITH ORDINALITY
                         AS u(event_id, event_type, event_version, bounded_context, aggregate_version,
                              tags, payload, metadata, trace_id, correlation_id, causation_id,
@@ -181,7 +181,7 @@ impl FloorAppender {
             .bind(self.version + 1)
             .bind(&e.tags)
             .bind(&e.payload)
-            .bind(&e.metadata)
+            .bind(e.metadata.as_ref().map(|m| m.to_string()))
             .bind(e.trace_id)
             .bind(e.correlation_id)
             .bind(e.causation_id)
@@ -202,8 +202,9 @@ impl FloorAppender {
         let aggregate_versions: Vec<i64> = (self.version + 1..=self.version + n).collect();
         let tags: Vec<String> = events.iter().map(|e| array_literal(&e.tags)).collect();
         let payloads: Vec<&[u8]> = events.iter().map(|e| e.payload.as_slice()).collect();
-        let metadata: Vec<Option<&serde_json::Value>> =
-            events.iter().map(|e| e.metadata.as_ref()).collect();
+        // Metadata travels as text, as the library sends it, into a JSON column.
+        let metadata: Vec<Option<String>> =
+            events.iter().map(|e| e.metadata.as_ref().map(|m| m.to_string())).collect();
         let trace_ids: Vec<Option<Uuid>> = events.iter().map(|e| e.trace_id).collect();
         let correlation_ids: Vec<Option<Uuid>> = events.iter().map(|e| e.correlation_id).collect();
         let causation_ids: Vec<Option<Uuid>> = events.iter().map(|e| e.causation_id).collect();

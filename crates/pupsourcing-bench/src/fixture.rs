@@ -34,7 +34,7 @@ CREATE TABLE {floor}.events (
     aggregate_version BIGINT,
     tags              TEXT[] NOT NULL DEFAULT '{}',
     payload           BYTEA NOT NULL,
-    metadata          JSONB,
+    metadata          JSON,
     trace_id          UUID,
     correlation_id    UUID,
     causation_id      UUID,

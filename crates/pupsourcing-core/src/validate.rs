@@ -125,13 +125,19 @@ pub fn validate_batch(
     if let Some(stream) = stream {
         check_name("aggregate type", &stream.aggregate_type, limits.max_name_len)?;
     }
-    if let ExpectedVersion::Exact(v) = expected
-        && v < 0
-    {
-        return Err(ValidationError::OutOfRange {
-            field: "expected version",
-            reason: "a version is never negative",
-        });
+    if let ExpectedVersion::Exact(v) = expected {
+        if v < 0 {
+            return Err(ValidationError::OutOfRange {
+                field: "expected version",
+                reason: "a version is never negative",
+            });
+        }
+        if v.checked_add(events.len() as i64).is_none() {
+            return Err(ValidationError::OutOfRange {
+                field: "expected version",
+                reason: "the batch would take the stream's version past the largest 64-bit integer",
+            });
+        }
     }
     let mut ids = HashSet::with_capacity(events.len());
     for event in events {
@@ -307,6 +313,11 @@ mod tests {
         assert!(matches!(
             validate_batch(None, ExpectedVersion::Exact(-1), &[ok_event()], &Limits::default()),
             Err(ValidationError::OutOfRange { .. })
+        ));
+        let at_max = ExpectedVersion::Exact(i64::MAX);
+        assert!(matches!(
+            validate_batch(None, at_max, &[ok_event()], &Limits::default()),
+            Err(ValidationError::OutOfRange { field: "expected version", .. })
         ));
     }
 

@@ -113,7 +113,9 @@ pub(crate) async fn read(
     let keys = query_keys(sql.lock_namespace, query, max_keys);
     let global = global_key(sql.lock_namespace);
     let (head, read_committed) =
-        query_head(&mut *conn, sql, &keys, global).await.map_err(db_error)?;
+        query_head(&mut *conn, sql, &keys, global, session == Session::Callers)
+            .await
+            .map_err(db_error)?;
     if session == Session::Callers && !read_committed {
         return Err(Error::Unsupported {
             reason: "DCB reads in your transaction need READ COMMITTED (PostgreSQL's default); \

@@ -55,3 +55,15 @@ pub(crate) struct NotCommitted {
     #[source]
     pub(crate) source: sqlx::Error,
 }
+
+/// `EventStore::commit` of a transaction that a statement of the caller's (`COMMIT`,
+/// `ROLLBACK`) had already ended: that statement decided what is stored, not this call.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no transaction was open to commit: a statement of yours (COMMIT or ROLLBACK) ended it, and \
+     what it wrote is stored or not as that statement decided: {source}"
+)]
+pub(crate) struct EndedByCaller {
+    #[source]
+    pub(crate) source: sqlx::Error,
+}

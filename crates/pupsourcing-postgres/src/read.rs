@@ -98,18 +98,20 @@ pub(crate) async fn safe_head<'c>(
 }
 
 /// The head of a DCB query whose lock keys are `keys` (see `{events}_query_head` in
-/// `sql/schema.sql`): gap-free for that query only, and whether the session is at READ
-/// COMMITTED.
+/// `sql/schema.sql`): gap-free for that query only (with `skip_own`, for the session's open
+/// transaction only), and whether the session is at READ COMMITTED.
 pub(crate) async fn query_head<'c>(
     executor: impl PgExecutor<'c>,
     sql: &Statements,
     keys: &[i64],
     global: i64,
+    skip_own: bool,
 ) -> Result<(Position, bool), sqlx::Error> {
     let (head, read_committed): (Option<i64>, bool) =
         sqlx::query_as(AssertSqlSafe(sql.query_head.clone()))
             .bind(keys)
             .bind(global)
+            .bind(skip_own)
             .fetch_one(executor)
             .await?;
     Ok((head.unwrap_or(0), read_committed))

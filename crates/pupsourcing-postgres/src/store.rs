@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Transaction};
 
 use crate::append::{Route, Target};
-use crate::error::{ConnectError, NotCommitted, db_error};
+use crate::error::{ConnectError, EndedByCaller, NotCommitted, db_error};
 use crate::group::GroupCommit;
 use crate::statements::Statements;
 use crate::{append, dcb, migrate, read};
@@ -163,7 +163,8 @@ impl PgEventStore {
         let acquire = async { inner.pool.acquire().await.map_err(db_error) };
         let mut conn = limited(Some(limit), acquire).await?;
         let work = async {
-            let mut tx = conn.begin().await.map_err(db_error)?;
+            let begin = conn.begin_with(append::BEGIN_READ_COMMITTED);
+            let mut tx = begin.await.map_err(db_error)?;
             let result =
                 append::append(&mut tx, &inner.sql, limits, target, events, Route::Function)
                     .await?;
@@ -222,8 +223,20 @@ impl EventStore for PgEventStore {
     /// Begins a READ COMMITTED transaction, whatever the server's default: conditional
     /// appends and DCB reads need it (a transaction you begin yourself at a higher level is
     /// refused for those).
+    /// Opens a READ COMMITTED transaction on a pooled connection. Safe to cancel: sqlx's
+    /// BEGIN is not (a future dropped after BEGIN was sent returns the connection to the pool
+    /// inside the open transaction, where later autocommit appends would never commit), so it
+    /// runs in a task of its own; when the caller stops waiting, that task drops the finished
+    /// transaction, which rolls it back.
     async fn begin(&self) -> Result<Self::Transaction> {
-        self.inner.pool.begin_with(append::BEGIN_READ_COMMITTED).await.map_err(db_error)
+        let pool = self.inner.pool.clone();
+        let begin =
+            tokio::spawn(async move { pool.begin_with(append::BEGIN_READ_COMMITTED).await });
+        match begin.await {
+            Ok(tx) => tx.map_err(db_error),
+            // The runtime is shutting down.
+            Err(join) => Err(Error::database(join)),
+        }
     }
 
     /// Commits, or fails when the server has already ended the transaction. PostgreSQL answers
@@ -233,9 +246,16 @@ impl EventStore for PgEventStore {
     /// short round trip (no snapshot, no plan).
     async fn commit(&self, mut tx: Self::Transaction) -> Result<()> {
         if let Err(source) = sqlx::raw_sql("SAVEPOINT pupsourcing_commit").execute(&mut *tx).await {
+            // 25P01: no transaction is open, so a statement of the caller's (COMMIT, ROLLBACK)
+            // ended it and decided what is stored; anything else: it was aborted, nothing is.
+            let ended =
+                source.as_database_error().and_then(|e| e.code()).as_deref() == Some("25P01");
             // Ends the aborted transaction now rather than on the connection's next use.
             let _ = tx.rollback().await;
-            return Err(Error::database(NotCommitted { source }));
+            return Err(match ended {
+                true => Error::database(EndedByCaller { source }),
+                false => Error::database(NotCommitted { source }),
+            });
         }
         tx.commit().await.map_err(db_error)
     }

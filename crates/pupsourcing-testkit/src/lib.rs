@@ -11,7 +11,7 @@ pub mod global_log;
 pub mod identifiers;
 pub mod lifecycle;
 pub mod limits;
-pub mod review;
+pub mod round_trip;
 pub mod streams;
 
 pub use fixtures::{env_or, event, new_stream, stress_duration, unreachable};

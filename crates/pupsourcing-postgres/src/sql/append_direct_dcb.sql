@@ -24,7 +24,7 @@ WITH inserted AS (
         bounded_context, tags, payload, metadata, trace_id, correlation_id, causation_id,
         created_at)
     SELECT nextval('{schema}.{events}_position_seq'), $4::uuid, $5::text, $6::int, $7::text,
-           $8::text[], $9::bytea, $10::text::jsonb, $11::uuid, $12::uuid, $13::uuid,
+           $8::text[], $9::bytea, $10::text::json, $11::uuid, $12::uuid, $13::uuid,
            $14::timestamptz
       FROM (SELECT CASE WHEN NOT $18::bool THEN FALSE
                         WHEN current_setting('transaction_isolation') <> 'read committed' THEN NULL

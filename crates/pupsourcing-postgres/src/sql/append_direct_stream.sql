@@ -38,7 +38,7 @@ WITH head AS (
         metadata, trace_id, correlation_id, causation_id, created_at)
     SELECT nextval('{schema}.{events}_position_seq'), $4::uuid, $5::text, $6::int, $7::text,
            $1::text, $2::uuid, head.aggregate_version, $8::text[], $9::bytea,
-           $10::text::jsonb, $11::uuid, $12::uuid, $13::uuid, $14::timestamptz
+           $10::text::json, $11::uuid, $12::uuid, $13::uuid, $14::timestamptz
       FROM head,
            LATERAL (SELECT pg_advisory_xact_lock_shared(({marker_tag}::bigint << 47)
                        | coalesce(pg_sequence_last_value('{schema}.{events}_position_seq'), 0)),

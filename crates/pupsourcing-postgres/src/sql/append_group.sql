@@ -83,7 +83,7 @@ WITH locks AS MATERIALIZED (
     SELECT a.position, ($4::uuid[])[a.ord], ($5::text[])[a.ord], ($6::int[])[a.ord],
            ($7::text[])[a.ord], a.stream_type, a.stream_id, a.version,
            coalesce(($8::text[])[a.tag_end - a.tag_count + 1 : a.tag_end], '{}'),
-           ($10::bytea[])[a.ord], ($11::text[])[a.ord]::jsonb, ($12::uuid[])[a.ord],
+           ($10::bytea[])[a.ord], ($11::text[])[a.ord]::json, ($12::uuid[])[a.ord],
            ($13::uuid[])[a.ord], ($14::uuid[])[a.ord], ($15::timestamptz[])[a.ord]
       FROM allocated a
     RETURNING global_position, event_id, event_type, tags, aggregate_version

@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS {schema}.{events} (
     aggregate_version BIGINT,
     tags              TEXT[] NOT NULL DEFAULT '{}',
     payload           BYTEA NOT NULL,
-    metadata          JSONB,
+    metadata          JSON,
     trace_id          UUID,
     correlation_id    UUID,
     causation_id      UUID,
@@ -177,7 +177,7 @@ BEGIN
                 metadata, trace_id, correlation_id, causation_id, created_at)
             SELECT v_first + i.ord - 1, i.id, i.event_type, i.event_version, i.context,
                    p_aggregate_type, p_aggregate_id, v_new_version - v_count + i.ord,
-                   i.tags, i.payload, i.metadata::jsonb, i.trace_id, i.correlation_id,
+                   i.tags, i.payload, i.metadata::json, i.trace_id, i.correlation_id,
                    i.causation_id, i.created_at
               FROM ROWS FROM (unnest(p_event_ids), unnest(p_event_types),
                               unnest(p_event_versions), unnest(p_contexts), unnest(p_payloads),
@@ -397,10 +397,12 @@ $fn$;
 -- Reading the live transactions after the markers is what makes this safe: a marker seen in 2
 -- whose holder is missing in 3 has ended.
 --
--- Markers of the calling session are skipped: they belong to its own open transaction, whose
--- events its next statements see anyway, so a transaction reads its own appends. Such a head is
--- only gap-free for that transaction until it ends (others cannot see its events yet): callers
--- must not share it (the store caches only heads of its own sessions, which hold no markers).
+-- With p_skip_own (reads in a caller's transaction), markers of the calling session are
+-- skipped: they belong to its own open transaction, whose events its next statements see
+-- anyway, so a transaction reads its own appends. Such a head is only gap-free for that
+-- transaction until it ends (others cannot see its events yet), so it is never cached. The
+-- store's own reads never skip them: a pooled session left inside a transaction by accident
+-- then holds its own reads back instead of publishing a head above uncommitted events.
 --
 -- The head of a DCB query (p_keys: the query's keys, dcb::query_keys; p_global: the global key)
 -- only waits for the in-flight appends that could add an event matching the query: those
@@ -410,7 +412,8 @@ $fn$;
 -- append whose events cannot match: skipping it cannot make the reader (or a condition using
 -- this head as `after`) miss a matching event. Such a head is only gap-free for the query.
 -- Without keys (p_keys NULL) every marker counts: the head of the whole log.
-CREATE OR REPLACE FUNCTION {schema}.{events}_query_head(p_keys BIGINT[], p_global BIGINT)
+CREATE OR REPLACE FUNCTION {schema}.{events}_query_head(p_keys BIGINT[], p_global BIGINT,
+                                                        p_skip_own BOOL)
 RETURNS BIGINT
 LANGUAGE plpgsql VOLATILE AS $fn$
 DECLARE
@@ -438,7 +441,7 @@ BEGIN
               FROM pg_locks l
              WHERE l.locktype = 'advisory'
                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-               AND l.pid IS DISTINCT FROM pg_backend_pid() -- (a prepared transaction has no pid)
+               AND NOT (p_skip_own AND l.pid IS NOT DISTINCT FROM pg_backend_pid())
              GROUP BY l.virtualtransaction) h
      WHERE h.marker IS NOT NULL AND (p_keys IS NULL OR h.holds_key);
     IF v_markers IS NULL THEN
@@ -454,5 +457,5 @@ $fn$;
 
 CREATE OR REPLACE FUNCTION {schema}.{events}_safe_head() RETURNS BIGINT
 LANGUAGE sql VOLATILE AS $fn$
-    SELECT {schema}.{events}_query_head(NULL, NULL)
+    SELECT {schema}.{events}_query_head(NULL, NULL, FALSE)
 $fn$;

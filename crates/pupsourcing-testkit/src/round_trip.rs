@@ -1,5 +1,6 @@
-//! Review probes (see the commit that added this module): input that passes validation must
-//! read back as it was appended, identically on every backend.
+//! Round trips of awkward but valid input: what passes validation must read back exactly as it
+//! was appended, identically on every backend (PostgreSQL stores metadata as `json`, not
+//! `jsonb`, which would rewrite numbers: `f64::MAX` as a 309-digit integer no reader parses).
 
 use pupsourcing_core::dcb::{DcbStore, Query, QueryItem, ReadOptions};
 use pupsourcing_core::{NewEvent, RecordedEvent, storable_timestamps};

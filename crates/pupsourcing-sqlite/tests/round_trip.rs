@@ -1,4 +1,4 @@
-//! Review probes shared with PostgreSQL (see pupsourcing_testkit::review).
+//! Awkward but valid input reads back unchanged (see pupsourcing_testkit::round_trip).
 
 mod common;
 
@@ -6,7 +6,7 @@ mod common;
 #[tokio::test]
 async fn awkward_input_round_trips() {
     let Some(store) = common::fresh_store().await else { return };
-    let differences = pupsourcing_testkit::review::awkward_input_round_trips(store).await;
+    let differences = pupsourcing_testkit::round_trip::awkward_input_round_trips(store).await;
     for d in &differences {
         println!("sqlite: {d}");
     }

@@ -1,0 +1,166 @@
+//! The workloads users run on the decision path: aggregate lifecycles (a stream created with
+//! `NoStream`, then updated with `Exact`), read-decide-append loops on disjoint DCB boundaries,
+//! and the command executor. Each task has its own streams or boundary, so no conflict is ever
+//! real: every condition failure counted here is a false conflict.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use pupsourcing_core::dcb::{
+    AppendCondition, CommandExecutor, CommandHandler, DcbStore, DecisionModel, Handle, Query,
+    QueryItem, ReadOptions, StateProjector, States,
+};
+use pupsourcing_core::{Error, EventStore, ExpectedVersion, NewEvent, StreamId};
+use pupsourcing_postgres::PgEventStore;
+use uuid::Uuid;
+
+use crate::BoxError;
+use crate::append::Appender;
+use crate::dcb::Outcomes;
+
+/// Appends to streams of `length` events: the first with `NoStream`, the others with
+/// `Exact(version)`, then a new stream.
+pub struct LifecycleAppender {
+    store: PgEventStore,
+    length: i64,
+    stream: StreamId,
+    version: i64,
+}
+
+impl LifecycleAppender {
+    pub fn new(store: PgEventStore, length: i64) -> Self {
+        Self { store, length, stream: StreamId::new("Order", Uuid::now_v7()), version: 0 }
+    }
+}
+
+impl Appender for LifecycleAppender {
+    async fn append<'a>(&'a mut self, events: &'a [NewEvent]) -> Result<usize, BoxError> {
+        if self.version + events.len() as i64 > self.length {
+            self.stream = StreamId::new("Order", Uuid::now_v7());
+            self.version = 0;
+        }
+        let expected = match self.version {
+            0 => ExpectedVersion::NoStream,
+            v => ExpectedVersion::Exact(v),
+        };
+        let written = self.store.append(&self.stream, expected, events).await?;
+        self.version += events.len() as i64;
+        Ok(written.positions.len())
+    }
+}
+
+/// One task's DCB boundary: events tagged with its own tag.
+fn boundary(run: &str, task: usize) -> (String, Query) {
+    let tag = format!("account:{run}-{task}");
+    let query = Query::from_items([QueryItem::tags([tag.as_str()])]);
+    (tag, query)
+}
+
+/// Reads its boundary, decides (always to append), and appends under the condition "nothing
+/// new in my boundary since my read". A failed condition is counted and the decision dropped.
+pub struct DecisionAppender {
+    store: PgEventStore,
+    tag: String,
+    query: Query,
+    outcomes: Arc<Outcomes>,
+}
+
+impl DecisionAppender {
+    pub fn new(store: PgEventStore, run: &str, task: usize, outcomes: Arc<Outcomes>) -> Self {
+        let (tag, query) = boundary(run, task);
+        Self { store, tag, query, outcomes }
+    }
+}
+
+impl Appender for DecisionAppender {
+    async fn append<'a>(&'a mut self, events: &'a [NewEvent]) -> Result<usize, BoxError> {
+        // The decision needs only the head (a real one would fold the events it reads).
+        let read = self.store.read(&self.query, ReadOptions::new().backwards().limit(1)).await?;
+        let events: Vec<NewEvent> =
+            events.iter().map(|e| e.clone().with_tags([self.tag.clone()])).collect();
+        let condition = AppendCondition::none_after(self.query.clone(), read.head);
+        self.outcomes.attempts.fetch_add(1, Ordering::Relaxed);
+        match self.store.append_if(&events, Some(&condition)).await {
+            Ok(written) => Ok(written.positions.len()),
+            Err(Error::ConditionFailed { .. }) => {
+                self.outcomes.conflicts.fetch_add(1, Ordering::Relaxed);
+                Ok(0)
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+}
+
+/// A command that deposits into the task's own account: the handler folds the account's events
+/// (its balance) and decides one `Deposited` event.
+struct Deposit {
+    tag: String,
+}
+
+impl CommandHandler for Deposit {
+    type Command = u32;
+    type Error = std::convert::Infallible;
+    type Handles = Handle<u64>;
+
+    fn command_type(&self, _: &u32) -> String {
+        "Deposit".into()
+    }
+
+    fn model(&self, _: &u32, model: &mut DecisionModel) -> Handle<u64> {
+        let query = Query::from_items([QueryItem::types(["Deposited"]).with_tags([&self.tag])]);
+        model.add(StateProjector::new("balance", query, 0, |n, _| n + 1))
+    }
+
+    fn decide(
+        &self,
+        amount: &u32,
+        _: &Handle<u64>,
+        _: &States,
+    ) -> Result<Vec<NewEvent>, Self::Error> {
+        let event = NewEvent::json("Deposited", &serde_json::json!({ "amount": amount }))
+            .expect("a JSON object always serializes")
+            .with_tags([self.tag.clone()]);
+        Ok(vec![event])
+    }
+}
+
+/// Runs one `Deposit` command per operation through the [`CommandExecutor`]; counts attempts
+/// beyond the first as false conflicts.
+pub struct ExecutorAppender {
+    executor: CommandExecutor<PgEventStore>,
+    handler: Deposit,
+    outcomes: Arc<Outcomes>,
+}
+
+impl ExecutorAppender {
+    pub fn new(
+        store: PgEventStore,
+        records: bool,
+        run: &str,
+        task: usize,
+        outcomes: Arc<Outcomes>,
+    ) -> Self {
+        let executor = CommandExecutor::new(store).record_commands(records);
+        let (tag, _) = boundary(run, task);
+        Self { executor, handler: Deposit { tag }, outcomes }
+    }
+}
+
+impl Appender for ExecutorAppender {
+    async fn append<'a>(&'a mut self, _events: &'a [NewEvent]) -> Result<usize, BoxError> {
+        let outcome = self
+            .executor
+            .execute(&self.handler, &20)
+            .await
+            .map_err(|e| -> BoxError { e.to_string().into() })?;
+        self.outcomes.attempts.fetch_add(outcome.attempts as u64, Ordering::Relaxed);
+        self.outcomes.conflicts.fetch_add(outcome.attempts as u64 - 1, Ordering::Relaxed);
+        Ok(outcome.positions.len())
+    }
+}
+
+/// Keeps `EventStore` in use for `append` (the trait method) in this module.
+#[allow(dead_code)]
+fn _uses(store: &PgEventStore) -> impl std::future::Future<Output = pupsourcing_core::Result<i64>> + '_ {
+    store.head()
+}
