@@ -158,9 +158,3 @@ impl Appender for ExecutorAppender {
         Ok(outcome.positions.len())
     }
 }
-
-/// Keeps `EventStore` in use for `append` (the trait method) in this module.
-#[allow(dead_code)]
-fn _uses(store: &PgEventStore) -> impl std::future::Future<Output = pupsourcing_core::Result<i64>> + '_ {
-    store.head()
-}

@@ -9,6 +9,7 @@
 
 mod append;
 mod dcb;
+mod decide;
 mod events;
 mod fixture;
 mod read;
@@ -21,6 +22,7 @@ use clap::Parser;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::append::{Appender, FloorAppender, FloorKind, FloorSql, LibraryAppender};
+use crate::decide::LifecycleAppender;
 use crate::fixture::Fixture;
 use crate::report::{Measurement, Row};
 
@@ -65,15 +67,32 @@ struct Args {
     skip_read: bool,
 }
 
-/// (name, concurrent tasks, events per append)
-/// The last is tag-heavy: 1,000 tags per append (one per event), the default batch limit.
-const APPEND_SCENARIOS: [(&str, usize, usize); 6] = [
-    ("append 1 event, 1 task", 1, 1),
-    ("append 1 event, 8 tasks", 8, 1),
-    ("append 1 event, 32 tasks", 32, 1),
-    ("append 100 events, 1 task", 1, 100),
-    ("append 100 events, 8 tasks", 8, 100),
-    ("append 1000 events (1000 tags), 1 task", 1, 1000),
+/// What the library side of an append scenario does.
+#[derive(Clone, Copy)]
+enum Workload {
+    /// Appends to one stream per task with `ExpectedVersion::Any`.
+    Any,
+    /// Streams of this many events: the first appended with `NoStream`, the rest with `Exact`.
+    Lifecycle(i64),
+}
+
+/// (name, concurrent tasks, events per append, workload). The floors are the same for every
+/// workload: one autocommitted statement per append, no version check.
+/// "1000 events (1000 tags)" is tag-heavy: 1,000 tags per append (one per event).
+const APPEND_SCENARIOS: [(&str, usize, usize, Workload); 13] = [
+    ("append 1 event, 1 task", 1, 1, Workload::Any),
+    ("append 1 event, 8 tasks", 8, 1, Workload::Any),
+    ("append 1 event, 32 tasks", 32, 1, Workload::Any),
+    ("lifecycle, streams of 2, 1 task", 1, 1, Workload::Lifecycle(2)),
+    ("lifecycle, streams of 2, 32 tasks", 32, 1, Workload::Lifecycle(2)),
+    ("lifecycle, streams of 10, 1 task", 1, 1, Workload::Lifecycle(10)),
+    ("lifecycle, streams of 10, 8 tasks", 8, 1, Workload::Lifecycle(10)),
+    ("lifecycle, streams of 10, 32 tasks", 32, 1, Workload::Lifecycle(10)),
+    ("append 100 events, 1 task", 1, 100, Workload::Any),
+    ("append 100 events, 8 tasks", 8, 100, Workload::Any),
+    ("append 100 events, 32 tasks", 32, 100, Workload::Any),
+    ("append 1000 events (1000 tags), 1 task", 1, 1000, Workload::Any),
+    ("lifecycle, streams of 10, batches of 10, 8 tasks", 8, 10, Workload::Lifecycle(10)),
 ];
 
 const WARMUP: Duration = Duration::from_secs(1);
@@ -123,7 +142,7 @@ async fn run(args: &Args, fixture: &Fixture) -> Result<(), BoxError> {
     if !args.skip_appends {
         eprintln!("seeding {} events into each log...", args.seed_events);
         fixture.seed(args.seed_events).await?;
-        for (i, (name, tasks, batch)) in APPEND_SCENARIOS.into_iter().enumerate() {
+        for (i, (name, tasks, batch, workload)) in APPEND_SCENARIOS.into_iter().enumerate() {
             if args.filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
                 continue;
             }
@@ -139,8 +158,18 @@ async fn run(args: &Args, fixture: &Fixture) -> Result<(), BoxError> {
                 match side {
                     Side::Library => {
                         let store = fixture.store();
-                        let appenders = (0..tasks).map(|_| LibraryAppender::new(store.clone()));
-                        library = measure(appenders.collect(), batch, duration).await?;
+                        library = match workload {
+                            Workload::Any => {
+                                let appenders =
+                                    (0..tasks).map(|_| LibraryAppender::new(store.clone()));
+                                measure(appenders.collect(), batch, duration).await?
+                            }
+                            Workload::Lifecycle(length) => {
+                                let appenders = (0..tasks)
+                                    .map(|_| LifecycleAppender::new(store.clone(), length));
+                                measure(appenders.collect(), batch, duration).await?
+                            }
+                        };
                     }
                     Side::Floor(kind) => {
                         let appenders = (0..tasks).map(|_| {
@@ -167,6 +196,7 @@ async fn run(args: &Args, fixture: &Fixture) -> Result<(), BoxError> {
 
     if !args.skip_appends {
         rows.extend(conditional_scenarios(args, fixture, &floor_sql, duration).await?);
+        rows.extend(decision_scenarios(args, fixture, &floor_sql, duration).await?);
     }
 
     if !args.skip_read {
@@ -268,6 +298,105 @@ async fn conditional_scenarios(
     Ok(rows)
 }
 
+/// The decision path on disjoint boundaries (every condition failure is a false conflict):
+/// read-decide-append loops against the plain insert floor, and the command executor (with and
+/// without command records) against plain conditional appends, the write beneath it.
+async fn decision_scenarios(
+    args: &Args,
+    fixture: &Fixture,
+    floor_sql: &Arc<FloorSql>,
+    duration: Duration,
+) -> Result<Vec<Row>, BoxError> {
+    let mut rows = Vec::new();
+    for (i, tasks) in [1, 8, 32].into_iter().enumerate() {
+        for kind in [Decision::Loop, Decision::Executor(true), Decision::Executor(false)] {
+            let name = kind.name(tasks);
+            if args.filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
+                continue;
+            }
+            let outcomes = Arc::new(dcb::Outcomes::default());
+            let run = uuid::Uuid::new_v4().simple().to_string();
+            let (mut library, mut floor) = (Measurement::default(), Measurement::default());
+            for library_turn in [i % 2 == 0, i % 2 == 1] {
+                fixture.checkpoint().await;
+                let store = fixture.store();
+                if library_turn {
+                    library = match kind {
+                        Decision::Loop => {
+                            let appenders = (0..tasks).map(|task| {
+                                decide::DecisionAppender::new(
+                                    store.clone(),
+                                    &run,
+                                    task,
+                                    outcomes.clone(),
+                                )
+                            });
+                            measure(appenders.collect(), 1, duration).await?
+                        }
+                        Decision::Executor(records) => {
+                            let appenders = (0..tasks).map(|task| {
+                                decide::ExecutorAppender::new(
+                                    store.clone(),
+                                    records,
+                                    &run,
+                                    task,
+                                    outcomes.clone(),
+                                )
+                            });
+                            measure(appenders.collect(), 1, duration).await?
+                        }
+                    };
+                } else if kind == Decision::Loop {
+                    let appenders = (0..tasks).map(|_| {
+                        FloorAppender::new(
+                            fixture.pool.clone(),
+                            floor_sql.clone(),
+                            FloorKind::Events,
+                        )
+                    });
+                    floor = measure(appenders.collect(), 1, duration).await?;
+                } else {
+                    // Plain conditional appends on disjoint boundaries: their own counts.
+                    let counts = Arc::new(dcb::Outcomes::default());
+                    let appenders = (0..tasks).map(|task| {
+                        dcb::ConditionalAppender::new(store.clone(), &run, task, 0, counts.clone())
+                    });
+                    floor = measure(appenders.collect(), 1, duration).await?;
+                }
+            }
+            let conflicts = outcomes.conflicts.load(std::sync::atomic::Ordering::Relaxed);
+            let name = format!("{name} ({conflicts} false conflicts)");
+            let row = Row { name, library, floor, same_rows: None };
+            eprintln!("{}: ratio {:.2}", row.name, row.ratio());
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+/// A decision-path scenario.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    /// Read the boundary, decide, append under its condition.
+    Loop,
+    /// `CommandExecutor::execute`, with command records or without.
+    Executor(bool),
+}
+
+impl Decision {
+    fn name(self, tasks: usize) -> String {
+        match self {
+            Decision::Loop => format!("read-decide-append, {tasks} tasks"),
+            Decision::Executor(true) => {
+                format!("command executor vs conditional append, {tasks} tasks")
+            }
+            Decision::Executor(false) => {
+                format!("command executor without records vs conditional append, {tasks} tasks")
+            }
+        }
+    }
+}
+
 /// Who writes in one measurement.
 #[derive(Clone, Copy)]
 enum Side {
@@ -306,9 +435,14 @@ fn goals(rows: &[Row]) -> String {
         )),
         None => out.push_str(&format!("  {label}: not measured\n")),
     };
+    ratio_goal("lifecycle (streams of 10), 1 task", find("lifecycle, streams of 10, 1 task"), 0.9);
+    ratio_goal("lifecycle (streams of 10), 32 tasks", find("lifecycle, streams of 10, 32"), 1.5);
+    ratio_goal("100-event batch, 32 tasks", find("append 100 events, 32 tasks"), 0.9);
+    ratio_goal("executor, 1 task", find("command executor vs conditional append, 1 task"), 0.8);
+    ratio_goal("executor, 32 tasks", find("command executor vs conditional append, 32"), 0.8);
     ratio_goal("single-event append, 1 task", find("append 1 event, 1 task"), 0.8);
     ratio_goal("single-event append, 32 tasks", find("append 1 event, 32 tasks"), 0.8);
-    ratio_goal("100-event batch, 8 tasks", find("append 100 events, 8 tasks"), 0.8);
+    ratio_goal("100-event batch, 8 tasks", find("append 100 events, 8 tasks"), 0.9);
     ratio_goal("catch-up read", find("catch-up read"), 0.7);
     ratio_goal("conditional append, 32 tasks", find("conditional append, 32 tasks ("), 0.7);
     if let Some(r) = find("tag query") {
