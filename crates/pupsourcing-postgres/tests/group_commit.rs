@@ -239,3 +239,24 @@ async fn a_group_gives_way_to_a_callers_transaction() {
     assert_eq!(store.stream_version(&a).await.unwrap(), 3);
     assert_eq!(store.stream_version(&b).await.unwrap(), 3);
 }
+
+/// Appends with `Any` to existing streams (the commonest append) are written together too.
+#[tokio::test]
+async fn queued_any_appends_to_existing_streams_are_written_together() {
+    let Some(store) = common::fresh_store().await else { return };
+    let streams: Vec<_> = (0..12).map(|_| new_stream()).collect();
+    for stream in &streams {
+        store.append(stream, ExpectedVersion::NoStream, &[event("Opened")]).await.unwrap();
+    }
+    let appends = streams
+        .iter()
+        .map(|stream| {
+            let (store, stream) = (store.clone(), stream.clone());
+            async move { store.append(&stream, ExpectedVersion::Any, &[event("Next")]).await }
+        })
+        .collect();
+    let results = queued(&store, appends).await;
+    let positions: Vec<i64> = results.into_iter().map(|r| r.unwrap().positions[0]).collect();
+    let transactions = writing_transactions(&store, &positions).await;
+    assert!(transactions <= 4, "12 queued appends took {transactions} transactions");
+}

@@ -12,6 +12,7 @@ pub mod identifiers;
 pub mod lifecycle;
 pub mod limits;
 pub mod round_trip;
+pub mod scaling;
 pub mod streams;
 
 pub use fixtures::{env_or, event, new_stream, stress_duration, unreachable};
