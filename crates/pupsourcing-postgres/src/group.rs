@@ -29,6 +29,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::append::{self, Arguments, Columns, ConditionArrays, Locks, Route, Target};
+use crate::connection::OwnConnection;
 use crate::error::db_error;
 use crate::statements::Statements;
 
@@ -150,8 +151,10 @@ impl GroupCommit {
         events: &[NewEvent],
         route: Route,
     ) -> Result<AppendResult> {
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        append::append(&mut conn, &self.sql, &self.limits, target, events, route).await
+        let mut conn = OwnConnection::acquire(&self.pool).await?;
+        let result =
+            append::append(&mut conn, &self.sql, &self.limits, target, events, route).await;
+        conn.finish(result)
     }
 
     /// Takes a writer slot to run the direct path, or queues the request.

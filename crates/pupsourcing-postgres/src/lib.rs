@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 mod append;
+mod connection;
 mod dcb;
 mod error;
 mod group;

@@ -15,6 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Transaction};
 
 use crate::append::{Route, Target};
+use crate::connection::OwnConnection;
 use crate::error::{ConnectError, EndedByCaller, NotCommitted, db_error};
 use crate::group::GroupCommit;
 use crate::statements::Statements;
@@ -155,13 +156,14 @@ impl PgEventStore {
                 return inner.group.append(target, event).await;
             }
             // A batch (or an empty one, which validation rejects): the function.
-            let mut conn = inner.pool.acquire().await.map_err(db_error)?;
-            return append::append(&mut conn, &inner.sql, limits, target, events, Route::Own).await;
+            let mut conn = OwnConnection::acquire(&inner.pool).await?;
+            let result =
+                append::append(&mut conn, &inner.sql, limits, target, events, Route::Own).await;
+            return conn.finish(result);
         };
         // The limit runs from here: acquiring a connection counts.
         let started = std::time::Instant::now();
-        let acquire = async { inner.pool.acquire().await.map_err(db_error) };
-        let mut conn = limited(Some(limit), acquire).await?;
+        let mut conn = limited(Some(limit), OwnConnection::acquire(&inner.pool)).await?;
         let work = async {
             let begin = conn.begin_with(append::BEGIN_READ_COMMITTED);
             let mut tx = begin.await.map_err(db_error)?;
@@ -174,14 +176,12 @@ impl PgEventStore {
         // transaction ran nothing else, so it needs no check before its COMMIT.
         let rest = limit.saturating_sub(started.elapsed());
         let result = write_within(Some(rest), work, commit_own).await;
-        if matches!(result, Err(Error::Timeout)) {
-            // Close the connection rather than return it to the pool. sqlx's BEGIN is not
-            // cancel-safe: cut short after it was sent, the session stays in a transaction
-            // sqlx does not know about, and the next call on the connection would run inside
-            // it, holding its locks and never committing. Closing ends it on the server.
-            conn.close_on_drop();
+        // Timed out: the work was cut short, maybe inside its BEGIN, so the connection is
+        // closed rather than returned (see OwnConnection); as when the caller cancels this call.
+        match result {
+            Err(Error::Timeout) => result,
+            _ => conn.finish(result),
         }
-        result
     }
 
     async fn read_on(
@@ -391,17 +391,18 @@ impl DcbStore for PgEventStore {
         command: &CommandRecord,
     ) -> Result<AppendResult> {
         let inner = &self.inner;
-        let mut conn = inner.pool.acquire().await.map_err(db_error)?;
+        let mut conn = OwnConnection::acquire(&inner.pool).await?;
         if events.is_empty() {
-            self.record_command_in(&mut conn, command).await?;
-            return Ok(AppendResult {
-                positions: Vec::new(),
-                versions: Vec::new(),
-                replayed: false,
-            });
+            let recorded = self.record_command_in(&mut conn, command).await;
+            let nothing =
+                AppendResult { positions: Vec::new(), versions: Vec::new(), replayed: false };
+            return conn.finish(recorded.map(|()| nothing));
         }
         let limits = &inner.config.limits;
-        append::append_recorded(&mut conn, &inner.sql, limits, events, condition, command).await
+        let result =
+            append::append_recorded(&mut conn, &inner.sql, limits, events, condition, command)
+                .await;
+        conn.finish(result)
     }
 
     async fn record_command_in(

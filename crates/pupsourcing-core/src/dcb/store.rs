@@ -96,7 +96,8 @@ pub trait DcbStore: EventStore {
     /// Appends `events` under `condition` and records `command` with them, atomically, in a
     /// transaction of the store's own: the command's `positions` are set to the events'
     /// positions, and nothing is recorded when the append fails. With no events, only the
-    /// command is recorded. What [`super::CommandExecutor`] runs for each decision; backends
+    /// command is recorded. When every event id is already stored, the append is a replay
+    /// (`replayed`, the original positions) and, on PostgreSQL, no second record is written. What [`super::CommandExecutor`] runs for each decision; backends
     /// may do it in a single statement. Not limited by `StoreConfig::append_timeout`.
     fn append_if_and_record(
         &self,

@@ -1,4 +1,4 @@
-//! Review 2: adversarial races on the query-scoped head, the command executor's one-statement
+//! Adversarial races on the query-scoped head, the command executor's one-statement
 //! path, and cancellation of the store's own transactions.
 
 mod common;
@@ -649,7 +649,6 @@ async fn one_conn_store(config: StoreConfig) -> Option<PgEventStore> {
 }
 
 #[tokio::test]
-#[ignore = "HOLE: append_own with an append limit runs sqlx's BEGIN inline; a caller cancelling the append leaves the pooled connection in a transaction"]
 async fn cancelled_limited_appends_leave_no_transaction_open() {
     let config = StoreConfig::default()
         .schema(&common::unique_schema())
@@ -685,7 +684,6 @@ async fn cancelled_commits_leave_no_transaction_open() {
 }
 
 #[tokio::test]
-#[ignore = "HOLE: append_read_committed (RR session default) runs sqlx's BEGIN inline; a cancelled command leaves the pooled connection in a transaction"]
 async fn cancelled_recorded_commands_leave_no_transaction_open() {
     let Some(rr) = common::repeatable_read_store().await else { return };
     // A one-connection pool whose sessions default to REPEATABLE READ: the executor's
