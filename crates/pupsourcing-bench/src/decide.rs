@@ -125,12 +125,20 @@ impl CommandHandler for Deposit {
 }
 
 /// Runs one `Deposit` command per operation through the [`CommandExecutor`]; counts attempts
-/// beyond the first as false conflicts.
+/// beyond the first as false conflicts. Every [`ACCOUNT_LENGTH`] commands it moves to a new
+/// account, so that each decision folds a short history (as an aggregate's would), not one
+/// that grows for the whole run.
 pub struct ExecutorAppender {
     executor: CommandExecutor<PgEventStore>,
     handler: Deposit,
     outcomes: Arc<Outcomes>,
+    run: String,
+    task: usize,
+    commands: usize,
 }
+
+/// Commands per account in the executor scenarios.
+const ACCOUNT_LENGTH: usize = 10;
 
 impl ExecutorAppender {
     pub fn new(
@@ -142,12 +150,18 @@ impl ExecutorAppender {
     ) -> Self {
         let executor = CommandExecutor::new(store).record_commands(records);
         let (tag, _) = boundary(run, task);
-        Self { executor, handler: Deposit { tag }, outcomes }
+        let run = run.to_string();
+        Self { executor, handler: Deposit { tag }, outcomes, run, task, commands: 0 }
     }
 }
 
 impl Appender for ExecutorAppender {
     async fn append<'a>(&'a mut self, _events: &'a [NewEvent]) -> Result<usize, BoxError> {
+        self.commands += 1;
+        if self.commands.is_multiple_of(ACCOUNT_LENGTH) {
+            let account = self.commands / ACCOUNT_LENGTH;
+            self.handler.tag = boundary(&format!("{}-{account}", self.run), self.task).0;
+        }
         let outcome = self
             .executor
             .execute(&self.handler, &20)
