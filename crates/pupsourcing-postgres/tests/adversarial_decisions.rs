@@ -153,7 +153,7 @@ async fn tail_race(store: PgEventStore, secs: u64) {
                         3 => {
                             let mut batch: Vec<NewEvent> =
                                 (0..3).map(|_| random_event(&k, w)).collect();
-                            if n % 3 == 0 {
+                            if n.is_multiple_of(3) {
                                 // many distinct tags: more keys than max_lock_keys (16)
                                 let tags: Vec<String> =
                                     (0..12).map(|i| format!("x{i}:{n}")).collect();
