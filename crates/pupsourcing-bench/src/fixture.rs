@@ -145,6 +145,16 @@ impl Fixture {
                                (SELECT max(global_position) FROM {floor}.events));"
             );
             sqlx::raw_sql(AssertSqlSafe(load_floor)).execute(&self.pool).await?;
+            // A log of this size belongs to many streams: give both stores one head row per
+            // ten events, so that head lookups are planned against a realistic table (an empty
+            // analyzed heads table gets sequential-scan plans that stay while it grows).
+            for schema in [lib, floor] {
+                let heads = format!(
+                    "INSERT INTO {schema}.aggregate_heads (aggregate_type, aggregate_id, aggregate_version)
+                     SELECT 'Seeded', gen_random_uuid(), 10 FROM generate_series(1, $1::bigint / 10)"
+                );
+                sqlx::query(AssertSqlSafe(heads)).bind(n as i64).execute(&self.pool).await?;
+            }
         }
         // Fresh statistics for every table, and hint bits and the visibility map set now, so
         // that neither side pays for them during a measurement. (One statement per call:
