@@ -2,9 +2,8 @@
 
 mod common;
 
-use pupsourcing_core::{
-    Error, EventStore, ExpectedVersion, StoreConfig, ValidationError, VersionRange,
-};
+use pupsourcing_core::{Error, EventStore, ExpectedVersion, StoreConfig, StreamId, VersionRange};
+use pupsourcing_postgres::PgEventStore;
 use pupsourcing_testkit::{event, new_stream};
 
 #[tokio::test]
@@ -216,34 +215,17 @@ async fn a_marker_without_a_transaction_does_not_cap_the_head() {
     sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut *holder).await.unwrap();
 }
 
-/// A stream's version cannot pass i64::MAX: the append that would overflow it gets a typed
-/// error, and the one that reaches it exactly is reported without overflowing in Rust.
+/// A stream's version cannot pass i64::MAX (see the testkit).
 #[tokio::test]
 async fn versions_at_the_largest_integer() {
     let Some(store) = common::fresh_store().await else { return };
-    let stream = new_stream();
-    store.append(&stream, ExpectedVersion::NoStream, &[event("A")]).await.unwrap();
-    let sql = format!(
-        "UPDATE {}.aggregate_heads SET aggregate_version = $1 WHERE aggregate_id = $2",
-        store.config().schema
-    );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(i64::MAX - 1)
-        .bind(stream.aggregate_id)
-        .execute(store.pool())
-        .await
-        .unwrap();
-    let last = store.append(&stream, ExpectedVersion::Any, &[event("B")]).await.unwrap();
-    assert_eq!(last.versions, vec![i64::MAX]);
-    for batch in [vec![event("C")], vec![event("C"), event("D")]] {
-        let err = store.append(&stream, ExpectedVersion::Any, &batch).await.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::Validation(ValidationError::OutOfRange { field: "aggregate version", .. })
-            ),
-            "{err:?}"
+    let set_version = |store: PgEventStore, stream: StreamId, version: i64| async move {
+        let sql = format!(
+            "UPDATE {}.aggregate_heads SET aggregate_version = $1 WHERE aggregate_id = $2",
+            store.config().schema
         );
-    }
-    assert_eq!(store.read_stream(&stream, VersionRange::all()).await.unwrap().len(), 2);
+        let update = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(version).bind(stream.aggregate_id);
+        update.execute(store.pool()).await.unwrap();
+    };
+    pupsourcing_testkit::limits::versions_stop_at_the_largest_integer(store, set_version).await;
 }

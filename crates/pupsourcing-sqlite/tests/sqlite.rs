@@ -4,7 +4,7 @@ mod common;
 
 use common::{database_url, file_store};
 use pupsourcing_core::{
-    Error, EventStore, ExpectedVersion, NewEvent, StoreConfig, ValidationError, VersionRange,
+    Error, EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId, VersionRange,
 };
 use pupsourcing_sqlite::{SqliteEventStore, migration_sql, sqlx};
 use pupsourcing_testkit::{event, new_stream};
@@ -390,30 +390,17 @@ async fn a_stale_deferred_transaction_gets_a_retryable_conflict() {
     assert!(err.is_conflict());
 }
 
-/// A stream's version cannot pass i64::MAX: the append that would overflow it gets a typed
-/// error, and the one that reaches it exactly is reported without overflowing in Rust.
+/// A stream's version cannot pass i64::MAX (see the testkit).
 #[tokio::test]
 async fn versions_at_the_largest_integer() {
     let store = file_store(StoreConfig::default()).await;
-    let stream = new_stream();
-    store.append(&stream, ExpectedVersion::NoStream, &[event("A")]).await.unwrap();
-    sqlx::query("UPDATE aggregate_heads SET aggregate_version = ?1 WHERE aggregate_id = ?2")
-        .bind(i64::MAX - 1)
-        .bind(stream.aggregate_id.as_bytes().as_slice())
-        .execute(store.pool())
-        .await
-        .unwrap();
-    let last = store.append(&stream, ExpectedVersion::Any, &[event("B")]).await.unwrap();
-    assert_eq!(last.versions, vec![i64::MAX]);
-    for batch in [vec![event("C")], vec![event("C"), event("D")]] {
-        let err = store.append(&stream, ExpectedVersion::Any, &batch).await.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::Validation(ValidationError::OutOfRange { field: "aggregate version", .. })
-            ),
-            "{err:?}"
-        );
-    }
-    assert_eq!(store.read_stream(&stream, VersionRange::all()).await.unwrap().len(), 2);
+    let set_version = |store: SqliteEventStore, stream: StreamId, version: i64| async move {
+        sqlx::query("UPDATE aggregate_heads SET aggregate_version = ?1 WHERE aggregate_id = ?2")
+            .bind(version)
+            .bind(stream.aggregate_id.as_bytes().as_slice())
+            .execute(store.pool())
+            .await
+            .unwrap();
+    };
+    pupsourcing_testkit::limits::versions_stop_at_the_largest_integer(store, set_version).await;
 }

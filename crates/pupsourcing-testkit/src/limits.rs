@@ -12,7 +12,7 @@ use pupsourcing_core::dcb::{
     AppendCondition, CommandRecord, DcbStore, Query, QueryItem, ReadOptions,
 };
 use pupsourcing_core::{
-    Error, ExpectedVersion, Limits, NewEvent, RecordedEvent, StoreConfig, StreamId,
+    Error, EventStore, ExpectedVersion, Limits, NewEvent, RecordedEvent, StoreConfig, StreamId,
     ValidationError, VersionRange, storable_timestamps,
 };
 use serde_json::Value;
@@ -223,4 +223,33 @@ where
         "{result:?}"
     );
     assert_eq!(store.head().await.unwrap(), 0);
+}
+
+/// A stream's version cannot pass `i64::MAX`: the append that reaches it exactly is reported
+/// without overflowing, and every later one gets the typed `OutOfRange` error, writing nothing.
+/// `set_version(store, stream, version)` moves the stream's head by hand (backend SQL), since no
+/// test can append 2^63 events.
+pub async fn versions_stop_at_the_largest_integer<S, F, Fut>(store: S, set_version: F)
+where
+    S: EventStore,
+    F: Fn(S, StreamId, i64) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let stream = StreamId::new("Account", Uuid::now_v7());
+    let event = |t: &str| NewEvent::new(t, b"{}".to_vec());
+    store.append(&stream, ExpectedVersion::NoStream, &[event("A")]).await.unwrap();
+    set_version(store.clone(), stream.clone(), i64::MAX - 1).await;
+    let last = store.append(&stream, ExpectedVersion::Any, &[event("B")]).await.unwrap();
+    assert_eq!(last.versions, vec![i64::MAX]);
+    for batch in [vec![event("C")], vec![event("C"), event("D")]] {
+        let err = store.append(&stream, ExpectedVersion::Any, &batch).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Validation(ValidationError::OutOfRange { field: "aggregate version", .. })
+            ),
+            "{err:?}"
+        );
+    }
+    assert_eq!(store.read_stream(&stream, VersionRange::all()).await.unwrap().len(), 2);
 }
