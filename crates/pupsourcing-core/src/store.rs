@@ -180,6 +180,20 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>>> + Send;
 
+    /// [`EventStore::read_all`] on the caller's connection, inside its transaction if it has
+    /// one: a catch-up reader keeps one connection, and a projection can read the events it
+    /// applies in the transaction that stores its checkpoint. A transaction reads its own
+    /// appends too (its own in-flight writes never hold it back). On PostgreSQL the transaction
+    /// must be READ COMMITTED, the default ([`crate::Error::Unsupported`] otherwise: a
+    /// REPEATABLE READ snapshot may miss an event below the head, which a reader would then skip
+    /// for good).
+    fn read_all_in(
+        &self,
+        conn: &mut Self::Connection,
+        from: Position,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>>> + Send;
+
     /// The gap-free head: every event at or below it is committed and visible, and no event at or
     /// below it can appear later. 0 for an empty store.
     fn head(&self) -> impl Future<Output = Result<Position>> + Send;

@@ -87,6 +87,13 @@ fn item_scan<'q>(
     let _ = write!(text, " ORDER BY t.global_position {dir} LIMIT $3)");
 }
 
+/// Why a read in a caller's REPEATABLE READ or SERIALIZABLE transaction is refused.
+pub(crate) const READS_NEED_READ_COMMITTED: Error = Error::Unsupported {
+    reason: "reads in your transaction need READ COMMITTED (PostgreSQL's default); under \
+             REPEATABLE READ or SERIALIZABLE the snapshot may miss an event below the head, \
+             which a reader would then skip for good",
+};
+
 /// The connection a DCB read runs on.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Session {
@@ -113,15 +120,11 @@ pub(crate) async fn read(
     let keys = query_keys(sql.lock_namespace, query, max_keys);
     let global = global_key(sql.lock_namespace);
     let (head, read_committed) =
-        query_head(&mut *conn, sql, &keys, global, session == Session::Callers)
+        query_head(&mut *conn, sql, Some(&keys), global, session == Session::Callers)
             .await
             .map_err(db_error)?;
     if session == Session::Callers && !read_committed {
-        return Err(Error::Unsupported {
-            reason: "DCB reads in your transaction need READ COMMITTED (PostgreSQL's default); \
-                     under REPEATABLE READ or SERIALIZABLE the snapshot may miss an event below \
-                     the head, which a reader would then skip for good",
-        });
+        return Err(READS_NEED_READ_COMMITTED);
     }
     let limit = options.limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
     if limit == 0 || head == 0 {

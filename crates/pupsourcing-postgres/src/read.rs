@@ -97,13 +97,14 @@ pub(crate) async fn safe_head<'c>(
     Ok((head.unwrap_or(0), read_committed))
 }
 
-/// The head of a DCB query whose lock keys are `keys` (see `{events}_query_head` in
+/// The head of a DCB query whose lock keys are `keys`, or of the whole log without keys (see
+/// `{events}_query_head` in
 /// `sql/schema.sql`): gap-free for that query only (with `skip_own`, for the session's open
 /// transaction only), and whether the session is at READ COMMITTED.
 pub(crate) async fn query_head<'c>(
     executor: impl PgExecutor<'c>,
     sql: &Statements,
-    keys: &[i64],
+    keys: Option<&[i64]>,
     global: i64,
     skip_own: bool,
 ) -> Result<(Position, bool), sqlx::Error> {

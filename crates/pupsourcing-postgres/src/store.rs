@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use pupsourcing_core::dcb::{
-    AppendCondition, CommandRecord, DcbStore, Query, ReadOptions, ReadResult,
+    AppendCondition, CommandRecord, DcbStore, Query, ReadOptions, ReadResult, global_key,
 };
 use pupsourcing_core::timeout::{within as limited, write_within};
 use pupsourcing_core::{
@@ -311,6 +311,28 @@ impl EventStore for PgEventStore {
 
     async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>> {
         limited(self.inner.config.timeouts.query, self.read_all_unlimited(from, limit)).await
+    }
+
+    /// The head of the whole log as this session sees it (its own open transaction's markers
+    /// skipped), then the events up to it in a later statement; never cached.
+    async fn read_all_in(
+        &self,
+        conn: &mut PgConnection,
+        from: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        let sql = &self.inner.sql;
+        let global = global_key(sql.lock_namespace);
+        let (head, read_committed) =
+            read::query_head(&mut *conn, sql, None, global, true).await.map_err(db_error)?;
+        if !read_committed {
+            return Err(dcb::READS_NEED_READ_COMMITTED);
+        }
+        let from = from.max(1);
+        if limit == 0 || head < from {
+            return Ok(Vec::new());
+        }
+        read::read_until(&mut *conn, sql, from, head, limit).await.map_err(db_error)
     }
 
     async fn head(&self) -> Result<Position> {

@@ -104,6 +104,8 @@ mod dcb {
             assert!(matches!(err, Error::Unsupported { .. }), "{level}: {err:?}");
             let err = store.read_in(&mut tx, &cond.fail_if_events_match, ReadOptions::new()).await;
             assert!(matches!(err, Err(Error::Unsupported { .. })), "{level}: {err:?}");
+            let err = store.read_all_in(&mut tx, 1, 10).await;
+            assert!(matches!(err, Err(Error::Unsupported { .. })), "{level}: {err:?}");
             // Unconditional appends are fine at any isolation level.
             store.append_if_in(&mut tx, &[tagged("x")], None).await.unwrap();
         }

@@ -343,6 +343,17 @@ impl EventStore for SqliteEventStore {
         limited(self.config.timeouts.query, read).await
     }
 
+    /// One statement on the caller's connection: SQLite commits in position order, so what the
+    /// connection sees is a gap-free prefix (with its own transaction's appends).
+    async fn read_all_in(
+        &self,
+        conn: &mut SqliteConnection,
+        from: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        read::read_all(conn, &self.read_sql, &self.config, from, limit).await
+    }
+
     async fn head(&self) -> Result<Position> {
         limited(self.config.timeouts.query, read::head(&self.pool, &self.read_sql)).await
     }

@@ -38,6 +38,7 @@ macro_rules! event_store_conformance {
             global_log::batch_positions_are_contiguous,
             global_log::out_of_order_commits_are_never_skipped,
             lifecycle::rollback_discards_the_transaction,
+            lifecycle::read_all_in_reads_the_transactions_own_appends,
         );
     };
 }

@@ -91,3 +91,24 @@ pub async fn timed_out_appends_wrote_nothing<S: EventStore>(
     }
     total
 }
+
+/// [`EventStore::read_all_in`] reads the log on the caller's connection: inside a transaction
+/// it sees that transaction's own appends (which other sessions do not see until it commits),
+/// and pages continue from a position like `read_all`.
+pub async fn read_all_in_reads_the_transactions_own_appends<S: EventStore>(store: S) {
+    let stream = new_stream();
+    store.append(&stream, ExpectedVersion::NoStream, &[event("Before")]).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let batch = [event("Mine"), event("Mine")];
+    let written = store.append_in(&mut tx, &stream, ExpectedVersion::Exact(1), &batch).await;
+    let written = written.unwrap();
+    let inside = store.read_all_in(&mut tx, 1, 10).await.unwrap();
+    let ids: Vec<_> = inside.iter().map(|e| e.event_id).collect();
+    assert_eq!(ids.len(), 3, "the transaction reads the log and its own appends");
+    assert_eq!(&ids[1..], [batch[0].event_id, batch[1].event_id]);
+    let page = store.read_all_in(&mut tx, written.positions[1], 10).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(store.read_all(1, 10).await.unwrap().len(), 1, "others see only what committed");
+    store.commit(tx).await.unwrap();
+    assert_eq!(store.read_all(1, 10).await.unwrap().len(), 3);
+}
