@@ -194,6 +194,15 @@ pub enum ValidationError {
     },
 }
 
+impl ValidationError {
+    /// An append that would take a stream's version past `i64::MAX` (every backend reports
+    /// it with this value).
+    pub const VERSION_OVERFLOW: ValidationError = ValidationError::OutOfRange {
+        field: "aggregate version",
+        reason: "the stream's version would pass the largest 64-bit integer",
+    };
+}
+
 impl Error {
     /// Wraps a driver error.
     pub fn database(err: impl std::error::Error + Send + Sync + 'static) -> Self {

@@ -197,12 +197,24 @@ pub(crate) async fn append(
     {
         return Ok(result);
     }
-    let row = args.query(&sql.append).fetch_one(&mut *conn).await;
-    if route != Route::Function && above_read_committed(&row) {
-        // The session defaults to REPEATABLE READ or SERIALIZABLE (nothing was written): a
-        // statement in autocommit mode runs at that level. The store's own append runs again
-        // in a transaction of its own at READ COMMITTED; the default case never gets here.
-        return append_read_committed(conn, || args.query(&sql.append), target, events).await;
+    let autocommit = route != Route::Function;
+    run(conn, || args.query(&sql.append), autocommit, target, events).await
+}
+
+/// Runs a statement answering with the append function's columns and decodes its outcome.
+/// In `autocommit` mode a session defaulting to REPEATABLE READ or SERIALIZABLE runs the
+/// statement at that level, which the answer shows (nothing was written then): it runs again
+/// in a READ COMMITTED transaction of its own; the default case never gets there.
+async fn run<'q>(
+    conn: &mut PgConnection,
+    query: impl Fn() -> Query<'q, Postgres, PgArguments>,
+    autocommit: bool,
+    target: Target<'_>,
+    events: &[NewEvent],
+) -> Result<AppendResult> {
+    let row = query().fetch_one(&mut *conn).await;
+    if autocommit && above_read_committed(&row) {
+        return append_read_committed(conn, query, target, events).await;
     }
     outcome(&row.map_err(append_error)?, target, events)
 }
@@ -227,11 +239,7 @@ pub(crate) async fn append_recorded(
             .bind(&command.data)
             .bind(&command.metadata)
     };
-    let row = query().fetch_one(&mut *conn).await;
-    if above_read_committed(&row) {
-        return append_read_committed(conn, query, target, events).await;
-    }
-    outcome(&row.map_err(append_error)?, target, events)
+    run(conn, query, true, target, events).await
 }
 
 /// Whether the function's answer says the session's isolation is above READ COMMITTED: the

@@ -20,13 +20,10 @@ pub(crate) fn db_error(err: sqlx::Error) -> Error {
 /// stream's version (22003) or the exhausted position sequence (2200H) is the typed
 /// [`ValidationError::OutOfRange`](pupsourcing_core::ValidationError::OutOfRange).
 pub(crate) fn append_error(err: sqlx::Error) -> Error {
-    use pupsourcing_core::ValidationError::OutOfRange;
+    use pupsourcing_core::ValidationError::{self, OutOfRange};
     let code = err.as_database_error().and_then(|db| db.code()).map(|c| c.into_owned());
     match code.as_deref() {
-        Some("22003") => Error::Validation(OutOfRange {
-            field: "aggregate version",
-            reason: "the stream's version would pass the largest 64-bit integer",
-        }),
+        Some("22003") => Error::Validation(ValidationError::VERSION_OVERFLOW),
         Some("2200H") => Error::Validation(OutOfRange {
             field: "global position",
             reason: "the position sequence reached the largest 64-bit integer",

@@ -280,12 +280,9 @@ async fn write(
 ) -> Result<AppendResult> {
     let stream = target.stream();
     // Checked before the insert, which numbers the events from `current` in SQL.
-    let new_version = current.checked_add(events.len() as Version).ok_or(
-        pupsourcing_core::ValidationError::OutOfRange {
-            field: "aggregate version",
-            reason: "the stream's version would pass the largest 64-bit integer",
-        },
-    )?;
+    let new_version = current
+        .checked_add(events.len() as Version)
+        .ok_or(pupsourcing_core::ValidationError::VERSION_OVERFLOW)?;
     let batch: Vec<EventJson<'_>> = events.iter().map(EventJson::new).collect();
     let batch = serde_json::to_string(&batch).map_err(Error::database)?;
     let aggregate_id = stream.map(|s| s.aggregate_id.as_bytes().as_slice());
