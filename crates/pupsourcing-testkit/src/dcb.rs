@@ -240,15 +240,20 @@ type Racer = (Vec<NewEvent>, Option<AppendCondition>);
 
 /// Runs `racers` at once (one task each, released together); returns how many won. Errors other
 /// than a failed condition fail the test.
-async fn race<S: DcbStore>(
-    store: &S,
-    racers: Vec<(Vec<NewEvent>, Option<AppendCondition>)>,
+async fn race<S: DcbStore>(store: &S, racers: Vec<Racer>) -> usize {
+    race_on(racers.into_iter().map(|(events, condition)| (store.clone(), events, condition))).await
+}
+
+/// [`race`] where each racer appends through a store of its own (stores sharing one log).
+pub(crate) async fn race_on<S: DcbStore>(
+    racers: impl IntoIterator<Item = (S, Vec<NewEvent>, Option<AppendCondition>)>,
 ) -> usize {
+    let racers: Vec<_> = racers.into_iter().collect();
     let barrier = Arc::new(Barrier::new(racers.len()));
     let tasks: Vec<_> = racers
         .into_iter()
-        .map(|(events, condition)| {
-            let (store, barrier) = (store.clone(), barrier.clone());
+        .map(|(store, events, condition)| {
+            let barrier = barrier.clone();
             tokio::spawn(async move {
                 barrier.wait().await;
                 store.append_if(&events, condition.as_ref()).await

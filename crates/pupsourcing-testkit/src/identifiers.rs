@@ -6,7 +6,6 @@
 //! the migration's result.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use pupsourcing_core::dcb::{
@@ -16,7 +15,6 @@ use pupsourcing_core::{
     Error, ExpectedVersion, Identifier, Position, Result, StoreConfig, TableNames, ValidationError,
     VersionRange,
 };
-use tokio::sync::Barrier;
 use uuid::Uuid;
 
 use crate::fixtures::{event, new_stream};
@@ -128,26 +126,12 @@ where
     // Raced: four claims through each store per round.
     for _ in 0..20 {
         let name = Uuid::now_v7().to_string();
-        let barrier = Arc::new(Barrier::new(8));
-        let tasks: Vec<_> = (0..8)
-            .map(|i| {
-                let store = if i % 2 == 0 { upper.clone() } else { lower.clone() };
-                let (claim, condition) = claim(&name);
-                let barrier = barrier.clone();
-                tokio::spawn(async move {
-                    barrier.wait().await;
-                    store.append_if(&[claim], Some(&condition)).await
-                })
-            })
-            .collect();
-        let mut wins = 0;
-        for task in tasks {
-            match task.await.unwrap() {
-                Ok(_) => wins += 1,
-                Err(Error::ConditionFailed { .. }) => {}
-                Err(other) => panic!("unexpected error in a race: {other}"),
-            }
-        }
+        let racers = (0..8).map(|i| {
+            let store = if i % 2 == 0 { upper.clone() } else { lower.clone() };
+            let (claim, condition) = claim(&name);
+            (store, vec![claim], Some(condition))
+        });
+        let wins = crate::dcb::race_on(racers).await;
         assert_eq!(wins, 1, "claims of username {name} through `Claims` and `claims`");
     }
 }
