@@ -24,6 +24,12 @@ pub struct TableNames {
     /// Commands recorded by the DCB command executor (default `commands`, or `<events>_commands`
     /// for another events table).
     pub commands: Identifier,
+    /// Projection checkpoints, one row per projection partition (default
+    /// `projection_checkpoints`, or `<events>_checkpoints` for another events table).
+    pub checkpoints: Identifier,
+    /// Events projections set aside (default `projection_dead_letters`, or
+    /// `<events>_dead_letters` for another events table).
+    pub dead_letters: Identifier,
 }
 
 impl Default for TableNames {
@@ -54,9 +60,11 @@ impl TableNames {
         "_tags_by_event",
         // SQLite
         "_event_type_idx",
-        // default heads and commands tables
+        // default heads, commands, checkpoints and dead letters tables
         "_heads",
         "_commands",
+        "_checkpoints",
+        "_dead_letters",
     ];
 
     /// The longest events table name: 63 bytes (PostgreSQL truncates longer names, so two
@@ -79,26 +87,28 @@ impl TableNames {
         Ok(Self {
             aggregate_heads: derived("_heads", "aggregate_heads"),
             commands: derived("_commands", "commands"),
+            checkpoints: derived("_checkpoints", "projection_checkpoints"),
+            dead_letters: derived("_dead_letters", "projection_dead_letters"),
             events,
         })
     }
 
     /// Checks that no name the store creates is truncated or taken twice: the events table is
-    /// at most [`TableNames::MAX_EVENTS_LEN`] bytes, and the three tables have distinct names,
-    /// none equal to a name derived from the events table.
+    /// at most [`TableNames::MAX_EVENTS_LEN`] bytes, and the tables have distinct names, none
+    /// equal to a name derived from the events table.
     pub fn validate(&self) -> Result<(), ValidationError> {
         check_events_len(&self.events)?;
         let events = self.events.as_str();
+        let own_suffixes = ["_heads", "_commands", "_checkpoints", "_dead_letters"];
         let taken = |name: &Identifier| {
             name == &self.events
                 || Self::DERIVED_SUFFIXES
                     .iter()
-                    .filter(|suffix| !matches!(**suffix, "_heads" | "_commands"))
+                    .filter(|suffix| !own_suffixes.contains(suffix))
                     .any(|suffix| name.as_str() == format!("{events}{suffix}"))
         };
-        for (what, name) in
-            [("aggregate heads", &self.aggregate_heads), ("commands", &self.commands)]
-        {
+        let tables = self.others();
+        for (what, name) in tables {
             if taken(name) {
                 return Err(ValidationError::TableNames {
                     reason: format!(
@@ -107,15 +117,35 @@ impl TableNames {
                 });
             }
         }
-        if self.aggregate_heads == self.commands {
-            return Err(ValidationError::TableNames {
-                reason: format!(
-                    "the aggregate heads and commands tables are both {:?}",
-                    self.commands.as_str()
-                ),
-            });
+        for (i, (what, name)) in tables.iter().enumerate() {
+            if let Some((other, _)) = tables[i + 1..].iter().find(|(_, n)| n == name) {
+                return Err(ValidationError::TableNames {
+                    reason: format!(
+                        "the {what} and {other} tables are both {:?}",
+                        name.as_str()
+                    ),
+                });
+            }
         }
         Ok(())
+    }
+
+    /// Accessors of the tables named after the events table by default.
+    const OTHERS: [fn(&mut TableNames) -> &mut Identifier; 4] = [
+        |t| &mut t.aggregate_heads,
+        |t| &mut t.commands,
+        |t| &mut t.checkpoints,
+        |t| &mut t.dead_letters,
+    ];
+
+    /// The tables besides the events table, with what each holds.
+    fn others(&self) -> [(&'static str, &Identifier); 4] {
+        [
+            ("aggregate heads", &self.aggregate_heads),
+            ("commands", &self.commands),
+            ("checkpoints", &self.checkpoints),
+            ("dead letters", &self.dead_letters),
+        ]
     }
 }
 
@@ -205,8 +235,9 @@ impl StoreConfig {
     /// Sets the events table name, validating it (at most [`TableNames::MAX_EVENTS_LEN`]
     /// bytes).
     ///
-    /// The heads and commands tables follow it unless they were set explicitly: `<name>_heads`
-    /// and `<name>_commands` (`aggregate_heads` and `commands` for `events`), so that stores
+    /// The heads, commands, checkpoints and dead letters tables follow it unless they were set
+    /// explicitly: `<name>_heads`, `<name>_commands`, ... (`aggregate_heads`, `commands`,
+    /// `projection_checkpoints` and `projection_dead_letters` for `events`), so that stores
     /// with different events tables in one schema never share a heads table. To name them
     /// otherwise, set them after this call.
     ///
@@ -219,38 +250,52 @@ impl StoreConfig {
     /// assert_eq!(shared.tables.aggregate_heads.as_str(), "heads");
     /// ```
     pub fn events_table(mut self, name: &str) -> Result<Self, ValidationError> {
-        // The names the current events table gives them by default (none if it is too long).
+        // The names the current events table gives the others by default (none if too long).
         let old = TableNames::for_events(self.tables.events.clone()).ok();
-        let default_heads = old.as_ref().map(|old| &old.aggregate_heads);
-        let default_commands = old.as_ref().map(|old| &old.commands);
         let mut tables = TableNames::for_events(Identifier::new(name)?)?;
-        if default_heads != Some(&self.tables.aggregate_heads) {
-            tables.aggregate_heads = self.tables.aggregate_heads.clone();
+        for pick in TableNames::OTHERS {
+            // A name set explicitly (not the old default) is kept.
+            let current = pick(&mut self.tables).clone();
+            if old.clone().map(|mut old| pick(&mut old).clone()) != Some(current.clone()) {
+                *pick(&mut tables) = current;
+            }
         }
-        if default_commands != Some(&self.tables.commands) {
-            tables.commands = self.tables.commands.clone();
-        }
+        tables.validate()?;
+        self.tables = tables;
+        Ok(self)
+    }
+
+    /// Sets one table name, validating the result.
+    fn table(
+        mut self,
+        pick: fn(&mut TableNames) -> &mut Identifier,
+        name: &str,
+    ) -> Result<Self, ValidationError> {
+        let mut tables = self.tables.clone();
+        *pick(&mut tables) = Identifier::new(name)?;
         tables.validate()?;
         self.tables = tables;
         Ok(self)
     }
 
     /// Sets the aggregate heads table name, validating it.
-    pub fn aggregate_heads_table(mut self, name: &str) -> Result<Self, ValidationError> {
-        let mut tables = self.tables.clone();
-        tables.aggregate_heads = Identifier::new(name)?;
-        tables.validate()?;
-        self.tables = tables;
-        Ok(self)
+    pub fn aggregate_heads_table(self, name: &str) -> Result<Self, ValidationError> {
+        self.table(|t| &mut t.aggregate_heads, name)
     }
 
     /// Sets the commands table name, validating it.
-    pub fn commands_table(mut self, name: &str) -> Result<Self, ValidationError> {
-        let mut tables = self.tables.clone();
-        tables.commands = Identifier::new(name)?;
-        tables.validate()?;
-        self.tables = tables;
-        Ok(self)
+    pub fn commands_table(self, name: &str) -> Result<Self, ValidationError> {
+        self.table(|t| &mut t.commands, name)
+    }
+
+    /// Sets the projection checkpoints table name, validating it.
+    pub fn checkpoints_table(self, name: &str) -> Result<Self, ValidationError> {
+        self.table(|t| &mut t.checkpoints, name)
+    }
+
+    /// Sets the projection dead letters table name, validating it.
+    pub fn dead_letters_table(self, name: &str) -> Result<Self, ValidationError> {
+        self.table(|t| &mut t.dead_letters, name)
     }
 
     /// Checks the table names (see [`TableNames::validate`]); `migrate` runs it on every

@@ -192,6 +192,23 @@ pub enum ValidationError {
         /// What collides, and the limit when one applies.
         reason: String,
     },
+    /// A partition whose key is not below its count, or a count of 0.
+    #[error(
+        "partition key {key} of {count} partitions is invalid: the count must be at least 1 and the key 0 to count - 1"
+    )]
+    InvalidPartition {
+        /// The rejected key.
+        key: u32,
+        /// The rejected count.
+        count: u32,
+    },
+    /// A projection or runner setting that cannot work (an empty or duplicate projection name,
+    /// a batch size of 0, ...).
+    #[error("invalid projection setting: {reason}")]
+    Projection {
+        /// What is wrong and what to do.
+        reason: String,
+    },
 }
 
 impl ValidationError {

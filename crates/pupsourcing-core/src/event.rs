@@ -75,6 +75,9 @@ pub struct NewEvent {
     pub causation_id: Option<Uuid>,
     /// When the event happened (defaults to now).
     pub created_at: DateTime<Utc>,
+    /// What decides the event's projection partition, when not its aggregate (see
+    /// [`crate::projection::partition_hash`]). Only its hash is stored.
+    pub partition_key: Option<String>,
 }
 
 impl NewEvent {
@@ -92,7 +95,16 @@ impl NewEvent {
             correlation_id: None,
             causation_id: None,
             created_at: whole_micros(Utc::now()),
+            partition_key: None,
         }
+    }
+
+    /// Sets the key that decides the event's projection partition: events with one key land in
+    /// one partition, in order. Without it, an aggregate's events share their aggregate's
+    /// partition and other events are spread by event id.
+    pub fn with_partition_key(mut self, key: impl Into<String>) -> Self {
+        self.partition_key = Some(key.into());
+        self
     }
 
     /// An event whose payload is `data` serialized as JSON.

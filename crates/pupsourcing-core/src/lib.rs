@@ -12,6 +12,7 @@ pub mod dcb;
 mod error;
 mod event;
 mod identifier;
+pub mod projection;
 mod store;
 pub mod timeout;
 mod validate;

@@ -1,0 +1,10 @@
+//! The storage side of projections: scopes, hash partitions, batches, checkpoints and dead
+//! letters. The processor and runner that use them live in the `pupsourcing-projection` crate.
+
+mod partition;
+mod scope;
+mod store;
+
+pub use partition::{Partition, murmur3_32, partition_hash};
+pub use scope::Scope;
+pub use store::{Batch, Checkpoint, DeadLetter, Pending, ProjectionStore, Stall};
