@@ -91,6 +91,7 @@ macro_rules! projection_conformance {
             out_of_order_writers_are_projected_exactly_once,
             bad_settings_are_refused,
             status_reports_lag,
+            aborted_task_leaves_no_partial_batch,
         );
     };
 }

@@ -531,3 +531,75 @@ pub async fn status_reports_lag<S: ProjectionStore, M: ReadModel<S>>(store: S, m
     let statuses = status(&store, &[]).await.unwrap();
     assert_eq!((statuses[0].lag_events, statuses[0].state), (0, PartitionState::Idle));
 }
+
+/// The name of the projection the crash test's child process runs.
+const CRASH_PROJECTION: &str = "crash";
+
+/// The child half of the crash test: runs the test projection slowly (5 ms per event, batches
+/// of 10) until its process is killed.
+pub async fn run_until_killed<S: ProjectionStore, M: ReadModel<S>>(store: S, model: M) {
+    let mut projection = Recorder::new(CRASH_PROJECTION, model);
+    projection.delay = Duration::from_millis(5);
+    let processor = Processor::new(store, projection, config()).unwrap();
+    processor.run(CancellationToken::new()).await.unwrap();
+}
+
+/// The parent half of the crash test: appends 300 events, starts the child process
+/// (`spawn`, which must end up in [`run_until_killed`] on the same database), kills it with
+/// SIGKILL in the middle of a batch, and checks that the read model holds exactly the events
+/// up to the stored checkpoint (nothing of the killed batch); then a new processor completes
+/// the projection with every event exactly once.
+pub async fn killed_processor_resumes_exactly_once<S: ProjectionStore, M: ReadModel<S>>(
+    store: S,
+    model: M,
+    spawn: impl FnOnce() -> std::process::Child,
+) {
+    let events = append_events(&store, "Order", "Placed", 300).await;
+    let mut child = spawn();
+    let started = Instant::now();
+    while model.rows().await.len() < 25 {
+        assert!(started.elapsed() < Duration::from_secs(60), "the child never got going");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the child exited early: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    // Kill it at a random point of its batch (a batch takes about 50 ms).
+    tokio::time::sleep(Duration::from_millis(rand::random_range(0..50))).await;
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+
+    let checkpoint = store.checkpoint(CRASH_PROJECTION, Partition::all()).await.unwrap();
+    let applied: Vec<Uuid> =
+        events.iter().filter(|e| e.position <= checkpoint.position).map(|e| e.event_id).collect();
+    assert!(!applied.is_empty() && applied.len() < events.len(), "killed mid-run");
+    assert_eq!(row_ids(&model).await, applied, "the rows are exactly those of committed batches");
+
+    let projection = Recorder::new(CRASH_PROJECTION, model.clone());
+    let processor = Processor::new(store.clone(), projection, config()).unwrap();
+    let rest = processor.run_until_caught_up().await.unwrap();
+    assert_eq!(rest as usize, events.len() - applied.len());
+    assert_eq!(row_ids(&model).await, ids(&events), "every event exactly once");
+    eprintln!("crash test: killed after {} events, resumed with {rest}", applied.len());
+}
+
+/// A processor task aborted in the middle of a batch (its future dropped): nothing of that
+/// batch remains, and the next run applies every event exactly once.
+pub async fn aborted_task_leaves_no_partial_batch<S: ProjectionStore, M: ReadModel<S>>(
+    store: S,
+    model: M,
+) {
+    let events = append_events(&store, "Order", "Placed", 60).await;
+    let mut projection = Recorder::new("aborted", model.clone());
+    projection.delay = Duration::from_millis(3);
+    let processor = Processor::new(store.clone(), projection.clone(), config()).unwrap();
+    let task = tokio::spawn(async move { processor.run(CancellationToken::new()).await });
+    tokio::time::sleep(Duration::from_millis(45)).await;
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    // The dropped transaction rolls back when its connection is next used or closed.
+    let processor = Processor::new(store.clone(), projection, config()).unwrap();
+    processor.run_until_caught_up().await.unwrap();
+    let rows = row_ids(&model).await;
+    assert_eq!(rows, ids(&events), "every event exactly once");
+}
