@@ -446,3 +446,52 @@ impl ProjectionStore for SqliteEventStore {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use pupsourcing_core::dcb::{Query, QueryItem};
+
+    use super::*;
+
+    /// A batch read is one range scan of the log by position, its query items point lookups
+    /// on the tag index: never a scan of the whole log or of the tag index.
+    #[tokio::test]
+    async fn a_batch_is_one_range_scan_by_position() {
+        let store =
+            SqliteEventStore::connect("sqlite::memory:", StoreConfig::default()).await.unwrap();
+        store.migrate().await.unwrap();
+        let scope = Scope::all()
+            .aggregate_types(["Order"])
+            .bounded_contexts(["sales"])
+            .event_types(["Placed", "Paid"])
+            .query(Query::from_items([
+                QueryItem::types(["Placed"]).with_tags(["t1", "t2"]),
+                QueryItem::types(["Paid"]),
+            ]));
+        let sql = &store.checkpoint_sql;
+        let compiled = sql
+            .scoped(&store.dcb_sql, &sql.select_events, &scope, SCOPE_BINDS + 1, "\nLIMIT ?8")
+            .unwrap();
+        let mut q = sqlx::query(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", compiled.text)));
+        q = bind_scope(q, &scope, Partition::new(1, 4).unwrap(), 10, 100).unwrap().bind(5);
+        for value in compiled.binds {
+            q = q.bind(value);
+        }
+        let rows = q.fetch_all(store.pool()).await.unwrap();
+        let plan: Vec<String> = rows.iter().map(|r| r.get("detail")).collect();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("SEARCH e USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
+            "{plan}"
+        );
+        assert!(
+            plan.contains("SEARCH t USING PRIMARY KEY (tag=? AND global_position=?)"),
+            "{plan}"
+        );
+        assert!(
+            plan.contains("SEARCH o USING PRIMARY KEY (tag=? AND global_position=?)"),
+            "{plan}"
+        );
+        assert!(!plan.contains("SCAN e") && !plan.contains("SCAN t") && !plan.contains("SCAN o"));
+    }
+}
