@@ -6,10 +6,10 @@
 mod common;
 
 use common::{OrderTotals, database_file, open_store, place_orders, report};
+use pupsourcing::RecordedEvent;
 use pupsourcing::projection::{HandlerError, ProcessorConfig, Projection, Runner};
 use pupsourcing::sqlite::SqliteEventStore;
 use pupsourcing::sqlx::{self, SqliteConnection};
-use pupsourcing::RecordedEvent;
 
 /// Counts events per type in table `event_counts`.
 struct EventCounts;
@@ -19,7 +19,11 @@ impl Projection<SqliteEventStore> for EventCounts {
         "event_counts"
     }
 
-    async fn handle(&self, conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(), HandlerError> {
+    async fn handle(
+        &self,
+        conn: &mut SqliteConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), HandlerError> {
         sqlx::query(
             "INSERT INTO event_counts (event_type, n) VALUES (?1, 1) \
              ON CONFLICT (event_type) DO UPDATE SET n = n + 1",
@@ -34,9 +38,11 @@ impl Projection<SqliteEventStore> for EventCounts {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = open_store(&database_file("projection_multiple")).await?;
-    sqlx::query("CREATE TABLE IF NOT EXISTS event_counts (event_type TEXT PRIMARY KEY, n INTEGER NOT NULL)")
-        .execute(store.pool())
-        .await?;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS event_counts (event_type TEXT PRIMARY KEY, n INTEGER NOT NULL)",
+    )
+    .execute(store.pool())
+    .await?;
     place_orders(&store, 30).await?;
 
     let runner = Runner::new(store.clone())

@@ -25,7 +25,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let partitions = status(&store, &[]).await?;
         if partitions.len() == 4 && partitions.iter().all(|p| p.lag_events == 0) {
             for p in &partitions {
-                println!("{} {}: checkpoint {}, lag {}", p.projection, p.partition, p.checkpoint, p.lag_events);
+                println!(
+                    "{} {}: checkpoint {}, lag {}",
+                    p.projection, p.partition, p.checkpoint, p.lag_events
+                );
             }
             break;
         }

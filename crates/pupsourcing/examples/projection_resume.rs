@@ -6,7 +6,7 @@
 mod common;
 
 use common::{OrderTotals, database_file, open_store, place_orders, report};
-use pupsourcing::projection::{Partition, Processor, ProcessorConfig, ProjectionStore, Progress};
+use pupsourcing::projection::{Partition, Processor, ProcessorConfig, Progress, ProjectionStore};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -16,7 +16,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // First run: three batches of 10 events, then stop (as if the process were shut down).
     let config = ProcessorConfig::default().batch_size(10);
-    let first = Processor::new(store.clone(), OrderTotals::new(&store, "order_totals").await?, config.clone())?;
+    let first = Processor::new(
+        store.clone(),
+        OrderTotals::new(&store, "order_totals").await?,
+        config.clone(),
+    )?;
     for _ in 0..3 {
         if let Progress::Handled { checkpoint, .. } = first.step().await? {
             println!("batch committed, checkpoint {checkpoint}");
@@ -29,7 +33,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = open_store(&path).await?;
     let checkpoint = store.checkpoint("order_totals", Partition::all()).await?;
     println!("resuming from checkpoint {}", checkpoint.position);
-    let second = Processor::new(store.clone(), OrderTotals::new(&store, "order_totals").await?, config)?;
+    let second =
+        Processor::new(store.clone(), OrderTotals::new(&store, "order_totals").await?, config)?;
     let handled = second.run_until_caught_up().await?;
     println!("resumed: {handled} more events");
     report(&store, &OrderTotals::new(&store, "order_totals").await?, 25).await?;

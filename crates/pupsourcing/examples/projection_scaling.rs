@@ -17,7 +17,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Today: one partition.
     let v1 = OrderTotals::new(&store, "order_totals_v1").await?;
-    Runner::new(store.clone()).projection(v1, ProcessorConfig::default())?.run_until_caught_up().await?;
+    Runner::new(store.clone())
+        .projection(v1, ProcessorConfig::default())?
+        .run_until_caught_up()
+        .await?;
 
     // More orders arrive; v2 starts from position 0 with 4 partitions, v1 keeps running.
     place_orders(&store, 20).await?;

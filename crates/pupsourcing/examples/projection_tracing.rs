@@ -24,7 +24,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = open_store(&database_file("projection_tracing")).await?;
     place_orders(&store, 10).await?;
     let totals = OrderTotals::new(&store, "order_totals").await?;
-    let processor = Processor::new(store.clone(), totals, ProcessorConfig::default().batch_size(15))?;
+    let processor =
+        Processor::new(store.clone(), totals, ProcessorConfig::default().batch_size(15))?;
     let shutdown = CancellationToken::new();
     let running = tokio::spawn({
         let shutdown = shutdown.clone();

@@ -98,7 +98,10 @@ impl Projection<SqliteEventStore> for OrderTotals {
         let sql = match event.event_type.as_str() {
             "OrderPlaced" => format!("INSERT INTO {} VALUES (?1, 0, 0)", self.name),
             "ItemAdded" => {
-                format!("UPDATE {} SET items = items + 1, total = total + ?2 WHERE order_id = ?1", self.name)
+                format!(
+                    "UPDATE {} SET items = items + 1, total = total + ?2 WHERE order_id = ?1",
+                    self.name
+                )
             }
             _ => return Ok(()),
         };
@@ -116,9 +119,17 @@ impl Projection<SqliteEventStore> for OrderTotals {
 }
 
 /// Prints the read model's summary and checks it against `orders` placed orders.
-pub async fn report(store: &SqliteEventStore, totals: &OrderTotals, orders: usize) -> pupsourcing::Result<()> {
+pub async fn report(
+    store: &SqliteEventStore,
+    totals: &OrderTotals,
+    orders: usize,
+) -> pupsourcing::Result<()> {
     let (count, items, sum) = totals.summary(store).await?;
-    println!("{}: {count} orders, {items} items, {sum} in all (head {})", totals.name, store.head().await?);
+    println!(
+        "{}: {count} orders, {items} items, {sum} in all (head {})",
+        totals.name,
+        store.head().await?
+    );
     assert_eq!((count, items, sum), (orders as i64, 3 * orders as i64, 60 * orders as i64));
     Ok(())
 }
