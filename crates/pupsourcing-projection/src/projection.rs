@@ -88,6 +88,41 @@ pub trait Projection<S: EventStore>: Send + Sync + 'static {
     }
 }
 
+/// A shared projection is a projection: one value can serve several processors (its
+/// partitions, say) while the caller keeps a handle on it.
+impl<S: EventStore, P: Projection<S>> Projection<S> for Arc<P> {
+    fn name(&self) -> &str {
+        P::name(self)
+    }
+
+    fn scope(&self) -> Scope {
+        P::scope(self)
+    }
+
+    fn handle(
+        &self,
+        conn: &mut S::Connection,
+        event: &RecordedEvent,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        P::handle(self, conn, event)
+    }
+
+    fn handle_batch(
+        &self,
+        conn: &mut S::Connection,
+        events: &[RecordedEvent],
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        P::handle_batch(self, conn, events)
+    }
+
+    fn reset(
+        &self,
+        conn: &mut S::Connection,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        P::reset(self, conn)
+    }
+}
+
 /// A projection behind a pointer, so that one runner holds projections of different types.
 pub(crate) type SharedProjection<S> = Arc<dyn Erased<S>>;
 
