@@ -39,9 +39,19 @@ CREATE INDEX IF NOT EXISTS {events}_type_position ON {schema}.{events} (event_ty
 -- partition k of n reads the events with partition_hash % n = k. Events tables made before the
 -- column existed get it here, and their existing events all hash to 0 (partition 0 of any
 -- count). The default is dropped at once, so that a writer that does not know the column (an
--- older client, a hand-written insert) fails instead of silently filing events under 0.
-ALTER TABLE {schema}.{events} ADD COLUMN IF NOT EXISTS partition_hash BIGINT NOT NULL DEFAULT 0;
-ALTER TABLE {schema}.{events} ALTER COLUMN partition_hash DROP DEFAULT;
+-- older client, a hand-written insert) fails instead of silently filing events under 0. Only
+-- run when the column is missing: ALTER TABLE locks the table exclusively, even when it has
+-- nothing to do, which would make every later migration wait for (and hold up) the appends.
+DO $do$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute
+                    WHERE attrelid = '{schema}.{events}'::regclass
+                      AND attname = 'partition_hash' AND NOT attisdropped) THEN
+        ALTER TABLE {schema}.{events} ADD COLUMN partition_hash BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE {schema}.{events} ALTER COLUMN partition_hash DROP DEFAULT;
+    END IF;
+END
+$do$;
 
 -- One row per stream: its current version, read and bumped in O(1) by every append.
 CREATE TABLE IF NOT EXISTS {schema}.{aggregate_heads} (
