@@ -120,10 +120,7 @@ impl TableNames {
         for (i, (what, name)) in tables.iter().enumerate() {
             if let Some((other, _)) = tables[i + 1..].iter().find(|(_, n)| n == name) {
                 return Err(ValidationError::TableNames {
-                    reason: format!(
-                        "the {what} and {other} tables are both {:?}",
-                        name.as_str()
-                    ),
+                    reason: format!("the {what} and {other} tables are both {:?}", name.as_str()),
                 });
             }
         }

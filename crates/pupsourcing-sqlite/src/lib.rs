@@ -17,12 +17,17 @@
 //!   the stream path's insert and idempotency code, every append fills a tag index, and an append
 //!   condition is checked in the append's write transaction, right before the insert. SQLite's
 //!   single writer serialises check and insert with every other append, so no locks are needed.
+//! - It implements [`pupsourcing_core::projection::ProjectionStore`] for projections: batches
+//!   filtered in SQL by scope and by the partition hash stored with every event at append,
+//!   checkpoints that advance by compare-and-set in the caller's write transaction, and dead
+//!   letters.
 //! - Every SQL statement lives in a `.sql` file beside the module that runs it, rendered once per
 //!   store with the configured table names.
 
 #![warn(missing_docs)]
 
 mod append;
+mod checkpoint;
 mod dcb;
 mod error;
 mod read;

@@ -16,7 +16,9 @@ use sqlx::AssertSqlSafe;
 /// - `{aggregate_heads}`: the aggregate heads table,
 /// - `{events_type_index}`: the index on the events table's event type,
 /// - `{events_tags}`: the DCB tag index (`<events>_tags`),
-/// - `{commands}`: the commands table of the DCB command executor.
+/// - `{commands}`: the commands table of the DCB command executor,
+/// - `{checkpoints}`: the projection checkpoints table,
+/// - `{dead_letters}`: the projection dead letters table.
 pub(crate) fn render(template: &str, config: &StoreConfig) -> String {
     let events = config.tables.events.as_str();
     let heads = config.tables.aggregate_heads.as_str();
@@ -26,6 +28,8 @@ pub(crate) fn render(template: &str, config: &StoreConfig) -> String {
         .replace("{events_type_index}", &quote(&format!("{events}{TYPE_INDEX_SUFFIX}")))
         .replace("{events_tags}", &quote(&format!("{events}{TAGS_SUFFIX}")))
         .replace("{commands}", &quote(config.tables.commands.as_str()))
+        .replace("{checkpoints}", &quote(config.tables.checkpoints.as_str()))
+        .replace("{dead_letters}", &quote(config.tables.dead_letters.as_str()))
 }
 
 /// The suffix naming the event type index after the events table.
@@ -73,14 +77,19 @@ mod tests {
             .aggregate_heads_table("heads")
             .unwrap()
             .commands_table("group")
+            .unwrap()
+            .checkpoints_table("cps")
+            .unwrap()
+            .dead_letters_table("where")
             .unwrap();
         let sql = render(
-            "SELECT * FROM {events}, {aggregate_heads}, {events_tags}, {commands} -- {events_type_index}",
+            "SELECT * FROM {events}, {aggregate_heads}, {events_tags}, {commands}, {checkpoints}, \
+             {dead_letters} -- {events_type_index}",
             &config,
         );
         assert_eq!(
             sql,
-            r#"SELECT * FROM "order", "heads", "order_tags", "group" -- "order_event_type_idx""#
+            r#"SELECT * FROM "order", "heads", "order_tags", "group", "cps", "where" -- "order_event_type_idx""#
         );
         assert_eq!(Statement::new("{events}", &config).text(), r#""order""#);
     }

@@ -16,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
 use crate::append::{self, AppendSql, Atomicity, Target};
+use crate::checkpoint::CheckpointSql;
 use crate::dcb::{self, DcbSql};
 use crate::error::{NotCommitted, db};
 use crate::read::{self, ReadSql};
@@ -101,8 +102,9 @@ pub struct SqliteEventStore {
     writer: SqlitePool,
     config: Arc<StoreConfig>,
     append_sql: AppendSql,
-    read_sql: ReadSql,
-    dcb_sql: DcbSql,
+    pub(crate) read_sql: ReadSql,
+    pub(crate) dcb_sql: DcbSql,
+    pub(crate) checkpoint_sql: CheckpointSql,
 }
 
 impl SqliteEventStore {
@@ -123,6 +125,7 @@ impl SqliteEventStore {
         Self {
             append_sql: AppendSql::new(&config, dcb_sql.clone()),
             read_sql: ReadSql::new(&config),
+            checkpoint_sql: CheckpointSql::new(&config),
             dcb_sql,
             config: Arc::new(config),
             pool,

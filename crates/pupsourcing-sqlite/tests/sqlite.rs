@@ -168,7 +168,17 @@ async fn migrate_is_idempotent() {
         racer.await.unwrap().unwrap();
     }
     assert_eq!(store.head().await.unwrap(), r.last_position(), "data survives migrations");
-    assert_eq!(table_names(&store).await, ["aggregate_heads", "commands", "events", "events_tags"]);
+    assert_eq!(
+        table_names(&store).await,
+        [
+            "aggregate_heads",
+            "commands",
+            "events",
+            "events_tags",
+            "projection_checkpoints",
+            "projection_dead_letters"
+        ]
+    );
 
     let journal: String =
         sqlx::query_scalar("PRAGMA journal_mode").fetch_one(store.pool()).await.unwrap();
@@ -205,7 +215,17 @@ async fn custom_table_names_work() {
     let store = file_store(config.clone()).await;
     assert_eq!(store.config(), &config);
     // The commands table is named after the events table, as it was not set.
-    assert_eq!(table_names(&store).await, ["group", "order", "order_commands", "order_tags"]);
+    assert_eq!(
+        table_names(&store).await,
+        [
+            "group",
+            "order",
+            "order_checkpoints",
+            "order_commands",
+            "order_dead_letters",
+            "order_tags"
+        ]
+    );
 
     let stream = new_stream();
     let r =

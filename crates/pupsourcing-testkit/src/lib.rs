@@ -11,6 +11,7 @@ pub mod global_log;
 pub mod identifiers;
 pub mod lifecycle;
 pub mod limits;
+pub mod projections;
 pub mod round_trip;
 pub mod scaling;
 pub mod streams;
@@ -68,6 +69,45 @@ macro_rules! dcb_conformance {
             dcb::own_reads_never_open_gaps,
             dcb::query_tails_never_skip_out_of_order_commits,
         );
+    };
+}
+
+/// Expands to one `#[tokio::test]` per projection test. `$make` is an async function
+/// returning `Option<(S, M)>`: a fresh store and a read model table beside it
+/// ([`projections::ReadModel`]); `None` skips the test.
+#[macro_export]
+macro_rules! projection_conformance {
+    ($make:path) => {
+        $crate::__projection_tests!($make;
+            every_event_once,
+            scoped_partitions_split_the_log,
+            stop_policy_stops_before_the_poison,
+            panics_roll_back_like_errors,
+            retry_policy_retries_then_stops,
+            dead_letters_set_poison_aside,
+            two_processors_never_apply_a_batch_twice,
+            reset_replays_from_the_start,
+            graceful_shutdown_resumes_exactly_once,
+            out_of_order_writers_are_projected_exactly_once,
+            bad_settings_are_refused,
+            status_reports_lag,
+            aborted_task_leaves_no_partial_batch,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __projection_tests {
+    ($make:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                if let Some((store, model)) = $make().await {
+                    $crate::projections::$name(store, model).await;
+                }
+            }
+        )*
     };
 }
 

@@ -31,6 +31,14 @@ pub use pupsourcing_core::{
 };
 pub use sqlx;
 
+/// Projections: the [`projection::Projection`] trait, exactly-once processors, a runner and
+/// status (from `pupsourcing-projection`), with the storage types they share with the backends
+/// (scopes, partitions, checkpoints, dead letters).
+pub mod projection {
+    pub use pupsourcing_core::projection::*;
+    pub use pupsourcing_projection::*;
+}
+
 /// The PostgreSQL backend (feature `postgres`).
 #[cfg(feature = "postgres")]
 pub mod postgres {

@@ -7,10 +7,13 @@
 -- the batch; a DCB append binds NULL to ?1, ?2 and ?3, so the events belong to no stream.
 -- ?1 aggregate_type, ?2 aggregate_id (16-byte blob), ?3 the stream's version before the batch,
 -- ?4 the JSON array.
+-- partition_hash is computed in Rust (pupsourcing_core::projection::partition_hash), as an
+-- integer from 0 to 2^32 - 1.
 INSERT INTO {events} (
     event_id, event_type, event_version, bounded_context,
     aggregate_type, aggregate_id, aggregate_version,
-    tags, payload, metadata, trace_id, correlation_id, causation_id, created_at
+    tags, payload, metadata, trace_id, correlation_id, causation_id, created_at,
+    partition_hash
 )
 SELECT unhex(e.value ->> '$.id'),
        e.value ->> '$.type',
@@ -25,7 +28,8 @@ SELECT unhex(e.value ->> '$.id'),
        unhex(e.value ->> '$.trace'),
        unhex(e.value ->> '$.correlation'),
        unhex(e.value ->> '$.causation'),
-       e.value ->> '$.at'
+       e.value ->> '$.at',
+       e.value ->> '$.hash'
 FROM json_each(?4) AS e
 ORDER BY e.key
 RETURNING global_position, event_id

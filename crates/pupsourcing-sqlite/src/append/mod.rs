@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 
 use pupsourcing_core::dcb::AppendCondition;
+use pupsourcing_core::projection::partition_hash;
 use pupsourcing_core::{
     AppendResult, Error, ExpectedVersion, NewEvent, Position, Result, StoreConfig, StreamId,
     Version, validate_batch,
@@ -248,10 +249,14 @@ struct EventJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     causation: Option<Simple>,
     at: i64,
+    /// The partition hash (see [`partition_hash`]), computed here rather than in SQL so that
+    /// every backend stores the same value.
+    hash: u32,
 }
 
 impl<'a> EventJson<'a> {
-    fn new(event: &'a NewEvent) -> Self {
+    /// The event as appended to `stream` (`None` for a DCB append).
+    fn new(event: &'a NewEvent, stream: Option<&StreamId>) -> Self {
         Self {
             id: event.event_id.simple(),
             event_type: &event.event_type,
@@ -264,6 +269,7 @@ impl<'a> EventJson<'a> {
             correlation: event.correlation_id.map(Uuid::simple),
             causation: event.causation_id.map(Uuid::simple),
             at: event.stored_created_at().timestamp_micros(),
+            hash: partition_hash(stream, event),
         }
     }
 }
@@ -283,7 +289,7 @@ async fn write(
     let new_version = current
         .checked_add(events.len() as Version)
         .ok_or(pupsourcing_core::ValidationError::VERSION_OVERFLOW)?;
-    let batch: Vec<EventJson<'_>> = events.iter().map(EventJson::new).collect();
+    let batch: Vec<EventJson<'_>> = events.iter().map(|e| EventJson::new(e, stream)).collect();
     let batch = serde_json::to_string(&batch).map_err(Error::database)?;
     let aggregate_id = stream.map(|s| s.aggregate_id.as_bytes().as_slice());
     let rows = sqlx::query(sql.insert_events.sql())
@@ -384,9 +390,10 @@ mod tests {
     #[test]
     fn absent_fields_are_left_out_of_the_json() {
         let event = NewEvent::new("Happened", vec![0xde, 0xad]);
-        let json = serde_json::to_value(EventJson::new(&event)).unwrap();
+        let json = serde_json::to_value(EventJson::new(&event, None)).unwrap();
         let keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
-        assert_eq!(keys.len(), 6, "{keys:?}");
+        assert_eq!(keys.len(), 7, "{keys:?}");
+        assert_eq!(json["hash"], partition_hash(None, &event));
         assert_eq!(json["payload"], "dead");
         assert_eq!(json["id"].as_str().unwrap().len(), 32);
     }

@@ -32,6 +32,11 @@
 //! A read selects the events whose position is in the union of the items' scans (each limited
 //! to the read's limit, in the read's direction); a condition check asks whether the union of
 //! the scans after `after` has any row. [`Query::all`] is a range of positions.
+//!
+//! A projection's read filters one scan of positions by its whole scope instead (see
+//! `crate::checkpoint`), so it needs a query as a condition on one row: [`DcbSql::row_filter`]
+//! compiles each item to a check of that row (its type, and point lookups of its tags on the tag
+//! index), OR-ed.
 
 use std::fmt::Write;
 
@@ -67,6 +72,16 @@ const OTHER_TAGS: &str = " AND NOT EXISTS (SELECT 1 FROM json_each(?#) AS w \
      WHERE NOT EXISTS (SELECT 1 FROM {events_tags} AS o \
      WHERE o.tag = w.value AND o.global_position = t.global_position))";
 
+/// An item of types only as a condition on the events row `e`: its type is in the JSON array
+/// bind.
+const ROW_TYPES: &str = "e.event_type IN (SELECT value FROM json_each(?#))";
+
+/// An item with tags as a condition on the events row `e`: it carries the item's first tag (the
+/// bind; a point lookup on the tag index), narrowed by [`TAG_TYPES`] and [`OTHER_TAGS`] and
+/// closed by a `)`.
+const ROW_TAG: &str = "EXISTS (SELECT 1 FROM {events_tags} AS t \
+     WHERE t.tag = ?# AND t.global_position = e.global_position";
+
 /// [`Query::all`]: every position within `[?1, ?2]`.
 const ALL: &str = "SELECT x.global_position FROM {events} AS x \
      WHERE x.global_position BETWEEN ?1 AND ?2";
@@ -81,12 +96,26 @@ pub(crate) struct DcbSql {
     tag_types: Statement,
     other_tags: Statement,
     all: Statement,
+    row_types: Statement,
+    row_tag: Statement,
 }
 
-/// A statement compiled from a query, with the binds of its items in order.
-struct Compiled {
-    text: String,
-    binds: Vec<String>,
+/// A statement (or a condition) compiled from a query, with the binds of its items in order.
+pub(crate) struct Compiled {
+    /// The SQL text.
+    pub(crate) text: String,
+    /// The items' binds, numbered after the statement's fixed ones.
+    pub(crate) binds: Vec<String>,
+}
+
+impl Compiled {
+    /// Appends `fragment` with its one bind, `value`, numbered after the `fixed` binds and
+    /// those pushed so far.
+    fn push(&mut self, fragment: &Statement, value: String, fixed: usize) {
+        self.binds.push(value);
+        let number = format!("?{}", fixed + self.binds.len());
+        self.text.push_str(&fragment.text().replacen(BIND, &number, 1));
+    }
 }
 
 impl DcbSql {
@@ -99,7 +128,54 @@ impl DcbSql {
             tag_types: Statement::new(TAG_TYPES, config),
             other_tags: Statement::new(OTHER_TAGS, config),
             all: Statement::new(ALL, config),
+            row_types: Statement::new(ROW_TYPES, config),
+            row_tag: Statement::new(ROW_TAG, config),
         }
+    }
+
+    /// `query` as a condition on the events row aliased `e` (an event matches an item when its
+    /// type is among the item's types, or the item has none, and it carries all of the item's
+    /// tags; it matches the query when it matches any item), with its binds numbered after the
+    /// `fixed` ones; `None` for [`Query::all`]. The items are OR-ed as a balanced tree, which
+    /// keeps the expression within SQLite's depth limit for any number of items.
+    pub(crate) fn row_filter(&self, query: &Query, fixed: usize) -> Result<Option<Compiled>> {
+        if query.is_all() {
+            return Ok(None);
+        }
+        let mut c = Compiled { text: String::new(), binds: Vec::new() };
+        self.or_tree(&query.items, fixed, &mut c)?;
+        Ok(Some(c))
+    }
+
+    fn or_tree(&self, items: &[QueryItem], fixed: usize, c: &mut Compiled) -> Result<()> {
+        if let [item] = items {
+            return self.push_row_item(item, fixed, c);
+        }
+        let (left, right) = items.split_at(items.len() / 2);
+        c.text.push('(');
+        self.or_tree(left, fixed, c)?;
+        c.text.push_str(" OR ");
+        self.or_tree(right, fixed, c)?;
+        c.text.push(')');
+        Ok(())
+    }
+
+    /// Appends one item's condition on the row `e`.
+    fn push_row_item(&self, item: &QueryItem, fixed: usize, c: &mut Compiled) -> Result<()> {
+        match item.tags.split_first() {
+            None => c.push(&self.row_types, json_array(&item.types)?, fixed),
+            Some((first, others)) => {
+                c.push(&self.row_tag, first.clone(), fixed);
+                if !item.types.is_empty() {
+                    c.push(&self.tag_types, json_array(&item.types)?, fixed);
+                }
+                if !others.is_empty() {
+                    c.push(&self.other_tags, json_array(others)?, fixed);
+                }
+                c.text.push(')');
+            }
+        }
+        Ok(())
     }
 
     /// The read of `query`: binds ?1 low and ?2 high position (inclusive), ?3 the limit, then
@@ -141,20 +217,15 @@ impl DcbSql {
 
     /// Appends one item's position scan; its binds are numbered after the `fixed` ones.
     fn push_item(&self, item: &QueryItem, fixed: usize, c: &mut Compiled) -> Result<()> {
-        let mut push = |fragment: &Statement, value: String| {
-            c.binds.push(value);
-            let number = format!("?{}", fixed + c.binds.len());
-            c.text.push_str(&fragment.text().replacen(BIND, &number, 1));
-        };
         match item.tags.split_first() {
-            None => push(&self.by_type, json_array(&item.types)?),
+            None => c.push(&self.by_type, json_array(&item.types)?, fixed),
             Some((first, others)) => {
-                push(&self.by_tag, first.clone());
+                c.push(&self.by_tag, first.clone(), fixed);
                 if !item.types.is_empty() {
-                    push(&self.tag_types, json_array(&item.types)?);
+                    c.push(&self.tag_types, json_array(&item.types)?, fixed);
                 }
                 if !others.is_empty() {
-                    push(&self.other_tags, json_array(others)?);
+                    c.push(&self.other_tags, json_array(others)?, fixed);
                 }
             }
         }
@@ -318,6 +389,29 @@ mod tests {
         assert_eq!(c.binds.len(), 4);
         assert!(c.text.contains("?3") && c.text.contains("?6") && !c.text.contains("?7"));
         assert!(!c.text.contains("LIMIT"));
+    }
+
+    #[test]
+    fn row_filters_or_items_in_a_balanced_tree() {
+        let query = Query::from_items([
+            QueryItem::types(["A", "B"]).with_tags(["t1", "t2"]),
+            QueryItem::types(["C"]),
+            QueryItem::tags(["t3"]),
+        ]);
+        let c = sql().row_filter(&query, 8).unwrap().unwrap();
+        assert_eq!(c.binds, [r#"t1"#, r#"["A","B"]"#, r#"["t2"]"#, r#"["C"]"#, "t3"]);
+        assert!(c.text.starts_with("(EXISTS (SELECT 1 FROM \"events_tags\" AS t"), "{}", c.text);
+        assert!(c.text.contains("?9") && c.text.contains("?13") && !c.text.contains("?14"));
+        assert!(!c.text.contains("?#") && !c.text.contains("BETWEEN"), "{}", c.text);
+        assert!(sql().row_filter(&Query::all(), 8).unwrap().is_none());
+        let many = Query::from_items((0..1000).map(|i| QueryItem::tags([format!("t{i}")])));
+        let c = sql().row_filter(&many, 0).unwrap().unwrap();
+        let depth = c.text.chars().fold((0, 0), |(d, max), ch| match ch {
+            '(' => (d + 1, max.max(d + 1)),
+            ')' => (d - 1, max),
+            _ => (d, max),
+        });
+        assert!(depth.1 < 20, "nesting depth {}", depth.1);
     }
 
     #[test]

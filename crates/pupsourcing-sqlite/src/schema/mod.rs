@@ -13,6 +13,11 @@ const SCHEMA: &str = include_str!("schema.sql");
 /// named after the events table, `<events>_tags`); SQLite has no schemas, so `config.schema` is
 /// ignored.
 ///
+/// It creates the projection tables (`config.tables.checkpoints` and `.dead_letters`) too. An
+/// events table created before the partition hash column existed is left as it is by this
+/// SQL: [`crate::SqliteEventStore::migrate`] adds the column to it (SQLite has no
+/// `ADD COLUMN IF NOT EXISTS`), with 0 as the hash of the events stored until then.
+///
 /// ```
 /// use pupsourcing_core::StoreConfig;
 /// let sql = pupsourcing_sqlite::migration_sql(&StoreConfig::default().events_table("billing_events").unwrap());
@@ -27,7 +32,8 @@ pub fn migration_sql(config: &StoreConfig) -> String {
 /// transaction), so that concurrent migrations run one after the other.
 ///
 /// A database created before the DCB tag index existed gets the index filled from the events'
-/// tags, once: when this call is the one that creates the index.
+/// tags, once: when this call is the one that creates the index. An events table created before
+/// the partition hash existed gets the column, with hash 0 for the events it holds.
 pub(crate) async fn apply(conn: &mut SqliteConnection, config: &StoreConfig) -> Result<()> {
     let tags_table = format!("{}_tags", config.tables.events.as_str());
     let had_tag_index: bool = sqlx::query_scalar(include_str!("tags_table_exists.sql"))
@@ -38,6 +44,17 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, config: &StoreConfig) -> 
     sqlx::raw_sql(AssertSqlSafe(migration_sql(config))).execute(&mut *conn).await.map_err(db)?;
     if !had_tag_index {
         sqlx::query(AssertSqlSafe(render(include_str!("backfill_tags.sql"), config)))
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+    }
+    let has_partition_hash: bool = sqlx::query_scalar(include_str!("partition_hash_exists.sql"))
+        .bind(config.tables.events.as_str())
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
+    if !has_partition_hash {
+        sqlx::query(AssertSqlSafe(render(include_str!("add_partition_hash.sql"), config)))
             .execute(&mut *conn)
             .await
             .map_err(db)?;

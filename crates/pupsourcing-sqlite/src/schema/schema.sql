@@ -20,6 +20,11 @@ CREATE TABLE IF NOT EXISTS {events} (
     causation_id      BLOB    CHECK (length(causation_id) = 16),
     -- microseconds since the Unix epoch, UTC
     created_at        INTEGER NOT NULL,
+    -- the event's 32-bit partition hash (pupsourcing_core::projection::partition_hash), computed
+    -- at append; a projection partition k of n reads the events with partition_hash % n = k.
+    -- A database created before this column existed gets it from migrate, with 0 for the events
+    -- stored until then (see schema/add_partition_hash.sql).
+    partition_hash    INTEGER NOT NULL CHECK (partition_hash BETWEEN 0 AND 4294967295),
     -- an event belongs to a stream with all three columns, or to none
     CHECK ((aggregate_type IS NULL) = (aggregate_id IS NULL)
        AND (aggregate_id IS NULL) = (aggregate_version IS NULL)),
@@ -60,3 +65,31 @@ CREATE TABLE IF NOT EXISTS {commands} (
     -- microseconds since the Unix epoch, UTC
     created_at   INTEGER NOT NULL
 ) STRICT;
+
+-- Projection checkpoints: one row per projection partition (key of count), holding the position
+-- up to which the partition has handled every in-scope event.
+CREATE TABLE IF NOT EXISTS {checkpoints} (
+    projection_name TEXT    NOT NULL,
+    partition_key   INTEGER NOT NULL CHECK (partition_key >= 0 AND partition_key < partition_count),
+    partition_count INTEGER NOT NULL CHECK (partition_count BETWEEN 1 AND 4294967295),
+    position        INTEGER NOT NULL DEFAULT 0 CHECK (position >= 0),
+    -- microseconds since the Unix epoch, UTC
+    updated_at      INTEGER NOT NULL,
+    -- the error that stopped the partition, until it next advances
+    last_error      TEXT,
+    PRIMARY KEY (projection_name, partition_key, partition_count)
+) STRICT, WITHOUT ROWID;
+
+-- Events a projection set aside (dead-letter policy), one per projection and position.
+CREATE TABLE IF NOT EXISTS {dead_letters} (
+    projection_name TEXT    NOT NULL,
+    partition_key   INTEGER NOT NULL CHECK (partition_key >= 0 AND partition_key < partition_count),
+    partition_count INTEGER NOT NULL CHECK (partition_count BETWEEN 1 AND 4294967295),
+    position        INTEGER NOT NULL,
+    event_id        BLOB    NOT NULL CHECK (length(event_id) = 16),
+    error           TEXT    NOT NULL,
+    attempts        INTEGER NOT NULL CHECK (attempts >= 0),
+    -- microseconds since the Unix epoch, UTC
+    recorded_at     INTEGER NOT NULL,
+    PRIMARY KEY (projection_name, position)
+) STRICT, WITHOUT ROWID;

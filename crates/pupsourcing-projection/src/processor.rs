@@ -1,0 +1,273 @@
+//! [`Processor`]: runs one partition of one projection, exactly once per event.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pupsourcing_core::projection::{Batch, ProjectionStore, Scope};
+use pupsourcing_core::{Limits, Position, ValidationError};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::ProcessorConfig;
+use crate::error::ProjectionError;
+use crate::pass::{Pass, Passes};
+use crate::projection::{Projection, SharedProjection};
+
+/// The longest wait between tries while the database keeps failing.
+const MAX_ERROR_BACKOFF: Duration = Duration::from_secs(30);
+
+/// What one [`Processor::step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// A batch was handled and its checkpoint committed.
+    Handled {
+        /// Events handled.
+        events: usize,
+        /// The checkpoint now.
+        checkpoint: Position,
+    },
+    /// Nothing to handle: the checkpoint is at the gap-free head (moved there past events
+    /// out of scope, if there were any).
+    CaughtUp {
+        /// The checkpoint now.
+        checkpoint: Position,
+    },
+    /// Another processor of the same partition moved the checkpoint first: this batch was
+    /// rolled back, nothing of it applied. The next step reads from the new checkpoint.
+    Contended,
+}
+
+/// Runs one partition of one projection: reads a batch past the checkpoint (filtered in SQL
+/// by scope and partition, capped at the gap-free head), handles it in one transaction that
+/// also moves the checkpoint by compare-and-set, commits, and repeats.
+///
+/// No transaction stays open while the processor waits. Two processors of one partition
+/// never both apply a batch: the second one's compare-and-set fails and its transaction rolls
+/// back ([`Progress::Contended`]).
+pub struct Processor<S: ProjectionStore> {
+    store: S,
+    projection: SharedProjection<S>,
+    name: Arc<str>,
+    scope: Scope,
+    config: ProcessorConfig,
+    wake: Option<watch::Receiver<()>>,
+}
+
+impl<S: ProjectionStore> Processor<S> {
+    /// A processor of `projection` on `store`. Fails with [`ProjectionError::Invalid`] for an
+    /// empty name, an invalid scope or invalid settings.
+    pub fn new(
+        store: S,
+        projection: impl Projection<S>,
+        config: ProcessorConfig,
+    ) -> Result<Self, ProjectionError> {
+        Self::shared(store, Arc::new(projection), config)
+    }
+
+    pub(crate) fn shared(
+        store: S,
+        projection: SharedProjection<S>,
+        config: ProcessorConfig,
+    ) -> Result<Self, ProjectionError> {
+        let name: Arc<str> = projection.name().into();
+        if name.trim().is_empty() {
+            return Err(ValidationError::Empty { field: "projection name" }.into());
+        }
+        config.validate()?;
+        let scope = projection.scope();
+        scope.validate(&Limits::default())?;
+        Ok(Self { store, projection, name, scope, config, wake: None })
+    }
+
+    /// Wakes the idle processor whenever `wake` changes (for example from a PostgreSQL
+    /// `LISTEN` connection), instead of only after the poll interval.
+    pub fn wake_on(mut self, wake: watch::Receiver<()>) -> Self {
+        self.wake = Some(wake);
+        self
+    }
+
+    /// The projection's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ProcessorConfig {
+        &self.config
+    }
+
+    /// Runs until `shutdown` is cancelled (then finishes the batch in hand and returns
+    /// `Ok`), or until the poison policy stops it. Database errors are retried with a growing
+    /// wait; each retry starts from the stored checkpoint, so a commit whose outcome was lost
+    /// is neither applied twice nor skipped.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<(), ProjectionError> {
+        let partition = self.config.partition;
+        tracing::info!(projection = %self.name, %partition, "projection processor started");
+        let mut wake = self.wake.clone();
+        let mut checkpoint = None;
+        let mut backoff = self.config.error_backoff;
+        while !shutdown.is_cancelled() {
+            let step = match checkpoint {
+                Some(position) => self.step_from(position).await,
+                None => self.step().await,
+            };
+            match step {
+                Ok(Progress::Handled { checkpoint: at, .. }) => {
+                    checkpoint = Some(at);
+                    backoff = self.config.error_backoff;
+                }
+                Ok(Progress::CaughtUp { checkpoint: at }) => {
+                    checkpoint = Some(at);
+                    backoff = self.config.error_backoff;
+                    self.idle(&shutdown, wake.as_mut()).await;
+                }
+                Ok(Progress::Contended) => {
+                    tracing::warn!(projection = %self.name, %partition,
+                        "another processor moved the checkpoint; re-reading from it");
+                    checkpoint = None;
+                    self.idle(&shutdown, wake.as_mut()).await;
+                }
+                Err(ProjectionError::Store { source, .. }) if retryable(&source) => {
+                    tracing::warn!(projection = %self.name, %partition, error = %source,
+                        retry_in = ?backoff, "database error; retrying from the checkpoint");
+                    checkpoint = None;
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_ERROR_BACKOFF);
+                }
+                Err(error) => {
+                    tracing::error!(projection = %self.name, %partition, %error,
+                        "projection processor stopped");
+                    return Err(error);
+                }
+            }
+        }
+        tracing::info!(projection = %self.name, %partition, "projection processor stopped");
+        Ok(())
+    }
+
+    /// Handles batches until one comes back short (the partition has caught up with the head
+    /// as it was then), and returns how many events it handled. For tests, scripts and
+    /// one-shot rebuilds; [`Processor::run`] keeps following the log.
+    pub async fn run_until_caught_up(&self) -> Result<u64, ProjectionError> {
+        let mut handled = 0u64;
+        let mut checkpoint = None;
+        loop {
+            let step = match checkpoint {
+                Some(position) => self.step_from(position).await?,
+                None => self.step().await?,
+            };
+            match step {
+                Progress::Handled { events, checkpoint: at } => {
+                    handled += events as u64;
+                    checkpoint = Some(at);
+                }
+                Progress::CaughtUp { .. } => return Ok(handled),
+                Progress::Contended => checkpoint = None,
+            }
+        }
+    }
+
+    /// Handles one batch from the stored checkpoint.
+    pub async fn step(&self) -> Result<Progress, ProjectionError> {
+        let checkpoint = self.store.checkpoint(&self.name, self.config.partition).await;
+        self.step_from(checkpoint.map_err(|e| self.store_error(e))?.position).await
+    }
+
+    /// Handles one batch after `from`, the checkpoint as this processor last saw it.
+    async fn step_from(&self, from: Position) -> Result<Progress, ProjectionError> {
+        let limit = self.config.batch_size;
+        let batch = self
+            .store
+            .read_batch(&self.scope, self.config.partition, from, limit)
+            .await
+            .map_err(|e| self.store_error(e))?;
+        let to = batch.end(limit);
+        if batch.events.is_empty() && to <= from {
+            return Ok(Progress::CaughtUp { checkpoint: from });
+        }
+        let span = tracing::debug_span!("projection_batch", projection = %self.name,
+            partition = %self.config.partition, from, to, count = batch.events.len());
+        let started = Instant::now();
+        let progress = self.apply(from, batch).instrument(span).await?;
+        self.record(&progress, started.elapsed());
+        Ok(progress)
+    }
+
+    /// Applies a batch read after `from` and moves the checkpoint to its end.
+    async fn apply(&self, from: Position, batch: Batch) -> Result<Progress, ProjectionError> {
+        let to = batch.end(self.config.batch_size);
+        let passes = Passes { processor: self, from, to, events: &batch.events };
+        let handled = match passes.run(self.config.poison).await? {
+            Pass::Committed => batch.events.len(),
+            Pass::Moved => return Ok(Progress::Contended),
+            Pass::Failed { .. } => unreachable!("Passes::run resolves failures"),
+        };
+        if handled == 0 {
+            return Ok(Progress::CaughtUp { checkpoint: to });
+        }
+        Ok(Progress::Handled { events: handled, checkpoint: to })
+    }
+
+    /// Metrics of a finished batch (no-ops without a recorder).
+    fn record(&self, progress: &Progress, elapsed: Duration) {
+        if let Progress::Handled { events, .. } = progress {
+            let labels = [
+                ("projection", self.name.to_string()),
+                ("partition", self.config.partition.to_string()),
+            ];
+            metrics::counter!("pupsourcing_projection_events_handled_total", &labels)
+                .increment(*events as u64);
+            metrics::histogram!("pupsourcing_projection_batch_seconds", &labels)
+                .record(elapsed.as_secs_f64());
+        }
+    }
+
+    /// Waits for the poll interval, a wake-up or the shutdown, whichever comes first.
+    async fn idle(&self, shutdown: &CancellationToken, wake: Option<&mut watch::Receiver<()>>) {
+        let woken = async {
+            let woke = match wake {
+                Some(wake) => wake.changed().await.is_ok(),
+                None => false,
+            };
+            if !woke {
+                // No channel, or a closed one: only the poll interval wakes it.
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(self.config.poll_interval) => {}
+            _ = woken => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
+
+    pub(crate) fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub(crate) fn projection(&self) -> &SharedProjection<S> {
+        &self.projection
+    }
+
+    pub(crate) fn projection_name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn store_error(&self, source: pupsourcing_core::Error) -> ProjectionError {
+        ProjectionError::Store {
+            projection: self.name.to_string(),
+            partition: self.config.partition,
+            source,
+        }
+    }
+}
+
+/// Whether a store error may pass by itself (the processor retries it from the checkpoint).
+fn retryable(error: &pupsourcing_core::Error) -> bool {
+    use pupsourcing_core::Error;
+    matches!(error, Error::Database(_) | Error::Timeout | Error::TransactionConflict(_))
+}

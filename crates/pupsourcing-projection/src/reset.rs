@@ -1,0 +1,82 @@
+//! Rebuilding a projection and replaying dead letters.
+
+use pupsourcing_core::Position;
+use pupsourcing_core::projection::ProjectionStore;
+
+use crate::error::ProjectionError;
+use crate::projection::{Projection, caught};
+
+/// Resets `projection`: its `reset` hook clears the read model and its checkpoints and dead
+/// letters are removed, in one transaction. Its next run replays the log from position 0.
+///
+/// Stop the projection's processors first: one that is still running fails its next
+/// compare-and-set (its checkpoint is gone), rolls back and starts over from 0, so no event is
+/// lost, but a batch it committed just before the reset would be replayed onto the cleared
+/// read model only by the next run. For a rebuild without downtime, run a projection under a
+/// new name (`orders_v2`) beside the old one and switch readers once its lag is 0.
+pub async fn reset<S: ProjectionStore, P: Projection<S>>(
+    store: &S,
+    projection: &P,
+) -> Result<(), ProjectionError> {
+    let name = projection.name().to_string();
+    let store_error = |source| ProjectionError::Store {
+        projection: name.clone(),
+        partition: Default::default(),
+        source,
+    };
+    let mut tx = store.begin().await.map_err(store_error)?;
+    if let Err(source) = caught(projection.reset(&mut tx)).await {
+        let _ = store.rollback(tx).await;
+        return Err(ProjectionError::Reset { projection: name, source });
+    }
+    store.reset_checkpoints_in(&mut tx, &name).await.map_err(store_error)?;
+    store.commit(tx).await.map_err(store_error)?;
+    tracing::info!(projection = %name, "projection reset");
+    Ok(())
+}
+
+/// Handles the dead letter of `projection` at `position` again and removes it, in one
+/// transaction. Returns false when there is no such dead letter. When the handler fails
+/// again, nothing changes and its error is returned.
+pub async fn replay_dead_letter<S: ProjectionStore, P: Projection<S>>(
+    store: &S,
+    projection: &P,
+    position: Position,
+) -> Result<bool, ProjectionError> {
+    let name = projection.name().to_string();
+    let letters = store.dead_letters(Some(&name)).await;
+    let store_error = |source| ProjectionError::Store {
+        projection: name.clone(),
+        partition: Default::default(),
+        source,
+    };
+    let letters = letters.map_err(store_error)?;
+    let Some(letter) = letters.into_iter().find(|l| l.position == position) else {
+        return Ok(false);
+    };
+    let events = store.read_all(position, 1).await.map_err(store_error)?;
+    let Some(event) = events.into_iter().find(|e| e.position == position) else {
+        return Ok(false);
+    };
+    let mut tx = store.begin().await.map_err(store_error)?;
+    let single = std::slice::from_ref(&event);
+    if let Err(source) = caught(projection.handle_batch(&mut tx, single)).await {
+        let _ = store.rollback(tx).await;
+        return Err(ProjectionError::Handler {
+            projection: name,
+            partition: letter.partition,
+            position,
+            event_id: event.event_id,
+            attempts: letter.attempts + 1,
+            source,
+        });
+    }
+    let removed = store.remove_dead_letter_in(&mut tx, &name, position).await;
+    if !removed.map_err(store_error)? {
+        // Replayed by someone else meanwhile: apply nothing twice.
+        let _ = store.rollback(tx).await;
+        return Ok(false);
+    }
+    store.commit(tx).await.map_err(store_error)?;
+    Ok(true)
+}
