@@ -167,9 +167,13 @@ impl PgEventStore {
         limit: usize,
     ) -> Result<Batch> {
         scope.validate(&self.config().limits)?;
+        if limit == 0 {
+            let reason = "must be at least 1";
+            return Err(ValidationError::OutOfRange { field: "batch limit", reason }.into());
+        }
         // The head in one statement, the events in a later one (see read.rs).
         let head = self.refresh_head().await?;
-        if limit == 0 || head <= after {
+        if head <= after {
             return Ok(Batch { events: Vec::new(), head });
         }
         let mut text = self.statements().checkpoint_batch.clone();
@@ -259,7 +263,8 @@ impl PgEventStore {
 /// `i32::MAX` is rejected with a validation error.
 impl ProjectionStore for PgEventStore {
     /// The gap-free head, then (a later statement) up to `limit` events above `after` and at
-    /// or below it, filtered by scope and by `partition_hash % count = key`.
+    /// or below it, filtered by scope and by `partition_hash % count = key`. A limit of 0 is
+    /// refused.
     async fn read_batch(
         &self,
         scope: &Scope,
@@ -297,8 +302,8 @@ impl ProjectionStore for PgEventStore {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Creates the checkpoint at position 0 when it has none; leaves `updated_at` (when the
-    /// position last moved) as it is. A NUL in `error` is stored as U+FFFD.
+    /// Creates the checkpoint at position 0 when it has none. A NUL in `error` is stored as
+    /// U+FFFD.
     async fn set_checkpoint_error(
         &self,
         projection: &str,
@@ -338,8 +343,8 @@ impl ProjectionStore for PgEventStore {
         Ok(())
     }
 
-    /// A second letter at the same projection and position replaces the first one's error and
-    /// attempts. A NUL in the error is stored as U+FFFD.
+    /// A second letter at the same projection and position replaces the first (its
+    /// `recorded_at` too). A NUL in the error is stored as U+FFFD.
     async fn add_dead_letter_in(&self, conn: &mut PgConnection, letter: &DeadLetter) -> Result<()> {
         let (key, count) = partition_args(letter.partition)?;
         let attempts = i32::try_from(letter.attempts).unwrap_or(i32::MAX);

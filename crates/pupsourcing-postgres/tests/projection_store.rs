@@ -330,9 +330,10 @@ async fn batches_hold_exactly_the_scoped_events_of_their_partition() {
         });
         assert!(key_free.map(|x| hashes[&x.event_id]).collect::<BTreeSet<_>>().len() == 1);
     }
-    // A limit of 0 reads nothing, past the head reads nothing.
-    let batch = store.read_batch(&Scope::all(), Partition::all(), 0, 0).await.unwrap();
-    assert!(batch.events.is_empty() && batch.head == log.last().unwrap().position);
+    // A limit of 0 is refused; past the head there is nothing.
+    assert!(store.read_batch(&Scope::all(), Partition::all(), 0, 0).await.is_err());
+    let batch = store.read_batch(&Scope::all(), Partition::all(), 0, 1).await.unwrap();
+    assert!(batch.events.len() == 1 && batch.head == log.last().unwrap().position);
     let batch = store.read_batch(&Scope::all(), Partition::all(), batch.head, 10).await.unwrap();
     assert!(batch.events.is_empty());
     // An invalid scope is refused before any statement.
@@ -457,7 +458,7 @@ async fn checkpoints_are_created_advanced_and_listed() {
     store.set_checkpoint_error("orders", p, Some("boom\0!")).await.unwrap();
     let failed = store.checkpoint("orders", p).await.unwrap();
     assert_eq!(failed.last_error.as_deref(), Some("boom\u{fffd}!"));
-    assert_eq!(failed.updated_at, created.updated_at, "an error does not move the position");
+    assert_eq!(failed.position, 0);
 
     // A stale `from` changes nothing; the right one moves it and clears the error.
     let mut tx = store.begin().await.unwrap();
@@ -536,13 +537,14 @@ async fn dead_letters_round_trip_and_reset_removes_them() {
     assert_eq!(store.dead_letters(Some("b")).await.unwrap().len(), 1);
     assert!(store.dead_letters(Some("c")).await.unwrap().is_empty());
 
-    // Again at the same position: error and attempts replaced.
+    // Again at the same position: replaced.
+    let again = letter("a", 7, "worse", 5);
     let mut tx = store.begin().await.unwrap();
-    store.add_dead_letter_in(&mut tx, &letter("a", 7, "worse", 5)).await.unwrap();
+    store.add_dead_letter_in(&mut tx, &again).await.unwrap();
     store.commit(tx).await.unwrap();
     let a = store.dead_letters(Some("a")).await.unwrap();
-    assert_eq!((a[1].error.as_str(), a[1].attempts), ("worse", 5));
-    assert_eq!(a[1].event_id, a7.event_id);
+    assert_eq!((a[1].error.as_str(), a[1].attempts, a[1].event_id), ("worse", 5, again.event_id));
+    assert_ne!(a7.event_id, again.event_id);
 
     // Rolled back: still there. Removed: gone, once.
     let mut tx = store.begin().await.unwrap();
