@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use pupsourcing_core::dcb::{AppendCondition, CommandRecord, LockKey, lock_plan};
+use pupsourcing_core::projection::partition_hash;
 use pupsourcing_core::{
     AppendResult, Error, ExpectedVersion, Limits, NewEvent, Result, StreamId, validate_batch,
 };
@@ -32,12 +33,24 @@ pub(crate) struct Columns<'a> {
     correlation_ids: Vec<Option<Uuid>>,
     causation_ids: Vec<Option<Uuid>>,
     created_at: Vec<DateTime<Utc>>,
+    /// Each event's partition hash, a u32 stored as a non-negative bigint.
+    partition_hashes: Vec<i64>,
 }
 
 impl<'a> Columns<'a> {
-    pub(crate) fn new(events: impl IntoIterator<Item = &'a NewEvent>) -> Self {
-        let events: Vec<&'a NewEvent> = events.into_iter().collect();
+    /// The columns of `events`, each with the stream it is appended to (`None` for a DCB
+    /// event), which its partition hash depends on.
+    pub(crate) fn new(
+        events: impl IntoIterator<Item = (Option<&'a StreamId>, &'a NewEvent)>,
+    ) -> Self {
+        let (streams, events): (Vec<Option<&'a StreamId>>, Vec<&'a NewEvent>) =
+            events.into_iter().unzip();
         Self {
+            partition_hashes: streams
+                .iter()
+                .zip(&events)
+                .map(|(stream, event)| i64::from(partition_hash(*stream, event)))
+                .collect(),
             ids: events.iter().map(|e| e.event_id).collect(),
             types: events.iter().map(|e| e.event_type.as_str()).collect(),
             versions: events.iter().map(|e| e.event_version).collect(),
@@ -56,7 +69,7 @@ impl<'a> Columns<'a> {
 }
 
 impl Columns<'_> {
-    /// Binds the columns as the append statements' parameters $4 to $15.
+    /// Binds the columns as the append statements' parameters $4 to $16.
     pub(crate) fn bind<'q>(
         &'q self,
         query: Query<'q, Postgres, PgArguments>,
@@ -74,6 +87,7 @@ impl Columns<'_> {
             .bind(&self.correlation_ids)
             .bind(&self.causation_ids)
             .bind(&self.created_at)
+            .bind(&self.partition_hashes)
     }
 }
 
@@ -105,7 +119,8 @@ impl Locks {
 }
 
 impl Locks {
-    /// Binds the lock plan as the append statements' parameters $16 to $18.
+    /// Binds the lock plan as the append statements' parameters $17 to $19 (the direct
+    /// statements' $16 to $18).
     pub(crate) fn bind<'q>(
         &'q self,
         query: Query<'q, Postgres, PgArguments>,
@@ -329,7 +344,7 @@ pub(crate) fn expected_arg(stream: Option<&StreamId>, expected: ExpectedVersion)
     }
 }
 
-/// Everything an append statement binds, in the order of its parameters ($1 to $25).
+/// Everything an append statement binds, in the order of its parameters ($1 to $26).
 pub(crate) struct Arguments<'a> {
     stream: Option<&'a StreamId>,
     /// NULL = any version, 0 = no stream, n = exactly n.
@@ -353,7 +368,7 @@ impl<'a> Arguments<'a> {
         Ok(Self {
             stream,
             expected: expected_arg(stream, expected),
-            columns: Columns::new(events),
+            columns: Columns::new(events.iter().map(|event| (stream, event))),
             locks: Locks::new(lock_plan(
                 sql.lock_namespace,
                 events,
@@ -387,7 +402,8 @@ impl<'a> Arguments<'a> {
             .bind(event.trace_id)
             .bind(event.correlation_id)
             .bind(event.causation_id)
-            .bind(event.stored_created_at());
+            .bind(event.stored_created_at())
+            .bind(i64::from(partition_hash(self.stream, event)));
         let check = self.check.then_some(cond);
         self.locks
             .bind(query)

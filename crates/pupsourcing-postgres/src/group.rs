@@ -380,7 +380,7 @@ impl Fit {
     }
 }
 
-/// The group statement's parameters ($1 to $31, see `sql/append_group.sql`).
+/// The group statement's parameters ($1 to $32, see `sql/append_group.sql`).
 struct GroupArguments<'a> {
     stream_types: Vec<Option<&'a str>>,
     stream_ids: Vec<Option<Uuid>>,
@@ -427,7 +427,7 @@ impl<'a> GroupArguments<'a> {
                 .iter()
                 .map(|r| append::expected_arg(r.stream.as_ref(), r.expected))
                 .collect(),
-            columns: Columns::new(requests.iter().map(|r| &r.event)),
+            columns: Columns::new(requests.iter().map(|r| (r.stream.as_ref(), &r.event))),
             locks: Locks::new(locks.into_iter().map(|(key, exclusive)| LockKey { key, exclusive })),
             checks: requests.iter().map(|r| r.condition.is_some()).collect(),
             check_all: requests

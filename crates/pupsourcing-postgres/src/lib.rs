@@ -7,12 +7,18 @@
 //! `aggregate_heads` row, idempotent re-appends, and gap-free global reads capped at the lowest
 //! in-flight writer (see ARCHITECTURE.md in the repository).
 //!
+//! It also implements [`pupsourcing_core::projection::ProjectionStore`]: every append stores
+//! each event's partition hash (computed in Rust, in the append's own statement), and
+//! projection batches are read gap-free, filtered by scope and partition in SQL, with
+//! checkpoints moved by compare-and-set in the batch's transaction.
+//!
 //! SQL lives in the `sql/` folder beside these modules; [`migration_sql`] renders the schema for
 //! a configuration.
 
 #![warn(missing_docs)]
 
 mod append;
+mod checkpoint;
 mod connection;
 mod dcb;
 mod error;

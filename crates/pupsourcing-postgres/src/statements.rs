@@ -18,6 +18,20 @@ pub(crate) struct Statements {
     pub safe_head: Arc<str>,
     pub query_head: Arc<str>,
     pub record_command: Arc<str>,
+    pub checkpoint_get: Arc<str>,
+    pub checkpoint_advance: Arc<str>,
+    pub checkpoint_error: Arc<str>,
+    pub checkpoint_list: Arc<str>,
+    pub checkpoint_reset: Arc<str>,
+    pub dead_letter_add: Arc<str>,
+    pub dead_letter_remove: Arc<str>,
+    pub dead_letter_list: Arc<str>,
+    pub stall: Arc<str>,
+    /// Placeholder-free prefix of a projection batch read, to which the scope's filters are
+    /// added (`sql/checkpoint_batch.sql`).
+    pub checkpoint_batch: String,
+    /// Placeholder-free prefix of a projection's lag count (`sql/checkpoint_pending.sql`).
+    pub checkpoint_pending: String,
     /// Placeholder-free prefix of every DCB read (`SELECT <columns> FROM <events> e`).
     pub select_events: String,
     /// The events table, schema-qualified.
@@ -43,6 +57,21 @@ impl Statements {
             safe_head: render(include_str!("sql/safe_head.sql")),
             query_head: render(include_str!("sql/query_head.sql")),
             record_command: render(include_str!("sql/record_command.sql")),
+            checkpoint_get: render(include_str!("sql/checkpoint_get.sql")),
+            checkpoint_advance: render(include_str!("sql/checkpoint_advance.sql")),
+            checkpoint_error: render(include_str!("sql/checkpoint_error.sql")),
+            checkpoint_list: render(include_str!("sql/checkpoint_list.sql")),
+            checkpoint_reset: render(include_str!("sql/checkpoint_reset.sql")),
+            dead_letter_add: render(include_str!("sql/dead_letter_add.sql")),
+            dead_letter_remove: render(include_str!("sql/dead_letter_remove.sql")),
+            dead_letter_list: render(include_str!("sql/dead_letter_list.sql")),
+            stall: render(include_str!("sql/stall.sql")),
+            checkpoint_batch: render(include_str!("sql/checkpoint_batch.sql"))
+                .trim_end()
+                .to_string(),
+            checkpoint_pending: render(include_str!("sql/checkpoint_pending.sql"))
+                .trim_end()
+                .to_string(),
             select_events: render(include_str!("sql/select_events.sql")).trim_end().to_string(),
             events_table: render("{schema}.{events}").to_string(),
             tags_table: render("{schema}.{events}_tags").to_string(),
@@ -67,12 +96,23 @@ const TEMPLATES: &[&str] = &[
     include_str!("sql/query_head.sql"),
     include_str!("sql/record_command.sql"),
     include_str!("sql/select_events.sql"),
+    include_str!("sql/checkpoint_get.sql"),
+    include_str!("sql/checkpoint_advance.sql"),
+    include_str!("sql/checkpoint_error.sql"),
+    include_str!("sql/checkpoint_list.sql"),
+    include_str!("sql/checkpoint_reset.sql"),
+    include_str!("sql/checkpoint_batch.sql"),
+    include_str!("sql/checkpoint_pending.sql"),
+    include_str!("sql/dead_letter_add.sql"),
+    include_str!("sql/dead_letter_remove.sql"),
+    include_str!("sql/dead_letter_list.sql"),
+    include_str!("sql/stall.sql"),
 ];
 
-/// Replaces the placeholders of a SQL template. `{schema}`, `{events}`, `{aggregate_heads}` and
-/// `{commands}` become double-quoted names, together with the name characters that follow them
-/// (`{events}_tags` is the one name `"events_tags"`), so that reserved words work as names;
-/// `{marker_tag}` becomes a number. Only validated identifiers (lower case, so quoting them
+/// Replaces the placeholders of a SQL template. `{schema}`, `{events}`, `{aggregate_heads}`,
+/// `{commands}`, `{checkpoints}` and `{dead_letters}` become double-quoted names, together with
+/// the name characters that follow them (`{events}_tags` is the one name `"events_tags"`), so
+/// that reserved words work as names; `{marker_tag}` becomes a number. Only validated identifiers (lower case, so quoting them
 /// names the same object as the unquoted spelling) and a number are spliced in, so the result
 /// is as safe as the template.
 pub(crate) fn render(template: &str, config: &StoreConfig) -> String {
@@ -81,6 +121,8 @@ pub(crate) fn render(template: &str, config: &StoreConfig) -> String {
         ("{events}", config.tables.events.as_str()),
         ("{aggregate_heads}", config.tables.aggregate_heads.as_str()),
         ("{commands}", config.tables.commands.as_str()),
+        ("{checkpoints}", config.tables.checkpoints.as_str()),
+        ("{dead_letters}", config.tables.dead_letters.as_str()),
     ];
     let template = template.replace("{marker_tag}", &marker_tag(config).to_string());
     let mut out = String::with_capacity(template.len() + 64);

@@ -204,7 +204,13 @@ impl PgEventStore {
         Ok(ReadResult { events, head })
     }
 
-    async fn refresh_head(&self) -> Result<Position> {
+    /// The store's statements.
+    pub(crate) fn statements(&self) -> &Statements {
+        &self.inner.sql
+    }
+
+    /// A fresh gap-free head (one statement), remembered if it is the highest seen.
+    pub(crate) async fn refresh_head(&self) -> Result<Position> {
         let (head, _) =
             read::safe_head(&self.inner.pool, &self.inner.sql).await.map_err(db_error)?;
         Ok(self.inner.known_head.fetch_max(head, Ordering::AcqRel).max(head))

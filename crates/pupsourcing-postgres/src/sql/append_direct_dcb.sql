@@ -2,10 +2,10 @@
 -- function call, no subtransaction). See append_direct_stream.sql for the aggregate twin.
 --
 -- It takes the parameters of {events}_append, but the event's columns as scalars (cheaper to
--- receive than one-element arrays): $1-$3 unused (NULL), $4-$14 the event's columns, $15-$17
--- the sorted boundary locks, $18 whether a condition applies, $19-$24 the condition (its query
--- matches all events, its `after`, its items as flattened types and tags with per-item
--- counts). It answers with the columns of {events}_append, but only ever 'appended' or no row
+-- receive than one-element arrays): $1-$3 unused (NULL), $4-$14 the event's columns, $15 its
+-- partition hash, $16-$18 the sorted boundary locks, $19 whether a condition applies, $20-$25
+-- the condition (its query matches all events, its `after`, its items as flattened types and
+-- tags with per-item counts). It answers with the columns of {events}_append, but only ever 'appended' or no row
 -- at all: a failed condition (or an isolation level above READ COMMITTED, under which a
 -- condition cannot be checked soundly) writes nothing, and a stored event id fails the statement on the unique index. The
 -- caller then runs {events}_append, which tells those cases apart; all of them stay failed on a
@@ -22,19 +22,19 @@
 WITH inserted AS (
     INSERT INTO {schema}.{events} (global_position, event_id, event_type, event_version,
         bounded_context, tags, payload, metadata, trace_id, correlation_id, causation_id,
-        created_at)
+        created_at, partition_hash)
     SELECT nextval('{schema}.{events}_position_seq'), $4::uuid, $5::text, $6::int, $7::text,
            $8::text[], $9::bytea, $10::text::json, $11::uuid, $12::uuid, $13::uuid,
-           $14::timestamptz
-      FROM (SELECT CASE WHEN NOT $18::bool THEN FALSE
+           $14::timestamptz, $15::bigint
+      FROM (SELECT CASE WHEN NOT $19::bool THEN FALSE
                         WHEN current_setting('transaction_isolation') <> 'read committed' THEN NULL
-                        ELSE {schema}.{events}_condition_matches($19::bool,
-                                 coalesce($20::bigint, 0), $21::text[], $22::int[], $23::text[],
-                                 $24::int[])
+                        ELSE {schema}.{events}_condition_matches($20::bool,
+                                 coalesce($21::bigint, 0), $22::text[], $23::int[], $24::text[],
+                                 $25::int[])
                    END AS failed
               FROM (SELECT count(CASE WHEN l.exclusive THEN pg_advisory_xact_lock(l.hi, l.lo)
                                       ELSE pg_advisory_xact_lock_shared(l.hi, l.lo) END) AS taken
-                      FROM unnest($15::int[], $16::int[], $17::bool[]) AS l(hi, lo, exclusive)
+                      FROM unnest($16::int[], $17::int[], $18::bool[]) AS l(hi, lo, exclusive)
                    ) AS locks
              WHERE locks.taken >= 0 -- (the reference keeps the lock step in the plan)
            ) AS checked,

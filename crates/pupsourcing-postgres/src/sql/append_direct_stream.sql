@@ -3,8 +3,9 @@
 -- condition instead of a version.
 --
 -- It takes the parameters of append_direct_dcb.sql ($1-$3: stream type, id and expected
--- version: NULL any, 0 no stream, n exactly n; $4-$14: the event's columns; $15-$17: the sorted
--- boundary locks; $18-$24: the condition, unused here) and answers with the columns of
+-- version: NULL any, 0 no stream, n exactly n; $4-$14: the event's columns; $15: its partition
+-- hash; $16-$18: the sorted boundary locks; $19-$25: the condition, unused here) and answers
+-- with the columns of
 -- {events}_append, but only ever 'appended' or no row at all: a failed expected version writes
 -- nothing, and a stored event id fails the statement on the unique index. The caller then runs
 -- {events}_append, which tells those cases apart; both stay failed on a second look.
@@ -23,7 +24,7 @@ WITH head AS (
     SELECT $1::text, $2::uuid, 1
       FROM (SELECT count(CASE WHEN l.exclusive THEN pg_advisory_xact_lock(l.hi, l.lo)
                               ELSE pg_advisory_xact_lock_shared(l.hi, l.lo) END) AS taken
-              FROM unnest($15::int[], $16::int[], $17::bool[]) AS l(hi, lo, exclusive)) AS locks
+              FROM unnest($16::int[], $17::int[], $18::bool[]) AS l(hi, lo, exclusive)) AS locks
      WHERE locks.taken >= 0 -- (the reference keeps the lock step in the plan)
        AND (coalesce($3::bigint, 0) = 0 OR EXISTS (
                SELECT 1 FROM {schema}.{aggregate_heads} x
@@ -35,10 +36,10 @@ WITH head AS (
 ), inserted AS (
     INSERT INTO {schema}.{events} (global_position, event_id, event_type, event_version,
         bounded_context, aggregate_type, aggregate_id, aggregate_version, tags, payload,
-        metadata, trace_id, correlation_id, causation_id, created_at)
+        metadata, trace_id, correlation_id, causation_id, created_at, partition_hash)
     SELECT nextval('{schema}.{events}_position_seq'), $4::uuid, $5::text, $6::int, $7::text,
            $1::text, $2::uuid, head.aggregate_version, $8::text[], $9::bytea,
-           $10::text::json, $11::uuid, $12::uuid, $13::uuid, $14::timestamptz
+           $10::text::json, $11::uuid, $12::uuid, $13::uuid, $14::timestamptz, $15::bigint
       FROM head,
            LATERAL (SELECT pg_advisory_xact_lock_shared(({marker_tag}::bigint << 47)
                        | coalesce(pg_sequence_last_value('{schema}.{events}_position_seq'), 0)),

@@ -4,12 +4,12 @@
 -- wanted exclusively by one request and at all by another. So
 -- each request's checks only need what committed before, exactly as in append_direct_dcb.sql.
 --
--- Per request ($1-$3, $4-$7 and $9-$15 for its event, $19-$21, $26-$31): stream type and id
--- (NULL for a DCB event), expected version, the event's columns, whether a condition applies,
--- whether it matches all events, its `after`, and 1-based slices of the flattened condition
--- arrays $22-$25 (items, types, tags). $8: all events' tags, flattened. $16-$18: the union of
--- the requests' boundary locks, sorted. Expected versions ($3) are per request and of any kind:
--- NULL = any, 0 = no stream (also `Exact(0)`), n = exactly n.
+-- Per request ($1-$3, $4-$7 and $9-$16 for its event, $20-$22, $27-$32): stream type and id
+-- (NULL for a DCB event), expected version, the event's columns and partition hash, whether a
+-- condition applies, whether it matches all events, its `after`, and 1-based slices of the
+-- flattened condition arrays $23-$26 (items, types, tags). $8: all events' tags, flattened.
+-- $17-$19: the union of the requests' boundary locks, sorted. Expected versions ($3) are per
+-- request and of any kind: NULL = any, 0 = no stream (also `Exact(0)`), n = exactly n.
 --
 -- Answers one row per request, in request order: its position and version, or NULLs when it
 -- was not appended (its expected version or condition failed): the caller retries that request
@@ -17,12 +17,12 @@
 WITH locks AS MATERIALIZED (
     SELECT count(CASE WHEN l.exclusive THEN pg_advisory_xact_lock(l.hi, l.lo)
                       ELSE pg_advisory_xact_lock_shared(l.hi, l.lo) END) AS taken
-      FROM unnest($16::int[], $17::int[], $18::bool[]) AS l(hi, lo, exclusive)
+      FROM unnest($17::int[], $18::int[], $19::bool[]) AS l(hi, lo, exclusive)
 ), requests AS MATERIALIZED (
     SELECT r.*, (sum(r.tag_count) OVER (ORDER BY r.ord))::int AS tag_end
-      FROM unnest($1::text[], $2::uuid[], $3::bigint[], $9::int[], $19::bool[], $20::bool[],
-                  $21::bigint[], $26::int[], $27::int[], $28::int[], $29::int[], $30::int[],
-                  $31::int[])
+      FROM unnest($1::text[], $2::uuid[], $3::bigint[], $9::int[], $20::bool[], $21::bool[],
+                  $22::bigint[], $27::int[], $28::int[], $29::int[], $30::int[], $31::int[],
+                  $32::int[])
            WITH ORDINALITY AS r(stream_type, stream_id, expected, tag_count, checks, check_all,
                                 after, item_lo, item_hi, type_lo, type_hi, tag_lo, tag_hi, ord)
 ), checked AS MATERIALIZED (
@@ -31,8 +31,8 @@ WITH locks AS MATERIALIZED (
            CASE WHEN NOT r.checks THEN FALSE
                 WHEN current_setting('transaction_isolation') <> 'read committed' THEN NULL
                 ELSE {schema}.{events}_condition_matches(r.check_all, coalesce(r.after, 0),
-                         ($22::text[])[r.type_lo : r.type_hi], ($23::int[])[r.item_lo : r.item_hi],
-                         ($24::text[])[r.tag_lo : r.tag_hi], ($25::int[])[r.item_lo : r.item_hi])
+                         ($23::text[])[r.type_lo : r.type_hi], ($24::int[])[r.item_lo : r.item_hi],
+                         ($25::text[])[r.tag_lo : r.tag_hi], ($26::int[])[r.item_lo : r.item_hi])
            END AS failed
       FROM locks, requests r
 ), heads AS (
@@ -79,12 +79,13 @@ WITH locks AS MATERIALIZED (
 ), inserted AS (
     INSERT INTO {schema}.{events} (global_position, event_id, event_type, event_version,
         bounded_context, aggregate_type, aggregate_id, aggregate_version, tags, payload,
-        metadata, trace_id, correlation_id, causation_id, created_at)
+        metadata, trace_id, correlation_id, causation_id, created_at, partition_hash)
     SELECT a.position, ($4::uuid[])[a.ord], ($5::text[])[a.ord], ($6::int[])[a.ord],
            ($7::text[])[a.ord], a.stream_type, a.stream_id, a.version,
            coalesce(($8::text[])[a.tag_end - a.tag_count + 1 : a.tag_end], '{}'),
            ($10::bytea[])[a.ord], ($11::text[])[a.ord]::json, ($12::uuid[])[a.ord],
-           ($13::uuid[])[a.ord], ($14::uuid[])[a.ord], ($15::timestamptz[])[a.ord]
+           ($13::uuid[])[a.ord], ($14::uuid[])[a.ord], ($15::timestamptz[])[a.ord],
+           ($16::bigint[])[a.ord]
       FROM allocated a
     RETURNING global_position, event_id, event_type, tags, aggregate_version
 ), indexed AS (

@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS {schema}.{events} (
     correlation_id    UUID,
     causation_id      UUID,
     created_at        TIMESTAMPTZ NOT NULL DEFAULT now(),
+    partition_hash    BIGINT NOT NULL,
     CONSTRAINT {events}_stream_all_or_none
         CHECK (num_nulls(aggregate_type, aggregate_id, aggregate_version) IN (0, 3)),
     CONSTRAINT {events}_stream_version UNIQUE (aggregate_type, aggregate_id, aggregate_version)
@@ -32,6 +33,25 @@ CREATE TABLE IF NOT EXISTS {schema}.{events} (
 ALTER SEQUENCE {schema}.{events}_position_seq OWNED BY {schema}.{events}.global_position;
 
 CREATE INDEX IF NOT EXISTS {events}_type_position ON {schema}.{events} (event_type, global_position);
+
+-- The partition hash (pupsourcing_core::projection::partition_hash, a u32 as a non-negative
+-- bigint), computed by the client at append and written by every append statement: projection
+-- partition k of n reads the events with partition_hash % n = k. Events tables made before the
+-- column existed get it here, and their existing events all hash to 0 (partition 0 of any
+-- count). The default is dropped at once, so that a writer that does not know the column (an
+-- older client, a hand-written insert) fails instead of silently filing events under 0. Only
+-- run when the column is missing: ALTER TABLE locks the table exclusively, even when it has
+-- nothing to do, which would make every later migration wait for (and hold up) the appends.
+DO $do$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute
+                    WHERE attrelid = '{schema}.{events}'::regclass
+                      AND attname = 'partition_hash' AND NOT attisdropped) THEN
+        ALTER TABLE {schema}.{events} ADD COLUMN partition_hash BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE {schema}.{events} ALTER COLUMN partition_hash DROP DEFAULT;
+    END IF;
+END
+$do$;
 
 -- One row per stream: its current version, read and bumped in O(1) by every append.
 CREATE TABLE IF NOT EXISTS {schema}.{aggregate_heads} (
@@ -61,10 +81,43 @@ CREATE TABLE IF NOT EXISTS {schema}.{commands} (
     created_at   TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 
+-- Projection checkpoints: one row per projection partition (key of count). Every in-scope
+-- event of the partition at or below `position` is handled. A batch moves it by
+-- compare-and-set on the position it started from, in the batch's transaction (checkpoint.rs).
+CREATE TABLE IF NOT EXISTS {schema}.{checkpoints} (
+    projection_name TEXT NOT NULL,
+    partition_key   INT NOT NULL,
+    partition_count INT NOT NULL,
+    position        BIGINT NOT NULL DEFAULT 0,
+    updated_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+    last_error      TEXT,
+    PRIMARY KEY (projection_name, partition_key, partition_count)
+);
+
+-- Events a projection set aside (its dead-letter policy), one row per projection and position.
+CREATE TABLE IF NOT EXISTS {schema}.{dead_letters} (
+    projection_name TEXT NOT NULL,
+    partition_key   INT NOT NULL,
+    partition_count INT NOT NULL,
+    position        BIGINT NOT NULL,
+    event_id        UUID NOT NULL,
+    error           TEXT NOT NULL,
+    attempts        INT NOT NULL,
+    recorded_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (projection_name, position)
+);
+
+-- The append function before it took partition hashes: a call with the old argument list
+-- fails here rather than writing events without a hash.
+DROP FUNCTION IF EXISTS {schema}.{events}_append(TEXT, UUID, BIGINT, UUID[], TEXT[], INT[],
+    TEXT[], TEXT[], INT[], BYTEA[], TEXT[], UUID[], UUID[], UUID[], TIMESTAMPTZ[], INT[], INT[],
+    BOOL[], BOOL, BOOL, BIGINT, TEXT[], INT[], TEXT[], INT[]);
+
 -- Appends a batch in a single round trip: to an aggregate stream (p_aggregate_type set) or as
 -- DCB events, optionally under an append condition.
 --
 -- p_expected: NULL = any version, 0 = the stream must not exist, n = exactly version n.
+-- p_partition_hashes: each event's partition hash, computed by the client.
 -- p_lock_*: the sorted advisory lock plan (pupsourcing_core::dcb::lock_plan), as 32-bit halves.
 -- p_check: whether a condition applies; p_check_all: its query matches all events; otherwise
 -- its items are given as flattened types/tags with per-item counts. p_after: exclusive.
@@ -90,6 +143,7 @@ CREATE OR REPLACE FUNCTION {schema}.{events}_append(
     p_correlation_ids  UUID[],
     p_causation_ids    UUID[],
     p_created_at       TIMESTAMPTZ[],
+    p_partition_hashes BIGINT[],
     p_lock_hi          INT[],
     p_lock_lo          INT[],
     p_lock_exclusive   BOOL[],
@@ -174,19 +228,20 @@ BEGIN
         WITH inserted AS (
             INSERT INTO {schema}.{events} (global_position, event_id, event_type, event_version,
                 bounded_context, aggregate_type, aggregate_id, aggregate_version, tags, payload,
-                metadata, trace_id, correlation_id, causation_id, created_at)
+                metadata, trace_id, correlation_id, causation_id, created_at, partition_hash)
             SELECT v_first + i.ord - 1, i.id, i.event_type, i.event_version, i.context,
                    p_aggregate_type, p_aggregate_id, v_new_version - v_count + i.ord,
                    i.tags, i.payload, i.metadata::json, i.trace_id, i.correlation_id,
-                   i.causation_id, i.created_at
+                   i.causation_id, i.created_at, i.partition_hash
               FROM ROWS FROM (unnest(p_event_ids), unnest(p_event_types),
                               unnest(p_event_versions), unnest(p_contexts), unnest(p_payloads),
                               unnest(p_metadata), unnest(p_trace_ids), unnest(p_correlation_ids),
                               unnest(p_causation_ids), unnest(p_created_at),
+                              unnest(p_partition_hashes),
                               {schema}.{events}_tags_by_event(p_tags, p_tag_counts))
                    WITH ORDINALITY AS i(id, event_type, event_version, context, payload,
                                         metadata, trace_id, correlation_id, causation_id,
-                                        created_at, tags, ord)
+                                        created_at, partition_hash, tags, ord)
             RETURNING global_position, event_type, tags
         )
         INSERT INTO {schema}.{events}_tags (tag, global_position, event_type)
