@@ -7,6 +7,7 @@ use sqlx::{AssertSqlSafe, PgPool};
 
 use crate::BoxError;
 use crate::events::SQL_PAYLOAD;
+use crate::project::RARE_TYPE;
 
 /// The schemas of one run.
 pub struct Fixture {
@@ -121,11 +122,14 @@ impl Fixture {
         let (lib, floor) = (&self.lib, &self.floor);
         if n > 0 {
             let load_lib = format!(
-                "INSERT INTO {lib}.events ({COLUMNS})
-                 SELECT nextval('{lib}.events_position_seq'), gen_random_uuid(), 'OrderPlaced', 1,
+                "INSERT INTO {lib}.events ({COLUMNS}, partition_hash)
+                 SELECT nextval('{lib}.events_position_seq'), gen_random_uuid(),
+                        CASE WHEN g % 100 = 0 THEN '{RARE_TYPE}' ELSE 'OrderPlaced' END, 1,
                         'sales', NULL, NULL, NULL, ARRAY['customer:' || (g % 1000), 'order:' || (g % 100000)], {SQL_PAYLOAD},
                         jsonb_build_object('source', 'bench', 'user_id', 'user-' || (g % 1000)),
-                        NULL, gen_random_uuid(), NULL, now()
+                        NULL, gen_random_uuid(), NULL, now(),
+                        -- a uniform 32-bit partition hash, as the library's hash of an id
+                        ('x' || substr(md5(random()::text), 1, 8))::bit(32)::bigint
                    FROM generate_series(1, $1::bigint) AS g"
             );
             sqlx::query(AssertSqlSafe(load_lib)).bind(n as i64).execute(&self.pool).await?;

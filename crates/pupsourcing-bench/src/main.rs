@@ -12,6 +12,7 @@ mod dcb;
 mod decide;
 mod events;
 mod fixture;
+mod project;
 mod read;
 mod report;
 
@@ -216,7 +217,7 @@ async fn run(args: &Args, fixture: &Fixture) -> Result<(), BoxError> {
             }
         }
         let name = format!("catch-up read {}, pages of {}", args.read_events, read::PAGE);
-        let row = Row { name, library, floor, same_rows: None };
+        let row = Row { name, library, floor: floor.clone(), same_rows: None };
         eprintln!(
             "{}: library {:.0} ev/s, floor {:.0} ev/s, ratio {:.2}",
             row.name,
@@ -225,6 +226,8 @@ async fn run(args: &Args, fixture: &Fixture) -> Result<(), BoxError> {
             row.ratio()
         );
         rows.push(row);
+
+        rows.extend(projection_scenarios(args, fixture, &floor).await?);
 
         // Tag query: a 10-event boundary out of the loaded log.
         let orders = args.read_events.min(100_000);
@@ -245,6 +248,50 @@ async fn run(args: &Args, fixture: &Fixture) -> Result<(), BoxError> {
     println!("{}", goals(&rows));
     println!("load average at end: {}", load_average());
     Ok(())
+}
+
+/// Catch-up of fresh no-op projections over the loaded log (1, 2 and 4 partitions running at
+/// once, batches of one read page) beside `read_floor`, the raw keyset read of the same rows
+/// measured in this run; then a projection scoped to 1% of the log (one event type), whose
+/// speed-up over the whole-log projection is printed.
+async fn projection_scenarios(
+    args: &Args,
+    fixture: &Fixture,
+    read_floor: &Measurement,
+) -> Result<Vec<Row>, BoxError> {
+    use pupsourcing_core::projection::Scope;
+    let mut rows = Vec::new();
+    let store = fixture.store();
+    let mut whole = Measurement::default();
+    for partitions in [1, 2, 4] {
+        let library = project::catch_up(&store, partitions, Scope::all(), read::PAGE).await?;
+        if library.events != args.read_events {
+            return Err(format!("the projection handled {} events", library.events).into());
+        }
+        if partitions == 1 {
+            whole = library.clone();
+        }
+        let name =
+            format!("projection catch-up, {partitions} partition(s), batches of {}", read::PAGE);
+        let row = Row { name, library, floor: read_floor.clone(), same_rows: None };
+        eprintln!(
+            "{}: {:.0} ev/s, ratio {:.2}",
+            row.name,
+            row.library.events_per_sec(),
+            row.ratio()
+        );
+        rows.push(row);
+    }
+    let rare = Scope::all().event_types([project::RARE_TYPE]);
+    let scoped = project::catch_up(&store, 1, rare, read::PAGE).await?;
+    let speedup = whole.elapsed.as_secs_f64() / scoped.elapsed.as_secs_f64().max(1e-9);
+    let name = format!(
+        "projection catch-up scoped to 1% ({} events): {:.1}x faster than the whole log",
+        scoped.events, speedup
+    );
+    eprintln!("{name}");
+    rows.push(Row { name, library: scoped, floor: read_floor.clone(), same_rows: None });
+    Ok(rows)
 }
 
 /// Conditional single-event appends beside the plain floor (the same insert, unconditional).
@@ -445,12 +492,23 @@ fn goals(rows: &[Row]) -> String {
     ratio_goal("100-event batch, 8 tasks", find("append 100 events, 8 tasks"), 0.9);
     ratio_goal("catch-up read", find("catch-up read"), 0.7);
     ratio_goal("conditional append, 32 tasks", find("conditional append, 32 tasks ("), 0.7);
+    ratio_goal("projection catch-up, 1 partition", find("projection catch-up, 1 partition"), 0.8);
     if let Some(r) = find("tag query") {
         let p50 = r.library.percentile_ms(0.5);
         out.push_str(&format!(
             "  tag query p50: {p50:.2} ms (goal < 2 ms) {}\n",
             if p50 < 2.0 { "MET" } else { "MISSED" }
         ));
+    }
+    if let Some(r) = find("projection catch-up, 1 partition") {
+        let rate = r.library.events_per_sec();
+        out.push_str(&format!(
+            "  projection catch-up rate: {rate:.0} events/s (goal >= 300000) {}\n",
+            if rate >= 300_000.0 { "MET" } else { "MISSED" }
+        ));
+    }
+    if let Some(r) = find("projection catch-up scoped") {
+        out.push_str(&format!("  {} (goal >= 10x)\n", r.name));
     }
     if let Some(r) = find("catch-up read") {
         let rate = r.library.events_per_sec();

@@ -14,7 +14,7 @@ use pupsourcing_core::projection::{
     Batch, Checkpoint, DeadLetter, Partition, Pending, ProjectionStore, Scope, Stall,
 };
 use pupsourcing_core::timeout::within as limited;
-use pupsourcing_core::{Error, Position, Result, ValidationError};
+use pupsourcing_core::{Error, Position, RecordedEvent, Result, ValidationError};
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, PgConnection, Postgres, Row};
@@ -171,19 +171,43 @@ impl PgEventStore {
             let reason = "must be at least 1";
             return Err(ValidationError::OutOfRange { field: "batch limit", reason }.into());
         }
-        // The head in one statement, the events in a later one (see read.rs).
-        let head = self.refresh_head().await?;
-        if head <= after {
-            return Ok(Batch { events: Vec::new(), head });
+        // The head in one statement, the events in a later one (see read.rs). A batch that
+        // fills up below the cached head (heads only grow) skips the head query, as catch-up
+        // reads of the log do; a short one asks for a newer head and reads on up to it.
+        let known = self.known_head();
+        let mut events = Vec::new();
+        if known > after {
+            events = self.batch_between(scope, partition, after, known, limit).await?;
+            if events.len() == limit {
+                return Ok(Batch { events, head: known });
+            }
         }
+        let head = self.refresh_head().await?;
+        let next_after = after.max(known);
+        if head > next_after {
+            let rest = limit - events.len();
+            events.extend(self.batch_between(scope, partition, next_after, head, rest).await?);
+        }
+        Ok(Batch { events, head })
+    }
+
+    /// Up to `limit` in-scope events of `partition` with `after < position <= head`; `head`
+    /// must come from an earlier statement.
+    async fn batch_between(
+        &self,
+        scope: &Scope,
+        partition: Partition,
+        after: Position,
+        head: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>> {
         let mut text = self.statements().checkpoint_batch.clone();
         let binds = scope_filter(scope, partition, 3, &mut text);
         text.push_str("\n ORDER BY e.global_position\n LIMIT $3");
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let query = sqlx::query(AssertSqlSafe(text)).bind(after).bind(head).bind(limit);
         let rows = bind_filter(query, binds).fetch_all(self.pool()).await.map_err(db_error)?;
-        let events = rows.iter().map(decode).collect::<Result<_, _>>().map_err(db_error)?;
-        Ok(Batch { events, head })
+        rows.iter().map(decode).collect::<Result<_, _>>().map_err(db_error)
     }
 
     async fn pending_unlimited(

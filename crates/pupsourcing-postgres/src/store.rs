@@ -209,6 +209,11 @@ impl PgEventStore {
         &self.inner.sql
     }
 
+    /// The highest gap-free head this store has seen (see "The cached head").
+    pub(crate) fn known_head(&self) -> Position {
+        self.inner.known_head.load(Ordering::Acquire)
+    }
+
     /// A fresh gap-free head (one statement), remembered if it is the highest seen.
     pub(crate) async fn refresh_head(&self) -> Result<Position> {
         let (head, _) =
@@ -354,7 +359,7 @@ impl PgEventStore {
             return Ok(Vec::new());
         }
         // Serve what the cached head allows; ask for a newer head only when the page is short.
-        let known = self.inner.known_head.load(Ordering::Acquire);
+        let known = self.known_head();
         let mut events = Vec::new();
         if known >= from {
             events = read::read_until(pool, sql, from, known, limit).await.map_err(db_error)?;

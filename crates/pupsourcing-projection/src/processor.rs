@@ -106,12 +106,17 @@ impl<S: ProjectionStore> Processor<S> {
         tracing::info!(projection = %self.name, %partition, "projection processor started");
         let mut wake = self.wake.clone();
         let mut checkpoint = None;
+        let mut ready = None;
         let mut backoff = self.config.error_backoff;
         while !shutdown.is_cancelled() {
             let step = match checkpoint {
-                Some(position) => self.step_from(position).await,
-                None => self.step().await,
+                Some(position) => self.step_from(position, ready.take()).await,
+                None => self.step().await.map(|progress| (progress, None)),
             };
+            let step = step.map(|(progress, next)| {
+                ready = next;
+                progress
+            });
             match step {
                 Ok(Progress::Handled { checkpoint: at, .. }) => {
                     checkpoint = Some(at);
@@ -155,11 +160,14 @@ impl<S: ProjectionStore> Processor<S> {
     pub async fn run_until_caught_up(&self) -> Result<u64, ProjectionError> {
         let mut handled = 0u64;
         let mut checkpoint = None;
+        let mut ready = None;
         loop {
             let step = match checkpoint {
-                Some(position) => self.step_from(position).await?,
-                None => self.step().await?,
+                Some(position) => self.step_from(position, ready.take()).await?,
+                None => (self.step().await?, None),
             };
+            let (step, next) = step;
+            ready = next;
             match step {
                 Progress::Handled { events, checkpoint: at } => {
                     handled += events as u64;
@@ -174,27 +182,50 @@ impl<S: ProjectionStore> Processor<S> {
     /// Handles one batch from the stored checkpoint.
     pub async fn step(&self) -> Result<Progress, ProjectionError> {
         let checkpoint = self.store.checkpoint(&self.name, self.config.partition).await;
-        self.step_from(checkpoint.map_err(|e| self.store_error(e))?.position).await
+        let from = checkpoint.map_err(|e| self.store_error(e))?.position;
+        Ok(self.step_from(from, None).await?.0)
     }
 
-    /// Handles one batch after `from`, the checkpoint as this processor last saw it.
-    async fn step_from(&self, from: Position) -> Result<Progress, ProjectionError> {
+    /// Handles one batch after `from`, the checkpoint as this processor last saw it: `ready`
+    /// if it was read already, else a fresh read. While a full batch is applied, the next one
+    /// is read at the same time (catch-up overlaps reading with the transaction); it is
+    /// returned when the checkpoint moved where that read started.
+    async fn step_from(
+        &self,
+        from: Position,
+        ready: Option<Batch>,
+    ) -> Result<(Progress, Option<Batch>), ProjectionError> {
         let limit = self.config.batch_size;
-        let batch = self
-            .store
-            .read_batch(&self.scope, self.config.partition, from, limit)
-            .await
-            .map_err(|e| self.store_error(e))?;
+        let batch = match ready {
+            Some(batch) => batch,
+            None => self.read(from).await?,
+        };
         let to = batch.end(limit);
         if batch.events.is_empty() && to <= from {
-            return Ok(Progress::CaughtUp { checkpoint: from });
+            return Ok((Progress::CaughtUp { checkpoint: from }, None));
         }
         let span = tracing::debug_span!("projection_batch", projection = %self.name,
             partition = %self.config.partition, from, to, count = batch.events.len());
         let started = Instant::now();
-        let progress = self.apply(from, batch).instrument(span).await?;
+        let full = batch.events.len() >= limit;
+        let apply = self.apply(from, batch).instrument(span);
+        let (progress, next) = if full {
+            let (progress, next) = tokio::join!(apply, self.read(to));
+            (progress?, next.ok())
+        } else {
+            (apply.await?, None)
+        };
         self.record(&progress, started.elapsed());
-        Ok(progress)
+        let moved_to_end =
+            matches!(progress, Progress::Handled { checkpoint, .. } if checkpoint == to);
+        Ok((progress, next.filter(|_| moved_to_end)))
+    }
+
+    /// Reads the batch after `from`.
+    async fn read(&self, from: Position) -> Result<Batch, ProjectionError> {
+        let limit = self.config.batch_size;
+        let read = self.store.read_batch(&self.scope, self.config.partition, from, limit).await;
+        read.map_err(|e| self.store_error(e))
     }
 
     /// Applies a batch read after `from` and moves the checkpoint to its end.
