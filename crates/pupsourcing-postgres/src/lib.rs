@@ -24,6 +24,7 @@ mod dcb;
 mod error;
 mod group;
 mod migrate;
+mod notify;
 mod read;
 mod statements;
 mod store;

@@ -18,6 +18,7 @@ use crate::append::{Route, Target};
 use crate::connection::OwnConnection;
 use crate::error::{ConnectError, EndedByCaller, NotCommitted, db_error};
 use crate::group::GroupCommit;
+use crate::notify::Notifier;
 use crate::statements::Statements;
 use crate::{append, dcb, migrate, read};
 
@@ -58,7 +59,7 @@ pub struct PgEventStore {
 }
 
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     pool: PgPool,
     config: StoreConfig,
     sql: Arc<Statements>,
@@ -68,6 +69,8 @@ struct Inner {
     /// catch-up reads skip the head query until they reach it. Wrong after a TRUNCATE or a
     /// restore of an older backup (see the type's docs): the store assumes neither happens.
     known_head: AtomicI64,
+    /// Sends the wake-up notification after commits (see notify.rs).
+    notifier: Notifier,
 }
 
 impl PgEventStore {
@@ -77,7 +80,8 @@ impl PgEventStore {
         let sql = Arc::new(Statements::new(&config));
         let group = Arc::new(GroupCommit::new(pool.clone(), sql.clone(), config.limits));
         let known_head = AtomicI64::new(0);
-        Self { inner: Arc::new(Inner { pool, config, sql, group, known_head }) }
+        let notifier = Notifier::new(&config);
+        Self { inner: Arc::new(Inner { pool, config, sql, group, known_head, notifier }) }
     }
 
     /// Connects a pool of up to 16 connections to `url` and builds a store on it:
@@ -209,6 +213,18 @@ impl PgEventStore {
         &self.inner.sql
     }
 
+    pub(crate) fn notifier(&self) -> &Notifier {
+        &self.inner.notifier
+    }
+
+    pub(crate) fn inner_arc(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+        Self { inner }
+    }
+
     /// The highest gap-free head this store has seen (see "The cached head").
     pub(crate) fn known_head(&self) -> Position {
         self.inner.known_head.load(Ordering::Acquire)
@@ -268,7 +284,9 @@ impl EventStore for PgEventStore {
                 false => Error::database(NotCommitted { source }),
             });
         }
-        tx.commit().await.map_err(db_error)
+        tx.commit().await.map_err(db_error)?;
+        self.committed();
+        Ok(())
     }
 
     async fn rollback(&self, tx: Self::Transaction) -> Result<()> {
@@ -294,7 +312,9 @@ impl EventStore for PgEventStore {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<AppendResult> {
-        self.append_own(Target::Stream(stream, expected), events).await
+        let appended = self.append_own(Target::Stream(stream, expected), events).await?;
+        self.committed();
+        Ok(appended)
     }
 
     async fn read_stream(
@@ -404,7 +424,9 @@ impl DcbStore for PgEventStore {
         events: &[NewEvent],
         condition: Option<&AppendCondition>,
     ) -> Result<AppendResult> {
-        self.append_own(Target::Dcb(condition), events).await
+        let appended = self.append_own(Target::Dcb(condition), events).await?;
+        self.committed();
+        Ok(appended)
     }
 
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<ReadResult> {
@@ -435,7 +457,9 @@ impl DcbStore for PgEventStore {
         let result =
             append::append_recorded(&mut conn, &inner.sql, limits, events, condition, command)
                 .await;
-        conn.finish(result)
+        let appended = conn.finish(result)?;
+        self.committed();
+        Ok(appended)
     }
 
     async fn record_command_in(

@@ -86,3 +86,37 @@ async fn killed_processor_resumes_exactly_once() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn notifications_wake_an_idle_processor() {
+    let Some((store, model)) = fresh().await else { return };
+    let wake = store.wakeups().await.unwrap();
+    pupsourcing_testkit::projections::wake_ups_end_the_idle_wait(store, model, wake).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_open_writer_holds_the_projection_back() {
+    let Some((store, model)) = fresh().await else { return };
+    pupsourcing_testkit::projections::an_open_writer_holds_the_projection_back(store, model).await;
+}
+
+/// The listener's connection is killed: processors are woken once, the listener listens again
+/// on a new connection, and the next append wakes them as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wake_ups_survive_a_lost_listener_connection() {
+    let Some((store, model)) = fresh().await else { return };
+    let mut wake = store.wakeups().await.unwrap();
+    let kill = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                WHERE query LIKE 'LISTEN %' AND query LIKE '%' || $1 || '%'";
+    let channel = store.notification_channel().to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await; // LISTEN sent
+    let killed: Vec<(bool,)> =
+        sqlx::query_as(kill).bind(&channel).fetch_all(store.pool()).await.unwrap();
+    assert_eq!(killed.len(), 1, "one listener connection on {channel}");
+    tokio::time::timeout(std::time::Duration::from_secs(5), wake.changed())
+        .await
+        .expect("the lost connection wakes the receiver")
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await; // listening again
+    pupsourcing_testkit::projections::wake_ups_end_the_idle_wait(store, model, wake).await;
+}

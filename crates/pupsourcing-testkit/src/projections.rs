@@ -57,7 +57,7 @@ struct Faults {
 
 /// The projection the suite runs: writes one row per event into the read model.
 #[derive(Clone)]
-struct Recorder<M> {
+pub struct Recorder<M> {
     name: String,
     scope: Scope,
     model: M,
@@ -66,7 +66,8 @@ struct Recorder<M> {
 }
 
 impl<M> Recorder<M> {
-    fn new(name: &str, model: M) -> Self {
+    /// A projection `name` over every event, writing into `model`.
+    pub fn new(name: &str, model: M) -> Self {
         Self {
             name: name.to_string(),
             scope: Scope::all(),
@@ -605,4 +606,77 @@ pub async fn aborted_task_leaves_no_partial_batch<S: ProjectionStore, M: ReadMod
     processor.run_until_caught_up().await.unwrap();
     let rows = row_ids(&model).await;
     assert_eq!(rows, ids(&events), "every event exactly once");
+}
+
+/// An idle processor that polls once a minute handles a new event at once when `wake`
+/// changes after commits (PostgreSQL: `PgEventStore::wakeups`).
+pub async fn wake_ups_end_the_idle_wait<S: ProjectionStore, M: ReadModel<S>>(
+    store: S,
+    model: M,
+    wake: tokio::sync::watch::Receiver<()>,
+) {
+    let projection = Recorder::new("woken", model.clone());
+    let config = config().poll_interval(Duration::from_secs(60));
+    let processor = Processor::new(store.clone(), projection, config).unwrap().wake_on(wake);
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { processor.run(shutdown).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await; // now idle
+    for round in 0..3 {
+        let appended = Instant::now();
+        append_events(&store, "Order", "Placed", 1).await;
+        while model.rows().await.len() <= round {
+            let waited = appended.elapsed();
+            assert!(waited < Duration::from_secs(5), "not woken after {waited:?}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        eprintln!("wake-up {round}: handled {:?} after the append", appended.elapsed());
+    }
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+}
+
+/// Writer A holds an uncommitted append while B commits after it: the projection handles
+/// what is below A and waits (status names the stall); when A commits it handles A's event,
+/// then B's. If A rolls back, it moves on past the hole.
+pub async fn an_open_writer_holds_the_projection_back<S: ProjectionStore, M: ReadModel<S>>(
+    store: S,
+    model: M,
+) {
+    let before = append_events(&store, "Order", "Placed", 3).await;
+    let processor =
+        Processor::new(store.clone(), Recorder::new("held", model.clone()), config()).unwrap();
+    for commit_a in [true, false] {
+        let mut a = store.begin().await.unwrap();
+        store.append_in(&mut a, &new_stream(), ExpectedVersion::Any, &[event("A")]).await.unwrap();
+        let b = event("B");
+        let b_id = b.event_id;
+        let written = store.append(&new_stream(), ExpectedVersion::NoStream, &[b]).await.unwrap();
+        let b_position = written.last_position();
+        processor.run_until_caught_up().await.unwrap();
+        let rows = row_ids(&model).await;
+        assert!(!rows.contains(&b_id), "B is above the open writer A");
+        assert!(rows.starts_with(&ids(&before)));
+        let stall = store.stall().await.unwrap().expect("the stall is reported");
+        assert!(stall.position < b_position);
+        let statuses = status(&store, &[]).await.unwrap();
+        let reported = statuses[0].stall.as_ref().expect("status shows the stall");
+        assert_eq!((reported.position, reported.session), (stall.position, stall.session));
+        assert_eq!(statuses[0].lag_events, 0, "nothing visible below the head is pending");
+        let held = row_ids(&model).await.len();
+        if commit_a {
+            store.commit(a).await.unwrap();
+        } else {
+            store.rollback(a).await.unwrap();
+        }
+        processor.run_until_caught_up().await.unwrap();
+        let rows = row_ids(&model).await;
+        let added: Vec<Uuid> = rows[held..].to_vec();
+        let handled_a = added.len() == 2;
+        assert_eq!(handled_a, commit_a, "A's event is handled iff A committed");
+        assert_eq!(added.last(), Some(&b_id), "then B");
+        assert_eq!(store.stall().await.unwrap(), None);
+    }
 }
