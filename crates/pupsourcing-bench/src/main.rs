@@ -196,6 +196,7 @@ async fn run(args: &Args, fixture: &Fixture) -> Result<(), BoxError> {
     }
 
     if !args.skip_appends {
+        rows.extend(wakeup_scenarios(args, fixture, duration).await?);
         rows.extend(conditional_scenarios(args, fixture, &floor_sql, duration).await?);
         rows.extend(decision_scenarios(args, fixture, &floor_sql, duration).await?);
     }
@@ -248,6 +249,48 @@ async fn run(args: &Args, fixture: &Fixture) -> Result<(), BoxError> {
     println!("{}", goals(&rows));
     println!("load average at end: {}", load_average());
     Ok(())
+}
+
+/// Projection wake-ups: append throughput at 32 tasks with the store's NOTIFY after commits
+/// on (library) and off (floor column), and append-to-handled latency at a steady 1,000
+/// events/s with a processor woken by NOTIFY (library) or polling every 200 ms (floor column).
+async fn wakeup_scenarios(
+    args: &Args,
+    fixture: &Fixture,
+    duration: Duration,
+) -> Result<Vec<Row>, BoxError> {
+    let mut rows = Vec::new();
+    let name = "notifications on (library) vs off (floor), append 1 event, 32 tasks";
+    if args.filter.as_ref().is_none_or(|f| name.contains(f.as_str())) {
+        let (mut on, mut off) = (Measurement::default(), Measurement::default());
+        for notify in [true, false, false, true] {
+            fixture.checkpoint().await;
+            let store = fixture.store().with_notifications(notify);
+            let appenders = (0..32).map(|_| LibraryAppender::new(store.clone()));
+            let m = measure(appenders.collect(), 1, duration / 2).await?;
+            read::accumulate(if notify { &mut on } else { &mut off }, m);
+        }
+        let row = Row { name: name.to_string(), library: on, floor: off, same_rows: None };
+        eprintln!("{}: ratio {:.3}", row.name, row.ratio());
+        rows.push(row);
+    }
+    let name = "append-to-handled latency at 1000 events/s, NOTIFY (library) vs polling (floor)";
+    if args.filter.as_ref().is_none_or(|f| name.contains(f.as_str())) {
+        let store = fixture.store();
+        let woken = project::latency(&store, true, 1000, duration).await?;
+        let polled = project::latency(&store, false, 1000, duration).await?;
+        let row = Row { name: name.to_string(), library: woken, floor: polled, same_rows: None };
+        eprintln!(
+            "{}: NOTIFY p50 {:.1} ms p99 {:.1} ms; polling p50 {:.1} ms p99 {:.1} ms",
+            row.name,
+            row.library.percentile_ms(0.5),
+            row.library.percentile_ms(0.99),
+            row.floor.percentile_ms(0.5),
+            row.floor.percentile_ms(0.99)
+        );
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 /// Catch-up of fresh no-op projections over the loaded log (1, 2 and 4 partitions running at
@@ -493,6 +536,14 @@ fn goals(rows: &[Row]) -> String {
     ratio_goal("catch-up read", find("catch-up read"), 0.7);
     ratio_goal("conditional append, 32 tasks", find("conditional append, 32 tasks ("), 0.7);
     ratio_goal("projection catch-up, 1 partition", find("projection catch-up, 1 partition"), 0.8);
+    ratio_goal("appends with notifications on vs off, 32 tasks", find("notifications on"), 0.95);
+    if let Some(r) = find("append-to-handled latency") {
+        let (p50, p99) = (r.library.percentile_ms(0.5), r.library.percentile_ms(0.99));
+        out.push_str(&format!(
+            "  append-to-handled latency with NOTIFY: p50 {p50:.1} ms (goal < 10), p99 {p99:.1} ms (goal < 50) {}\n",
+            if p50 < 10.0 && p99 < 50.0 { "MET" } else { "MISSED" }
+        ));
+    }
     if let Some(r) = find("tag query") {
         let p50 = r.library.percentile_ms(0.5);
         out.push_str(&format!(

@@ -72,3 +72,92 @@ pub async fn catch_up(
     let elapsed = started.elapsed();
     Ok(Measurement { events: handled.load(Ordering::Relaxed), elapsed, latencies: Vec::new() })
 }
+
+/// The event type of the latency probes.
+const PROBE_TYPE: &str = "LatencyProbe";
+
+/// Records, per probe event, the time from the start of its append to its handling.
+struct Timer {
+    started: Arc<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, Instant>>>,
+    latencies: Arc<std::sync::Mutex<Vec<std::time::Duration>>>,
+}
+
+impl Projection<PgEventStore> for Timer {
+    fn name(&self) -> &str {
+        "bench_latency"
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::all().event_types([PROBE_TYPE])
+    }
+
+    async fn handle(
+        &self,
+        _: &mut PgConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), HandlerError> {
+        let now = Instant::now();
+        if let Some(t0) = self.started.lock().unwrap().get(&event.event_id) {
+            self.latencies.lock().unwrap().push(now - *t0);
+        }
+        Ok(())
+    }
+}
+
+/// Append-to-handled latency: probe events appended at a steady `rate` per second for
+/// `duration` (each append in its own task, so a slow one does not delay the next), handled by
+/// a processor woken by NOTIFY (`wake`) or only polling every 200 ms (the default interval).
+/// Latency runs from the start of each append to its handling.
+pub async fn latency(
+    store: &PgEventStore,
+    wake: bool,
+    rate: u32,
+    duration: std::time::Duration,
+) -> Result<Measurement, BoxError> {
+    use std::time::Duration;
+    let started = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let timer = Timer { started: started.clone(), latencies: latencies.clone() };
+    let mut processor = Processor::new(store.clone(), timer, ProcessorConfig::default())?;
+    if wake {
+        processor = processor.wake_on(store.wakeups().await?);
+    }
+    processor.run_until_caught_up().await?;
+    let shutdown = pupsourcing_projection::CancellationToken::new();
+    let running = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { processor.run(shutdown).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut ticks = tokio::time::interval(Duration::from_secs(1) / rate);
+    let end = Instant::now() + duration;
+    let mut appends = tokio::task::JoinSet::new();
+    let mut sent = 0u64;
+    while Instant::now() < end {
+        ticks.tick().await;
+        let event = pupsourcing_core::NewEvent::new(PROBE_TYPE, b"{}".to_vec());
+        started.lock().unwrap().insert(event.event_id, Instant::now());
+        let store = store.clone();
+        appends.spawn(async move {
+            let stream = pupsourcing_core::StreamId::new("Probe", uuid::Uuid::now_v7());
+            let any = pupsourcing_core::ExpectedVersion::Any;
+            pupsourcing_core::EventStore::append(&store, &stream, any, &[event]).await
+        });
+        sent += 1;
+    }
+    while let Some(done) = appends.join_next().await {
+        done??;
+    }
+    // Let the last probes be handled.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while (latencies.lock().unwrap().len() as u64) < sent && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    shutdown.cancel();
+    running.await??;
+    let latencies = std::mem::take(&mut *latencies.lock().unwrap());
+    if (latencies.len() as u64) < sent {
+        return Err(format!("only {} of {sent} probes were handled", latencies.len()).into());
+    }
+    Ok(Measurement { events: sent, elapsed: duration, latencies })
+}
