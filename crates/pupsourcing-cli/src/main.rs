@@ -54,6 +54,14 @@ struct MigrateGen {
     /// `<events>_commands` otherwise].
     #[arg(long)]
     commands_table: Option<String>,
+    /// Name of the projection checkpoints table [default: `projection_checkpoints` for the
+    /// events table `events`, `<events>_checkpoints` otherwise].
+    #[arg(long)]
+    checkpoints_table: Option<String>,
+    /// Name of the projection dead letters table [default: `projection_dead_letters` for the
+    /// events table `events`, `<events>_dead_letters` otherwise].
+    #[arg(long)]
+    dead_letters_table: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -82,6 +90,12 @@ fn migrate_gen(args: &MigrateGen) -> Result<PathBuf, String> {
     }
     if let Some(name) = &args.commands_table {
         config = config.commands_table(name).map_err(|e| e.to_string())?;
+    }
+    if let Some(name) = &args.checkpoints_table {
+        config = config.checkpoints_table(name).map_err(|e| e.to_string())?;
+    }
+    if let Some(name) = &args.dead_letters_table {
+        config = config.dead_letters_table(name).map_err(|e| e.to_string())?;
     }
     if args.file_name.is_empty() || args.file_name.contains(['/', '\\']) {
         return Err(format!("--file-name {:?} must be a plain file name", args.file_name));

@@ -87,3 +87,34 @@ fn refuses_invalid_names_with_a_clear_message() {
     assert!(err.contains("not a valid identifier"), "{err}");
     assert!(!dir.join("001_pupsourcing.sql").exists(), "nothing written");
 }
+
+/// The projection tables are in the output for both adapters, named as configured.
+#[test]
+fn writes_the_projection_tables() {
+    for adapter in ["postgres", "sqlite"] {
+        let dir = temp_dir().join(format!("projections-{adapter}"));
+        let out = pup(&[
+            "migrate-gen",
+            "--adapter",
+            adapter,
+            "--output",
+            dir.to_str().unwrap(),
+            "--checkpoints-table",
+            "read_model_positions",
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let sql = std::fs::read_to_string(dir.join("001_pupsourcing.sql")).unwrap();
+        assert!(sql.contains(r#"read_model_positions""#), "{adapter}: the configured name");
+        assert!(sql.contains(r#"projection_dead_letters""#), "{adapter}: the default name");
+        assert!(sql.contains("partition_hash"), "{adapter}: the partition column");
+    }
+    let dir = temp_dir().join("projections-clash");
+    let out = pup(&[
+        "migrate-gen",
+        "--output",
+        dir.to_str().unwrap(),
+        "--dead-letters-table",
+        "commands",
+    ]);
+    assert!(!out.status.success(), "a dead letters table named like the commands table");
+}

@@ -208,6 +208,7 @@ impl<S: ProjectionStore> Processor<S> {
             partition = %self.config.partition, from, to, count = batch.events.len());
         let started = Instant::now();
         let full = batch.events.len() >= limit;
+        let head = batch.head;
         let apply = self.apply(from, batch).instrument(span);
         let (progress, next) = if full {
             let (progress, next) = tokio::join!(apply, self.read(to));
@@ -215,7 +216,7 @@ impl<S: ProjectionStore> Processor<S> {
         } else {
             (apply.await?, None)
         };
-        self.record(&progress, started.elapsed());
+        self.record(&progress, head, started.elapsed());
         let moved_to_end =
             matches!(progress, Progress::Handled { checkpoint, .. } if checkpoint == to);
         Ok((progress, next.filter(|_| moved_to_end)))
@@ -243,9 +244,11 @@ impl<S: ProjectionStore> Processor<S> {
         Ok(Progress::Handled { events: handled, checkpoint: to })
     }
 
-    /// Metrics of a finished batch (no-ops without a recorder).
-    fn record(&self, progress: &Progress, elapsed: Duration) {
-        if let Progress::Handled { events, .. } = progress {
+    /// Metrics of a finished batch (no-ops without a recorder): events handled, batch
+    /// duration, and the lag in positions (head minus checkpoint: an upper bound of the events
+    /// still to handle; `status` counts them exactly).
+    fn record(&self, progress: &Progress, head: Position, elapsed: Duration) {
+        if let Progress::Handled { events, checkpoint } = progress {
             let labels = [
                 ("projection", self.name.to_string()),
                 ("partition", self.config.partition.to_string()),
@@ -254,6 +257,8 @@ impl<S: ProjectionStore> Processor<S> {
                 .increment(*events as u64);
             metrics::histogram!("pupsourcing_projection_batch_seconds", &labels)
                 .record(elapsed.as_secs_f64());
+            metrics::gauge!("pupsourcing_projection_lag_positions", &labels)
+                .set((head - checkpoint).max(0) as f64);
         }
     }
 
