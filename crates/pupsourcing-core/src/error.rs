@@ -192,9 +192,10 @@ pub enum ValidationError {
         /// What collides, and the limit when one applies.
         reason: String,
     },
-    /// A partition whose key is not below its count, or a count of 0.
+    /// A partition whose key is not below its count, or a count of 0 or above
+    /// `Partition::MAX_COUNT`.
     #[error(
-        "partition key {key} of {count} partitions is invalid: the count must be at least 1 and the key 0 to count - 1"
+        "partition key {key} of {count} partitions is invalid: the count must be 1 to 2147483647 and the key 0 to count - 1"
     )]
     InvalidPartition {
         /// The rejected key.

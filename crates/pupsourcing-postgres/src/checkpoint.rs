@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use pupsourcing_core::projection::{
     Batch, Checkpoint, DeadLetter, Partition, Pending, ProjectionStore, Scope, Stall,
+    storable_text, validate_projection_name,
 };
 use pupsourcing_core::timeout::within as limited;
 use pupsourcing_core::{Error, Position, RecordedEvent, Result, ValidationError};
@@ -101,17 +102,11 @@ fn bind_filter<'q>(
     query
 }
 
-/// A partition's key and count as the tables store them (INT).
-fn partition_args(partition: Partition) -> Result<(i32, i32)> {
-    let fit = |n: u32, field| {
-        i32::try_from(n).map_err(|_| {
-            Error::Validation(ValidationError::OutOfRange {
-                field,
-                reason: "PostgreSQL stores partition keys and counts as 32-bit signed integers",
-            })
-        })
-    };
-    Ok((fit(partition.key(), "partition key")?, fit(partition.count(), "partition count")?))
+/// A partition's key and count as the tables store them (INT: `Partition::MAX_COUNT` keeps
+/// both in range).
+fn partition_args(partition: Partition) -> (i32, i32) {
+    let int = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    (int(partition.key()), int(partition.count()))
 }
 
 /// A stored partition, checked again on the way out.
@@ -123,10 +118,6 @@ fn stored_partition(key: i32, count: i32) -> Result<Partition> {
 
 /// PostgreSQL text cannot hold NUL: an error message carrying one is stored with U+FFFD in its
 /// place, so that recording an error never fails because of what the error says.
-fn storable(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.contains('\0') { text.replace('\0', "\u{fffd}").into() } else { text.into() }
-}
-
 fn column<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
     row: &'r PgRow,
     index: usize,
@@ -234,7 +225,8 @@ impl PgEventStore {
         projection: &str,
         partition: Partition,
     ) -> Result<Checkpoint> {
-        let (key, count) = partition_args(partition)?;
+        validate_projection_name(projection)?;
+        let (key, count) = partition_args(partition);
         // No row only when a concurrent call created the checkpoint after this statement's
         // snapshot; the next statement sees it.
         for _ in 0..3 {
@@ -313,7 +305,8 @@ impl ProjectionStore for PgEventStore {
         from: Position,
         to: Position,
     ) -> Result<bool> {
-        let (key, count) = partition_args(partition)?;
+        validate_projection_name(projection)?;
+        let (key, count) = partition_args(partition);
         let done = sqlx::query(AssertSqlSafe(self.statements().checkpoint_advance.clone()))
             .bind(projection)
             .bind(key)
@@ -334,12 +327,13 @@ impl ProjectionStore for PgEventStore {
         partition: Partition,
         error: Option<&str>,
     ) -> Result<()> {
-        let (key, count) = partition_args(partition)?;
+        validate_projection_name(projection)?;
+        let (key, count) = partition_args(partition);
         sqlx::query(AssertSqlSafe(self.statements().checkpoint_error.clone()))
             .bind(projection)
             .bind(key)
             .bind(count)
-            .bind(error.map(storable))
+            .bind(error.map(storable_text))
             .execute(self.pool())
             .await
             .map_err(db_error)?;
@@ -359,6 +353,7 @@ impl ProjectionStore for PgEventStore {
     }
 
     async fn reset_checkpoints_in(&self, conn: &mut PgConnection, projection: &str) -> Result<()> {
+        validate_projection_name(projection)?;
         sqlx::query(AssertSqlSafe(self.statements().checkpoint_reset.clone()))
             .bind(projection)
             .execute(conn)
@@ -370,7 +365,8 @@ impl ProjectionStore for PgEventStore {
     /// A second letter at the same projection and position replaces the first (its
     /// `recorded_at` too). A NUL in the error is stored as U+FFFD.
     async fn add_dead_letter_in(&self, conn: &mut PgConnection, letter: &DeadLetter) -> Result<()> {
-        let (key, count) = partition_args(letter.partition)?;
+        validate_projection_name(&letter.projection)?;
+        let (key, count) = partition_args(letter.partition);
         let attempts = i32::try_from(letter.attempts).unwrap_or(i32::MAX);
         sqlx::query(AssertSqlSafe(self.statements().dead_letter_add.clone()))
             .bind(&letter.projection)
@@ -378,7 +374,7 @@ impl ProjectionStore for PgEventStore {
             .bind(count)
             .bind(letter.position)
             .bind(letter.event_id)
-            .bind(storable(&letter.error))
+            .bind(storable_text(&letter.error))
             .bind(attempts)
             .execute(conn)
             .await
@@ -392,6 +388,7 @@ impl ProjectionStore for PgEventStore {
         projection: &str,
         position: Position,
     ) -> Result<bool> {
+        validate_projection_name(projection)?;
         let done = sqlx::query(AssertSqlSafe(self.statements().dead_letter_remove.clone()))
             .bind(projection)
             .bind(position)
@@ -471,11 +468,5 @@ mod tests {
         let scope = Scope::all().query(Query::all());
         assert!(scope_filter(&scope, Partition::all(), 2, &mut text).is_empty());
         assert!(text.is_empty());
-    }
-
-    #[test]
-    fn nul_is_replaced_in_stored_errors() {
-        assert_eq!(storable("a\0b"), "a\u{fffd}b");
-        assert!(matches!(storable("ab"), std::borrow::Cow::Borrowed("ab")));
     }
 }

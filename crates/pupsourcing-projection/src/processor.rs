@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pupsourcing_core::projection::{Batch, ProjectionStore, Scope};
-use pupsourcing_core::{Limits, Position, ValidationError};
+use pupsourcing_core::projection::{Batch, ProjectionStore, Scope, validate_projection_name};
+use pupsourcing_core::{Limits, Position};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -71,9 +71,7 @@ impl<S: ProjectionStore> Processor<S> {
         config: ProcessorConfig,
     ) -> Result<Self, ProjectionError> {
         let name: Arc<str> = projection.name().into();
-        if name.trim().is_empty() {
-            return Err(ValidationError::Empty { field: "projection name" }.into());
-        }
+        validate_projection_name(&name)?;
         config.validate()?;
         let scope = projection.scope();
         scope.validate(&Limits::default())?;

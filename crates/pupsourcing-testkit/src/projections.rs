@@ -516,7 +516,18 @@ pub async fn bad_settings_are_refused<S: ProjectionStore, M: ReadModel<S>>(store
     assert!(split.is_err(), "one projection, two partition counts");
     assert!(Runner::new(store.clone()).partitions(named("z"), 0, config()).is_err());
     assert!(Partition::new(3, 3).is_err());
+    assert!(Partition::new(0, Partition::MAX_COUNT + 1).is_err());
     assert!(store.checkpoints().await.unwrap().is_empty(), "nothing ran");
+    // The store refuses the same names on every backend, and stores the same error text.
+    for name in ["", " ", "a\0b"] {
+        let refused = store.checkpoint(name, Partition::all()).await;
+        assert!(matches!(refused, Err(pupsourcing_core::Error::Validation(_))), "{name:?}");
+    }
+    let long = "p".repeat(256);
+    assert!(store.set_checkpoint_error(&long, Partition::all(), None).await.is_err());
+    store.set_checkpoint_error("x", Partition::all(), Some("bad\0byte")).await.unwrap();
+    let stored = store.checkpoint("x", Partition::all()).await.unwrap();
+    assert_eq!(stored.last_error.as_deref(), Some("bad\u{fffd}byte"));
 }
 
 /// Status: lag in events and time, the failed state, dead letters counted.

@@ -86,9 +86,13 @@ impl Default for Partition {
 }
 
 impl Partition {
-    /// Partition `key` of `count`. Fails when `count` is 0 or `key` is not below it.
+    /// The most partitions a projection can have (the largest count every backend stores).
+    pub const MAX_COUNT: u32 = i32::MAX as u32;
+
+    /// Partition `key` of `count`. Fails when `count` is 0 or above [`Partition::MAX_COUNT`],
+    /// or `key` is not below it.
     pub fn new(key: u32, count: u32) -> Result<Self, ValidationError> {
-        if count == 0 || key >= count {
+        if count == 0 || count > Self::MAX_COUNT || key >= count {
             return Err(ValidationError::InvalidPartition { key, count });
         }
         Ok(Self { key, count })

@@ -33,6 +33,7 @@
 use chrono::{DateTime, Utc};
 use pupsourcing_core::projection::{
     Batch, Checkpoint, DeadLetter, Partition, Pending, ProjectionStore, Scope, Stall,
+    storable_text, validate_projection_name,
 };
 use pupsourcing_core::timeout::within as limited;
 use pupsourcing_core::{Error, Position, Result, StoreConfig, ValidationError};
@@ -140,14 +141,7 @@ fn bind_scope<'q>(
 /// A projection name must be non-empty and free of NUL characters (which PostgreSQL cannot
 /// store), so that it works on every backend.
 fn check_projection(name: &str) -> Result<()> {
-    let field = "projection name";
-    if name.is_empty() {
-        return Err(ValidationError::Empty { field }.into());
-    }
-    if name.contains('\0') {
-        return Err(ValidationError::NulCharacter { field }.into());
-    }
-    Ok(())
+    Ok(validate_projection_name(name)?)
 }
 
 fn now_micros() -> i64 {
@@ -305,7 +299,7 @@ impl ProjectionStore for SqliteEventStore {
             .bind(projection)
             .bind(i64::from(partition.key()))
             .bind(i64::from(partition.count()))
-            .bind(error)
+            .bind(error.map(storable_text))
             .bind(now_micros())
             .execute(self.write_pool())
             .await
@@ -366,7 +360,7 @@ impl ProjectionStore for SqliteEventStore {
             .bind(i64::from(letter.partition.count()))
             .bind(letter.position)
             .bind(letter.event_id.as_bytes().as_slice())
-            .bind(letter.error.as_str())
+            .bind(storable_text(&letter.error))
             .bind(i64::from(letter.attempts))
             .bind(now_micros())
             .execute(&mut *conn)
