@@ -87,6 +87,7 @@ macro_rules! projection_conformance {
             dead_letters_set_poison_aside,
             two_processors_never_apply_a_batch_twice,
             reset_replays_from_the_start,
+            reset_while_running_applies_nothing_twice,
             graceful_shutdown_resumes_exactly_once,
             out_of_order_writers_are_projected_exactly_once,
             bad_settings_are_refused,
