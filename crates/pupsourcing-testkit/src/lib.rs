@@ -90,6 +90,7 @@ macro_rules! projection_conformance {
             reset_while_running_applies_nothing_twice,
             graceful_shutdown_resumes_exactly_once,
             out_of_order_writers_are_projected_exactly_once,
+            out_of_order_writers_are_projected_exactly_once_in_scope,
             bad_settings_are_refused,
             status_reports_lag,
             aborted_task_leaves_no_partial_batch,
