@@ -120,3 +120,26 @@ async fn wake_ups_survive_a_lost_listener_connection() {
     tokio::time::sleep(std::time::Duration::from_millis(800)).await; // listening again
     pupsourcing_testkit::projections::wake_ups_end_the_idle_wait(store, model, wake).await;
 }
+
+/// The processor's sessions are terminated again and again while it works: it resumes from
+/// its checkpoint each time, applying every event exactly once, under every poison policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_connections_resume_exactly_once() {
+    let Some((store, model)) = fresh().await else { return };
+    let schema = store.config().schema.to_string();
+    let killer = store.pool().clone();
+    let kill = move || {
+        let (killer, schema) = (killer.clone(), schema.clone());
+        async move {
+            // Sessions in a transaction or running a statement on this schema's tables.
+            let sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                       WHERE pid <> pg_backend_pid() AND datname = current_database() \
+                       AND state <> 'idle' AND query LIKE '%' || $1 || '.%'";
+            let killed: Vec<(bool,)> =
+                sqlx::query_as(sql).bind(schema).fetch_all(&killer).await.unwrap_or_default();
+            killed.len()
+        }
+    };
+    pupsourcing_testkit::projections::killed_connections_resume_exactly_once(store, model, kill)
+        .await;
+}

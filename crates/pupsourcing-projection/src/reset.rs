@@ -6,14 +6,20 @@ use pupsourcing_core::projection::ProjectionStore;
 use crate::error::ProjectionError;
 use crate::projection::{Projection, caught};
 
-/// Resets `projection`: its `reset` hook clears the read model and its checkpoints and dead
-/// letters are removed, in one transaction. Its next run replays the log from position 0.
+/// Resets `projection`: its checkpoints and dead letters are removed and its `reset` hook
+/// clears the read model, in one transaction. Its next run replays the log from position 0.
 ///
-/// Stop the projection's processors first: one that is still running fails its next
-/// compare-and-set (its checkpoint is gone), rolls back and starts over from 0, so no event is
-/// lost, but a batch it committed just before the reset would be replayed onto the cleared
-/// read model only by the next run. For a rebuild without downtime, run a projection under a
-/// new name (`orders_v2`) beside the old one and switch readers once its lag is 0.
+/// The checkpoints and dead letters go first, and the hook runs after: on PostgreSQL the
+/// deletes wait for every batch (and dead-letter replay) in flight to end, and hold back those
+/// that start later until the reset ends (they then find their checkpoint or dead letter gone
+/// and roll back), so the hook's statements see every batch committed before the reset and
+/// none can commit during it. (The other order let a batch commit while the hook ran: the hook
+/// did not clear its rows, the reset removed its checkpoint, and the rerun applied it again.)
+///
+/// Stop the projection's processors first all the same: one that is still running keeps going
+/// from where it was until its next compare-and-set fails (at its next batch, so not before
+/// the log moves), then starts over from 0. For a rebuild without downtime, run a projection
+/// under a new name (`orders_v2`) beside the old one and switch readers once its lag is 0.
 pub async fn reset<S: ProjectionStore, P: Projection<S>>(
     store: &S,
     projection: &P,
@@ -25,11 +31,12 @@ pub async fn reset<S: ProjectionStore, P: Projection<S>>(
         source,
     };
     let mut tx = store.begin().await.map_err(store_error)?;
+    // First: waits for the batches in flight, and holds back the next ones (see above).
+    store.reset_checkpoints_in(&mut tx, &name).await.map_err(store_error)?;
     if let Err(source) = caught(projection.reset(&mut tx)).await {
         let _ = store.rollback(tx).await;
         return Err(ProjectionError::Reset { projection: name, source });
     }
-    store.reset_checkpoints_in(&mut tx, &name).await.map_err(store_error)?;
     store.commit(tx).await.map_err(store_error)?;
     tracing::info!(projection = %name, "projection reset");
     Ok(())
