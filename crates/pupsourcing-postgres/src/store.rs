@@ -12,7 +12,7 @@ use pupsourcing_core::{
     RecordedEvent, Result, StoreConfig, StreamId, Version, VersionRange,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Transaction};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Row, Transaction};
 
 use crate::append::{Route, Target};
 use crate::connection::OwnConnection;
@@ -272,20 +272,33 @@ impl EventStore for PgEventStore {
     /// first: it fails in an aborted transaction and outside any transaction, and costs one
     /// short round trip (no snapshot, no plan).
     async fn commit(&self, mut tx: Self::Transaction) -> Result<()> {
-        if let Err(source) = sqlx::raw_sql("SAVEPOINT pupsourcing_commit").execute(&mut *tx).await {
-            // 25P01: no transaction is open, so a statement of the caller's (COMMIT, ROLLBACK)
-            // ended it and decided what is stored; anything else: it was aborted, nothing is.
-            let ended =
-                source.as_database_error().and_then(|e| e.code()).as_deref() == Some("25P01");
-            // Ends the aborted transaction now rather than on the connection's next use.
-            let _ = tx.rollback().await;
-            return Err(match ended {
-                true => Error::database(EndedByCaller { source }),
-                false => Error::database(NotCommitted { source }),
-            });
-        }
+        // One round trip: the SAVEPOINT check, and whether an append of the store's ran in
+        // the transaction (set by the append function; see notify.rs).
+        let checked = sqlx::raw_sql(
+            "SAVEPOINT pupsourcing_commit; SELECT current_setting('pupsourcing.appended', true)",
+        )
+        .fetch_all(&mut *tx)
+        .await;
+        let appended = match checked {
+            Ok(rows) => rows.first().and_then(|row| row.try_get::<Option<String>, _>(0).ok()),
+            Err(source) => {
+                // 25P01: no transaction is open, so a statement of the caller's (COMMIT,
+                // ROLLBACK) ended it and decided what is stored; anything else: it was
+                // aborted, nothing is.
+                let ended =
+                    source.as_database_error().and_then(|e| e.code()).as_deref() == Some("25P01");
+                // Ends the aborted transaction now rather than on the connection's next use.
+                let _ = tx.rollback().await;
+                return Err(match ended {
+                    true => Error::database(EndedByCaller { source }),
+                    false => Error::database(NotCommitted { source }),
+                });
+            }
+        };
         tx.commit().await.map_err(db_error)?;
-        self.committed();
+        if appended.flatten().as_deref() == Some("on") {
+            self.committed();
+        }
         Ok(())
     }
 

@@ -143,3 +143,27 @@ async fn killed_connections_resume_exactly_once() {
     pupsourcing_testkit::projections::killed_connections_resume_exactly_once(store, model, kill)
         .await;
 }
+
+/// `commit` of a caller's transaction notifies when it appended, and only then (a
+/// projection's batch transaction commits through it too, and must not wake everyone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_transactions_that_appended_notify() {
+    use pupsourcing_core::{EventStore, ExpectedVersion};
+    use std::time::Duration;
+    let Some((store, _)) = fresh().await else { return };
+    let mut wake = store.wakeups().await.unwrap();
+    wake.borrow_and_update();
+    let quiet = store.begin().await.unwrap();
+    store.commit(quiet).await.unwrap();
+    let woken = tokio::time::timeout(Duration::from_millis(300), wake.changed()).await;
+    assert!(woken.is_err(), "a transaction without appends notified");
+    let mut tx = store.begin().await.unwrap();
+    let stream = pupsourcing_testkit::new_stream();
+    let event = pupsourcing_testkit::event("Appended");
+    store.append_in(&mut tx, &stream, ExpectedVersion::NoStream, &[event]).await.unwrap();
+    store.commit(tx).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), wake.changed())
+        .await
+        .expect("the appending transaction notified")
+        .unwrap();
+}

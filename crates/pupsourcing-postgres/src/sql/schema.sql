@@ -261,6 +261,9 @@ BEGIN
     END;
 
     o_outcome := 'appended';
+    -- Tells EventStore::commit that this transaction appended, so that its commit wakes
+    -- projections (notify.rs); transaction-local, undone with a rolled-back savepoint.
+    PERFORM set_config('pupsourcing.appended', 'on', true);
     o_first := v_first;
     o_first_version := v_new_version - v_count + 1;
 END
