@@ -9,6 +9,13 @@ use pupsourcing_core::projection::Partition;
 pub const MAX_BATCH_SIZE: usize = 10_000;
 
 /// What a processor does when its handler fails on an event (returns an error or panics).
+///
+/// Any error the handler returns counts, including a database error it passes on (a deadlock,
+/// a lock timeout): with read models that can hit those, prefer [`PoisonPolicy::Retry`]. A
+/// handler must pass its statements' errors on: one that swallows a failed statement leaves a
+/// PostgreSQL transaction aborted, so the commit fails, which the processor takes for a
+/// database error and retries from the checkpoint (with growing waits, logged) instead of
+/// applying the policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PoisonPolicy {
     /// Stop the partition: the events before the failing one are applied, the checkpoint
