@@ -208,7 +208,7 @@ pub(crate) async fn append(
     let args = Arguments::new(sql, limits, target, events)?;
     if route == Route::Direct
         && events.len() == 1
-        && let Some(result) = try_direct(conn, sql, &args, target, events).await?
+        && let Some(result) = try_direct(conn, sql, &args, target, events, None).await?
     {
         return Ok(result);
     }
@@ -236,7 +236,8 @@ async fn run<'q>(
 
 /// A DCB append and the record of `command` in one statement (`sql/append_recorded.sql`) on
 /// `conn`, in autocommit mode: the command is recorded, with its events' positions, only when
-/// they are appended.
+/// they are appended. With [`Route::Direct`], a single event first tries the direct statement
+/// with the record (`sql/append_direct_recorded.sql`), which writes both or nothing.
 pub(crate) async fn append_recorded(
     conn: &mut PgConnection,
     sql: &Statements,
@@ -244,10 +245,17 @@ pub(crate) async fn append_recorded(
     events: &[NewEvent],
     condition: Option<&AppendCondition>,
     command: &CommandRecord,
+    route: Route,
 ) -> Result<AppendResult> {
     command.validate(limits)?;
     let target = Target::Dcb(condition);
     let args = Arguments::new(sql, limits, target, events)?;
+    if route == Route::Direct
+        && events.len() == 1
+        && let Some(result) = try_direct(conn, sql, &args, target, events, Some(command)).await?
+    {
+        return Ok(result);
+    }
     let query = || {
         args.query(&sql.append_recorded)
             .bind(&command.command_type)
@@ -287,20 +295,29 @@ async fn append_read_committed<'q>(
 /// The direct path: the result when the event was appended; `None` when it was not (a failed
 /// expected version or condition, a stored event id, an isolation level above READ COMMITTED,
 /// under which a version check may also fail to serialize), and nothing was written.
-/// The function then tells why.
+/// The function then tells why. With a `record` (a DCB target only), the command's row is
+/// inserted with the event, or not at all (`sql/append_direct_recorded.sql`).
 pub(crate) async fn try_direct(
     conn: &mut PgConnection,
     sql: &Statements,
     args: &Arguments<'_>,
     target: Target<'_>,
     events: &[NewEvent],
+    record: Option<&CommandRecord>,
 ) -> Result<Option<AppendResult>> {
     let [event] = events else { return Ok(None) };
-    let statement = match target {
-        Target::Stream(..) => &sql.append_direct_stream,
-        Target::Dcb(_) => &sql.append_direct_dcb,
+    let query = match (target, record) {
+        (Target::Stream(..), None) => args.direct_query(&sql.append_direct_stream, event),
+        (Target::Dcb(_), None) => args.direct_query(&sql.append_direct_dcb, event),
+        (Target::Dcb(_), Some(record)) => args
+            .direct_query(&sql.append_direct_recorded, event)
+            .bind(record.command_type.as_str())
+            .bind(record.data.to_string())
+            .bind(record.metadata.as_ref().map(ToString::to_string)),
+        // Commands record DCB appends only.
+        (Target::Stream(..), Some(_)) => return Ok(None),
     };
-    match args.direct_query(statement, event).fetch_optional(conn).await {
+    match query.fetch_optional(conn).await {
         Ok(Some(row)) => outcome(&row, target, events).map(Some),
         Ok(None) => Ok(None),
         // A unique violation comes from a stored event id: a replay, which the function

@@ -16,11 +16,17 @@
 //! through the append function, which tells the outcomes apart; every such outcome is
 //! permanent (versions and matching events only grow, and a stored event id is a replay), so
 //! the second look reports it faithfully.
+//!
+//! A request may carry the record of the command that decided it (the command executor's
+//! single-event decisions, [`GroupCommit::append_recorded`]): its command row is inserted by the
+//! same statement exactly when its event is, so a request whose condition fails writes neither,
+//! and its group mates are unaffected. Run alone, it goes through the same statements with the
+//! record (`sql/append_direct_recorded.sql`, then `sql/append_recorded.sql`).
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use pupsourcing_core::dcb::{AppendCondition, LockKey, lock_plan};
+use pupsourcing_core::dcb::{AppendCondition, CommandRecord, LockKey, lock_plan};
 use pupsourcing_core::{AppendResult, Error, ExpectedVersion, Limits, NewEvent, Result, StreamId};
 use sqlx::postgres::{PgArguments, PgPoolOptions};
 use sqlx::query::Query;
@@ -84,6 +90,8 @@ struct Request {
     condition: Option<AppendCondition>,
     event: NewEvent,
     locks: Vec<LockKey>,
+    /// The record of the command that decided this append, written with it (DCB only).
+    record: Option<CommandRecord>,
 }
 
 #[derive(Debug)]
@@ -126,6 +134,27 @@ impl GroupCommit {
         target: Target<'_>,
         event: &NewEvent,
     ) -> Result<AppendResult> {
+        self.submit(target, event, None).await
+    }
+
+    /// Appends one DCB event under `condition` and records `command` (its `positions` set to
+    /// the event's) in the same transaction, or writes neither.
+    pub(crate) async fn append_recorded(
+        self: &Arc<Self>,
+        condition: Option<&AppendCondition>,
+        event: &NewEvent,
+        command: &CommandRecord,
+    ) -> Result<AppendResult> {
+        command.validate(&self.limits)?;
+        self.submit(Target::Dcb(condition), event, Some(command)).await
+    }
+
+    async fn submit(
+        self: &Arc<Self>,
+        target: Target<'_>,
+        event: &NewEvent,
+        record: Option<&CommandRecord>,
+    ) -> Result<AppendResult> {
         let events = std::slice::from_ref(event);
         append::validate(target, events, &self.limits)?;
         if self.pool.is_closed() {
@@ -133,15 +162,17 @@ impl GroupCommit {
             self.close().await;
             return Err(Error::PoolClosed);
         }
-        let reply = match self.enter(target, event) {
-            Entry::Direct(_slot) => return self.alone(target, events, Route::Direct).await,
+        let reply = match self.enter(target, event, record) {
+            Entry::Direct(_slot) => {
+                return self.alone(target, events, record, Route::Direct).await;
+            }
             Entry::Queued(reply) => reply.await,
         };
         match reply {
             Ok(Reply::Appended(result)) => Ok(result),
             // The writer task is gone (the runtime is shutting down) or the group did not
             // append it: the append function decides, and recognises it if it was stored.
-            Ok(Reply::Alone) | Err(_) => self.alone(target, events, Route::Own).await,
+            Ok(Reply::Alone) | Err(_) => self.alone(target, events, record, Route::Own).await,
         }
     }
 
@@ -149,23 +180,35 @@ impl GroupCommit {
         &self,
         target: Target<'_>,
         events: &[NewEvent],
+        record: Option<&CommandRecord>,
         route: Route,
     ) -> Result<AppendResult> {
+        let (sql, limits) = (&self.sql, &self.limits);
         let mut conn = OwnConnection::acquire(&self.pool).await?;
-        let result =
-            append::append(&mut conn, &self.sql, &self.limits, target, events, route).await;
+        let result = match (target, record) {
+            (Target::Dcb(condition), Some(command)) => {
+                append::append_recorded(&mut conn, sql, limits, events, condition, command, route)
+                    .await
+            }
+            _ => append::append(&mut conn, sql, limits, target, events, route).await,
+        };
         conn.finish(result)
     }
 
     /// Takes a writer slot to run the direct path, or queues the request.
-    fn enter(self: &Arc<Self>, target: Target<'_>, event: &NewEvent) -> Entry {
+    fn enter(
+        self: &Arc<Self>,
+        target: Target<'_>,
+        event: &NewEvent,
+        record: Option<&CommandRecord>,
+    ) -> Entry {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if state.pending.is_empty() && state.writers == 0 {
             state.writers += 1;
             return Entry::Direct(Slot(self.clone()));
         }
         let (reply, receiver) = oneshot::channel();
-        let request = Request::new(&self.sql, &self.limits, target, event);
+        let request = Request::new(&self.sql, &self.limits, target, event, record);
         state.pending.push_back(Pending { request, reply });
         if state.writers < MAX_WRITERS {
             state.writers += 1;
@@ -247,7 +290,8 @@ impl GroupCommit {
         let appended = async {
             let mut conn = self.writers().acquire().await.map_err(db_error)?;
             let args = Arguments::new(&self.sql, &self.limits, target, events)?;
-            append::try_direct(&mut conn, &self.sql, &args, target, events).await
+            let record = request.record.as_ref();
+            append::try_direct(&mut conn, &self.sql, &args, target, events, record).await
         };
         match appended.await {
             Ok(Some(result)) => Reply::Appended(result),
@@ -315,7 +359,13 @@ impl Drop for Reserved {
 }
 
 impl Request {
-    fn new(sql: &Statements, limits: &Limits, target: Target<'_>, event: &NewEvent) -> Self {
+    fn new(
+        sql: &Statements,
+        limits: &Limits,
+        target: Target<'_>,
+        event: &NewEvent,
+        record: Option<&CommandRecord>,
+    ) -> Self {
         let (stream, expected, condition) = append::parts(target);
         let events = std::slice::from_ref(event);
         Self {
@@ -324,6 +374,7 @@ impl Request {
             condition: condition.cloned(),
             event: event.clone(),
             locks: lock_plan(sql.lock_namespace, events, condition, limits.max_lock_keys),
+            record: record.cloned(),
         }
     }
 
@@ -380,7 +431,7 @@ impl Fit {
     }
 }
 
-/// The group statement's parameters ($1 to $32, see `sql/append_group.sql`).
+/// The group statement's parameters ($1 to $35, see `sql/append_group.sql`).
 struct GroupArguments<'a> {
     stream_types: Vec<Option<&'a str>>,
     stream_ids: Vec<Option<Uuid>>,
@@ -392,6 +443,11 @@ struct GroupArguments<'a> {
     after: Vec<Option<i64>>,
     conditions: ConditionArrays<'a>,
     slices: [Vec<i32>; 6],
+    /// The requests' command records: types (NULL without a record), data and metadata as
+    /// JSON text.
+    command_types: Vec<Option<&'a str>>,
+    command_data: Vec<Option<String>>,
+    command_metadata: Vec<Option<String>>,
 }
 
 impl<'a> GroupArguments<'a> {
@@ -437,6 +493,18 @@ impl<'a> GroupArguments<'a> {
             after: requests.iter().map(|r| condition(r).and_then(|c| c.after)).collect(),
             conditions,
             slices,
+            command_types: requests
+                .iter()
+                .map(|r| r.record.as_ref().map(|c| c.command_type.as_str()))
+                .collect(),
+            command_data: requests
+                .iter()
+                .map(|r| r.record.as_ref().map(|c| c.data.to_string()))
+                .collect(),
+            command_metadata: requests
+                .iter()
+                .map(|r| r.record.as_ref().and_then(|c| c.metadata.as_ref()).map(|m| m.to_string()))
+                .collect(),
         }
     }
 
@@ -462,5 +530,8 @@ impl<'a> GroupArguments<'a> {
             .bind(type_hi)
             .bind(tag_lo)
             .bind(tag_hi)
+            .bind(&self.command_types)
+            .bind(&self.command_data)
+            .bind(&self.command_metadata)
     }
 }

@@ -450,8 +450,10 @@ impl DcbStore for PgEventStore {
         .await
     }
 
-    /// One statement in autocommit mode (`sql/append_recorded.sql`); with no events, the
-    /// record alone.
+    /// A single event goes through group commit with its record (group.rs): alone by the
+    /// direct statement (`sql/append_direct_recorded.sql`), or in a group statement that inserts
+    /// the records of exactly the requests it appends. A batch is one statement in autocommit
+    /// mode (`sql/append_recorded.sql`); with no events, the record alone.
     async fn append_if_and_record(
         &self,
         events: &[NewEvent],
@@ -459,6 +461,11 @@ impl DcbStore for PgEventStore {
         command: &CommandRecord,
     ) -> Result<AppendResult> {
         let inner = &self.inner;
+        if let [event] = events {
+            let appended = inner.group.append_recorded(condition, event, command).await?;
+            self.committed();
+            return Ok(appended);
+        }
         let mut conn = OwnConnection::acquire(&inner.pool).await?;
         if events.is_empty() {
             let recorded = self.record_command_in(&mut conn, command).await;
@@ -467,9 +474,16 @@ impl DcbStore for PgEventStore {
             return conn.finish(recorded.map(|()| nothing));
         }
         let limits = &inner.config.limits;
-        let result =
-            append::append_recorded(&mut conn, &inner.sql, limits, events, condition, command)
-                .await;
+        let result = append::append_recorded(
+            &mut conn,
+            &inner.sql,
+            limits,
+            events,
+            condition,
+            command,
+            Route::Own,
+        )
+        .await;
         let appended = conn.finish(result)?;
         self.committed();
         Ok(appended)

@@ -10,7 +10,9 @@ mod common;
 
 use std::time::Duration;
 
-use pupsourcing_core::dcb::{AppendCondition, DcbStore, Query, QueryItem, ReadOptions};
+use pupsourcing_core::dcb::{
+    AppendCondition, CommandRecord, DcbStore, Query, QueryItem, ReadOptions,
+};
 use pupsourcing_core::{AppendResult, Error, EventStore, ExpectedVersion, NewEvent, Result};
 use pupsourcing_postgres::PgEventStore;
 use pupsourcing_testkit::{event, new_stream};
@@ -259,4 +261,143 @@ async fn queued_any_appends_to_existing_streams_are_written_together() {
     let positions: Vec<i64> = results.into_iter().map(|r| r.unwrap().positions[0]).collect();
     let transactions = writing_transactions(&store, &positions).await;
     assert!(transactions <= 4, "12 queued appends took {transactions} transactions");
+}
+
+/// A queued recorded command (the executor's write) with its outcome: its event's id and type.
+struct Recorded {
+    id: usize,
+    event: NewEvent,
+    result: Result<AppendResult>,
+}
+
+/// Queues `commands` (boundary tag, condition) as recorded appends
+/// (`DcbStore::append_if_and_record`), each with a command whose data holds `run` and its index.
+async fn queued_commands(
+    store: &PgEventStore,
+    run: &str,
+    commands: Vec<(String, AppendCondition)>,
+) -> Vec<Recorded> {
+    let events: Vec<NewEvent> = commands.iter().map(|(tag, _)| tagged("Decided", tag)).collect();
+    let appends = commands
+        .into_iter()
+        .zip(&events)
+        .enumerate()
+        .map(|(id, ((_, condition), event))| {
+            let (store, event) = (store.clone(), event.clone());
+            let record = CommandRecord {
+                command_type: "Decide".into(),
+                data: serde_json::json!({ "run": run, "id": id }),
+                metadata: Some(serde_json::json!({ "by": "test" })),
+                positions: Vec::new(),
+            };
+            async move { store.append_if_and_record(&[event], Some(&condition), &record).await }
+        })
+        .collect();
+    let results = queued(store, appends).await;
+    events
+        .into_iter()
+        .zip(results)
+        .enumerate()
+        .map(|(id, (event, result))| Recorded { id, event, result })
+        .collect()
+}
+
+/// The command rows of `run`: command index -> (positions, the row's xmin: the transaction that
+/// wrote it).
+async fn command_rows(
+    store: &PgEventStore,
+    run: &str,
+) -> std::collections::HashMap<usize, (Vec<i64>, String)> {
+    let sql = format!(
+        "SELECT (data->>'id')::bigint, positions, xmin::text FROM {}.{} \
+          WHERE data->>'run' = $1 AND metadata->>'by' = 'test'",
+        store.config().schema,
+        store.config().tables.commands,
+    );
+    let rows: Vec<(i64, Vec<i64>, String)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(run).fetch_all(store.pool()).await.unwrap();
+    let mut by_id = std::collections::HashMap::new();
+    for (id, positions, xmin) in rows {
+        let previous = by_id.insert(id as usize, (positions, xmin));
+        assert!(previous.is_none(), "command {id} of {run} recorded twice");
+    }
+    by_id
+}
+
+/// Whether an event with this id is stored.
+async fn stored(store: &PgEventStore, event: &NewEvent) -> bool {
+    let sql = format!("SELECT count(*) FROM {}.events WHERE event_id = $1", store.config().schema);
+    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(event.event_id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    n > 0
+}
+
+/// The command executor's single-event write (`append_if_and_record`) is group-committed: queued
+/// recorded commands of disjoint boundaries are written by few transactions (their command
+/// rows share the xmin of the group's transaction). A request whose condition fails inside a group (its `after` is
+/// stale) writes neither its event nor its record while its group mates commit with theirs; of
+/// several racing on one boundary, exactly one writes both.
+#[tokio::test]
+async fn queued_recorded_commands_are_written_together_and_only_when_appended() {
+    let Some(store) = common::fresh_store().await else { return };
+    let mut grouped_rounds = 0;
+    for round in 0..20 {
+        let run = format!("{round}-{}", uuid::Uuid::now_v7());
+        let boundary = |name: &str| format!("{name}:{run}");
+        let query = |tag: &str| Query::from_items([QueryItem::tags([tag])]);
+        // A boundary that moves after this client read it: its condition fails in the group.
+        let stale = boundary("stale");
+        let head = store.read(&query(&stale), ReadOptions::new()).await.unwrap().head;
+        store.append_if(&[tagged("Moved", &stale)], None).await.unwrap();
+        let contested = boundary("contested");
+        let contested_head = store.read(&query(&contested), ReadOptions::new()).await.unwrap().head;
+        let mut commands = Vec::new();
+        for i in 0..12 {
+            let own = boundary(&format!("own{i}"));
+            commands.push((own.clone(), AppendCondition::none_match(query(&own))));
+            if i == 5 {
+                commands.push((stale.clone(), AppendCondition::none_after(query(&stale), head)));
+            }
+            if i % 4 == 0 {
+                let condition = AppendCondition::none_after(query(&contested), contested_head);
+                commands.push((contested.clone(), condition));
+            }
+        }
+        let results = queued_commands(&store, &run, commands).await;
+        let rows = command_rows(&store, &run).await;
+        let (mut contested_wins, mut own_xmins) = (0, std::collections::HashSet::new());
+        for Recorded { id, event, result } in &results {
+            let tag = &event.tags[0];
+            match result {
+                Ok(written) => {
+                    let (positions, xmin) =
+                        rows.get(id).unwrap_or_else(|| panic!("{tag}: appended, not recorded"));
+                    assert_eq!(positions, &written.positions, "{tag}");
+                    assert!(stored(&store, event).await, "{tag}: recorded, event not stored");
+                    if tag.starts_with("own") {
+                        own_xmins.insert(xmin.clone());
+                    }
+                    contested_wins += usize::from(tag.starts_with("contested"));
+                    assert!(!tag.starts_with("stale"), "the stale condition passed");
+                }
+                Err(Error::ConditionFailed { .. }) => {
+                    assert!(!tag.starts_with("own"), "{tag}: a disjoint boundary failed");
+                    assert!(!rows.contains_key(id), "{tag}: failed, but recorded");
+                    assert!(!stored(&store, event).await, "{tag}: failed, but its event stored");
+                }
+                Err(other) => panic!("{tag}: {other}"),
+            }
+        }
+        assert_eq!(contested_wins, 1, "round {round}");
+        assert_eq!(rows.len(), 12 + 1, "round {round}: 12 own boundaries and one contested win");
+        // Two writer tasks share 12 disjoint commands (and the others); one transaction per
+        // command (the path without group commit) would give 12.
+        if own_xmins.len() <= 4 {
+            grouped_rounds += 1;
+        }
+    }
+    assert!(grouped_rounds >= 18, "only {grouped_rounds} of 20 rounds were group-committed");
 }

@@ -144,7 +144,8 @@ async fn every_append_path_stores_the_partition_hash() {
     store.commit(tx).await.unwrap();
     appended.add(None, &dcb);
 
-    // The command executor's recorded append (append_recorded.sql).
+    // The command executor's recorded appends: a batch (append_recorded.sql) and a single event
+    // (append_direct_recorded.sql).
     let record = CommandRecord {
         command_type: "Enroll".into(),
         data: serde_json::json!({ "student": 1 }),
@@ -155,9 +156,14 @@ async fn every_append_path_stores_the_partition_hash() {
     let dcb = [event("Enrolled").with_tags(["t:5"]), event("Enrolled").with_partition_key("s-1")];
     store.append_if_and_record(&dcb, Some(&cond), &record).await.unwrap();
     appended.add(None, &dcb);
+    let cond = AppendCondition::none_match(Query::from_items([QueryItem::tags(["t:6"])]));
+    let dcb = [event("Enrolled").with_tags(["t:6"]).with_partition_key("s-2")];
+    store.append_if_and_record(&dcb, Some(&cond), &record).await.unwrap();
+    appended.add(None, &dcb);
 
     // Group commit: many queued single-event appends from many tasks (streams, NoStream and
-    // Exact, DCB with and without conditions, keys), written in few transactions.
+    // Exact, DCB with and without conditions, with command records, keys), written in few
+    // transactions.
     let mut work = Vec::new();
     let mut group = Appended::default();
     for i in 0..24 {
@@ -179,8 +185,14 @@ async fn every_append_path_stores_the_partition_hash() {
                 AppendCondition::none_match(Query::from_items([QueryItem::tags([format!(
                     "g:{i}"
                 )])]));
-            let cond = (i % 4 == 1).then_some(cond);
-            work.push(tokio::spawn(async move { store.append_if(&[e], cond.as_ref()).await }));
+            let (cond, record) = ((i % 4 == 1).then_some(cond), record.clone());
+            work.push(tokio::spawn(async move {
+                if i % 8 == 5 {
+                    store.append_if_and_record(&[e], cond.as_ref(), &record).await
+                } else {
+                    store.append_if(&[e], cond.as_ref()).await
+                }
+            }));
         }
     }
     let futures: Vec<_> = work.into_iter().map(|task| async move { task.await.unwrap() }).collect();

@@ -10,6 +10,9 @@
 -- flattened condition arrays $23-$26 (items, types, tags). $8: all events' tags, flattened.
 -- $17-$19: the union of the requests' boundary locks, sorted. Expected versions ($3) are per
 -- request and of any kind: NULL = any, 0 = no stream (also `Exact(0)`), n = exactly n.
+-- $33-$35: per request, the record of the command that decided it (type, data and metadata as
+-- JSON text), or NULL types for requests without one: a request's command row is inserted
+-- exactly when its event is, with its position, in this statement's transaction.
 --
 -- Answers one row per request, in request order: its position and version, or NULLs when it
 -- was not appended (its expected version or condition failed): the caller retries that request
@@ -91,6 +94,15 @@ WITH locks AS MATERIALIZED (
 ), indexed AS (
     INSERT INTO {schema}.{events}_tags (tag, global_position, event_type)
     SELECT unnest(i.tags), i.global_position, i.event_type FROM inserted i
+), recorded AS (
+    -- Only requests that were appended (every allocated row is inserted, or the statement
+    -- fails and nothing is written), so a request whose check failed records nothing.
+    INSERT INTO {schema}.{commands} (command_type, data, metadata, positions)
+    SELECT ($33::text[])[a.ord], ($34::text[])[a.ord]::jsonb, ($35::text[])[a.ord]::jsonb,
+           ARRAY[a.position]
+      FROM allocated a
+     WHERE ($33::text[])[a.ord] IS NOT NULL
+     ORDER BY a.ord
 )
 SELECT i.global_position, i.aggregate_version
   FROM unnest($4::uuid[]) WITH ORDINALITY AS r(event_id, ord)
