@@ -51,7 +51,10 @@ impl Statements {
             append_recorded: render(include_str!("sql/append_recorded.sql")),
             append_direct_stream: render(include_str!("sql/append_direct_stream.sql")),
             append_direct_dcb: render(include_str!("sql/append_direct_dcb.sql")),
-            append_direct_recorded: render(include_str!("sql/append_direct_recorded.sql")),
+            append_direct_recorded: render(&with_record_step(
+                include_str!("sql/append_direct_dcb.sql"),
+                include_str!("sql/append_direct_recorded.sql"),
+            )),
             append_group: render(include_str!("sql/append_group.sql")),
             read_stream: render(include_str!("sql/read_stream.sql")),
             read_all: render(include_str!("sql/read_all.sql")),
@@ -80,6 +83,17 @@ impl Statements {
             lock_namespace: u64::from(marker_tag(config)),
         }
     }
+}
+
+/// The direct DCB append (`direct_dcb`) with one more CTE (`step`, from its own file) before
+/// its final SELECT, so the two statements share every other line.
+fn with_record_step(direct_dcb: &str, step: &str) -> String {
+    // The end of the statement's last CTE, where the next one can follow.
+    const LAST_CTE_END: &str = "\n)\nSELECT 'appended'";
+    let step: String = step.lines().filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join("\n");
+    let spliced = format!("\n), {}\nSELECT 'appended'", step.trim());
+    assert!(direct_dcb.contains(LAST_CTE_END), "append_direct_dcb.sql ends with its CTEs");
+    direct_dcb.replacen(LAST_CTE_END, &spliced, 1)
 }
 
 /// The SQL templates of this crate, for the test that checks their derived names.
