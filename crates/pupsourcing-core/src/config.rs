@@ -30,6 +30,13 @@ pub struct TableNames {
     /// Events projections set aside (default `projection_dead_letters`, or
     /// `<events>_dead_letters` for another events table).
     pub dead_letters: Identifier,
+    /// Orchestrator workers and their heartbeats (default `workers`, or `<events>_workers`).
+    pub workers: Identifier,
+    /// Orchestrator shards: owner, epoch and checkpoint (default `projection_shards`, or
+    /// `<events>_shards`).
+    pub shards: Identifier,
+    /// The Recreate generation, one row (default `recreate_lock`, or `<events>_recreate_lock`).
+    pub recreate_lock: Identifier,
 }
 
 impl Default for TableNames {
@@ -65,6 +72,9 @@ impl TableNames {
         "_commands",
         "_checkpoints",
         "_dead_letters",
+        "_workers",
+        "_shards",
+        "_recreate_lock",
     ];
 
     /// The longest events table name: 63 bytes (PostgreSQL truncates longer names, so two
@@ -89,6 +99,9 @@ impl TableNames {
             commands: derived("_commands", "commands"),
             checkpoints: derived("_checkpoints", "projection_checkpoints"),
             dead_letters: derived("_dead_letters", "projection_dead_letters"),
+            workers: derived("_workers", "workers"),
+            shards: derived("_shards", "projection_shards"),
+            recreate_lock: derived("_recreate_lock", "recreate_lock"),
             events,
         })
     }
@@ -99,7 +112,15 @@ impl TableNames {
     pub fn validate(&self) -> Result<(), ValidationError> {
         check_events_len(&self.events)?;
         let events = self.events.as_str();
-        let own_suffixes = ["_heads", "_commands", "_checkpoints", "_dead_letters"];
+        let own_suffixes = [
+            "_heads",
+            "_commands",
+            "_checkpoints",
+            "_dead_letters",
+            "_workers",
+            "_shards",
+            "_recreate_lock",
+        ];
         let taken = |name: &Identifier| {
             name == &self.events
                 || Self::DERIVED_SUFFIXES
@@ -128,20 +149,26 @@ impl TableNames {
     }
 
     /// Accessors of the tables named after the events table by default.
-    const OTHERS: [fn(&mut TableNames) -> &mut Identifier; 4] = [
+    const OTHERS: [fn(&mut TableNames) -> &mut Identifier; 7] = [
         |t| &mut t.aggregate_heads,
         |t| &mut t.commands,
         |t| &mut t.checkpoints,
         |t| &mut t.dead_letters,
+        |t| &mut t.workers,
+        |t| &mut t.shards,
+        |t| &mut t.recreate_lock,
     ];
 
     /// The tables besides the events table, with what each holds.
-    fn others(&self) -> [(&'static str, &Identifier); 4] {
+    fn others(&self) -> [(&'static str, &Identifier); 7] {
         [
             ("aggregate heads", &self.aggregate_heads),
             ("commands", &self.commands),
             ("checkpoints", &self.checkpoints),
             ("dead letters", &self.dead_letters),
+            ("workers", &self.workers),
+            ("shards", &self.shards),
+            ("recreate lock", &self.recreate_lock),
         ]
     }
 }
@@ -288,6 +315,21 @@ impl StoreConfig {
     /// Sets the projection checkpoints table name, validating it.
     pub fn checkpoints_table(self, name: &str) -> Result<Self, ValidationError> {
         self.table(|t| &mut t.checkpoints, name)
+    }
+
+    /// Sets the orchestrator workers table name, validating it.
+    pub fn workers_table(self, name: &str) -> Result<Self, ValidationError> {
+        self.table(|t| &mut t.workers, name)
+    }
+
+    /// Sets the orchestrator shards table name, validating it.
+    pub fn shards_table(self, name: &str) -> Result<Self, ValidationError> {
+        self.table(|t| &mut t.shards, name)
+    }
+
+    /// Sets the orchestrator recreate lock table name, validating it.
+    pub fn recreate_lock_table(self, name: &str) -> Result<Self, ValidationError> {
+        self.table(|t| &mut t.recreate_lock, name)
     }
 
     /// Sets the projection dead letters table name, validating it.

@@ -8,6 +8,7 @@
 
 mod config;
 mod connect;
+pub mod coordination;
 pub mod dcb;
 mod error;
 mod event;

@@ -1,0 +1,11 @@
+//! The storage side of the orchestrator: workers with heartbeats, the Recreate generation, and
+//! projection shards owned by at most one worker under an epoch that fences every commit. The
+//! orchestrator that uses it lives in the `pupsourcing-orchestrator` crate; each backend
+//! implements [`CoordinationStore`] in its `coordination` module, in plain transactional SQL
+//! (no advisory locks, no SERIALIZABLE).
+
+mod store;
+mod types;
+
+pub use store::CoordinationStore;
+pub use types::{Fence, Generation, RecreatePhase, Shard, ShardId, Worker, WorkerState};

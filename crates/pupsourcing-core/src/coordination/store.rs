@@ -1,0 +1,90 @@
+//! The [`CoordinationStore`] trait.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::coordination::{Fence, Generation, RecreatePhase, Shard, ShardId, Worker, WorkerState};
+use crate::error::Result;
+use crate::event::Position;
+use crate::projection::ProjectionStore;
+
+/// What the orchestrator stores: workers (heartbeats on the database clock), the Recreate
+/// generation, and shards with owner, epoch and checkpoint. Every change is a plain
+/// transactional compare-and-set, so concurrent workers never both win.
+pub trait CoordinationStore: ProjectionStore {
+    /// Inserts or replaces the worker's row with `generation` and `state`, its heartbeat now.
+    fn register_worker(
+        &self,
+        worker: &str,
+        generation: i64,
+        state: WorkerState,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Sets the worker's heartbeat to now and its state; false when its row is gone (it was
+    /// removed as stale: it must stop and register again).
+    fn heartbeat(
+        &self,
+        worker: &str,
+        state: WorkerState,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Removes the worker's row and releases its shards (owner cleared, epoch bumped).
+    fn remove_worker(&self, worker: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Removes the workers whose last heartbeat is older than `threshold` by the database
+    /// clock, releasing their shards; returns their ids.
+    fn remove_stale_workers(
+        &self,
+        threshold: Duration,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// Every worker, by id.
+    fn workers(&self) -> impl Future<Output = Result<Vec<Worker>>> + Send;
+
+    /// The current generation (number 0, phase running, before the first).
+    fn generation(&self) -> impl Future<Output = Result<Generation>> + Send;
+
+    /// Starts generation `current + 1` in phase draining if the generation is still `current`
+    /// (compare-and-set); returns the new number, or `None` when another worker moved it.
+    fn begin_generation(&self, current: i64) -> impl Future<Output = Result<Option<i64>>> + Send;
+
+    /// Sets the phase of generation `number` if it is still the current one; false otherwise.
+    fn set_phase(
+        &self,
+        number: i64,
+        phase: RecreatePhase,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Creates the rows of shards `0..count` of `projection` that do not exist (unowned,
+    /// epoch 0, position `start`).
+    fn ensure_shards(
+        &self,
+        projection: &str,
+        count: u32,
+        start: Position,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Every shard row, by projection, count and shard.
+    fn shards(&self) -> impl Future<Output = Result<Vec<Shard>>> + Send;
+
+    /// Gives `shard` to `owner` (or to nobody) if its epoch is still `epoch`, bumping the
+    /// epoch; returns the new fence, or `None` when it changed meanwhile.
+    fn assign_shard(
+        &self,
+        shard: &ShardId,
+        epoch: i64,
+        owner: Option<&str>,
+    ) -> impl Future<Output = Result<Option<Fence>>> + Send;
+
+    /// Moves the shard's checkpoint from `from` to `to` in the caller's transaction, only if
+    /// the row still has that position AND that owner and epoch: the commit of a batch by a
+    /// worker that lost the shard (a pause, a slow handler) fails here and rolls back.
+    fn advance_shard_in(
+        &self,
+        conn: &mut Self::Connection,
+        shard: &ShardId,
+        fence: &Fence,
+        from: Position,
+        to: Position,
+    ) -> impl Future<Output = Result<bool>> + Send;
+}
