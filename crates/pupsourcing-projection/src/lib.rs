@@ -15,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+mod checkpointing;
 mod config;
 mod error;
 mod pass;
@@ -24,6 +25,7 @@ mod reset;
 mod runner;
 mod status;
 
+pub use checkpointing::Checkpointing;
 pub use config::{MAX_BATCH_SIZE, PoisonPolicy, ProcessorConfig};
 pub use error::ProjectionError;
 pub use processor::{Processor, Progress};

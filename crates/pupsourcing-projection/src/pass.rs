@@ -188,10 +188,8 @@ impl<S: ProjectionStore> Passes<'_, S> {
         to: Position,
     ) -> Result<bool, ProjectionError> {
         let processor = self.processor;
-        let name = processor.projection_name();
-        let partition = processor.config().partition;
-        let moved =
-            processor.store().advance_checkpoint_in(tx, name, partition, self.from, to).await;
+        let checkpointing = processor.checkpointing();
+        let moved = checkpointing.advance_in(processor.store(), tx, self.from, to).await;
         moved.map_err(|e| processor.store_error(e))
     }
 

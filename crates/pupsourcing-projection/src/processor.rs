@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::checkpointing::{Checkpointing, TableCheckpoint};
 use crate::config::ProcessorConfig;
 use crate::error::ProjectionError;
 use crate::pass::{Pass, Passes};
@@ -52,6 +53,7 @@ pub struct Processor<S: ProjectionStore> {
     scope: Scope,
     config: ProcessorConfig,
     wake: Option<watch::Receiver<()>>,
+    checkpointing: Arc<dyn Checkpointing<S>>,
 }
 
 impl<S: ProjectionStore> Processor<S> {
@@ -75,13 +77,23 @@ impl<S: ProjectionStore> Processor<S> {
         config.validate()?;
         let scope = projection.scope();
         scope.validate(&Limits::default())?;
-        Ok(Self { store, projection, name, scope, config, wake: None })
+        let checkpointing =
+            Arc::new(TableCheckpoint { name: name.clone(), partition: config.partition });
+        Ok(Self { store, projection, name, scope, config, wake: None, checkpointing })
     }
 
     /// Wakes the idle processor whenever `wake` changes (for example from a PostgreSQL
     /// `LISTEN` connection), instead of only after the poll interval.
     pub fn wake_on(mut self, wake: watch::Receiver<()>) -> Self {
         self.wake = Some(wake);
+        self
+    }
+
+    /// Keeps the checkpoint in `checkpointing` instead of the checkpoints table (the
+    /// orchestrator's fenced shard rows). The partition in the settings still selects the
+    /// events.
+    pub fn with_checkpointing(mut self, checkpointing: impl Checkpointing<S>) -> Self {
+        self.checkpointing = Arc::new(checkpointing);
         self
     }
 
@@ -179,8 +191,8 @@ impl<S: ProjectionStore> Processor<S> {
 
     /// Handles one batch from the stored checkpoint.
     pub async fn step(&self) -> Result<Progress, ProjectionError> {
-        let checkpoint = self.store.checkpoint(&self.name, self.config.partition).await;
-        let from = checkpoint.map_err(|e| self.store_error(e))?.position;
+        let checkpoint = self.checkpointing.load(&self.store).await;
+        let from = checkpoint.map_err(|e| self.store_error(e))?;
         Ok(self.step_from(from, None).await?.0)
     }
 
@@ -285,6 +297,10 @@ impl<S: ProjectionStore> Processor<S> {
 
     pub(crate) fn projection(&self) -> &SharedProjection<S> {
         &self.projection
+    }
+
+    pub(crate) fn checkpointing(&self) -> &dyn Checkpointing<S> {
+        self.checkpointing.as_ref()
     }
 
     pub(crate) fn projection_name(&self) -> &str {

@@ -611,7 +611,7 @@ where
     ];
     for (round, policy) in policies.into_iter().enumerate() {
         let name = format!("killed_{round}");
-        let events = append_events(&store, "Order", "Placed", 200).await;
+        let events = append_events(&store, "Order", "Placed", 300).await;
         let mut projection = Recorder::new(&name, model.clone());
         projection.delay = Duration::from_millis(1);
         let mut config = config().poison(policy);
@@ -648,7 +648,8 @@ where
         shutdown.cancel();
         run.await.unwrap().unwrap();
         eprintln!("{policy:?}: {killed} sessions killed");
-        assert!(killed > 5, "{policy:?}: the test killed sessions ({killed})");
+        // (At least a few: on a loaded machine batches can outrun the killer.)
+        assert!(killed >= 3, "{policy:?}: the test killed sessions ({killed})");
         assert!(store.dead_letters(Some(&name)).await.unwrap().is_empty(), "{policy:?}");
         let rows: Vec<Uuid> = model
             .rows()
