@@ -197,6 +197,8 @@ impl CoordinationStore for PgEventStore {
         limited(self.config().timeouts.query, self.generation_unlimited()).await
     }
 
+    /// One statement: a missing singleton row counts as generation 0. A `current` below 0 or
+    /// at `i64::MAX` is refused.
     async fn begin_generation(&self, current: i64) -> Result<Option<i64>> {
         if current < 0 || current == i64::MAX {
             let reason = "must be 0 to i64::MAX - 1";
