@@ -12,6 +12,10 @@
 //! projection batches are read gap-free, filtered by scope and partition in SQL, with
 //! checkpoints moved by compare-and-set in the batch's transaction.
 //!
+//! It also implements [`pupsourcing_core::coordination::CoordinationStore`] for the
+//! orchestrator: workers with heartbeats on the database clock, the Recreate generation, and
+//! shards whose batches commit only under their owner's epoch (the fence).
+//!
 //! SQL lives in the `sql/` folder beside these modules; [`migration_sql`] renders the schema for
 //! a configuration.
 
@@ -20,6 +24,7 @@
 mod append;
 mod checkpoint;
 mod connection;
+mod coordination;
 mod dcb;
 mod error;
 mod group;

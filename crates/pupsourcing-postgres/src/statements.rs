@@ -28,6 +28,18 @@ pub(crate) struct Statements {
     pub dead_letter_remove: Arc<str>,
     pub dead_letter_list: Arc<str>,
     pub stall: Arc<str>,
+    pub coordination_register: Arc<str>,
+    pub coordination_heartbeat: Arc<str>,
+    pub coordination_remove_worker: Arc<str>,
+    pub coordination_remove_stale: Arc<str>,
+    pub coordination_workers: Arc<str>,
+    pub coordination_generation: Arc<str>,
+    pub coordination_begin_generation: Arc<str>,
+    pub coordination_set_phase: Arc<str>,
+    pub coordination_ensure_shards: Arc<str>,
+    pub coordination_shards: Arc<str>,
+    pub coordination_assign: Arc<str>,
+    pub coordination_advance: Arc<str>,
     /// Placeholder-free prefix of a projection batch read, to which the scope's filters are
     /// added (`sql/checkpoint_batch.sql`).
     pub checkpoint_batch: String,
@@ -71,6 +83,20 @@ impl Statements {
             dead_letter_remove: render(include_str!("sql/dead_letter_remove.sql")),
             dead_letter_list: render(include_str!("sql/dead_letter_list.sql")),
             stall: render(include_str!("sql/stall.sql")),
+            coordination_register: render(include_str!("sql/coordination_register.sql")),
+            coordination_heartbeat: render(include_str!("sql/coordination_heartbeat.sql")),
+            coordination_remove_worker: render(include_str!("sql/coordination_remove_worker.sql")),
+            coordination_remove_stale: render(include_str!("sql/coordination_remove_stale.sql")),
+            coordination_workers: render(include_str!("sql/coordination_workers.sql")),
+            coordination_generation: render(include_str!("sql/coordination_generation.sql")),
+            coordination_begin_generation: render(include_str!(
+                "sql/coordination_begin_generation.sql"
+            )),
+            coordination_set_phase: render(include_str!("sql/coordination_set_phase.sql")),
+            coordination_ensure_shards: render(include_str!("sql/coordination_ensure_shards.sql")),
+            coordination_shards: render(include_str!("sql/coordination_shards.sql")),
+            coordination_assign: render(include_str!("sql/coordination_assign.sql")),
+            coordination_advance: render(include_str!("sql/coordination_advance.sql")),
             checkpoint_batch: render(include_str!("sql/checkpoint_batch.sql"))
                 .trim_end()
                 .to_string(),
@@ -124,10 +150,22 @@ const TEMPLATES: &[&str] = &[
     include_str!("sql/dead_letter_remove.sql"),
     include_str!("sql/dead_letter_list.sql"),
     include_str!("sql/stall.sql"),
+    include_str!("sql/coordination_register.sql"),
+    include_str!("sql/coordination_heartbeat.sql"),
+    include_str!("sql/coordination_remove_worker.sql"),
+    include_str!("sql/coordination_remove_stale.sql"),
+    include_str!("sql/coordination_workers.sql"),
+    include_str!("sql/coordination_generation.sql"),
+    include_str!("sql/coordination_begin_generation.sql"),
+    include_str!("sql/coordination_set_phase.sql"),
+    include_str!("sql/coordination_ensure_shards.sql"),
+    include_str!("sql/coordination_shards.sql"),
+    include_str!("sql/coordination_assign.sql"),
+    include_str!("sql/coordination_advance.sql"),
 ];
 
 /// Replaces the placeholders of a SQL template. `{schema}`, `{events}`, `{aggregate_heads}`,
-/// `{commands}`, `{checkpoints}` and `{dead_letters}` become double-quoted names, together with
+/// `{commands}`, `{checkpoints}`, `{dead_letters}`, `{workers}`, `{shards}` and `{recreate_lock}` become double-quoted names, together with
 /// the name characters that follow them (`{events}_tags` is the one name `"events_tags"`), so
 /// that reserved words work as names; `{marker_tag}` becomes a number. Only validated identifiers (lower case, so quoting them
 /// names the same object as the unquoted spelling) and a number are spliced in, so the result
@@ -140,6 +178,9 @@ pub(crate) fn render(template: &str, config: &StoreConfig) -> String {
         ("{commands}", config.tables.commands.as_str()),
         ("{checkpoints}", config.tables.checkpoints.as_str()),
         ("{dead_letters}", config.tables.dead_letters.as_str()),
+        ("{workers}", config.tables.workers.as_str()),
+        ("{shards}", config.tables.shards.as_str()),
+        ("{recreate_lock}", config.tables.recreate_lock.as_str()),
     ];
     let template = template.replace("{marker_tag}", &marker_tag(config).to_string());
     let mut out = String::with_capacity(template.len() + 64);

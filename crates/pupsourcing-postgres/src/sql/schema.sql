@@ -107,6 +107,41 @@ CREATE TABLE IF NOT EXISTS {schema}.{dead_letters} (
     PRIMARY KEY (projection_name, position)
 );
 
+-- Orchestrator workers: one row per live worker, its heartbeat on the database clock. A worker
+-- whose heartbeat is older than the stale threshold is removed and its shards released
+-- (coordination.rs).
+CREATE TABLE IF NOT EXISTS {schema}.{workers} (
+    worker_id      TEXT PRIMARY KEY,
+    generation     BIGINT NOT NULL,
+    state          TEXT NOT NULL
+                   CHECK (state IN ('starting', 'ready', 'running', 'draining', 'stopped')),
+    started_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
+    last_heartbeat TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+-- Orchestrator shards: shard `shard` of `shard_count` of a projection, owned by at most one
+-- worker under an epoch bumped on every change of owner, with its own checkpoint. A batch
+-- commits only if the row still names its owner and epoch (the fence).
+CREATE TABLE IF NOT EXISTS {schema}.{shards} (
+    projection_name TEXT NOT NULL,
+    shard           INT NOT NULL,
+    shard_count     INT NOT NULL,
+    owner           TEXT,
+    epoch           BIGINT NOT NULL DEFAULT 0,
+    position        BIGINT NOT NULL DEFAULT 0,
+    updated_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (projection_name, shard_count, shard)
+);
+
+-- The Recreate generation and its phase: one row, moved by compare-and-set.
+CREATE TABLE IF NOT EXISTS {schema}.{recreate_lock} (
+    id         INT PRIMARY KEY CHECK (id = 1),
+    generation BIGINT NOT NULL DEFAULT 0,
+    phase      TEXT NOT NULL DEFAULT 'running' CHECK (phase IN ('draining', 'running')),
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+INSERT INTO {schema}.{recreate_lock} (id) VALUES (1) ON CONFLICT (id) DO NOTHING;
+
 -- The append function before it took partition hashes: a call with the old argument list
 -- fails here rather than writing events without a hash.
 DROP FUNCTION IF EXISTS {schema}.{events}_append(TEXT, UUID, BIGINT, UUID[], TEXT[], INT[],

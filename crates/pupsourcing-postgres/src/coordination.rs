@@ -1,0 +1,325 @@
+//! The orchestrator's coordination store on PostgreSQL: workers with heartbeats on the database
+//! clock, the Recreate generation, and projection shards fenced by owner and epoch.
+//!
+//! Every change is one statement (a single implicit transaction) or, for
+//! [`CoordinationStore::advance_shard_in`], one statement in the caller's transaction; each is a
+//! compare-and-set under READ COMMITTED: a concurrent writer of the same row waits for the row
+//! lock and re-checks the condition against the committed row, so two callers never both win.
+//! No advisory locks, no SERIALIZABLE. SQL lives in `sql/coordination_*.sql`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use pupsourcing_core::coordination::{
+    CoordinationStore, Fence, Generation, RecreatePhase, Shard, ShardId, Worker, WorkerState,
+};
+use pupsourcing_core::projection::{Partition, validate_projection_name};
+use pupsourcing_core::timeout::within as limited;
+use pupsourcing_core::{Error, Position, Result, ValidationError};
+use sqlx::postgres::PgRow;
+use sqlx::{AssertSqlSafe, PgConnection, Postgres, Row};
+
+use crate::error::db_error;
+use crate::store::PgEventStore;
+
+/// Checks a worker id: not empty, no NUL (PostgreSQL text cannot hold one).
+fn validate_worker_id(worker: &str) -> Result<(), ValidationError> {
+    let field = "worker id";
+    if worker.is_empty() {
+        return Err(ValidationError::Empty { field });
+    }
+    if worker.contains('\0') {
+        return Err(ValidationError::NulCharacter { field });
+    }
+    Ok(())
+}
+
+/// Checks a shard against the partition rules and returns its key and count as the table
+/// stores them (INT: `Partition::MAX_COUNT` keeps both in range).
+fn shard_args(shard: &ShardId) -> Result<(i32, i32), ValidationError> {
+    validate_projection_name(&shard.projection)?;
+    let partition = Partition::new(shard.shard, shard.count)?;
+    Ok(int_pair(partition))
+}
+
+fn int_pair(partition: Partition) -> (i32, i32) {
+    let int = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    (int(partition.key()), int(partition.count()))
+}
+
+fn column<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
+    row: &'r PgRow,
+    index: usize,
+) -> Result<T> {
+    row.try_get(index).map_err(db_error)
+}
+
+/// A value the coordination tables should never hold (their CHECK constraints exclude it).
+fn corrupt(what: &str, value: &str) -> Error {
+    Error::database(std::io::Error::other(format!("the coordination tables hold {what} {value:?}")))
+}
+
+fn worker_row(row: &PgRow) -> Result<Worker> {
+    let state: String = column(row, 2)?;
+    Ok(Worker {
+        id: column(row, 0)?,
+        generation: column(row, 1)?,
+        state: WorkerState::parse(&state).ok_or_else(|| corrupt("worker state", &state))?,
+        started_at: column(row, 3)?,
+        last_heartbeat: column(row, 4)?,
+    })
+}
+
+fn shard_row(row: &PgRow) -> Result<Shard> {
+    let key: i32 = column(row, 1)?;
+    let count: i32 = column(row, 2)?;
+    let partition =
+        Partition::new(u32::try_from(key).unwrap_or(u32::MAX), u32::try_from(count).unwrap_or(0))?;
+    Ok(Shard {
+        id: ShardId {
+            projection: column(row, 0)?,
+            shard: partition.key(),
+            count: partition.count(),
+        },
+        owner: column(row, 3)?,
+        epoch: column(row, 4)?,
+        position: column(row, 5)?,
+        updated_at: column(row, 6)?,
+    })
+}
+
+/// A stale threshold in whole microseconds, capped at about a century: a longer one finds no
+/// stale worker either, and subtracting it from the clock stays within PostgreSQL's range.
+fn micros(duration: Duration) -> i64 {
+    const CENTURY_MICROS: i64 = 100 * 365 * 86_400 * 1_000_000;
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX).min(CENTURY_MICROS)
+}
+
+impl PgEventStore {
+    async fn workers_unlimited(&self) -> Result<Vec<Worker>> {
+        let rows = sqlx::query(AssertSqlSafe(self.statements().coordination_workers.clone()))
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(worker_row).collect()
+    }
+
+    async fn generation_unlimited(&self) -> Result<Generation> {
+        let row = sqlx::query(AssertSqlSafe(self.statements().coordination_generation.clone()))
+            .fetch_one(self.pool())
+            .await
+            .map_err(db_error)?;
+        let phase: String = column(&row, 1)?;
+        Ok(Generation {
+            number: column(&row, 0)?,
+            phase: RecreatePhase::parse(&phase).ok_or_else(|| corrupt("phase", &phase))?,
+            updated_at: column::<DateTime<Utc>>(&row, 2)?,
+        })
+    }
+
+    async fn shards_unlimited(&self) -> Result<Vec<Shard>> {
+        let rows = sqlx::query(AssertSqlSafe(self.statements().coordination_shards.clone()))
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(shard_row).collect()
+    }
+}
+
+/// Coordination on PostgreSQL. Every time is the database's clock (`now()`,
+/// `clock_timestamp()`), never the client's, so workers on hosts with skewed clocks agree on
+/// who is stale. The reads ([`workers`](CoordinationStore::workers),
+/// [`generation`](CoordinationStore::generation), [`shards`](CoordinationStore::shards)) honour
+/// the configured query time limit (`StoreConfig::timeouts.query`).
+///
+/// Worker ids must be non-empty and free of NUL; projection names follow
+/// `validate_projection_name`; a shard must be a valid `Partition` (count `1..=MAX_COUNT`,
+/// shard below count). [`advance_shard_in`](CoordinationStore::advance_shard_in) runs in the
+/// caller's transaction, which must be READ COMMITTED (the store's
+/// [`begin`](pupsourcing_core::EventStore::begin) is) for a fenced-out commit to return false
+/// rather than fail with [`Error::TransactionConflict`].
+impl CoordinationStore for PgEventStore {
+    async fn register_worker(
+        &self,
+        worker: &str,
+        generation: i64,
+        state: WorkerState,
+    ) -> Result<()> {
+        validate_worker_id(worker)?;
+        sqlx::query(AssertSqlSafe(self.statements().coordination_register.clone()))
+            .bind(worker)
+            .bind(generation)
+            .bind(state.as_str())
+            .execute(self.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn heartbeat(&self, worker: &str, state: WorkerState) -> Result<bool> {
+        validate_worker_id(worker)?;
+        let done = sqlx::query(AssertSqlSafe(self.statements().coordination_heartbeat.clone()))
+            .bind(worker)
+            .bind(state.as_str())
+            .execute(self.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// One statement: the row's delete and the release of the worker's shards commit together.
+    async fn remove_worker(&self, worker: &str) -> Result<()> {
+        validate_worker_id(worker)?;
+        sqlx::query(AssertSqlSafe(self.statements().coordination_remove_worker.clone()))
+            .bind(worker)
+            .fetch_one(self.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Stale means `last_heartbeat < clock_timestamp() - threshold` on the server; the ids come
+    /// back sorted. One statement: the deletes and the release of the shards commit together.
+    async fn remove_stale_workers(&self, threshold: Duration) -> Result<Vec<String>> {
+        let rows = sqlx::query(AssertSqlSafe(self.statements().coordination_remove_stale.clone()))
+            .bind(micros(threshold))
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(|row| column(row, 0)).collect()
+    }
+
+    async fn workers(&self) -> Result<Vec<Worker>> {
+        limited(self.config().timeouts.query, self.workers_unlimited()).await
+    }
+
+    async fn generation(&self) -> Result<Generation> {
+        limited(self.config().timeouts.query, self.generation_unlimited()).await
+    }
+
+    /// One statement: a missing singleton row counts as generation 0. A `current` below 0 or
+    /// at `i64::MAX` is refused.
+    async fn begin_generation(&self, current: i64) -> Result<Option<i64>> {
+        if current < 0 || current == i64::MAX {
+            let reason = "must be 0 to i64::MAX - 1";
+            return Err(ValidationError::OutOfRange { field: "generation", reason }.into());
+        }
+        let row =
+            sqlx::query(AssertSqlSafe(self.statements().coordination_begin_generation.clone()))
+                .bind(current)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(db_error)?;
+        row.map(|row| column(&row, 0)).transpose()
+    }
+
+    async fn set_phase(&self, number: i64, phase: RecreatePhase) -> Result<bool> {
+        let done = sqlx::query(AssertSqlSafe(self.statements().coordination_set_phase.clone()))
+            .bind(number)
+            .bind(phase.as_str())
+            .execute(self.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A negative `start` is refused.
+    async fn ensure_shards(&self, projection: &str, count: u32, start: Position) -> Result<()> {
+        validate_projection_name(projection)?;
+        let (_, count) = int_pair(Partition::new(0, count)?);
+        if start < 0 {
+            let reason = "must not be negative";
+            return Err(ValidationError::OutOfRange { field: "shard start", reason }.into());
+        }
+        sqlx::query(AssertSqlSafe(self.statements().coordination_ensure_shards.clone()))
+            .bind(projection)
+            .bind(count)
+            .bind(start)
+            .execute(self.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn shards(&self) -> Result<Vec<Shard>> {
+        limited(self.config().timeouts.query, self.shards_unlimited()).await
+    }
+
+    /// When `owner` is `None` (a release), the returned fence names the empty owner, which no
+    /// worker can have: no batch commits under it.
+    async fn assign_shard(
+        &self,
+        shard: &ShardId,
+        epoch: i64,
+        owner: Option<&str>,
+    ) -> Result<Option<Fence>> {
+        let (key, count) = shard_args(shard)?;
+        if let Some(owner) = owner {
+            validate_worker_id(owner)?;
+        }
+        let row = sqlx::query(AssertSqlSafe(self.statements().coordination_assign.clone()))
+            .bind(&shard.projection)
+            .bind(count)
+            .bind(key)
+            .bind(owner)
+            .bind(epoch)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_error)?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(Fence { owner: owner.unwrap_or_default().to_string(), epoch: column(&row, 0)? }))
+    }
+
+    async fn advance_shard_in(
+        &self,
+        conn: &mut PgConnection,
+        shard: &ShardId,
+        fence: &Fence,
+        from: Position,
+        to: Position,
+    ) -> Result<bool> {
+        let (key, count) = shard_args(shard)?;
+        validate_worker_id(&fence.owner)?;
+        let done = sqlx::query(AssertSqlSafe(self.statements().coordination_advance.clone()))
+            .bind(&shard.projection)
+            .bind(count)
+            .bind(key)
+            .bind(from)
+            .bind(to)
+            .bind(&fence.owner)
+            .bind(fence.epoch)
+            .execute(conn)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_ids_are_checked() {
+        assert!(validate_worker_id("host-1/0198").is_ok());
+        assert!(matches!(validate_worker_id(""), Err(ValidationError::Empty { .. })));
+        assert!(matches!(validate_worker_id("a\0b"), Err(ValidationError::NulCharacter { .. })));
+    }
+
+    #[test]
+    fn shards_follow_the_partition_rules() {
+        let id = |shard, count| ShardId { projection: "totals".into(), shard, count };
+        assert_eq!(shard_args(&id(2, 4)).unwrap(), (2, 4));
+        assert!(shard_args(&id(4, 4)).is_err());
+        assert!(shard_args(&id(0, 0)).is_err());
+        assert!(shard_args(&id(0, Partition::MAX_COUNT + 1)).is_err());
+        let bad_name = ShardId { projection: " ".into(), shard: 0, count: 1 };
+        assert!(shard_args(&bad_name).is_err());
+    }
+
+    #[test]
+    fn thresholds_saturate() {
+        assert_eq!(micros(Duration::from_millis(1500)), 1_500_000);
+        assert_eq!(micros(Duration::MAX), 100 * 365 * 86_400 * 1_000_000);
+    }
+}
