@@ -62,6 +62,18 @@ struct MigrateGen {
     /// events table `events`, `<events>_dead_letters` otherwise].
     #[arg(long)]
     dead_letters_table: Option<String>,
+    /// Name of the orchestrator workers table [default: `workers` for the events table
+    /// `events`, `<events>_workers` otherwise].
+    #[arg(long)]
+    workers_table: Option<String>,
+    /// Name of the orchestrator shards table [default: `projection_shards` for the events
+    /// table `events`, `<events>_shards` otherwise].
+    #[arg(long)]
+    projection_shards_table: Option<String>,
+    /// Name of the orchestrator recreate lock table [default: `recreate_lock` for the events
+    /// table `events`, `<events>_recreate_lock` otherwise].
+    #[arg(long)]
+    recreate_lock_table: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -96,6 +108,15 @@ fn migrate_gen(args: &MigrateGen) -> Result<PathBuf, String> {
     }
     if let Some(name) = &args.dead_letters_table {
         config = config.dead_letters_table(name).map_err(|e| e.to_string())?;
+    }
+    if let Some(name) = &args.workers_table {
+        config = config.workers_table(name).map_err(|e| e.to_string())?;
+    }
+    if let Some(name) = &args.projection_shards_table {
+        config = config.shards_table(name).map_err(|e| e.to_string())?;
+    }
+    if let Some(name) = &args.recreate_lock_table {
+        config = config.recreate_lock_table(name).map_err(|e| e.to_string())?;
     }
     if args.file_name.is_empty() || args.file_name.contains(['/', '\\']) {
         return Err(format!("--file-name {:?} must be a plain file name", args.file_name));

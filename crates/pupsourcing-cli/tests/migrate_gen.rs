@@ -118,3 +118,28 @@ fn writes_the_projection_tables() {
     ]);
     assert!(!out.status.success(), "a dead letters table named like the commands table");
 }
+
+/// The orchestrator's tables, with the reference's flags for their names.
+#[test]
+fn writes_the_orchestrator_tables() {
+    let dir = temp_dir().join("orchestrator-pg");
+    let out = pup(&[
+        "migrate-gen",
+        "--output",
+        dir.to_str().unwrap(),
+        "--schema",
+        "orchestrator",
+        "--workers-table",
+        "pup_workers",
+        "--projection-shards-table",
+        "shard_owners",
+        "--recreate-lock-table",
+        "deploy_lock",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sql = std::fs::read_to_string(dir.join("001_pupsourcing.sql")).unwrap();
+    for table in ["pup_workers", "shard_owners", "deploy_lock"] {
+        let created = format!(r#"CREATE TABLE IF NOT EXISTS "orchestrator"."{table}""#);
+        assert!(sql.contains(&created), "{table}");
+    }
+}
