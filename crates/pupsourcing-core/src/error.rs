@@ -59,6 +59,14 @@ pub enum Error {
     #[error("the database aborted the transaction to resolve a conflict; retry it: {0}")]
     TransactionConflict(#[source] Box<dyn std::error::Error + Send + Sync>),
 
+    /// The worker no longer owns the shard (it was given to another worker, or released when
+    /// this worker was taken for dead): stop processing it; nothing of the batch was written.
+    #[error("shard {shard} is no longer owned by this worker (fenced out): stop processing it")]
+    ShardLost {
+        /// The shard, as `projection k/n`.
+        shard: String,
+    },
+
     /// The call cannot run in this situation (the reason says what to change).
     #[error("unsupported: {reason}")]
     Unsupported {

@@ -1,0 +1,64 @@
+//! A processor's checkpoint kept in its shard row, fenced by owner and epoch.
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use pupsourcing_core::coordination::{CoordinationStore, Fence, ShardId};
+use pupsourcing_core::{Error, Position, Result};
+use pupsourcing_projection::Checkpointing;
+
+/// The checkpoint of one shard, owned under `fence`: a processor given this
+/// ([`pupsourcing_projection::Processor::with_checkpointing`]) commits a batch only while the
+/// shard row still names its owner and epoch, and stops with [`Error::ShardLost`] once it
+/// does not.
+#[derive(Debug, Clone)]
+pub struct FencedShard {
+    /// The shard.
+    pub shard: ShardId,
+    /// Its owner and epoch, as assigned.
+    pub fence: Fence,
+}
+
+impl FencedShard {
+    fn lost(&self) -> Error {
+        let ShardId { projection, shard, count } = &self.shard;
+        Error::ShardLost { shard: format!("{projection} {shard}/{count}") }
+    }
+}
+
+impl<S: CoordinationStore> Checkpointing<S> for FencedShard {
+    fn load<'a>(&'a self, store: &'a S) -> BoxFuture<'a, Result<Position>> {
+        async move {
+            let shards = store.shards().await?;
+            let row = shards.into_iter().find(|s| s.id == self.shard);
+            match row {
+                Some(row)
+                    if row.owner.as_deref() == Some(self.fence.owner.as_str())
+                        && row.epoch == self.fence.epoch =>
+                {
+                    Ok(row.position)
+                }
+                _ => Err(self.lost()),
+            }
+        }
+        .boxed()
+    }
+
+    fn advance_in<'a>(
+        &'a self,
+        store: &'a S,
+        conn: &'a mut S::Connection,
+        from: Position,
+        to: Position,
+    ) -> BoxFuture<'a, Result<bool>> {
+        store.advance_shard_in(conn, &self.shard, &self.fence, from, to).boxed()
+    }
+
+    fn record_error<'a>(&'a self, store: &'a S, error: &'a str) -> BoxFuture<'a, Result<()>> {
+        let partition = pupsourcing_core::projection::Partition::new(self.shard.shard, self.shard.count);
+        async move {
+            let partition = partition?;
+            store.set_checkpoint_error(&self.shard.projection, partition, Some(error)).await
+        }
+        .boxed()
+    }
+}
