@@ -5,6 +5,7 @@
 //! builds a store in its own schema (or file) and returns `None` when the server is unreachable
 //! outside CI (see [`unreachable()`]).
 
+pub mod coordination;
 pub mod dcb;
 mod fixtures;
 pub mod global_log;
@@ -68,6 +69,24 @@ macro_rules! dcb_conformance {
             dcb::transaction_sees_its_own_appends,
             dcb::own_reads_never_open_gaps,
             dcb::query_tails_never_skip_out_of_order_commits,
+        );
+    };
+}
+
+/// Expands to one `#[tokio::test]` per coordination test (the orchestrator's store; see
+/// [`coordination`]). `$make` is an async function returning a fresh store (`Option<S>`, `S:
+/// CoordinationStore`; `None` skips the test).
+#[macro_export]
+macro_rules! coordination_conformance {
+    ($make:path) => {
+        $crate::__conformance_tests!($make;
+            coordination::workers_round_trip,
+            coordination::stale_workers_are_removed_by_the_database_clock,
+            coordination::generation_compare_and_set_has_one_winner,
+            coordination::ensure_shards_is_idempotent,
+            coordination::assignment_compare_and_set_has_one_winner,
+            coordination::a_fenced_out_owner_cannot_commit,
+            coordination::a_reassignment_waits_for_the_batch_in_flight,
         );
     };
 }

@@ -1,0 +1,325 @@
+//! The coordination suite: workers and heartbeats on the database clock, stale-worker cleanup,
+//! the Recreate generation's compare-and-set, shard assignment by epoch, and fencing of a
+//! batch's commit by owner and epoch. Backend-generic: each test takes a fresh, empty store
+//! implementing [`CoordinationStore`]. A backend's test file instantiates them with
+//! [`crate::coordination_conformance!`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pupsourcing_core::coordination::{
+    CoordinationStore, Fence, RecreatePhase, Shard, ShardId, WorkerState,
+};
+use pupsourcing_core::{Error, ExpectedVersion, Position};
+use tokio::sync::Barrier;
+
+use crate::fixtures::{event, new_stream};
+
+/// How many times the racing tests race.
+const RACES: usize = 30;
+
+fn shard(projection: &str, shard: u32, count: u32) -> ShardId {
+    ShardId { projection: projection.to_string(), shard, count }
+}
+
+async fn shard_row<S: CoordinationStore>(store: &S, id: &ShardId) -> Shard {
+    let shards = store.shards().await.unwrap();
+    shards.into_iter().find(|s| &s.id == id).unwrap_or_else(|| panic!("no row for {id:?}"))
+}
+
+fn is_validation<T: std::fmt::Debug>(result: Result<T, Error>) -> bool {
+    matches!(result, Err(Error::Validation(_)))
+}
+
+/// Registration, heartbeats and states read back; re-registering replaces the row; a removed
+/// worker's heartbeat returns false and its shards are released with a bumped epoch; bad ids
+/// are validation errors.
+pub async fn workers_round_trip<S: CoordinationStore>(store: S) {
+    assert!(store.workers().await.unwrap().is_empty());
+    store.register_worker("b-worker", 1, WorkerState::Ready).await.unwrap();
+    store.register_worker("a-worker", 1, WorkerState::Starting).await.unwrap();
+    let workers = store.workers().await.unwrap();
+    let ids: Vec<_> = workers.iter().map(|w| w.id.as_str()).collect();
+    assert_eq!(ids, ["a-worker", "b-worker"], "by id");
+    let a = &workers[0];
+    assert_eq!((a.generation, a.state), (1, WorkerState::Starting));
+    assert!(a.last_heartbeat >= a.started_at);
+
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(store.heartbeat("a-worker", WorkerState::Running).await.unwrap());
+    let after = store.workers().await.unwrap();
+    assert_eq!(after[0].state, WorkerState::Running);
+    assert!(after[0].last_heartbeat > a.last_heartbeat, "the heartbeat moved");
+    assert_eq!(after[0].started_at, a.started_at, "a heartbeat keeps the registration time");
+
+    // Re-registering replaces generation and state.
+    store.register_worker("a-worker", 2, WorkerState::Draining).await.unwrap();
+    let again = store.workers().await.unwrap();
+    assert_eq!((again[0].generation, again[0].state), (2, WorkerState::Draining));
+    assert_eq!(again.len(), 2);
+
+    // Removal releases the worker's shards, bumping their epochs.
+    let id = shard("totals", 0, 1);
+    store.ensure_shards("totals", 1, 0).await.unwrap();
+    let fence = store.assign_shard(&id, 0, Some("a-worker")).await.unwrap().unwrap();
+    assert_eq!(fence, Fence { owner: "a-worker".into(), epoch: 1 });
+    store.remove_worker("a-worker").await.unwrap();
+    assert!(!store.heartbeat("a-worker", WorkerState::Running).await.unwrap());
+    let ids: Vec<_> = store.workers().await.unwrap().into_iter().map(|w| w.id).collect();
+    assert_eq!(ids, ["b-worker"]);
+    let row = shard_row(&store, &id).await;
+    assert_eq!((row.owner, row.epoch), (None, 2), "released with a new epoch");
+    // Removing a worker that is gone is not an error.
+    store.remove_worker("a-worker").await.unwrap();
+
+    for bad in ["", "nul\0id"] {
+        assert!(is_validation(store.register_worker(bad, 1, WorkerState::Ready).await));
+        assert!(is_validation(store.heartbeat(bad, WorkerState::Ready).await));
+        assert!(is_validation(store.remove_worker(bad).await));
+        assert!(is_validation(store.assign_shard(&id, 2, Some(bad)).await));
+    }
+}
+
+/// A worker whose last heartbeat is older than the threshold by the database's clock is
+/// removed and its shards released (epoch bumped, its old fence useless); a worker that
+/// heartbeat within the threshold stays, with its shard. The test only sleeps: the ages are
+/// the database's.
+pub async fn stale_workers_are_removed_by_the_database_clock<S: CoordinationStore>(store: S) {
+    store.register_worker("old", 1, WorkerState::Running).await.unwrap();
+    store.register_worker("fresh", 1, WorkerState::Running).await.unwrap();
+    store.ensure_shards("totals", 2, 0).await.unwrap();
+    let (old_id, fresh_id) = (shard("totals", 0, 2), shard("totals", 1, 2));
+    let old_fence = store.assign_shard(&old_id, 0, Some("old")).await.unwrap().unwrap();
+    store.assign_shard(&fresh_id, 0, Some("fresh")).await.unwrap().unwrap();
+
+    let threshold = Duration::from_secs(1);
+    assert!(store.remove_stale_workers(threshold).await.unwrap().is_empty(), "nobody is stale");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(store.heartbeat("fresh", WorkerState::Running).await.unwrap());
+    assert!(
+        store.remove_stale_workers(Duration::from_secs(60)).await.unwrap().is_empty(),
+        "a longer threshold finds nobody"
+    );
+    assert_eq!(store.remove_stale_workers(threshold).await.unwrap(), ["old"]);
+    assert!(store.remove_stale_workers(threshold).await.unwrap().is_empty(), "removed once");
+
+    let ids: Vec<_> = store.workers().await.unwrap().into_iter().map(|w| w.id).collect();
+    assert_eq!(ids, ["fresh"]);
+    assert!(!store.heartbeat("old", WorkerState::Running).await.unwrap(), "it must re-register");
+    let released = shard_row(&store, &old_id).await;
+    assert_eq!((released.owner, released.epoch), (None, 2), "released with a new epoch");
+    let kept = shard_row(&store, &fresh_id).await;
+    assert_eq!((kept.owner.as_deref(), kept.epoch), (Some("fresh"), 1), "untouched");
+
+    // The stale worker's fence no longer commits anything.
+    let mut tx = store.begin().await.unwrap();
+    assert!(!store.advance_shard_in(&mut tx, &old_id, &old_fence, 0, 5).await.unwrap());
+    store.rollback(tx).await.unwrap();
+}
+
+/// Two workers racing to start the next generation from the same current one: exactly one
+/// wins, every time. `set_phase` changes only the current generation.
+pub async fn generation_compare_and_set_has_one_winner<S: CoordinationStore>(store: S) {
+    let first = store.generation().await.unwrap();
+    assert_eq!((first.number, first.phase), (0, RecreatePhase::Running));
+    for round in 0..RACES {
+        let current = store.generation().await.unwrap().number;
+        assert_eq!(current, round as i64);
+        let barrier = Arc::new(Barrier::new(2));
+        let racers: Vec<_> = (0..2)
+            .map(|_| {
+                let (store, barrier) = (store.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.begin_generation(current).await.unwrap()
+                })
+            })
+            .collect();
+        let mut won = Vec::new();
+        for racer in racers {
+            won.extend(racer.await.unwrap());
+        }
+        assert_eq!(won, [current + 1], "round {round}: exactly one winner");
+        let now = store.generation().await.unwrap();
+        assert_eq!((now.number, now.phase), (current + 1, RecreatePhase::Draining));
+        assert_eq!(store.begin_generation(current).await.unwrap(), None, "a stale current");
+
+        assert!(!store.set_phase(current, RecreatePhase::Running).await.unwrap(), "an old one");
+        assert_eq!(store.generation().await.unwrap().phase, RecreatePhase::Draining);
+        assert!(store.set_phase(current + 1, RecreatePhase::Running).await.unwrap());
+        assert_eq!(store.generation().await.unwrap().phase, RecreatePhase::Running);
+    }
+}
+
+/// `ensure_shards` creates the missing rows only: an existing shard keeps its owner, epoch and
+/// checkpoint; another shard count of the same projection is a separate set of rows.
+pub async fn ensure_shards_is_idempotent<S: CoordinationStore>(store: S) {
+    store.ensure_shards("totals", 4, 10).await.unwrap();
+    let rows = store.shards().await.unwrap();
+    assert_eq!(rows.len(), 4);
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row.id, shard("totals", i as u32, 4), "by projection, count, shard");
+        assert_eq!((row.owner.as_deref(), row.epoch, row.position), (None, 0, 10));
+    }
+    let id = shard("totals", 2, 4);
+    let fence = store.assign_shard(&id, 0, Some("w")).await.unwrap().unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert!(store.advance_shard_in(&mut tx, &id, &fence, 10, 20).await.unwrap());
+    store.commit(tx).await.unwrap();
+
+    store.ensure_shards("totals", 4, 99).await.unwrap();
+    let again = store.shards().await.unwrap();
+    assert_eq!(again.len(), 4);
+    let row = shard_row(&store, &id).await;
+    assert_eq!((row.owner.as_deref(), row.epoch, row.position), (Some("w"), 1, 20), "kept");
+    assert_eq!(shard_row(&store, &shard("totals", 0, 4)).await.position, 10, "kept");
+
+    store.ensure_shards("totals", 2, 0).await.unwrap();
+    store.ensure_shards("other", 1, 0).await.unwrap();
+    let all: Vec<_> = store.shards().await.unwrap().into_iter().map(|s| s.id).collect();
+    let expected = [
+        shard("other", 0, 1),
+        shard("totals", 0, 2),
+        shard("totals", 1, 2),
+        shard("totals", 0, 4),
+        shard("totals", 1, 4),
+        shard("totals", 2, 4),
+        shard("totals", 3, 4),
+    ];
+    assert_eq!(all, expected);
+
+    assert!(is_validation(store.ensure_shards("totals", 0, 0).await));
+    assert!(is_validation(store.ensure_shards(" ", 1, 0).await));
+    assert!(is_validation(store.assign_shard(&shard("totals", 4, 4), 0, Some("w")).await));
+}
+
+/// Two assignments of one shard from the same epoch: exactly one wins, every time, and the
+/// row names the winner under the bumped epoch; an assignment from an old epoch does nothing.
+pub async fn assignment_compare_and_set_has_one_winner<S: CoordinationStore>(store: S) {
+    store.ensure_shards("totals", 1, 0).await.unwrap();
+    let id = shard("totals", 0, 1);
+    for round in 0..RACES {
+        let epoch = shard_row(&store, &id).await.epoch;
+        let barrier = Arc::new(Barrier::new(2));
+        let racers: Vec<_> = ["w1", "w2"]
+            .into_iter()
+            .map(|owner| {
+                let (store, barrier, id) = (store.clone(), barrier.clone(), id.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.assign_shard(&id, epoch, Some(owner)).await.unwrap()
+                })
+            })
+            .collect();
+        let mut won = Vec::new();
+        for racer in racers {
+            won.extend(racer.await.unwrap());
+        }
+        assert_eq!(won.len(), 1, "round {round}: exactly one winner, got {won:?}");
+        assert_eq!(won[0].epoch, epoch + 1);
+        let row = shard_row(&store, &id).await;
+        assert_eq!((row.owner.as_deref(), row.epoch), (Some(won[0].owner.as_str()), epoch + 1));
+        assert_eq!(store.assign_shard(&id, epoch, Some("w3")).await.unwrap(), None, "stale");
+    }
+    // A release clears the owner and bumps the epoch too.
+    let epoch = shard_row(&store, &id).await.epoch;
+    let released = store.assign_shard(&id, epoch, None).await.unwrap().unwrap();
+    assert_eq!(released.epoch, epoch + 1);
+    let row = shard_row(&store, &id).await;
+    assert_eq!((row.owner, row.epoch), (None, epoch + 1));
+}
+
+/// Appends a batch marker in `tx` (standing for a batch's read-model writes) and returns its
+/// event id.
+async fn write_batch<S: CoordinationStore>(store: &S, tx: &mut S::Transaction) -> uuid::Uuid {
+    let batch = event("BatchApplied");
+    let id = batch.event_id;
+    store.append_in(tx, &new_stream(), ExpectedVersion::NoStream, &[batch]).await.unwrap();
+    id
+}
+
+async fn logged<S: CoordinationStore>(store: &S, id: uuid::Uuid) -> bool {
+    store.read_all(0, 1000).await.unwrap().iter().any(|e| e.event_id == id)
+}
+
+/// The paused-owner race: A holds its fence, the shard is reassigned to B meanwhile, and A's
+/// commit (its checkpoint advance under the old fence) is rejected, so A rolls back and none of
+/// its batch is stored; B continues from the checkpoint A never moved. A fence of the same
+/// owner from an earlier assignment is rejected too (the epoch, not only the owner, fences).
+pub async fn a_fenced_out_owner_cannot_commit<S: CoordinationStore>(store: S) {
+    store.ensure_shards("totals", 2, 0).await.unwrap();
+    let id = shard("totals", 1, 2);
+    let a = store.assign_shard(&id, 0, Some("worker-a")).await.unwrap().unwrap();
+
+    // A starts its batch, then pauses (GC, network, a slow handler).
+    let mut tx = store.begin().await.unwrap();
+    let a_batch = write_batch(&store, &mut tx).await;
+    // Meanwhile the shard moves to B.
+    let b = store.assign_shard(&id, a.epoch, Some("worker-b")).await.unwrap().unwrap();
+    assert_eq!(b.epoch, a.epoch + 1);
+    // A resumes: its commit is rejected.
+    assert!(!store.advance_shard_in(&mut tx, &id, &a, 0, 7).await.unwrap(), "fenced out");
+    store.rollback(tx).await.unwrap();
+    assert!(!logged(&store, a_batch).await, "nothing of A's batch is stored");
+    assert_eq!(shard_row(&store, &id).await.position, 0);
+
+    // B commits from the untouched checkpoint.
+    let mut tx = store.begin().await.unwrap();
+    let b_batch = write_batch(&store, &mut tx).await;
+    assert!(store.advance_shard_in(&mut tx, &id, &b, 0, 7).await.unwrap());
+    store.commit(tx).await.unwrap();
+    assert!(logged(&store, b_batch).await);
+    let row = shard_row(&store, &id).await;
+    assert_eq!((row.owner.as_deref(), row.epoch, row.position), (Some("worker-b"), b.epoch, 7));
+
+    // The shard comes back to A under a new epoch: A's old fence (a batch of the paused
+    // incarnation) still cannot commit; the new one can.
+    let a2 = store.assign_shard(&id, b.epoch, Some("worker-a")).await.unwrap().unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert!(!store.advance_shard_in(&mut tx, &id, &a, 7, 9).await.unwrap(), "old epoch");
+    assert!(!store.advance_shard_in(&mut tx, &id, &a2, 0, 9).await.unwrap(), "old position");
+    assert!(store.advance_shard_in(&mut tx, &id, &a2, 7, 9).await.unwrap());
+    store.commit(tx).await.unwrap();
+    let other = shard_row(&store, &shard("totals", 0, 2)).await;
+    assert_eq!((other.owner, other.epoch, other.position), (None, 0, 0), "the other shard");
+}
+
+/// The in-flight race: A's batch has advanced the checkpoint (the row is locked until A's
+/// transaction ends) when the shard is reassigned to B. The reassignment waits for A's commit,
+/// then bumps the epoch; A's commit stands (it was the owner) and B continues from A's
+/// position, while A's old fence commits nothing more.
+pub async fn a_reassignment_waits_for_the_batch_in_flight<S: CoordinationStore>(store: S) {
+    store.ensure_shards("totals", 1, 0).await.unwrap();
+    let id = shard("totals", 0, 1);
+    let a = store.assign_shard(&id, 0, Some("worker-a")).await.unwrap().unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    let a_batch = write_batch(&store, &mut tx).await;
+    assert!(store.advance_shard_in(&mut tx, &id, &a, 0, 5).await.unwrap());
+
+    let reassign = tokio::spawn({
+        let (store, id) = (store.clone(), id.clone());
+        async move { store.assign_shard(&id, a.epoch, Some("worker-b")).await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!reassign.is_finished(), "the reassignment waits for A's transaction");
+    store.commit(tx).await.unwrap();
+    let b = tokio::time::timeout(Duration::from_secs(10), reassign)
+        .await
+        .expect("the reassignment proceeds after A's commit")
+        .unwrap()
+        .expect("the epoch was still A's");
+    assert_eq!(b, Fence { owner: "worker-b".into(), epoch: a.epoch + 1 });
+    assert!(logged(&store, a_batch).await, "A's batch stands");
+    let row = shard_row(&store, &id).await;
+    assert_eq!((row.owner.as_deref(), row.epoch, row.position), (Some("worker-b"), b.epoch, 5));
+
+    // A's next batch is fenced out; B goes on from A's position.
+    let mut tx = store.begin().await.unwrap();
+    assert!(!store.advance_shard_in(&mut tx, &id, &a, 5, 8).await.unwrap());
+    store.rollback(tx).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert!(store.advance_shard_in(&mut tx, &id, &b, 5, 8).await.unwrap());
+    store.commit(tx).await.unwrap();
+    assert_eq!(shard_row(&store, &id).await.position, 8 as Position);
+}
