@@ -1,7 +1,8 @@
 //! The orchestrator's coordination store on SQLite: workers and heartbeats, stale-worker cleanup
 //! by the database clock, the Recreate generation (compare-and-set, raced), shard assignment
 //! (compare-and-set, raced) and fencing of batch commits, on database files shared by several
-//! stores as several worker processes would share them.
+//! stores as several worker processes would share them. The testkit's backend-generic
+//! coordination suite runs here too, but for one test (see [`testkit`]).
 
 mod common;
 
@@ -17,6 +18,38 @@ use pupsourcing_core::{
     Error, EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId, ValidationError,
 };
 use pupsourcing_sqlite::{SqliteEventStore, sqlx};
+
+/// The testkit's coordination suite, test by test rather than through
+/// `coordination_conformance!`, which also holds `a_fenced_out_owner_cannot_commit`: that test
+/// reassigns the shard while the old owner's write transaction is open, an interleaving SQLite
+/// cannot have (the transaction holds the single write lock from `BEGIN IMMEDIATE` until it
+/// ends, so the reassignment waits for it, here on the store's one write connection until the
+/// pool's acquire timeout). On SQLite the owner can only pause outside its write transaction;
+/// `a_reassigned_shard_fences_out_its_old_owner` below covers that, with the same assertions.
+mod testkit {
+    use super::common::fresh_store;
+
+    macro_rules! suite {
+        ($($name:ident),* $(,)?) => {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let store = fresh_store().await.expect("SQLite needs no server");
+                    pupsourcing_testkit::coordination::$name(store).await;
+                }
+            )*
+        };
+    }
+
+    suite!(
+        workers_round_trip,
+        stale_workers_are_removed_by_the_database_clock,
+        generation_compare_and_set_has_one_winner,
+        ensure_shards_is_idempotent,
+        assignment_compare_and_set_has_one_winner,
+        a_reassignment_waits_for_the_batch_in_flight,
+    );
+}
 
 fn shard(projection: &str, shard: u32, count: u32) -> ShardId {
     ShardId { projection: projection.to_string(), shard, count }
