@@ -21,6 +21,10 @@
 //!   filtered in SQL by scope and by the partition hash stored with every event at append,
 //!   checkpoints that advance by compare-and-set in the caller's write transaction, and dead
 //!   letters.
+//! - It implements [`pupsourcing_core::coordination::CoordinationStore`] for the orchestrator:
+//!   workers with heartbeats and stale-worker cleanup timed by SQLite's own clock, the Recreate
+//!   generation as a compare-and-set on one row, and shards whose owner and epoch fence every
+//!   batch commit.
 //! - Every SQL statement lives in a `.sql` file beside the module that runs it, rendered once per
 //!   store with the configured table names.
 
@@ -28,6 +32,7 @@
 
 mod append;
 mod checkpoint;
+mod coordination;
 mod dcb;
 mod error;
 mod read;

@@ -18,7 +18,11 @@ use sqlx::AssertSqlSafe;
 /// - `{events_tags}`: the DCB tag index (`<events>_tags`),
 /// - `{commands}`: the commands table of the DCB command executor,
 /// - `{checkpoints}`: the projection checkpoints table,
-/// - `{dead_letters}`: the projection dead letters table.
+/// - `{dead_letters}`: the projection dead letters table,
+/// - `{workers}`: the orchestrator workers table,
+/// - `{shards}`: the orchestrator shards table,
+/// - `{recreate_lock}`: the orchestrator recreate lock table,
+/// - `{now}`: the database clock, [`NOW_MICROS`].
 pub(crate) fn render(template: &str, config: &StoreConfig) -> String {
     let events = config.tables.events.as_str();
     let heads = config.tables.aggregate_heads.as_str();
@@ -30,7 +34,21 @@ pub(crate) fn render(template: &str, config: &StoreConfig) -> String {
         .replace("{commands}", &quote(config.tables.commands.as_str()))
         .replace("{checkpoints}", &quote(config.tables.checkpoints.as_str()))
         .replace("{dead_letters}", &quote(config.tables.dead_letters.as_str()))
+        .replace("{workers}", &quote(config.tables.workers.as_str()))
+        .replace("{shards}", &quote(config.tables.shards.as_str()))
+        .replace("{recreate_lock}", &quote(config.tables.recreate_lock.as_str()))
+        .replace("{now}", NOW_MICROS)
 }
+
+/// SQLite's clock, now, in microseconds since the Unix epoch (UTC), rounded to the millisecond
+/// (SQLite's `'now'` has millisecond resolution, and `julianday` recovers it exactly once
+/// rounded). One value for a whole statement: SQLite reads the clock once per statement.
+///
+/// The coordination tables time heartbeats and stale workers by this clock: the database's
+/// clock, as the orchestrator requires. For an embedded database it is the clock of the machine
+/// the file is on, which every process sharing the file reads.
+pub(crate) const NOW_MICROS: &str =
+    "(CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER) * 1000)";
 
 /// The suffix naming the event type index after the events table.
 const TYPE_INDEX_SUFFIX: &str = "_event_type_idx";
@@ -81,17 +99,24 @@ mod tests {
             .checkpoints_table("cps")
             .unwrap()
             .dead_letters_table("where")
+            .unwrap()
+            .workers_table("w")
+            .unwrap()
+            .shards_table("s")
+            .unwrap()
+            .recreate_lock_table("l")
             .unwrap();
         let sql = render(
             "SELECT * FROM {events}, {aggregate_heads}, {events_tags}, {commands}, {checkpoints}, \
-             {dead_letters} -- {events_type_index}",
+             {dead_letters}, {workers}, {shards}, {recreate_lock} -- {events_type_index}",
             &config,
         );
         assert_eq!(
             sql,
-            r#"SELECT * FROM "order", "heads", "order_tags", "group", "cps", "where" -- "order_event_type_idx""#
+            r#"SELECT * FROM "order", "heads", "order_tags", "group", "cps", "where", "w", "s", "l" -- "order_event_type_idx""#
         );
         assert_eq!(Statement::new("{events}", &config).text(), r#""order""#);
+        assert_eq!(render("SELECT {now}", &config), format!("SELECT {NOW_MICROS}"));
     }
 
     /// The core's length limit on the events table accounts for the names derived here.

@@ -17,6 +17,7 @@ use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
 use crate::append::{self, AppendSql, Atomicity, Target};
 use crate::checkpoint::CheckpointSql;
+use crate::coordination::CoordinationSql;
 use crate::dcb::{self, DcbSql};
 use crate::error::{NotCommitted, db};
 use crate::read::{self, ReadSql};
@@ -105,6 +106,7 @@ pub struct SqliteEventStore {
     pub(crate) read_sql: ReadSql,
     pub(crate) dcb_sql: DcbSql,
     pub(crate) checkpoint_sql: CheckpointSql,
+    pub(crate) coordination_sql: CoordinationSql,
 }
 
 impl SqliteEventStore {
@@ -126,6 +128,7 @@ impl SqliteEventStore {
             append_sql: AppendSql::new(&config, dcb_sql.clone()),
             read_sql: ReadSql::new(&config),
             checkpoint_sql: CheckpointSql::new(&config),
+            coordination_sql: CoordinationSql::new(&config),
             dcb_sql,
             config: Arc::new(config),
             pool,

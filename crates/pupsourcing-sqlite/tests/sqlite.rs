@@ -176,7 +176,10 @@ async fn migrate_is_idempotent() {
             "events",
             "events_tags",
             "projection_checkpoints",
-            "projection_dead_letters"
+            "projection_dead_letters",
+            "projection_shards",
+            "recreate_lock",
+            "workers"
         ]
     );
 
@@ -223,7 +226,10 @@ async fn custom_table_names_work() {
             "order_checkpoints",
             "order_commands",
             "order_dead_letters",
-            "order_tags"
+            "order_recreate_lock",
+            "order_shards",
+            "order_tags",
+            "order_workers"
         ]
     );
 

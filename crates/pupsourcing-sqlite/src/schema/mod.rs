@@ -13,7 +13,9 @@ const SCHEMA: &str = include_str!("schema.sql");
 /// named after the events table, `<events>_tags`); SQLite has no schemas, so `config.schema` is
 /// ignored.
 ///
-/// It creates the projection tables (`config.tables.checkpoints` and `.dead_letters`) too. An
+/// It creates the projection tables (`config.tables.checkpoints` and `.dead_letters`) and the
+/// orchestrator's coordination tables (`config.tables.workers`, `.shards` and `.recreate_lock`,
+/// the last with its one row at generation 0, running) too. An
 /// events table created before the partition hash column existed is left as it is by this
 /// SQL: [`crate::SqliteEventStore::migrate`] adds the column to it (SQLite has no
 /// `ADD COLUMN IF NOT EXISTS`), with 0 as the hash of the events stored until then.

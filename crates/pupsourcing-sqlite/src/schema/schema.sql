@@ -93,3 +93,42 @@ CREATE TABLE IF NOT EXISTS {dead_letters} (
     recorded_at     INTEGER NOT NULL,
     PRIMARY KEY (projection_name, position)
 ) STRICT, WITHOUT ROWID;
+
+-- Orchestrator coordination (see the coordination module). Every timestamp here is microseconds
+-- since the Unix epoch, UTC, by SQLite's own clock (the database clock): heartbeats and the
+-- stale-worker cutoff are computed in SQL, never by a worker's clock.
+
+-- Orchestrator workers: one row per live worker, its heartbeat moved by the worker itself.
+CREATE TABLE IF NOT EXISTS {workers} (
+    worker_id      TEXT    NOT NULL PRIMARY KEY CHECK (worker_id <> ''),
+    generation     INTEGER NOT NULL,
+    state          TEXT    NOT NULL
+                   CHECK (state IN ('starting', 'ready', 'running', 'draining', 'stopped')),
+    started_at     INTEGER NOT NULL,
+    last_heartbeat INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- Orchestrator shards: shard k of count of a projection, its owner (NULL: unowned), the epoch
+-- bumped on every change of owner (the fence every batch commit checks) and its checkpoint.
+CREATE TABLE IF NOT EXISTS {shards} (
+    projection_name TEXT    NOT NULL,
+    shard           INTEGER NOT NULL CHECK (shard >= 0 AND shard < shard_count),
+    shard_count     INTEGER NOT NULL CHECK (shard_count BETWEEN 1 AND 2147483647),
+    owner           TEXT,
+    epoch           INTEGER NOT NULL DEFAULT 0 CHECK (epoch >= 0),
+    position        INTEGER NOT NULL DEFAULT 0 CHECK (position >= 0),
+    updated_at      INTEGER NOT NULL,
+    PRIMARY KEY (projection_name, shard_count, shard)
+) STRICT, WITHOUT ROWID;
+
+-- The Recreate generation and its phase: one row (id 1), created here at generation 0, running.
+CREATE TABLE IF NOT EXISTS {recreate_lock} (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    generation INTEGER NOT NULL DEFAULT 0 CHECK (generation >= 0),
+    phase      TEXT    NOT NULL DEFAULT 'running' CHECK (phase IN ('draining', 'running')),
+    updated_at INTEGER NOT NULL
+) STRICT;
+
+INSERT INTO {recreate_lock} (id, generation, phase, updated_at)
+VALUES (1, 0, 'running', {now})
+ON CONFLICT (id) DO NOTHING;

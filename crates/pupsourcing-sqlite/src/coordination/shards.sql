@@ -1,0 +1,4 @@
+-- Every shard, by projection, shard count and shard.
+SELECT projection_name, shard, shard_count, owner, epoch, position, updated_at
+FROM {shards}
+ORDER BY projection_name, shard_count, shard
