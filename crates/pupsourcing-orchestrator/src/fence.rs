@@ -54,7 +54,8 @@ impl<S: CoordinationStore> Checkpointing<S> for FencedShard {
     }
 
     fn record_error<'a>(&'a self, store: &'a S, error: &'a str) -> BoxFuture<'a, Result<()>> {
-        let partition = pupsourcing_core::projection::Partition::new(self.shard.shard, self.shard.count);
+        let partition =
+            pupsourcing_core::projection::Partition::new(self.shard.shard, self.shard.count);
         async move {
             let partition = partition?;
             store.set_checkpoint_error(&self.shard.projection, partition, Some(error)).await

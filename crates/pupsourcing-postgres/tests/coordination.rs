@@ -7,6 +7,14 @@ use pupsourcing_core::StoreConfig;
 
 pupsourcing_testkit::coordination_conformance!(common::fresh_store);
 
+/// Not in the macro: it needs a reassignment to run while the old owner's transaction is open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fenced_out_owner_cannot_commit() {
+    if let Some(store) = common::fresh_store().await {
+        pupsourcing_testkit::coordination::a_fenced_out_owner_cannot_commit(store).await;
+    }
+}
+
 #[test]
 fn the_migration_creates_the_coordination_tables() {
     let config = StoreConfig::default()

@@ -167,3 +167,10 @@ async fn only_transactions_that_appended_notify() {
         .expect("the appending transaction notified")
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fenced_processor_stops_when_its_shard_moves() {
+    let Some((store, model)) = fresh().await else { return };
+    pupsourcing_testkit::projections::a_fenced_processor_stops_when_its_shard_moves(store, model)
+        .await;
+}

@@ -19,37 +19,11 @@ use pupsourcing_core::{
 };
 use pupsourcing_sqlite::{SqliteEventStore, sqlx};
 
-/// The testkit's coordination suite, test by test rather than through
-/// `coordination_conformance!`, which also holds `a_fenced_out_owner_cannot_commit`: that test
-/// reassigns the shard while the old owner's write transaction is open, an interleaving SQLite
-/// cannot have (the transaction holds the single write lock from `BEGIN IMMEDIATE` until it
-/// ends, so the reassignment waits for it, here on the store's one write connection until the
-/// pool's acquire timeout). On SQLite the owner can only pause outside its write transaction;
-/// `a_reassigned_shard_fences_out_its_old_owner` below covers that, with the same assertions.
-mod testkit {
-    use super::common::fresh_store;
-
-    macro_rules! suite {
-        ($($name:ident),* $(,)?) => {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let store = fresh_store().await.expect("SQLite needs no server");
-                    pupsourcing_testkit::coordination::$name(store).await;
-                }
-            )*
-        };
-    }
-
-    suite!(
-        workers_round_trip,
-        stale_workers_are_removed_by_the_database_clock,
-        generation_compare_and_set_has_one_winner,
-        ensure_shards_is_idempotent,
-        assignment_compare_and_set_has_one_winner,
-        a_reassignment_waits_for_the_batch_in_flight,
-    );
-}
+// The testkit's coordination suite (without `a_fenced_out_owner_cannot_commit`, which
+// reassigns a shard while the old owner's write transaction is open: SQLite's single writer
+// cannot interleave that; `a_reassigned_shard_fences_out_its_old_owner` below covers the same
+// assertions with the owner pausing outside its transaction).
+pupsourcing_testkit::coordination_conformance!(common::fresh_store);
 
 fn shard(projection: &str, shard: u32, count: u32) -> ShardId {
     ShardId { projection: projection.to_string(), shard, count }

@@ -75,7 +75,9 @@ macro_rules! dcb_conformance {
 
 /// Expands to one `#[tokio::test]` per coordination test (the orchestrator's store; see
 /// [`coordination`]). `$make` is an async function returning a fresh store (`Option<S>`, `S:
-/// CoordinationStore`; `None` skips the test).
+/// CoordinationStore`; `None` skips the test). `coordination::a_fenced_out_owner_cannot_commit`
+/// is not in it: it reassigns a shard while the old owner's write transaction is open, which a
+/// backend with one writer at a time (SQLite) cannot interleave; server backends run it too.
 #[macro_export]
 macro_rules! coordination_conformance {
     ($make:path) => {
@@ -85,7 +87,6 @@ macro_rules! coordination_conformance {
             coordination::generation_compare_and_set_has_one_winner,
             coordination::ensure_shards_is_idempotent,
             coordination::assignment_compare_and_set_has_one_winner,
-            coordination::a_fenced_out_owner_cannot_commit,
             coordination::a_reassignment_waits_for_the_batch_in_flight,
         );
     };

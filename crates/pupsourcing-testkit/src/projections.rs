@@ -856,3 +856,45 @@ pub async fn an_open_writer_holds_the_projection_back<S: ProjectionStore, M: Rea
         assert_eq!(store.stall().await.unwrap(), None);
     }
 }
+
+/// A processor running a shard under a fence (`FencedShard`) while the shard is given to
+/// another worker: its next batch fails the fenced compare-and-set, and it stops with
+/// `Error::ShardLost` instead of applying anything more; the new owner continues from the
+/// shard's position, and every event is applied exactly once.
+pub async fn a_fenced_processor_stops_when_its_shard_moves<S, M>(store: S, model: M)
+where
+    S: pupsourcing_core::coordination::CoordinationStore,
+    M: ReadModel<S>,
+{
+    use pupsourcing_core::coordination::ShardId;
+    use pupsourcing_orchestrator::FencedShard;
+    let events = append_events(&store, "Order", "Placed", 60).await;
+    let shard = ShardId { projection: "fenced".into(), shard: 0, count: 1 };
+    store.ensure_shards("fenced", 1, 0).await.unwrap();
+    let a = store.assign_shard(&shard, 0, Some("a")).await.unwrap().expect("assigned to a");
+    let mut projection = Recorder::new("fenced", model.clone());
+    projection.delay = Duration::from_millis(2);
+    let fenced = |fence| FencedShard { shard: shard.clone(), fence };
+    let processor = Processor::new(store.clone(), projection.clone(), config().batch_size(5))
+        .unwrap()
+        .with_checkpointing(fenced(a.clone()));
+    let running = tokio::spawn(async move { processor.run(CancellationToken::new()).await });
+    while model.rows().await.len() < 10 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let b = store.assign_shard(&shard, a.epoch, Some("b")).await.unwrap().expect("moved to b");
+    let stopped = tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the fenced-out processor stops")
+        .unwrap();
+    match stopped {
+        Err(ProjectionError::Store {
+            source: pupsourcing_core::Error::ShardLost { .. }, ..
+        }) => {}
+        other => panic!("expected ShardLost, got {other:?}"),
+    }
+    let processor =
+        Processor::new(store.clone(), projection, config()).unwrap().with_checkpointing(fenced(b));
+    processor.run_until_caught_up().await.unwrap();
+    assert_eq!(row_ids(&model).await, ids(&events), "every event exactly once");
+}
