@@ -1,7 +1,8 @@
 //! `pup`: the pupsourcing command line.
 //!
 //! ```text
-//! pup migrate-gen --adapter postgres --output migrations --schema billing
+//! pup migrate generate --adapter postgres --output migrations --schema billing
+//! pup migrate-gen --adapter postgres --output migrations --schema billing   # the same
 //! ```
 
 use std::path::PathBuf;
@@ -19,8 +20,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Write the schema migration SQL for a backend to a file.
+    /// Schema migrations.
+    #[command(subcommand)]
+    Migrate(Migrate),
+    /// Write the schema migration SQL for a backend to a file (`pup migrate generate`).
     MigrateGen(MigrateGen),
+}
+
+#[derive(Subcommand)]
+enum Migrate {
+    /// Write the schema migration SQL for a backend to a file: the event store, DCB commands,
+    /// projection checkpoints and dead letters, and the orchestrator's tables.
+    Generate(MigrateGen),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -77,7 +88,9 @@ struct MigrateGen {
 }
 
 fn main() -> ExitCode {
-    let Command::MigrateGen(args) = Cli::parse().command;
+    let args = match Cli::parse().command {
+        Command::Migrate(Migrate::Generate(args)) | Command::MigrateGen(args) => args,
+    };
     match migrate_gen(&args) {
         Ok(path) => {
             println!("wrote {}", path.display());

@@ -143,3 +143,19 @@ fn writes_the_orchestrator_tables() {
         assert!(sql.contains(&created), "{table}");
     }
 }
+
+/// `pup migrate generate` and `pup migrate-gen` write the same file.
+#[test]
+fn migrate_generate_is_migrate_gen() {
+    let write = |dir: &str, command: &[&str]| {
+        let dir = temp_dir().join(dir);
+        let mut args = command.to_vec();
+        args.extend(["--adapter", "sqlite", "--output", dir.to_str().unwrap()]);
+        let out = pup(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::read_to_string(dir.join("001_pupsourcing.sql")).unwrap()
+    };
+    let generated = write("generate", &["migrate", "generate"]);
+    assert_eq!(generated, write("gen", &["migrate-gen"]));
+    assert!(generated.contains("recreate_lock"));
+}
