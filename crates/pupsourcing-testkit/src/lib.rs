@@ -12,6 +12,7 @@ pub mod global_log;
 pub mod identifiers;
 pub mod lifecycle;
 pub mod limits;
+pub mod orchestrator;
 pub mod projections;
 pub mod round_trip;
 pub mod scaling;
@@ -115,6 +116,37 @@ macro_rules! projection_conformance {
             status_reports_lag,
             aborted_task_leaves_no_partial_batch,
         );
+    };
+}
+
+/// Expands to one `#[tokio::test]` per orchestrator test ([`orchestrator`]). `$make` is an
+/// async function returning `Option<(S, M)>` like [`projection_conformance!`]'s, with `S:
+/// CoordinationStore`.
+#[macro_export]
+macro_rules! orchestrator_conformance {
+    ($make:path) => {
+        $crate::__orchestrator_tests!($make;
+            two_workers_split_the_shards,
+            a_vanished_worker_is_replaced,
+            recreate_drains_the_old_generation_first,
+            graceful_shutdown_releases_the_shards,
+            bad_settings_are_refused,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __orchestrator_tests {
+    ($make:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                if let Some((store, model)) = $make().await {
+                    $crate::orchestrator::$name(store, model).await;
+                }
+            }
+        )*
     };
 }
 

@@ -81,6 +81,12 @@ impl<M> Recorder<M> {
         }
     }
 
+    /// Sleeps `delay` before handling each event (a slow handler: batches take a while).
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
     fn scoped(mut self, scope: Scope) -> Self {
         self.scope = scope;
         self

@@ -1,0 +1,351 @@
+//! The orchestrator suite: workers (as tasks of one process, each with its own store clone)
+//! sharing a projection through a real coordination store, checked against the read model of
+//! [`crate::projections`] (one row per handled event, so a double apply shows).
+//!
+//! Short intervals: heartbeat 100 ms, stale threshold 1 s, 4 shards.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pupsourcing_core::coordination::{CoordinationStore, RecreatePhase};
+use pupsourcing_core::projection::Scope;
+use pupsourcing_core::{EventStore, ExpectedVersion, RecordedEvent};
+use pupsourcing_orchestrator::{Orchestrator, OrchestratorError, Recreate};
+use pupsourcing_projection::{CancellationToken, HandlerError, ProcessorConfig, Projection};
+use uuid::Uuid;
+
+use crate::fixtures::{event, new_stream};
+use crate::projections::{ReadModel, Recorder};
+
+const SHARDS: u32 = 4;
+
+fn strategy() -> Recreate {
+    Recreate::default()
+        .heartbeat_interval(Duration::from_millis(100))
+        .stale_threshold(Duration::from_secs(1))
+        .shards_per_projection(SHARDS)
+}
+
+fn config() -> ProcessorConfig {
+    ProcessorConfig::default().batch_size(10).poll_interval(Duration::from_millis(10))
+}
+
+/// Appends `n` events, each to a new stream (so they spread over the shards).
+async fn append<S: EventStore>(store: &S, n: usize) {
+    for _ in 0..n {
+        store.append(&new_stream(), ExpectedVersion::NoStream, &[event("Placed")]).await.unwrap();
+    }
+}
+
+/// Appends `n` events, one every `every`, on a task.
+fn append_slowly<S: EventStore>(
+    store: &S,
+    n: usize,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let store = store.clone();
+    tokio::spawn(async move {
+        for _ in 0..n {
+            append(&store, 1).await;
+            tokio::time::sleep(every).await;
+        }
+    })
+}
+
+/// Waits until `done` holds, checking every 10 ms; panics with `what` after `limit`.
+async fn wait_for<F, Fut>(limit: Duration, what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !done().await {
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// How many shards each worker owns.
+async fn owners<S: CoordinationStore>(store: &S) -> HashMap<String, usize> {
+    let mut owners = HashMap::new();
+    for shard in store.shards().await.unwrap() {
+        if let Some(owner) = shard.owner {
+            *owners.entry(owner).or_insert(0) += 1;
+        }
+    }
+    owners
+}
+
+/// Every event of the log is in the read model exactly once.
+async fn assert_exactly_once<S: EventStore, M: ReadModel<S>>(store: &S, model: &M) {
+    let mut events: Vec<Uuid> =
+        store.read_all(1, 1_000_000).await.unwrap().iter().map(|e| e.event_id).collect();
+    let mut rows: Vec<Uuid> = model.rows().await.into_iter().map(|(id, _)| id).collect();
+    let total = rows.len();
+    events.sort();
+    rows.sort();
+    rows.dedup();
+    assert_eq!(total, rows.len(), "an event was applied more than once");
+    assert_eq!(rows, events, "every event exactly once");
+}
+
+async fn rows_at_least<S: EventStore, M: ReadModel<S>>(model: &M, n: usize) -> bool {
+    model.rows().await.len() >= n
+}
+
+fn worker<S: CoordinationStore, M: ReadModel<S>>(
+    store: &S,
+    projection: impl Projection<S>,
+    strategy: Recreate,
+) -> Orchestrator<S> {
+    let _ = std::marker::PhantomData::<M>;
+    Orchestrator::builder(store.clone())
+        .strategy(strategy)
+        .projection(projection, config())
+        .build()
+        .unwrap()
+}
+
+type Run = tokio::task::JoinHandle<(Result<(), OrchestratorError>, Instant)>;
+
+/// Runs `orchestrator` on a task; the task returns its outcome and when it returned.
+fn spawn<S: CoordinationStore>(orchestrator: Orchestrator<S>, shutdown: &CancellationToken) -> Run {
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let outcome = orchestrator.run(shutdown).await;
+        (outcome, Instant::now())
+    })
+}
+
+async fn finished(run: Run) -> Result<(), OrchestratorError> {
+    tokio::time::timeout(Duration::from_secs(15), run).await.expect("the worker returns").unwrap().0
+}
+
+/// Two workers run one projection over events appended before and during the run: the shards
+/// split between them, and every event is applied exactly once.
+pub async fn two_workers_split_the_shards<S: CoordinationStore, M: ReadModel<S>>(
+    store: S,
+    model: M,
+) {
+    append(&store, 50).await;
+    let projection = Recorder::new("split", model.clone());
+    let a = worker::<S, M>(&store, projection.clone(), strategy());
+    let b = worker::<S, M>(&store, projection, strategy());
+    let (a_id, b_id) = (a.worker_id().to_string(), b.worker_id().to_string());
+    let shutdown = CancellationToken::new();
+    let runs = [spawn(a, &shutdown), spawn(b, &shutdown)];
+    let writer = append_slowly(&store, 50, Duration::from_millis(10));
+    wait_for(Duration::from_secs(20), "both workers to own shards", || async {
+        let owners = owners(&store).await;
+        owners.get(&a_id).is_some_and(|n| *n > 0) && owners.get(&b_id).is_some_and(|n| *n > 0)
+    })
+    .await;
+    let split = owners(&store).await;
+    println!("shards per worker: {split:?}");
+    assert_eq!(split.values().sum::<usize>(), SHARDS as usize, "every shard owned");
+    writer.await.unwrap();
+    wait_for(Duration::from_secs(20), "every event", || rows_at_least(&model, 100)).await;
+    shutdown.cancel();
+    for run in runs {
+        finished(run).await.unwrap();
+    }
+    assert_exactly_once(&store, &model).await;
+}
+
+/// A worker vanishes (its task is aborted: no cleanup at all). After the stale threshold it
+/// is removed and the other worker takes its shards over; every event is still applied
+/// exactly once. Prints the failover time: from the abort to the first commit by the new
+/// owner on one of the lost shards.
+pub async fn a_vanished_worker_is_replaced<S: CoordinationStore, M: ReadModel<S>>(
+    store: S,
+    model: M,
+) {
+    append(&store, 40).await;
+    let projection = Recorder::new("failover", model.clone());
+    let a = worker::<S, M>(&store, projection.clone(), strategy());
+    let b = worker::<S, M>(&store, projection, strategy());
+    let (a_id, b_id) = (a.worker_id().to_string(), b.worker_id().to_string());
+    let shutdown = CancellationToken::new();
+    let (a_run, b_run) = (spawn(a, &shutdown), spawn(b, &shutdown));
+    wait_for(Duration::from_secs(20), "both workers to own shards and every event", || async {
+        let owners = owners(&store).await;
+        owners.get(&a_id).is_some_and(|n| *n > 0)
+            && owners.get(&b_id).is_some_and(|n| *n > 0)
+            && rows_at_least(&model, 40).await
+    })
+    .await;
+    let lost: HashMap<_, _> = store
+        .shards()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.owner.as_deref() == Some(a_id.as_str()))
+        .map(|s| (s.id, s.position))
+        .collect();
+    a_run.abort();
+    let aborted = Instant::now();
+    let writer = append_slowly(&store, 60, Duration::from_millis(20));
+    let failover = loop {
+        let shards = store.shards().await.unwrap();
+        let taken = shards.iter().any(|s| {
+            s.owner.as_deref() == Some(b_id.as_str())
+                && lost.get(&s.id).is_some_and(|before| s.position > *before)
+        });
+        if taken {
+            break aborted.elapsed();
+        }
+        assert!(aborted.elapsed() < Duration::from_secs(20), "the lost shards were not taken over");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    println!(
+        "failover: {:?} from the abort to the first commit by the new owner \
+         (heartbeat 100 ms, stale threshold 1 s)",
+        failover
+    );
+    writer.await.unwrap();
+    wait_for(Duration::from_secs(20), "every event", || rows_at_least(&model, 100)).await;
+    assert_eq!(owners(&store).await.get(&b_id), Some(&(SHARDS as usize)), "b owns every shard");
+    let workers = store.workers().await.unwrap();
+    assert!(workers.iter().all(|w| w.id != a_id), "the vanished worker was removed");
+    shutdown.cancel();
+    finished(b_run).await.unwrap();
+    assert_exactly_once(&store, &model).await;
+}
+
+/// Records when each batch of the wrapped projection ran, under its worker's generation.
+#[derive(Clone)]
+struct Timed<P> {
+    inner: P,
+    generation: i64,
+    log: Arc<Mutex<Vec<(i64, Instant, Instant)>>>,
+}
+
+impl<S: EventStore, P: Projection<S>> Projection<S> for Timed<P> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn scope(&self) -> Scope {
+        self.inner.scope()
+    }
+
+    async fn handle(
+        &self,
+        conn: &mut S::Connection,
+        event: &RecordedEvent,
+    ) -> Result<(), HandlerError> {
+        self.inner.handle(conn, event).await
+    }
+
+    async fn handle_batch(
+        &self,
+        conn: &mut S::Connection,
+        events: &[RecordedEvent],
+    ) -> Result<(), HandlerError> {
+        let start = Instant::now();
+        let outcome = self.inner.handle_batch(conn, events).await;
+        self.log.lock().unwrap().push((self.generation, start, Instant::now()));
+        outcome
+    }
+}
+
+/// Recreate: a generation-1 worker is running when a generation-2 worker starts. The old one
+/// drains and returns `Ok`; no batch of generation 2 starts before the last batch of
+/// generation 1 ended and the old worker returned; every event exactly once. Prints the
+/// downtime (last old batch to first new batch).
+pub async fn recreate_drains_the_old_generation_first<S: CoordinationStore, M: ReadModel<S>>(
+    store: S,
+    model: M,
+) {
+    append(&store, 60).await;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let recorder = Recorder::new("recreated", model.clone()).delayed(Duration::from_millis(3));
+    let timed = |generation| Timed { inner: recorder.clone(), generation, log: log.clone() };
+    let shutdown = CancellationToken::new();
+    let old = worker::<S, M>(&store, timed(1), strategy().generation(1));
+    let old_run = spawn(old, &shutdown);
+    wait_for(Duration::from_secs(20), "generation 1 to handle events", || {
+        rows_at_least(&model, 10)
+    })
+    .await;
+    let new = worker::<S, M>(&store, timed(2), strategy().generation(2));
+    let new_run = spawn(new, &shutdown);
+    let (outcome, old_returned) =
+        tokio::time::timeout(Duration::from_secs(15), old_run).await.expect("old drains").unwrap();
+    outcome.expect("the old worker drains and returns Ok");
+    append(&store, 40).await;
+    wait_for(Duration::from_secs(20), "every event", || rows_at_least(&model, 100)).await;
+    let generation = store.generation().await.unwrap();
+    assert_eq!((generation.number, generation.phase), (2, RecreatePhase::Running));
+    shutdown.cancel();
+    finished(new_run).await.unwrap();
+    let log = log.lock().unwrap().clone();
+    let last_old = log.iter().filter(|b| b.0 == 1).map(|b| b.2).max().expect("gen 1 ran");
+    let first_new = log.iter().filter(|b| b.0 == 2).map(|b| b.1).min().expect("gen 2 ran");
+    assert!(last_old < first_new, "a generation-2 batch started before generation 1 ended");
+    assert!(old_returned < first_new, "generation 2 ran before the old worker returned");
+    println!("recreate downtime: {:?} (last old batch to first new batch)", first_new - last_old);
+    assert_exactly_once(&store, &model).await;
+}
+
+/// A worker shut down gracefully releases its shards (no owner) and removes its row.
+pub async fn graceful_shutdown_releases_the_shards<S: CoordinationStore, M: ReadModel<S>>(
+    store: S,
+    model: M,
+) {
+    append(&store, 20).await;
+    let one = worker::<S, M>(&store, Recorder::new("graceful", model.clone()), strategy());
+    let id = one.worker_id().to_string();
+    let shutdown = CancellationToken::new();
+    let run = spawn(one, &shutdown);
+    wait_for(Duration::from_secs(20), "every shard owned and every event", || async {
+        owners(&store).await.get(&id) == Some(&(SHARDS as usize)) && rows_at_least(&model, 20).await
+    })
+    .await;
+    shutdown.cancel();
+    finished(run).await.unwrap();
+    let shards = store.shards().await.unwrap();
+    assert_eq!(shards.len(), SHARDS as usize);
+    assert!(shards.iter().all(|s| s.owner.is_none()), "released: {shards:?}");
+    assert!(store.workers().await.unwrap().iter().all(|w| w.id != id), "row removed");
+    assert_exactly_once(&store, &model).await;
+}
+
+/// Bad settings are refused by `build()` with typed errors, never a panic.
+pub async fn bad_settings_are_refused<S: CoordinationStore, M: ReadModel<S>>(store: S, model: M) {
+    let named = |name: &str| Recorder::new(name, model.clone());
+    let built = Orchestrator::builder(store.clone()).build();
+    assert!(matches!(built, Err(OrchestratorError::NoProjections)));
+    let built = Orchestrator::builder(store.clone())
+        .projection(named("twice"), config())
+        .projection(named("twice"), config())
+        .build();
+    assert!(
+        matches!(built, Err(OrchestratorError::DuplicateProjection { name }) if name == "twice")
+    );
+    for strategy in [
+        strategy().shards_per_projection(0),
+        strategy().shards_per_projection(pupsourcing_orchestrator::MAX_SHARDS + 1),
+        strategy().stale_threshold(Duration::from_millis(100)),
+        strategy().heartbeat_interval(Duration::ZERO),
+        strategy().generation(0),
+    ] {
+        let built = Orchestrator::builder(store.clone())
+            .strategy(strategy.clone())
+            .projection(named("p"), config())
+            .build();
+        assert!(
+            matches!(built, Err(OrchestratorError::InvalidSettings { .. })),
+            "{strategy:?} was accepted"
+        );
+    }
+    let built = Orchestrator::builder(store.clone()).projection(named(""), config()).build();
+    assert!(matches!(built, Err(OrchestratorError::Projection(_))), "an empty name");
+    let built =
+        Orchestrator::builder(store.clone()).projection(named("p"), config().batch_size(0)).build();
+    assert!(matches!(built, Err(OrchestratorError::Projection(_))), "batch size 0");
+    let built = Orchestrator::builder(store).projection(named("p"), config()).worker_id("").build();
+    assert!(matches!(built, Err(OrchestratorError::InvalidSettings { .. })), "empty worker id");
+}
