@@ -95,12 +95,11 @@ async fn rows_at_least<S: EventStore, M: ReadModel<S>>(model: &M, n: usize) -> b
     model.rows().await.len() >= n
 }
 
-fn worker<S: CoordinationStore, M: ReadModel<S>>(
+fn worker<S: CoordinationStore>(
     store: &S,
     projection: impl Projection<S>,
     strategy: Recreate,
 ) -> Orchestrator<S> {
-    let _ = std::marker::PhantomData::<M>;
     Orchestrator::builder(store.clone())
         .strategy(strategy)
         .projection(projection, config())
@@ -131,20 +130,21 @@ pub async fn two_workers_split_the_shards<S: CoordinationStore, M: ReadModel<S>>
 ) {
     append(&store, 50).await;
     let projection = Recorder::new("split", model.clone());
-    let a = worker::<S, M>(&store, projection.clone(), strategy());
-    let b = worker::<S, M>(&store, projection, strategy());
+    let a = worker(&store, projection.clone(), strategy());
+    let b = worker(&store, projection, strategy());
     let (a_id, b_id) = (a.worker_id().to_string(), b.worker_id().to_string());
     let shutdown = CancellationToken::new();
     let runs = [spawn(a, &shutdown), spawn(b, &shutdown)];
     let writer = append_slowly(&store, 50, Duration::from_millis(10));
-    wait_for(Duration::from_secs(20), "both workers to own shards", || async {
+    // Shards may be unowned for a tick while the workers start: wait for the split.
+    wait_for(Duration::from_secs(20), "both workers to own shards, every shard owned", || async {
         let owners = owners(&store).await;
-        owners.get(&a_id).is_some_and(|n| *n > 0) && owners.get(&b_id).is_some_and(|n| *n > 0)
+        owners.get(&a_id).is_some_and(|n| *n > 0)
+            && owners.get(&b_id).is_some_and(|n| *n > 0)
+            && owners.values().sum::<usize>() == SHARDS as usize
     })
     .await;
-    let split = owners(&store).await;
-    println!("shards per worker: {split:?}");
-    assert_eq!(split.values().sum::<usize>(), SHARDS as usize, "every shard owned");
+    println!("shards per worker: {:?}", owners(&store).await);
     writer.await.unwrap();
     wait_for(Duration::from_secs(20), "every event", || rows_at_least(&model, 100)).await;
     shutdown.cancel();
@@ -164,8 +164,8 @@ pub async fn a_vanished_worker_is_replaced<S: CoordinationStore, M: ReadModel<S>
 ) {
     append(&store, 40).await;
     let projection = Recorder::new("failover", model.clone());
-    let a = worker::<S, M>(&store, projection.clone(), strategy());
-    let b = worker::<S, M>(&store, projection, strategy());
+    let a = worker(&store, projection.clone(), strategy());
+    let b = worker(&store, projection, strategy());
     let (a_id, b_id) = (a.worker_id().to_string(), b.worker_id().to_string());
     let shutdown = CancellationToken::new();
     let (a_run, b_run) = (spawn(a, &shutdown), spawn(b, &shutdown));
@@ -252,7 +252,7 @@ impl<S: EventStore, P: Projection<S>> Projection<S> for Timed<P> {
 }
 
 /// Recreate: a generation-1 worker is running when a generation-2 worker starts. The old one
-/// drains and returns `Ok`; no batch of generation 2 starts before the last batch of
+/// drains and returns `Ok`; the new one owns no shard while the old one's row exists; no batch of generation 2 starts before the last batch of
 /// generation 1 ended and the old worker returned; every event exactly once. Prints the
 /// downtime (last old batch to first new batch).
 pub async fn recreate_drains_the_old_generation_first<S: CoordinationStore, M: ReadModel<S>>(
@@ -261,20 +261,42 @@ pub async fn recreate_drains_the_old_generation_first<S: CoordinationStore, M: R
 ) {
     append(&store, 60).await;
     let log = Arc::new(Mutex::new(Vec::new()));
-    let recorder = Recorder::new("recreated", model.clone()).delayed(Duration::from_millis(3));
+    let recorder = Recorder::new("recreated", model.clone()).delayed(Duration::from_millis(20));
     let timed = |generation| Timed { inner: recorder.clone(), generation, log: log.clone() };
     let shutdown = CancellationToken::new();
-    let old = worker::<S, M>(&store, timed(1), strategy().generation(1));
+    let old = worker(&store, timed(1), strategy().generation(1));
     let old_run = spawn(old, &shutdown);
     wait_for(Duration::from_secs(20), "generation 1 to handle events", || {
         rows_at_least(&model, 10)
     })
     .await;
-    let new = worker::<S, M>(&store, timed(2), strategy().generation(2));
+    let new = worker(&store, timed(2), strategy().generation(2));
+    let new_id = new.worker_id().to_string();
+    // Watches the tables: the new worker owns no shard while an old worker's row exists.
+    // Shards are read before workers, and a removed row never comes back, so an overlap seen
+    // here was real.
+    let watching = CancellationToken::new();
+    let watcher = {
+        let (store, watching) = (store.clone(), watching.clone());
+        tokio::spawn(async move {
+            let mut overlaps = 0;
+            while !watching.is_cancelled() {
+                let taken =
+                    store.shards().await.unwrap().iter().any(|s| s.owner == Some(new_id.clone()));
+                let old_left = store.workers().await.unwrap().iter().any(|w| w.generation < 2);
+                overlaps += usize::from(taken && old_left);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            overlaps
+        })
+    };
     let new_run = spawn(new, &shutdown);
     let (outcome, old_returned) =
         tokio::time::timeout(Duration::from_secs(15), old_run).await.expect("old drains").unwrap();
     outcome.expect("the old worker drains and returns Ok");
+    watching.cancel();
+    let overlaps = watcher.await.unwrap();
+    assert_eq!(overlaps, 0, "generation 2 owned shards while a generation-1 worker was registered");
     append(&store, 40).await;
     wait_for(Duration::from_secs(20), "every event", || rows_at_least(&model, 100)).await;
     let generation = store.generation().await.unwrap();
@@ -296,7 +318,7 @@ pub async fn graceful_shutdown_releases_the_shards<S: CoordinationStore, M: Read
     model: M,
 ) {
     append(&store, 20).await;
-    let one = worker::<S, M>(&store, Recorder::new("graceful", model.clone()), strategy());
+    let one = worker(&store, Recorder::new("graceful", model.clone()), strategy());
     let id = one.worker_id().to_string();
     let shutdown = CancellationToken::new();
     let run = spawn(one, &shutdown);
