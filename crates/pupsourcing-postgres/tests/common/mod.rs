@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod read_model;
+
 use pupsourcing_core::StoreConfig;
 use pupsourcing_postgres::PgEventStore;
 use sqlx::postgres::PgPoolOptions;
