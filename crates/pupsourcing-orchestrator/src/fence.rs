@@ -9,7 +9,7 @@ use pupsourcing_projection::Checkpointing;
 /// The checkpoint of one shard, owned under `fence`: a processor given this
 /// ([`pupsourcing_projection::Processor::with_checkpointing`]) commits a batch only while the
 /// shard row still names its owner and epoch, and stops with [`Error::ShardLost`] once it
-/// does not.
+/// does not (or once its owner's worker row is gone).
 #[derive(Debug, Clone)]
 pub struct FencedShard {
     /// The shard.
@@ -30,15 +30,21 @@ impl<S: CoordinationStore> Checkpointing<S> for FencedShard {
         async move {
             let shards = store.shards().await?;
             let row = shards.into_iter().find(|s| s.id == self.shard);
-            match row {
+            let position = match row {
                 Some(row)
                     if row.owner.as_deref() == Some(self.fence.owner.as_str())
                         && row.epoch == self.fence.epoch =>
                 {
-                    Ok(row.position)
+                    row.position
                 }
-                _ => Err(self.lost()),
+                _ => return Err(self.lost()),
+            };
+            // A removed owner commits nothing (advance_shard_in): stop rather than retry.
+            let workers = store.workers().await?;
+            if !workers.iter().any(|w| w.id == self.fence.owner) {
+                return Err(self.lost());
             }
+            Ok(position)
         }
         .boxed()
     }

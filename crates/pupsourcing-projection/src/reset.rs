@@ -6,8 +6,10 @@ use pupsourcing_core::projection::ProjectionStore;
 use crate::error::ProjectionError;
 use crate::projection::{Projection, caught};
 
-/// Resets `projection`: its checkpoints and dead letters are removed and its `reset` hook
-/// clears the read model, in one transaction. Its next run replays the log from position 0.
+/// Resets `projection`: its checkpoints and dead letters are removed (and its orchestrator
+/// shard rows rewound to 0, unowned, under a new epoch, which fences out a processor still
+/// running one) and its `reset` hook clears the read model, in one transaction. Its next run
+/// replays the log from position 0.
 ///
 /// The checkpoints and dead letters go first, and the hook runs after: on PostgreSQL the
 /// deletes wait for every batch (and dead-letter replay) in flight to end, and hold back those

@@ -327,6 +327,7 @@ async fn shards_are_created_once() {
     store.ensure_shards("p", 3, 7).await.unwrap();
     store.ensure_shards("q", 1, 0).await.unwrap();
     let id = shard("p", 1, 3);
+    store.register_worker("w", 1, WorkerState::Running).await.unwrap();
     let fence = take(&store, &id, "w").await;
     assert!(commit_batch(&store, &id, &fence, 7, 9).await);
     store.ensure_shards("p", 3, 0).await.unwrap();
@@ -361,6 +362,9 @@ async fn a_reassigned_shard_fences_out_its_old_owner() {
     let (a, b) = two_stores().await;
     let id = shard("p", 0, 2);
     a.ensure_shards("p", 2, 0).await.unwrap();
+    for worker in ["a", "b"] {
+        a.register_worker(worker, 1, WorkerState::Running).await.unwrap();
+    }
     let old = take(&a, &id, "a").await;
     assert!(commit_batch(&a, &id, &old, 0, 10).await);
 

@@ -162,6 +162,7 @@ pub async fn ensure_shards_is_idempotent<S: CoordinationStore>(store: S) {
         assert_eq!((row.owner.as_deref(), row.epoch, row.position), (None, 0, 10));
     }
     let id = shard("totals", 2, 4);
+    register(&store, &["w"]).await;
     let fence = store.assign_shard(&id, 0, Some("w")).await.unwrap().unwrap();
     let mut tx = store.begin().await.unwrap();
     assert!(store.advance_shard_in(&mut tx, &id, &fence, 10, 20).await.unwrap());
@@ -229,6 +230,13 @@ pub async fn assignment_compare_and_set_has_one_winner<S: CoordinationStore>(sto
     assert_eq!((row.owner, row.epoch), (None, epoch + 1));
 }
 
+/// Registers `workers` (only a registered owner commits under its fence).
+async fn register<S: CoordinationStore>(store: &S, workers: &[&str]) {
+    for worker in workers {
+        store.register_worker(worker, 1, WorkerState::Running).await.unwrap();
+    }
+}
+
 /// Appends a batch marker in `tx` (standing for a batch's read-model writes) and returns its
 /// event id.
 async fn write_batch<S: CoordinationStore>(store: &S, tx: &mut S::Transaction) -> uuid::Uuid {
@@ -247,6 +255,7 @@ async fn logged<S: CoordinationStore>(store: &S, id: uuid::Uuid) -> bool {
 /// its batch is stored; B continues from the checkpoint A never moved. A fence of the same
 /// owner from an earlier assignment is rejected too (the epoch, not only the owner, fences).
 pub async fn a_fenced_out_owner_cannot_commit<S: CoordinationStore>(store: S) {
+    register(&store, &["worker-a", "worker-b"]).await;
     store.ensure_shards("totals", 2, 0).await.unwrap();
     let id = shard("totals", 1, 2);
     let a = store.assign_shard(&id, 0, Some("worker-a")).await.unwrap().unwrap();
@@ -289,6 +298,7 @@ pub async fn a_fenced_out_owner_cannot_commit<S: CoordinationStore>(store: S) {
 /// then bumps the epoch; A's commit stands (it was the owner) and B continues from A's
 /// position, while A's old fence commits nothing more.
 pub async fn a_reassignment_waits_for_the_batch_in_flight<S: CoordinationStore>(store: S) {
+    register(&store, &["worker-a", "worker-b"]).await;
     store.ensure_shards("totals", 1, 0).await.unwrap();
     let id = shard("totals", 0, 1);
     let a = store.assign_shard(&id, 0, Some("worker-a")).await.unwrap().unwrap();
@@ -322,4 +332,41 @@ pub async fn a_reassignment_waits_for_the_batch_in_flight<S: CoordinationStore>(
     assert!(store.advance_shard_in(&mut tx, &id, &b, 5, 8).await.unwrap());
     store.commit(tx).await.unwrap();
     assert_eq!(shard_row(&store, &id).await.position, 8 as Position);
+}
+
+/// A planner's race: worker A's row is removed (stale, or it drained), but another worker that
+/// listed the workers just before reads the shards just after (released, new epoch) and gives
+/// one to A. A, alive but slow, still runs: under that fresh fence its batch must not commit,
+/// since A is no longer registered (else a removed worker, or a generation-1 worker after
+/// generation 2 went running, keeps committing until someone moves the shard again). A worker
+/// that registers again commits under a fence it is then given.
+pub async fn a_removed_worker_cannot_commit<S: CoordinationStore>(store: S) {
+    store.ensure_shards("totals", 1, 0).await.unwrap();
+    let id = shard("totals", 0, 1);
+    store.register_worker("worker-a", 1, WorkerState::Running).await.unwrap();
+    // The planner read the workers here: A listed.
+    store.remove_worker("worker-a").await.unwrap();
+    // It reads the shards after the removal and gives the shard to A from that epoch.
+    let epoch = shard_row(&store, &id).await.epoch;
+    let late = store.assign_shard(&id, epoch, Some("worker-a")).await.unwrap().unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    let batch = write_batch(&store, &mut tx).await;
+    let moved = store.advance_shard_in(&mut tx, &id, &late, 0, 5).await.unwrap();
+    if moved {
+        store.commit(tx).await.unwrap();
+    } else {
+        store.rollback(tx).await.unwrap();
+    }
+    assert!(!moved, "a worker without a row committed a batch");
+    assert!(!logged(&store, batch).await);
+    assert_eq!(shard_row(&store, &id).await.position, 0);
+
+    store.register_worker("worker-a", 1, WorkerState::Running).await.unwrap();
+    let epoch = shard_row(&store, &id).await.epoch;
+    let fence = store.assign_shard(&id, epoch, Some("worker-a")).await.unwrap().unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert!(store.advance_shard_in(&mut tx, &id, &fence, 0, 5).await.unwrap());
+    store.commit(tx).await.unwrap();
+    assert_eq!(shard_row(&store, &id).await.position, 5);
 }

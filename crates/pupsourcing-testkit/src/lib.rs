@@ -89,6 +89,7 @@ macro_rules! coordination_conformance {
             coordination::ensure_shards_is_idempotent,
             coordination::assignment_compare_and_set_has_one_winner,
             coordination::a_reassignment_waits_for_the_batch_in_flight,
+            coordination::a_removed_worker_cannot_commit,
         );
     };
 }
@@ -131,6 +132,7 @@ macro_rules! orchestrator_conformance {
             recreate_drains_the_old_generation_first,
             graceful_shutdown_releases_the_shards,
             bad_settings_are_refused,
+            reset_replays_an_orchestrated_projection,
         );
     };
 }

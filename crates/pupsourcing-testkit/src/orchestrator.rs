@@ -371,3 +371,35 @@ pub async fn bad_settings_are_refused<S: CoordinationStore, M: ReadModel<S>>(sto
     let built = Orchestrator::builder(store).projection(named("p"), config()).worker_id("").build();
     assert!(matches!(built, Err(OrchestratorError::InvalidSettings { .. })), "empty worker id");
 }
+
+/// `reset` of a projection the orchestrator runs: its checkpoints are the shard rows, so the
+/// reset must rewind those too. A worker projects every event and stops; the projection is
+/// reset (read model cleared); a worker started again must replay the whole log, exactly once.
+pub async fn reset_replays_an_orchestrated_projection<S: CoordinationStore, M: ReadModel<S>>(
+    store: S,
+    model: M,
+) {
+    append(&store, 30).await;
+    let projection = Recorder::new("rewound", model.clone());
+    let shutdown = CancellationToken::new();
+    let run = spawn(worker(&store, projection.clone(), strategy()), &shutdown);
+    wait_for(Duration::from_secs(20), "every event", || rows_at_least(&model, 30)).await;
+    shutdown.cancel();
+    finished(run).await.unwrap();
+
+    pupsourcing_projection::reset(&store, &projection).await.unwrap();
+    assert!(model.rows().await.is_empty(), "the reset hook cleared the read model");
+    append(&store, 10).await;
+    let shutdown = CancellationToken::new();
+    let run = spawn(worker(&store, projection, strategy()), &shutdown);
+    let replayed = tokio::time::timeout(Duration::from_secs(10), async {
+        while !rows_at_least(&model, 40).await {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    shutdown.cancel();
+    finished(run).await.unwrap();
+    assert!(replayed.is_ok(), "only {} of 40 events after the reset", model.rows().await.len());
+    assert_exactly_once(&store, &model).await;
+}

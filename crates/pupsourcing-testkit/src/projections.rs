@@ -872,11 +872,14 @@ where
     S: pupsourcing_core::coordination::CoordinationStore,
     M: ReadModel<S>,
 {
-    use pupsourcing_core::coordination::ShardId;
+    use pupsourcing_core::coordination::{ShardId, WorkerState};
     use pupsourcing_orchestrator::FencedShard;
     let events = append_events(&store, "Order", "Placed", 60).await;
     let shard = ShardId { projection: "fenced".into(), shard: 0, count: 1 };
     store.ensure_shards("fenced", 1, 0).await.unwrap();
+    for worker in ["a", "b"] {
+        store.register_worker(worker, 1, WorkerState::Running).await.unwrap();
+    }
     let a = store.assign_shard(&shard, 0, Some("a")).await.unwrap().expect("assigned to a");
     let mut projection = Recorder::new("fenced", model.clone());
     projection.delay = Duration::from_millis(2);

@@ -77,8 +77,11 @@ pub trait CoordinationStore: ProjectionStore {
     ) -> impl Future<Output = Result<Option<Fence>>> + Send;
 
     /// Moves the shard's checkpoint from `from` to `to` in the caller's transaction, only if
-    /// the row still has that position AND that owner and epoch: the commit of a batch by a
-    /// worker that lost the shard (a pause, a slow handler) fails here and rolls back.
+    /// the row still has that position AND that owner and epoch AND the owner is still
+    /// registered (its worker row exists): the commit of a batch by a worker that lost the
+    /// shard (a pause, a slow handler), or that was removed (even if a planner that listed it
+    /// just before gave it the shard afterwards), fails here and rolls back. A removal of the
+    /// owner waits for its batch in flight.
     fn advance_shard_in(
         &self,
         conn: &mut Self::Connection,

@@ -138,8 +138,9 @@ pub trait ProjectionStore: EventStore {
     /// Every checkpoint, ordered by projection and partition.
     fn checkpoints(&self) -> impl Future<Output = Result<Vec<Checkpoint>>> + Send;
 
-    /// Removes every checkpoint and dead letter of `projection` in the caller's transaction:
-    /// its next run starts from position 0.
+    /// Removes every checkpoint and dead letter of `projection` in the caller's transaction,
+    /// and rewinds its orchestrator shard rows (the checkpoints of an orchestrated projection)
+    /// to position 0, unowned, epoch bumped: its next run starts from position 0.
     fn reset_checkpoints_in(
         &self,
         conn: &mut Self::Connection,

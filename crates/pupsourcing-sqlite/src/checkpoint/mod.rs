@@ -60,6 +60,7 @@ pub(crate) struct CheckpointSql {
     set_error: Statement,
     all: Statement,
     reset_checkpoints: Statement,
+    reset_shards: Statement,
     reset_dead_letters: Statement,
     add_dead_letter: Statement,
     remove_dead_letter: Statement,
@@ -83,6 +84,7 @@ impl CheckpointSql {
             set_error: s(include_str!("set_error.sql")),
             all: s(include_str!("all.sql")),
             reset_checkpoints: s(include_str!("reset_checkpoints.sql")),
+            reset_shards: s(include_str!("reset_shards.sql")),
             reset_dead_letters: s(include_str!("reset_dead_letters.sql")),
             add_dead_letter: s(include_str!("add_dead_letter.sql")),
             remove_dead_letter: s(include_str!("remove_dead_letter.sql")),
@@ -320,8 +322,8 @@ impl ProjectionStore for SqliteEventStore {
         .await
     }
 
-    /// Two deletes on `conn`; a connection outside any transaction gets a write transaction of
-    /// its own for them.
+    /// Two deletes and the rewind of the projection's shard rows on `conn`; a connection
+    /// outside any transaction gets a write transaction of its own for them.
     async fn reset_checkpoints_in(
         &self,
         conn: &mut SqliteConnection,
@@ -330,7 +332,7 @@ impl ProjectionStore for SqliteEventStore {
         check_projection(projection)?;
         let sql = &self.checkpoint_sql;
         let reset = async |conn: &mut SqliteConnection| {
-            for statement in [&sql.reset_checkpoints, &sql.reset_dead_letters] {
+            for statement in [&sql.reset_checkpoints, &sql.reset_shards, &sql.reset_dead_letters] {
                 sqlx::query(statement.sql())
                     .bind(projection)
                     .execute(&mut *conn)
