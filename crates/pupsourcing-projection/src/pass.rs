@@ -156,7 +156,7 @@ impl<S: ProjectionStore> Passes<'_, S> {
         let partition = processor.config().partition;
         let name = processor.projection_name();
         let message = format!("position {} (event {}): {error}", event.position, event.event_id);
-        let stored = processor.store().set_checkpoint_error(name, partition, Some(&message)).await;
+        let stored = processor.checkpointing().record_error(processor.store(), &message).await;
         if let Err(e) = stored {
             tracing::warn!(projection = name, error = %e, "could not store the stop's error");
         }
