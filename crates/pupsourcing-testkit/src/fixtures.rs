@@ -52,3 +52,26 @@ pub fn unreachable<T>(server: &str, error: impl std::fmt::Display) -> Option<T> 
     });
     None
 }
+
+/// A child process killed (SIGKILL on Unix) when dropped, so that a test failing before it
+/// kills its child on purpose leaves no process behind.
+pub struct ChildGuard(pub std::process::Child);
+
+impl ChildGuard {
+    /// Kills the child now (SIGKILL on Unix) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
+    /// Whether the child has exited, and how.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        self.0.try_wait()
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

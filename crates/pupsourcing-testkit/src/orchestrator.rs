@@ -403,3 +403,83 @@ pub async fn reset_replays_an_orchestrated_projection<S: CoordinationStore, M: R
     assert!(replayed.is_ok(), "only {} of 40 events after the reset", model.rows().await.len());
     assert_exactly_once(&store, &model).await;
 }
+
+/// The projection name of the process-crash test.
+const KILLED_PROJECTION: &str = "killed_worker";
+
+/// The child half of the process-crash test: one worker of [`KILLED_PROJECTION`], run until
+/// its process is killed.
+pub async fn run_worker_until_killed<S: CoordinationStore, M: ReadModel<S>>(store: S, model: M) {
+    let worker = worker(&store, Recorder::new(KILLED_PROJECTION, model), strategy());
+    let shutdown = CancellationToken::new();
+    finished(spawn(worker, &shutdown)).await.unwrap();
+}
+
+/// A worker in a child process (`spawn` must start one that ends in
+/// [`run_worker_until_killed`] on the same database) shares a projection with a worker of this
+/// process, and is killed with SIGKILL: no cleanup, its connections cut by the kernel. After
+/// the stale threshold this process's worker owns every shard, the dead worker's row is gone,
+/// and every event, old and new, is applied exactly once. Prints the failover time.
+pub async fn a_killed_worker_process_is_replaced<S, M>(
+    store: S,
+    model: M,
+    spawn_child: impl FnOnce() -> std::process::Child,
+) where
+    S: CoordinationStore,
+    M: ReadModel<S>,
+{
+    append(&store, 40).await;
+    let b = worker(&store, Recorder::new(KILLED_PROJECTION, model.clone()), strategy());
+    let b_id = b.worker_id().to_string();
+    let shutdown = CancellationToken::new();
+    let b_run = spawn(b, &shutdown);
+    let mut child = crate::fixtures::ChildGuard(spawn_child());
+    wait_for(
+        Duration::from_secs(30),
+        "the child's worker to own shards and every event",
+        || async {
+            let owners = owners(&store).await;
+            owners.iter().any(|(id, n)| *id != b_id && *n > 0) && rows_at_least(&model, 40).await
+        },
+    )
+    .await;
+    let shards = store.shards().await.unwrap();
+    let child_id = shards
+        .iter()
+        .filter_map(|s| s.owner.clone())
+        .find(|owner| *owner != b_id)
+        .expect("the child owns a shard");
+    let lost: HashMap<_, _> = shards
+        .into_iter()
+        .filter(|s| s.owner.as_deref() == Some(child_id.as_str()))
+        .map(|s| (s.id, s.position))
+        .collect();
+    let writer = append_slowly(&store, 60, Duration::from_millis(20));
+    tokio::time::sleep(Duration::from_millis(rand::random_range(0..100))).await;
+    child.kill(); // SIGKILL on Unix
+    let killed = Instant::now();
+    let failover = loop {
+        let shards = store.shards().await.unwrap();
+        let taken = shards.iter().any(|s| {
+            s.owner.as_deref() == Some(b_id.as_str())
+                && lost.get(&s.id).is_some_and(|before| s.position > *before)
+        });
+        if taken {
+            break killed.elapsed();
+        }
+        assert!(killed.elapsed() < Duration::from_secs(20), "the lost shards were not taken over");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    println!(
+        "process failover: {failover:?} from SIGKILL to the first commit by the new owner \
+         (heartbeat 100 ms, stale threshold 1 s)"
+    );
+    writer.await.unwrap();
+    wait_for(Duration::from_secs(20), "every event", || rows_at_least(&model, 100)).await;
+    assert_eq!(owners(&store).await.get(&b_id), Some(&(SHARDS as usize)), "b owns every shard");
+    let workers = store.workers().await.unwrap();
+    assert!(workers.iter().all(|w| w.id != child_id), "the killed worker was removed");
+    shutdown.cancel();
+    finished(b_run).await.unwrap();
+    assert_exactly_once(&store, &model).await;
+}

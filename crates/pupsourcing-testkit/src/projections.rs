@@ -741,7 +741,7 @@ pub async fn killed_processor_resumes_exactly_once<S: ProjectionStore, M: ReadMo
     spawn: impl FnOnce() -> std::process::Child,
 ) {
     let events = append_events(&store, "Order", "Placed", 300).await;
-    let mut child = spawn();
+    let mut child = crate::fixtures::ChildGuard(spawn());
     let started = Instant::now();
     while model.rows().await.len() < 25 {
         assert!(started.elapsed() < Duration::from_secs(60), "the child never got going");
@@ -752,8 +752,7 @@ pub async fn killed_processor_resumes_exactly_once<S: ProjectionStore, M: ReadMo
     }
     // Kill it at a random point of its batch (a batch takes about 50 ms).
     tokio::time::sleep(Duration::from_millis(rand::random_range(0..50))).await;
-    child.kill().unwrap(); // SIGKILL on Unix
-    child.wait().unwrap();
+    child.kill(); // SIGKILL on Unix
 
     let checkpoint = store.checkpoint(CRASH_PROJECTION, Partition::all()).await.unwrap();
     let applied: Vec<Uuid> =
