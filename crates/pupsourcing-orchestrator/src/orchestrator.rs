@@ -214,8 +214,10 @@ impl<S: CoordinationStore> Orchestrator<S> {
         tracing::info!(worker = %id, generation, "worker registered");
         let state = Arc::new(Mutex::new(WorkerState::Starting));
         let evicted = CancellationToken::new();
+        // Heartbeats on a connection of their own (see CoordinationStore::dedicated).
+        let beating = self.store.dedicated().await?;
         let heartbeat = Task(tokio::spawn(heartbeats(
-            self.store.clone(),
+            beating,
             id.to_string(),
             state.clone(),
             self.strategy.heartbeat_interval,

@@ -139,6 +139,17 @@ impl PgEventStore {
 /// [`begin`](pupsourcing_core::EventStore::begin) is) for a fenced-out commit to return false
 /// rather than fail with [`Error::TransactionConflict`].
 impl CoordinationStore for PgEventStore {
+    /// A store on a pool of one connection of its own, opened (lazily) with this pool's
+    /// connect options; it closes when its last clone is dropped.
+    async fn dedicated(&self) -> Result<Self> {
+        let options = (*self.pool().connect_options()).clone();
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_lazy_with(options);
+        Ok(PgEventStore::new(pool, self.config().clone()).with_notifications(false))
+    }
+
     async fn register_worker(
         &self,
         worker: &str,

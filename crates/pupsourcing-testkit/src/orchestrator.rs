@@ -483,3 +483,37 @@ pub async fn a_killed_worker_process_is_replaced<S, M>(
     finished(b_run).await.unwrap();
     assert_exactly_once(&store, &model).await;
 }
+
+/// Every pooled connection is held elsewhere (`hold` takes them and keeps them for 2.5 s)
+/// while a worker runs: its heartbeats, on a connection of their own
+/// (`CoordinationStore::dedicated`), keep coming, so an observer removing workers stale after
+/// 1 s (on `observer`, a store with its own pool) leaves it alone.
+pub async fn heartbeats_survive_an_exhausted_pool<S, M, H, F>(
+    store: S,
+    model: M,
+    observer: S,
+    hold: H,
+) where
+    S: CoordinationStore,
+    M: ReadModel<S>,
+    H: FnOnce(Duration) -> F,
+    F: Future<Output = ()>,
+{
+    let a = worker(&store, Recorder::new("starved", model), strategy());
+    let id = a.worker_id().to_string();
+    let shutdown = CancellationToken::new();
+    let run = spawn(a, &shutdown);
+    wait_for(Duration::from_secs(10), "the worker to register", || async {
+        observer.workers().await.unwrap().iter().any(|w| w.id == id)
+    })
+    .await;
+    let held = hold(Duration::from_millis(2500));
+    let watch = async {
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        observer.remove_stale_workers(Duration::from_secs(1)).await.unwrap()
+    };
+    let ((), removed) = tokio::join!(held, watch);
+    assert!(!removed.contains(&id), "the worker's heartbeats were starved by its own pool");
+    shutdown.cancel();
+    finished(run).await.unwrap();
+}

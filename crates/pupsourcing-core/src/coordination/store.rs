@@ -12,6 +12,11 @@ use crate::projection::ProjectionStore;
 /// generation, and shards with owner, epoch and checkpoint. Every change is a plain
 /// transactional compare-and-set, so concurrent workers never both win.
 pub trait CoordinationStore: ProjectionStore {
+    /// A store of the same database and configuration whose calls run on a connection of its
+    /// own, outside the pool: the orchestrator heartbeats through it, so that processors
+    /// holding every pooled connection cannot delay a heartbeat past the stale threshold.
+    fn dedicated(&self) -> impl Future<Output = Result<Self>> + Send;
+
     /// Inserts or replaces the worker's row with `generation` and `state`, its heartbeat now.
     fn register_worker(
         &self,

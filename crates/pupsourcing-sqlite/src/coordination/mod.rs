@@ -208,6 +208,13 @@ impl SqliteEventStore {
 /// `coordination` for the clock (SQLite's own, in SQL), the writes (the write pool, one
 /// compare-and-set or one write transaction each) and fencing.
 impl CoordinationStore for SqliteEventStore {
+    /// The store itself: SQLite has one writer at a time, so a connection of its own would
+    /// still wait for the write lock held by a batch transaction (and would poll for it rather
+    /// than queue), which is no better than the store's write pool.
+    async fn dedicated(&self) -> Result<Self> {
+        Ok(self.clone())
+    }
+
     /// One upsert through the write pool; `started_at` and the heartbeat are now by the database
     /// clock.
     async fn register_worker(
