@@ -133,8 +133,9 @@ fn host_name() -> String {
 /// # }
 /// ```
 ///
-/// Each heartbeat interval (on a task of its own, so that a long batch cannot delay it) the
-/// worker heartbeats; separately it reconciles: removes stale workers, creates missing shard
+/// Each heartbeat interval (on a task and a connection of its own,
+/// [`CoordinationStore::dedicated`], so that neither a long batch nor a busy pool can delay it)
+/// the worker heartbeats; separately it reconciles: removes stale workers, creates missing shard
 /// rows, plans the owners of every shard among the live workers of the current generation
 /// ([`assign`]: balanced and sticky), applies the plan by compare-and-set on each shard's
 /// epoch, starts a processor on each shard it owns (fenced by the row's owner and epoch, see
