@@ -10,49 +10,15 @@ mod common;
 
 use std::time::Duration;
 
+use common::{SETTLE, queued};
 use pupsourcing_core::dcb::{
     AppendCondition, CommandRecord, DcbStore, Query, QueryItem, ReadOptions,
 };
 use pupsourcing_core::{AppendResult, Error, EventStore, ExpectedVersion, NewEvent, Result};
 use pupsourcing_postgres::PgEventStore;
 use pupsourcing_testkit::{event, new_stream};
-use tokio::task::JoinHandle;
 
-/// The store's writer slots: the first blocker runs the direct path, the second a writer task.
-const BLOCKERS: usize = 2;
-/// Long enough for spawned tasks to queue, well below the writers' lock timeout (200 ms).
-const SETTLE: Duration = Duration::from_millis(40);
 const ROUNDS: usize = 5;
-
-/// Runs `appends` while the writer slots are held, so that they queue, then releases them all
-/// together and returns their results in order.
-async fn queued<F>(store: &PgEventStore, appends: Vec<F>) -> Vec<Result<AppendResult>>
-where
-    F: Future<Output = Result<AppendResult>> + Send + 'static,
-{
-    let blocked = new_stream();
-    let mut tx = store.begin().await.unwrap();
-    store.append_in(&mut tx, &blocked, ExpectedVersion::Any, &[event("Held")]).await.unwrap();
-    let mut blockers: Vec<JoinHandle<_>> = Vec::new();
-    for _ in 0..BLOCKERS {
-        let (store, blocked) = (store.clone(), blocked.clone());
-        blockers.push(tokio::spawn(async move {
-            store.append(&blocked, ExpectedVersion::Any, &[event("Blocked")]).await
-        }));
-        tokio::time::sleep(SETTLE).await;
-    }
-    let tasks: Vec<JoinHandle<_>> = appends.into_iter().map(tokio::spawn).collect();
-    tokio::time::sleep(SETTLE).await;
-    store.commit(tx).await.unwrap();
-    for blocker in blockers {
-        blocker.await.unwrap().unwrap();
-    }
-    let mut results = Vec::new();
-    for task in tasks {
-        results.push(task.await.unwrap());
-    }
-    results
-}
 
 fn tagged(event_type: &str, tag: &str) -> NewEvent {
     NewEvent::new(event_type, b"{}".to_vec()).with_tags([tag])

@@ -55,39 +55,6 @@ async fn writing_transactions(store: &PgEventStore, positions: &[i64]) -> i64 {
     sqlx::query_scalar(AssertSqlSafe(sql)).bind(positions).fetch_one(store.pool()).await.unwrap()
 }
 
-/// Long enough for spawned tasks to queue, well below the group writers' lock timeout (200 ms).
-const SETTLE: Duration = Duration::from_millis(40);
-
-/// Runs `appends` while both group-commit writer slots wait on a head row locked by an open
-/// transaction (see tests/group_commit.rs), so that they queue and are written in groups.
-async fn queued<F>(store: &PgEventStore, appends: Vec<F>) -> Vec<AppendResult>
-where
-    F: Future<Output = pupsourcing_core::Result<AppendResult>> + Send + 'static,
-{
-    let blocked = new_stream();
-    let mut tx = store.begin().await.unwrap();
-    store.append_in(&mut tx, &blocked, ExpectedVersion::Any, &[event("Held")]).await.unwrap();
-    let mut blockers: Vec<JoinHandle<_>> = Vec::new();
-    for _ in 0..2 {
-        let (store, blocked) = (store.clone(), blocked.clone());
-        blockers.push(tokio::spawn(async move {
-            store.append(&blocked, ExpectedVersion::Any, &[event("Blocked")]).await
-        }));
-        tokio::time::sleep(SETTLE).await;
-    }
-    let tasks: Vec<JoinHandle<_>> = appends.into_iter().map(tokio::spawn).collect();
-    tokio::time::sleep(SETTLE).await;
-    store.commit(tx).await.unwrap();
-    for blocker in blockers {
-        blocker.await.unwrap().unwrap();
-    }
-    let mut results = Vec::new();
-    for task in tasks {
-        results.push(task.await.unwrap().unwrap());
-    }
-    results
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_append_path_stores_the_partition_hash() {
     let Some(store) = common::fresh_store().await else { return };
@@ -196,7 +163,8 @@ async fn every_append_path_stores_the_partition_hash() {
         }
     }
     let futures: Vec<_> = work.into_iter().map(|task| async move { task.await.unwrap() }).collect();
-    let results = queued(&store, futures).await;
+    let results: Vec<AppendResult> =
+        common::queued(&store, futures).await.into_iter().map(Result::unwrap).collect();
     let positions: Vec<i64> = results.iter().map(|r| r.positions[0]).collect();
     assert!(
         writing_transactions(&store, &positions).await < positions.len() as i64,

@@ -116,3 +116,45 @@ pub async fn store_with_default_isolation(isolation: &str) -> Option<PgEventStor
 pub async fn repeatable_read_store() -> Option<PgEventStore> {
     store_with_default_isolation("repeatable read").await
 }
+
+/// The store's writer slots: the first blocker runs the direct path, the second a writer task.
+pub const BLOCKERS: usize = 2;
+/// Long enough for spawned tasks to queue, well below the writers' lock timeout (200 ms).
+pub const SETTLE: std::time::Duration = std::time::Duration::from_millis(40);
+
+/// Runs `appends` while the writer slots are held, so that they queue, then releases them all
+/// together and returns their results in order.
+pub async fn queued<F>(
+    store: &pupsourcing_postgres::PgEventStore,
+    appends: Vec<F>,
+) -> Vec<pupsourcing_core::Result<pupsourcing_core::AppendResult>>
+where
+    F: std::future::Future<Output = pupsourcing_core::Result<pupsourcing_core::AppendResult>>
+        + Send
+        + 'static,
+{
+    use pupsourcing_core::{EventStore, ExpectedVersion};
+    use pupsourcing_testkit::{event, new_stream};
+    let blocked = new_stream();
+    let mut tx = store.begin().await.unwrap();
+    store.append_in(&mut tx, &blocked, ExpectedVersion::Any, &[event("Held")]).await.unwrap();
+    let mut blockers: Vec<tokio::task::JoinHandle<_>> = Vec::new();
+    for _ in 0..BLOCKERS {
+        let (store, blocked) = (store.clone(), blocked.clone());
+        blockers.push(tokio::spawn(async move {
+            store.append(&blocked, ExpectedVersion::Any, &[event("Blocked")]).await
+        }));
+        tokio::time::sleep(SETTLE).await;
+    }
+    let tasks: Vec<tokio::task::JoinHandle<_>> = appends.into_iter().map(tokio::spawn).collect();
+    tokio::time::sleep(SETTLE).await;
+    store.commit(tx).await.unwrap();
+    for blocker in blockers {
+        blocker.await.unwrap().unwrap();
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
+}
