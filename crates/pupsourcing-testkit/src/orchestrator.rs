@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pupsourcing_core::coordination::{CoordinationStore, RecreatePhase};
+use pupsourcing_core::coordination::{CoordinationStore, RecreatePhase, ShardId};
 use pupsourcing_core::projection::Scope;
 use pupsourcing_core::{EventStore, ExpectedVersion, RecordedEvent};
 use pupsourcing_orchestrator::{Orchestrator, OrchestratorError, Recreate};
@@ -89,6 +89,38 @@ async fn assert_exactly_once<S: EventStore, M: ReadModel<S>>(store: &S, model: &
     rows.dedup();
     assert_eq!(total, rows.len(), "an event was applied more than once");
     assert_eq!(rows, events, "every event exactly once");
+}
+
+/// The shards `owner` owns now, with their positions.
+async fn positions_owned_by<S: CoordinationStore>(store: &S, owner: &str) -> HashMap<ShardId, i64> {
+    let shards = store.shards().await.unwrap();
+    shards
+        .into_iter()
+        .filter(|s| s.owner.as_deref() == Some(owner))
+        .map(|s| (s.id, s.position))
+        .collect()
+}
+
+/// Waits until `owner` owns one of the `lost` shards and has committed past its position
+/// there; returns the time since `since` (panics after 20 s).
+async fn taken_over<S: CoordinationStore>(
+    store: &S,
+    lost: &HashMap<ShardId, i64>,
+    owner: &str,
+    since: Instant,
+) -> Duration {
+    loop {
+        let shards = store.shards().await.unwrap();
+        let taken = shards.iter().any(|s| {
+            s.owner.as_deref() == Some(owner)
+                && lost.get(&s.id).is_some_and(|before| s.position > *before)
+        });
+        if taken {
+            return since.elapsed();
+        }
+        assert!(since.elapsed() < Duration::from_secs(20), "the lost shards were not taken over");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 async fn rows_at_least<S: EventStore, M: ReadModel<S>>(model: &M, n: usize) -> bool {
@@ -176,29 +208,11 @@ pub async fn a_vanished_worker_is_replaced<S: CoordinationStore, M: ReadModel<S>
             && rows_at_least(&model, 40).await
     })
     .await;
-    let lost: HashMap<_, _> = store
-        .shards()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|s| s.owner.as_deref() == Some(a_id.as_str()))
-        .map(|s| (s.id, s.position))
-        .collect();
+    let lost = positions_owned_by(&store, &a_id).await;
     a_run.abort();
     let aborted = Instant::now();
     let writer = append_slowly(&store, 60, Duration::from_millis(20));
-    let failover = loop {
-        let shards = store.shards().await.unwrap();
-        let taken = shards.iter().any(|s| {
-            s.owner.as_deref() == Some(b_id.as_str())
-                && lost.get(&s.id).is_some_and(|before| s.position > *before)
-        });
-        if taken {
-            break aborted.elapsed();
-        }
-        assert!(aborted.elapsed() < Duration::from_secs(20), "the lost shards were not taken over");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let failover = taken_over(&store, &lost, &b_id, aborted).await;
     println!(
         "failover: {:?} from the abort to the first commit by the new owner \
          (heartbeat 100 ms, stale threshold 1 s)",
@@ -449,27 +463,12 @@ pub async fn a_killed_worker_process_is_replaced<S, M>(
         .filter_map(|s| s.owner.clone())
         .find(|owner| *owner != b_id)
         .expect("the child owns a shard");
-    let lost: HashMap<_, _> = shards
-        .into_iter()
-        .filter(|s| s.owner.as_deref() == Some(child_id.as_str()))
-        .map(|s| (s.id, s.position))
-        .collect();
+    let lost = positions_owned_by(&store, &child_id).await;
     let writer = append_slowly(&store, 60, Duration::from_millis(20));
     tokio::time::sleep(Duration::from_millis(rand::random_range(0..100))).await;
     child.kill(); // SIGKILL on Unix
     let killed = Instant::now();
-    let failover = loop {
-        let shards = store.shards().await.unwrap();
-        let taken = shards.iter().any(|s| {
-            s.owner.as_deref() == Some(b_id.as_str())
-                && lost.get(&s.id).is_some_and(|before| s.position > *before)
-        });
-        if taken {
-            break killed.elapsed();
-        }
-        assert!(killed.elapsed() < Duration::from_secs(20), "the lost shards were not taken over");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let failover = taken_over(&store, &lost, &b_id, killed).await;
     println!(
         "process failover: {failover:?} from SIGKILL to the first commit by the new owner \
          (heartbeat 100 ms, stale threshold 1 s)"
