@@ -15,7 +15,7 @@ use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Row};
 use uuid::Uuid;
 
-use crate::error::{append_error, db_error};
+use crate::error::{append_error, column, db_error};
 use crate::statements::Statements;
 
 /// The batch as one array per column, the shape the append function and the group statement
@@ -449,13 +449,6 @@ impl<'a> Arguments<'a> {
             .bind(&cond.tags)
             .bind(&cond.tag_counts)
     }
-}
-
-fn column<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
-    row: &'r PgRow,
-    index: usize,
-) -> Result<T> {
-    row.try_get(index).map_err(db_error)
 }
 
 /// Interprets the function's answer (see `{events}_append` in `sql/schema.sql`).

@@ -18,9 +18,9 @@ use pupsourcing_core::timeout::within as limited;
 use pupsourcing_core::{Error, Position, RecordedEvent, Result, ValidationError};
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
-use sqlx::{AssertSqlSafe, PgConnection, Postgres, Row};
+use sqlx::{AssertSqlSafe, PgConnection, Postgres};
 
-use crate::error::db_error;
+use crate::error::{column, db_error};
 use crate::read::decode;
 use crate::store::PgEventStore;
 
@@ -118,13 +118,6 @@ fn stored_partition(key: i32, count: i32) -> Result<Partition> {
 
 /// PostgreSQL text cannot hold NUL: an error message carrying one is stored with U+FFFD in its
 /// place, so that recording an error never fails because of what the error says.
-fn column<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
-    row: &'r PgRow,
-    index: usize,
-) -> Result<T> {
-    row.try_get(index).map_err(db_error)
-}
-
 fn checkpoint_row(row: &PgRow) -> Result<Checkpoint> {
     Ok(Checkpoint {
         projection: column(row, 0)?,

@@ -17,9 +17,9 @@ use pupsourcing_core::projection::{Partition, validate_projection_name};
 use pupsourcing_core::timeout::within as limited;
 use pupsourcing_core::{Error, Position, Result, ValidationError};
 use sqlx::postgres::PgRow;
-use sqlx::{AssertSqlSafe, PgConnection, Postgres, Row};
+use sqlx::{AssertSqlSafe, PgConnection};
 
-use crate::error::db_error;
+use crate::error::{column, db_error};
 use crate::store::PgEventStore;
 
 /// Checks a worker id: not empty, no NUL (PostgreSQL text cannot hold one).
@@ -45,13 +45,6 @@ fn shard_args(shard: &ShardId) -> Result<(i32, i32), ValidationError> {
 fn int_pair(partition: Partition) -> (i32, i32) {
     let int = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
     (int(partition.key()), int(partition.count()))
-}
-
-fn column<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
-    row: &'r PgRow,
-    index: usize,
-) -> Result<T> {
-    row.try_get(index).map_err(db_error)
 }
 
 /// A value the coordination tables should never hold (their CHECK constraints exclude it).

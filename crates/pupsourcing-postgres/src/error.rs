@@ -3,6 +3,14 @@
 use pupsourcing_core::Error;
 
 /// Converts a sqlx error into [`Error`], keeping the typed cases callers act on.
+/// Column `index` of `row`, a decoding failure as a database error.
+pub(crate) fn column<'r, T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>>(
+    row: &'r sqlx::postgres::PgRow,
+    index: usize,
+) -> pupsourcing_core::Result<T> {
+    sqlx::Row::try_get(row, index).map_err(db_error)
+}
+
 pub(crate) fn db_error(err: sqlx::Error) -> Error {
     match err {
         sqlx::Error::PoolClosed => Error::PoolClosed,
