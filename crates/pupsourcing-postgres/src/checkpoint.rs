@@ -104,20 +104,18 @@ fn bind_filter<'q>(
 
 /// A partition's key and count as the tables store them (INT: `Partition::MAX_COUNT` keeps
 /// both in range).
-fn partition_args(partition: Partition) -> (i32, i32) {
+pub(crate) fn partition_args(partition: Partition) -> (i32, i32) {
     let int = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
     (int(partition.key()), int(partition.count()))
 }
 
 /// A stored partition, checked again on the way out.
-fn stored_partition(key: i32, count: i32) -> Result<Partition> {
+pub(crate) fn stored_partition(key: i32, count: i32) -> Result<Partition> {
     let key = u32::try_from(key).unwrap_or(u32::MAX);
     let count = u32::try_from(count).unwrap_or(0);
     Ok(Partition::new(key, count)?)
 }
 
-/// PostgreSQL text cannot hold NUL: an error message carrying one is stored with U+FFFD in its
-/// place, so that recording an error never fails because of what the error says.
 fn checkpoint_row(row: &PgRow) -> Result<Checkpoint> {
     Ok(Checkpoint {
         projection: column(row, 0)?,

@@ -19,6 +19,7 @@ use pupsourcing_core::{Error, Position, Result, ValidationError};
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgConnection};
 
+use crate::checkpoint::{partition_args, stored_partition};
 use crate::error::{column, db_error};
 use crate::store::PgEventStore;
 
@@ -39,12 +40,7 @@ fn validate_worker_id(worker: &str) -> Result<(), ValidationError> {
 fn shard_args(shard: &ShardId) -> Result<(i32, i32), ValidationError> {
     validate_projection_name(&shard.projection)?;
     let partition = Partition::new(shard.shard, shard.count)?;
-    Ok(int_pair(partition))
-}
-
-fn int_pair(partition: Partition) -> (i32, i32) {
-    let int = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
-    (int(partition.key()), int(partition.count()))
+    Ok(partition_args(partition))
 }
 
 /// A value the coordination tables should never hold (their CHECK constraints exclude it).
@@ -66,8 +62,7 @@ fn worker_row(row: &PgRow) -> Result<Worker> {
 fn shard_row(row: &PgRow) -> Result<Shard> {
     let key: i32 = column(row, 1)?;
     let count: i32 = column(row, 2)?;
-    let partition =
-        Partition::new(u32::try_from(key).unwrap_or(u32::MAX), u32::try_from(count).unwrap_or(0))?;
+    let partition = stored_partition(key, count)?;
     Ok(Shard {
         id: ShardId {
             projection: column(row, 0)?,
@@ -230,7 +225,7 @@ impl CoordinationStore for PgEventStore {
     /// A negative `start` is refused.
     async fn ensure_shards(&self, projection: &str, count: u32, start: Position) -> Result<()> {
         validate_projection_name(projection)?;
-        let (_, count) = int_pair(Partition::new(0, count)?);
+        let (_, count) = partition_args(Partition::new(0, count)?);
         if start < 0 {
             let reason = "must not be negative";
             return Err(ValidationError::OutOfRange { field: "shard start", reason }.into());
