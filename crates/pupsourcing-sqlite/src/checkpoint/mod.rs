@@ -161,7 +161,12 @@ fn decode_partition(row: &SqliteRow, table: &str) -> Result<Partition> {
     }
 }
 
-fn decode_time(row: &SqliteRow, table: &str, column: &'static str) -> Result<DateTime<Utc>> {
+/// A timestamp column (microseconds since 1970), refused when out of chrono's range.
+pub(crate) fn decode_time(
+    row: &SqliteRow,
+    table: &str,
+    column: &'static str,
+) -> Result<DateTime<Utc>> {
     let micros: i64 = row.try_get(column).map_err(db)?;
     DateTime::from_timestamp_micros(micros)
         .ok_or_else(|| CorruptRow::error(table, column, format!("{micros} µs is out of range")))

@@ -33,7 +33,6 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use pupsourcing_core::coordination::{
     CoordinationStore, Fence, Generation, RecreatePhase, Shard, ShardId, Worker, WorkerState,
 };
@@ -44,6 +43,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use crate::SqliteEventStore;
+use crate::checkpoint::decode_time;
 use crate::error::{CorruptRow, db};
 use crate::sql::Statement;
 use crate::store::BEGIN_WRITE;
@@ -119,12 +119,6 @@ fn check_position(field: &'static str, position: Position) -> Result<()> {
 /// A duration in whole microseconds, saturating.
 fn micros(duration: Duration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
-}
-
-fn decode_time(row: &SqliteRow, table: &str, column: &'static str) -> Result<DateTime<Utc>> {
-    let micros: i64 = row.try_get(column).map_err(db)?;
-    DateTime::from_timestamp_micros(micros)
-        .ok_or_else(|| CorruptRow::error(table, column, format!("{micros} µs is out of range")))
 }
 
 fn decode_worker(row: &SqliteRow, table: &str) -> Result<Worker> {
