@@ -44,7 +44,7 @@ impl<S: ProjectionStore> Passes<'_, S> {
                 Pass::Failed { error, .. } => error,
                 done => return Ok(done),
             };
-            tracing::warn!(projection = self.processor.projection_name(), from = self.from,
+            tracing::warn!(projection = self.processor.name(), from = self.from,
                 to = self.to, attempts, %error, "a projection batch failed");
             match policy {
                 PoisonPolicy::Retry { attempts: max, backoff } if attempts < max => {
@@ -114,7 +114,7 @@ impl<S: ProjectionStore> Passes<'_, S> {
             match self.one_by_one(self.events, self.to, &dead, attempts + 1).await? {
                 Pass::Failed { index: Some(index), error } => {
                     let event = &self.events[index];
-                    tracing::warn!(projection = self.processor.projection_name(),
+                    tracing::warn!(projection = self.processor.name(),
                         position = event.position, event_id = %event.event_id, %error,
                         "setting a poison event aside as a dead letter");
                     dead.push((index, error.to_string()));
@@ -154,7 +154,7 @@ impl<S: ProjectionStore> Passes<'_, S> {
         let event = &self.events[index];
         let processor = self.processor;
         let partition = processor.config().partition;
-        let name = processor.projection_name();
+        let name = processor.name();
         let message = format!("position {} (event {}): {error}", event.position, event.event_id);
         let stored = processor.checkpointing().record_error(processor.store(), &message).await;
         if let Err(e) = stored {
@@ -172,7 +172,7 @@ impl<S: ProjectionStore> Passes<'_, S> {
 
     fn letter(&self, event: &RecordedEvent, error: &str, attempts: u32) -> DeadLetter {
         DeadLetter {
-            projection: self.processor.projection_name().to_string(),
+            projection: self.processor.name().to_string(),
             partition: self.processor.config().partition,
             position: event.position,
             event_id: event.event_id,

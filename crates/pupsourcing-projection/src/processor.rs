@@ -115,38 +115,23 @@ impl<S: ProjectionStore> Processor<S> {
         let partition = self.config.partition;
         tracing::info!(projection = %self.name, %partition, "projection processor started");
         let mut wake = self.wake.clone();
-        let mut checkpoint = None;
-        let mut ready = None;
+        let mut cursor = Cursor::default();
         let mut backoff = self.config.error_backoff;
         while !shutdown.is_cancelled() {
-            let step = match checkpoint {
-                Some(position) => self.step_from(position, ready.take()).await,
-                None => self.step().await.map(|progress| (progress, None)),
-            };
-            let step = step.map(|(progress, next)| {
-                ready = next;
-                progress
-            });
-            match step {
-                Ok(Progress::Handled { checkpoint: at, .. }) => {
-                    checkpoint = Some(at);
-                    backoff = self.config.error_backoff;
-                }
-                Ok(Progress::CaughtUp { checkpoint: at }) => {
-                    checkpoint = Some(at);
+            match cursor.step(self).await {
+                Ok(Progress::Handled { .. }) => backoff = self.config.error_backoff,
+                Ok(Progress::CaughtUp { .. }) => {
                     backoff = self.config.error_backoff;
                     self.idle(&shutdown, wake.as_mut()).await;
                 }
                 Ok(Progress::Contended) => {
                     tracing::warn!(projection = %self.name, %partition,
                         "another processor moved the checkpoint; re-reading from it");
-                    checkpoint = None;
                     self.idle(&shutdown, wake.as_mut()).await;
                 }
                 Err(ProjectionError::Store { source, .. }) if retryable(&source) => {
                     tracing::warn!(projection = %self.name, %partition, error = %source,
                         retry_in = ?backoff, "database error; retrying from the checkpoint");
-                    checkpoint = None;
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = shutdown.cancelled() => {}
@@ -169,22 +154,12 @@ impl<S: ProjectionStore> Processor<S> {
     /// one-shot rebuilds; [`Processor::run`] keeps following the log.
     pub async fn run_until_caught_up(&self) -> Result<u64, ProjectionError> {
         let mut handled = 0u64;
-        let mut checkpoint = None;
-        let mut ready = None;
+        let mut cursor = Cursor::default();
         loop {
-            let step = match checkpoint {
-                Some(position) => self.step_from(position, ready.take()).await?,
-                None => (self.step().await?, None),
-            };
-            let (step, next) = step;
-            ready = next;
-            match step {
-                Progress::Handled { events, checkpoint: at } => {
-                    handled += events as u64;
-                    checkpoint = Some(at);
-                }
+            match cursor.step(self).await? {
+                Progress::Handled { events, .. } => handled += events as u64,
                 Progress::CaughtUp { .. } => return Ok(handled),
-                Progress::Contended => checkpoint = None,
+                Progress::Contended => {}
             }
         }
     }
@@ -303,16 +278,43 @@ impl<S: ProjectionStore> Processor<S> {
         self.checkpointing.as_ref()
     }
 
-    pub(crate) fn projection_name(&self) -> &str {
-        &self.name
-    }
-
     pub(crate) fn store_error(&self, source: pupsourcing_core::Error) -> ProjectionError {
         ProjectionError::Store {
             projection: self.name.to_string(),
             partition: self.config.partition,
             source,
         }
+    }
+}
+
+/// Where a running processor stands between steps: the checkpoint it last saw (`None`: read
+/// the stored one, after a start, a lost race or an error) and the next batch if it was read
+/// ahead.
+#[derive(Default)]
+struct Cursor {
+    checkpoint: Option<Position>,
+    ready: Option<Batch>,
+}
+
+impl Cursor {
+    /// One step of `processor` from here, remembering where it left the checkpoint.
+    async fn step<S: ProjectionStore>(
+        &mut self,
+        processor: &Processor<S>,
+    ) -> Result<Progress, ProjectionError> {
+        let stepped = match self.checkpoint.take() {
+            Some(from) => processor.step_from(from, self.ready.take()).await,
+            None => processor.step().await.map(|progress| (progress, None)),
+        };
+        let (progress, next) = stepped?;
+        self.ready = next;
+        self.checkpoint = match progress {
+            Progress::Handled { checkpoint, .. } | Progress::CaughtUp { checkpoint } => {
+                Some(checkpoint)
+            }
+            Progress::Contended => None,
+        };
+        Ok(progress)
     }
 }
 
