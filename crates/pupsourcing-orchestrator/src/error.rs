@@ -47,11 +47,11 @@ pub enum OrchestratorError {
         /// The stale threshold in force.
         threshold: Duration,
     },
-    /// The shard rows of a projection have another shard count than this worker's settings.
-    /// Changing the number of shards of a projection is not supported yet: keep the count it
-    /// was first run with (or reset the projection's shard rows while no worker runs).
+    /// The shard rows of a projection have another shard count than this worker's settings,
+    /// within one generation. The count changes only at a generation boundary: deploy the new
+    /// count with a new generation ([`crate::Recreate::generation`]), or keep the stored one.
     #[error(
-        "projection {projection:?} is stored with {stored} shards but configured with {configured}: changing the shard count is not supported yet"
+        "projection {projection:?} is stored with {stored} shards but configured with {configured}: change the shard count with a new generation (Recreate::generation), or keep {stored}"
     )]
     ShardCountChanged {
         /// The projection.

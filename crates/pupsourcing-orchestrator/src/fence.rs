@@ -59,11 +59,12 @@ impl<S: CoordinationStore> Checkpointing<S> for FencedShard {
         store.advance_shard_in(conn, &self.shard, &self.fence, from, to).boxed()
     }
 
-    /// Logs the error. Shard rows have no error column yet, and writing it to the checkpoints
-    /// table would add a row at position 0 that status would report with a false lag.
-    fn record_error<'a>(&'a self, _store: &'a S, error: &'a str) -> BoxFuture<'a, Result<()>> {
+    /// Logs the error and stores it in the shard row while this fence holds (cleared when
+    /// the shard is next assigned): status reports it.
+    fn record_error<'a>(&'a self, store: &'a S, error: &'a str) -> BoxFuture<'a, Result<()>> {
         let ShardId { projection, shard, count } = &self.shard;
         tracing::error!(%projection, shard, count, %error, "a shard's processor stopped");
-        async { Ok(()) }.boxed()
+        async move { store.set_shard_error(&self.shard, &self.fence, error).await.map(|_| ()) }
+            .boxed()
     }
 }

@@ -9,8 +9,10 @@
 //! - [`FencedShard`]: a processor's checkpoint kept in its shard row, fenced by owner and
 //!   epoch.
 //!
-//! Not yet: changing a projection's shard count at a generation boundary, status reporting,
-//! a Rolling strategy.
+//! - [`status`]: workers, generation and shards (owner, epoch, checkpoint, lag, last error).
+//!
+//! A projection's shard count changes at a generation boundary (see the `reshard` steps in
+//! [`Recreate`]). Not yet: a Rolling strategy.
 
 #![warn(missing_docs)]
 
@@ -18,10 +20,13 @@ mod assignment;
 mod error;
 mod fence;
 mod orchestrator;
+mod reshard;
+mod status;
 mod strategy;
 
 pub use assignment::{Move, assign};
 pub use error::OrchestratorError;
 pub use fence::FencedShard;
 pub use orchestrator::{Orchestrator, OrchestratorBuilder};
+pub use status::{OrchestratorStatus, ShardState, ShardStatus, WorkerStatus, status};
 pub use strategy::{MAX_SHARDS, Recreate};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use pupsourcing_core::coordination::{
     CoordinationStore, Fence, RecreatePhase, Shard, ShardId, WorkerState,
 };
-use pupsourcing_core::projection::Partition;
+use pupsourcing_core::projection::{Partition, Scope};
 use pupsourcing_projection::{
     CancellationToken, Processor, ProcessorConfig, Projection, ProjectionError,
 };
@@ -24,15 +24,21 @@ type MakeProcessor<S> =
     Arc<dyn Fn(S, ProcessorConfig) -> Result<Processor<S>, ProjectionError> + Send + Sync>;
 
 /// One projection the orchestrator runs, with its processor settings.
-struct Entry<S: CoordinationStore> {
-    name: String,
-    config: ProcessorConfig,
-    make: MakeProcessor<S>,
+pub(crate) struct Entry<S: CoordinationStore> {
+    pub(crate) name: String,
+    pub(crate) scope: Scope,
+    pub(crate) config: ProcessorConfig,
+    pub(crate) make: MakeProcessor<S>,
 }
 
 impl<S: CoordinationStore> Clone for Entry<S> {
     fn clone(&self) -> Self {
-        Self { name: self.name.clone(), config: self.config.clone(), make: self.make.clone() }
+        Self {
+            name: self.name.clone(),
+            scope: self.scope.clone(),
+            config: self.config.clone(),
+            make: self.make.clone(),
+        }
     }
 }
 
@@ -56,9 +62,10 @@ impl<S: CoordinationStore> OrchestratorBuilder<S> {
     pub fn projection<P: Projection<S>>(mut self, projection: P, config: ProcessorConfig) -> Self {
         let projection = Arc::new(projection);
         let name = Projection::<S>::name(&*projection).to_string();
+        let scope = Projection::<S>::scope(&*projection);
         let make: MakeProcessor<S> =
             Arc::new(move |store, config| Processor::new(store, projection.clone(), config));
-        self.projections.push(Entry { name, config, make });
+        self.projections.push(Entry { name, scope, config, make });
         self
     }
 
@@ -141,10 +148,10 @@ fn host_name() -> String {
 /// epoch, starts a processor on each shard it owns (fenced by the row's owner and epoch, see
 /// [`FencedShard`]) and stops those whose shard moved. Generations follow [`Recreate`].
 pub struct Orchestrator<S: CoordinationStore> {
-    store: S,
-    strategy: Recreate,
-    projections: Vec<Entry<S>>,
-    worker_id: String,
+    pub(crate) store: S,
+    pub(crate) strategy: Recreate,
+    pub(crate) projections: Vec<Entry<S>>,
+    pub(crate) worker_id: String,
 }
 
 /// A task aborted when dropped, so that aborting the worker's own task (or dropping `run`)
@@ -235,7 +242,7 @@ impl<S: CoordinationStore> Orchestrator<S> {
                 _ = evicted.cancelled() => break Stop::Evicted,
                 _ = ticker.tick() => {}
             }
-            match self.tick(generation, &mut work, &state).await {
+            match self.tick(generation, &mut work, &state, &shutdown).await {
                 Ok(true) => {}
                 Ok(false) => break Stop::Superseded,
                 Err(error @ OrchestratorError::ShardCountChanged { .. }) => {
@@ -293,6 +300,7 @@ impl<S: CoordinationStore> Orchestrator<S> {
         generation: i64,
         work: &mut Work,
         state: &Mutex<WorkerState>,
+        shutdown: &CancellationToken,
     ) -> Result<bool, OrchestratorError> {
         let store = &self.store;
         reap(work).await;
@@ -307,6 +315,12 @@ impl<S: CoordinationStore> Orchestrator<S> {
             let older = workers.iter().filter(|w| w.generation < current.number).count();
             if older > 0 {
                 tracing::debug!(worker = %self.worker_id, older, "waiting for older workers");
+                return Ok(true);
+            }
+            // One worker (the lowest id) changes shard counts while nothing runs; the others
+            // wait for it to set the phase.
+            let leader = workers.iter().find(|w| w.generation == current.number);
+            if leader.is_none_or(|w| w.id != self.worker_id) || !self.reshard_all(shutdown).await? {
                 return Ok(true);
             }
             if store.set_phase(current.number, RecreatePhase::Running).await? {

@@ -23,6 +23,12 @@ pub const MAX_SHARDS: u32 = 4096;
 ///   worker of an older generation is left (after removing stale ones); then one of them sets
 ///   the phase to running and shards are assigned. No projection runs in two generations at
 ///   once, and a late commit of an old worker fails its shard's fence.
+/// - The shard count of a projection changes only there: before setting the phase to
+///   running, the new generation's leader (its lowest worker id) brings every old shard to
+///   the highest old checkpoint and replaces them, in one transaction, by the configured
+///   number of shards starting at that position (no event lost or repeated). Within a
+///   generation, a worker configured with another count than the stored one stops with
+///   [`OrchestratorError::ShardCountChanged`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recreate {
     /// The generation this worker belongs to (`None`: the current one).
@@ -32,8 +38,8 @@ pub struct Recreate {
     /// How long without a heartbeat before a worker counts as gone and its shards move
     /// (default 30 s). Must be above the heartbeat interval.
     pub stale_threshold: Duration,
-    /// The number of shards of every projection (default 8). Changing it for a projection
-    /// that has run is not supported yet.
+    /// The number of shards of every projection (default 8: up to 8 workers share each
+    /// projection). Change it with a new generation (see above).
     pub shards_per_projection: u32,
 }
 

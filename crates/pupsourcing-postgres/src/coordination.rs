@@ -12,8 +12,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use pupsourcing_core::coordination::{
     CoordinationStore, Fence, Generation, RecreatePhase, Shard, ShardId, Worker, WorkerState,
+    reshard_epoch, validate_reshard,
 };
-use pupsourcing_core::projection::{Partition, validate_projection_name};
+use pupsourcing_core::projection::{Partition, storable_text, validate_projection_name};
 use pupsourcing_core::timeout::within as limited;
 use pupsourcing_core::{Error, Position, Result, ValidationError};
 use sqlx::postgres::PgRow;
@@ -73,6 +74,7 @@ fn shard_row(row: &PgRow) -> Result<Shard> {
         epoch: column(row, 4)?,
         position: column(row, 5)?,
         updated_at: column(row, 6)?,
+        last_error: column(row, 7)?,
     })
 }
 
@@ -291,6 +293,61 @@ impl CoordinationStore for PgEventStore {
             .await
             .map_err(db_error)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_shard_error(&self, shard: &ShardId, fence: &Fence, error: &str) -> Result<bool> {
+        let (key, count) = shard_args(shard)?;
+        validate_worker_id(&fence.owner)?;
+        let done = sqlx::query(AssertSqlSafe(self.statements().coordination_shard_error.clone()))
+            .bind(&shard.projection)
+            .bind(count)
+            .bind(key)
+            .bind(&fence.owner)
+            .bind(fence.epoch)
+            .bind(storable_text(error))
+            .execute(self.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// One transaction: the projection's rows are locked (`FOR UPDATE`, waiting for a batch in
+    /// flight), checked by `reshard_epoch`, then replaced by one statement.
+    async fn reshard(
+        &self,
+        projection: &str,
+        old: &[(ShardId, Fence)],
+        count: u32,
+        at: Position,
+    ) -> Result<bool> {
+        validate_reshard(projection, old, count, at)?;
+        let (_, count) = partition_args(Partition::new(0, count)?);
+        let statements = self.statements();
+        let mut tx = self.pool().begin().await.map_err(db_error)?;
+        let rows = sqlx::query(AssertSqlSafe(statements.coordination_lock_shards.clone()))
+            .bind(projection)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let stored = rows.iter().map(shard_row).collect::<Result<Vec<_>>>()?;
+        let Some(epoch) = reshard_epoch(&stored, old, at) else { return Ok(false) };
+        sqlx::query(AssertSqlSafe(statements.coordination_reshard.clone()))
+            .bind(projection)
+            .bind(count)
+            .bind(at)
+            .bind(epoch)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
+    async fn clock(&self) -> Result<DateTime<Utc>> {
+        sqlx::query_scalar(AssertSqlSafe(self.statements().coordination_clock.clone()))
+            .fetch_one(self.pool())
+            .await
+            .map_err(db_error)
     }
 }
 

@@ -40,6 +40,10 @@ pub(crate) struct Statements {
     pub coordination_shards: Arc<str>,
     pub coordination_assign: Arc<str>,
     pub coordination_advance: Arc<str>,
+    pub coordination_shard_error: Arc<str>,
+    pub coordination_lock_shards: Arc<str>,
+    pub coordination_reshard: Arc<str>,
+    pub coordination_clock: Arc<str>,
     /// Placeholder-free prefix of a projection batch read, to which the scope's filters are
     /// added (`sql/checkpoint_batch.sql`).
     pub checkpoint_batch: String,
@@ -97,6 +101,10 @@ impl Statements {
             coordination_shards: render(include_str!("sql/coordination_shards.sql")),
             coordination_assign: render(include_str!("sql/coordination_assign.sql")),
             coordination_advance: render(include_str!("sql/coordination_advance.sql")),
+            coordination_shard_error: render(include_str!("sql/coordination_shard_error.sql")),
+            coordination_lock_shards: render(include_str!("sql/coordination_lock_shards.sql")),
+            coordination_reshard: render(include_str!("sql/coordination_reshard.sql")),
+            coordination_clock: render(include_str!("sql/coordination_clock.sql")),
             checkpoint_batch: render(include_str!("sql/checkpoint_batch.sql"))
                 .trim_end()
                 .to_string(),
@@ -162,6 +170,10 @@ const TEMPLATES: &[&str] = &[
     include_str!("sql/coordination_shards.sql"),
     include_str!("sql/coordination_assign.sql"),
     include_str!("sql/coordination_advance.sql"),
+    include_str!("sql/coordination_shard_error.sql"),
+    include_str!("sql/coordination_lock_shards.sql"),
+    include_str!("sql/coordination_reshard.sql"),
+    include_str!("sql/coordination_clock.sql"),
 ];
 
 /// Replaces the placeholders of a SQL template. `{schema}`, `{events}`, `{aggregate_heads}`,

@@ -54,6 +54,7 @@ pub struct Processor<S: ProjectionStore> {
     config: ProcessorConfig,
     wake: Option<watch::Receiver<()>>,
     checkpointing: Arc<dyn Checkpointing<S>>,
+    stop_at: Option<Position>,
 }
 
 impl<S: ProjectionStore> Processor<S> {
@@ -79,7 +80,16 @@ impl<S: ProjectionStore> Processor<S> {
         scope.validate(&Limits::default())?;
         let checkpointing =
             Arc::new(TableCheckpoint { name: name.clone(), partition: config.partition });
-        Ok(Self { store, projection, name, scope, config, wake: None, checkpointing })
+        Ok(Self {
+            store,
+            projection,
+            name,
+            scope,
+            config,
+            wake: None,
+            checkpointing,
+            stop_at: None,
+        })
     }
 
     /// Wakes the idle processor whenever `wake` changes (for example from a PostgreSQL
@@ -94,6 +104,14 @@ impl<S: ProjectionStore> Processor<S> {
     /// events.
     pub fn with_checkpointing(mut self, checkpointing: impl Checkpointing<S>) -> Self {
         self.checkpointing = Arc::new(checkpointing);
+        self
+    }
+
+    /// Handles events up to `position` only: the checkpoint never moves past it, and
+    /// [`Processor::run_until_caught_up`] returns once it is there. The orchestrator brings the
+    /// shards of a projection to one common position this way before it changes their count.
+    pub fn stop_at(mut self, position: Position) -> Self {
+        self.stop_at = Some(position);
         self
     }
 
@@ -211,7 +229,11 @@ impl<S: ProjectionStore> Processor<S> {
     async fn read(&self, from: Position) -> Result<Batch, ProjectionError> {
         let limit = self.config.batch_size;
         let read = self.store.read_batch(&self.scope, self.config.partition, from, limit).await;
-        read.map_err(|e| self.store_error(e))
+        let batch = read.map_err(|e| self.store_error(e))?;
+        Ok(match self.stop_at {
+            Some(at) => batch.capped(at),
+            None => batch,
+        })
     }
 
     /// Applies a batch read after `from` and moves the checkpoint to its end.

@@ -370,3 +370,87 @@ pub async fn a_removed_worker_cannot_commit<S: CoordinationStore>(store: S) {
     store.commit(tx).await.unwrap();
     assert_eq!(shard_row(&store, &id).await.position, 5);
 }
+
+/// Moves `id` from `from` to `to` under `fence` in a transaction of its own; whether it moved.
+async fn advance<S: CoordinationStore>(
+    store: &S,
+    id: &ShardId,
+    fence: &Fence,
+    from: Position,
+    to: Position,
+) -> bool {
+    let mut tx = store.begin().await.unwrap();
+    let moved = store.advance_shard_in(&mut tx, id, fence, from, to).await.unwrap();
+    store.commit(tx).await.unwrap();
+    moved
+}
+
+/// A reshard replaces the projection's rows only when they are exactly the expected shards,
+/// each under its fence, all at the given position; then the new shards start there, unowned,
+/// with epochs above the old ones, and an old fence commits nothing. Other projections are
+/// untouched; bad arguments are validation errors.
+pub async fn reshard_replaces_only_the_expected_shards<S: CoordinationStore>(store: S) {
+    register(&store, &["worker-a", "worker-b"]).await;
+    store.ensure_shards("totals", 2, 0).await.unwrap();
+    store.ensure_shards("other", 2, 0).await.unwrap();
+    let (s0, s1) = (shard("totals", 0, 2), shard("totals", 1, 2));
+    let f0 = store.assign_shard(&s0, 0, Some("worker-a")).await.unwrap().unwrap();
+    let f1 = store.assign_shard(&s1, 0, Some("worker-a")).await.unwrap().unwrap();
+    assert!(advance(&store, &s0, &f0, 0, 8).await);
+    let old = [(s0.clone(), f0.clone()), (s1.clone(), f1.clone())];
+
+    assert!(!store.reshard("totals", &old, 4, 8).await.unwrap(), "shard 1 is still at 0");
+    assert!(advance(&store, &s1, &f1, 0, 8).await);
+    assert!(!store.reshard("totals", &old[..1], 4, 8).await.unwrap(), "a row not expected");
+    let stolen = store.assign_shard(&s1, f1.epoch, Some("worker-b")).await.unwrap().unwrap();
+    assert!(!store.reshard("totals", &old, 4, 8).await.unwrap(), "a fence that moved");
+    let back = store.assign_shard(&s1, stolen.epoch, Some("worker-a")).await.unwrap().unwrap();
+    let old = [(s0.clone(), f0.clone()), (s1.clone(), back.clone())];
+    assert_eq!(store.shards().await.unwrap().len(), 4, "the failed tries changed nothing");
+
+    assert!(store.reshard("totals", &old, 4, 8).await.unwrap());
+    let rows = store.shards().await.unwrap();
+    let totals: Vec<_> = rows.iter().filter(|s| s.id.projection == "totals").collect();
+    assert_eq!(totals.len(), 4);
+    for (k, row) in totals.iter().enumerate() {
+        assert_eq!(row.id, shard("totals", k as u32, 4));
+        assert_eq!((row.owner.as_deref(), row.position), (None, 8), "unowned, at 8");
+        assert!(row.epoch > back.epoch, "epochs grow past the old ones");
+    }
+    assert_eq!(rows.iter().filter(|s| s.id.projection == "other").count(), 2, "untouched");
+    assert!(!advance(&store, &s0, &f0, 8, 9).await, "an old fence commits nothing");
+    assert!(!store.reshard("totals", &old, 4, 8).await.unwrap(), "done once only");
+
+    let bad = store.reshard("totals", &[(shard("totals", 0, 4), f0.clone())], 4, 8).await;
+    assert!(is_validation(bad), "same count");
+    assert!(is_validation(store.reshard("totals", &old, 0, 8).await), "count 0");
+    assert!(is_validation(store.reshard("totals", &old, 3, -1).await), "negative position");
+    assert!(is_validation(store.reshard("", &old, 3, 8).await), "no name");
+}
+
+/// A shard's last error is stored only under the owner's current fence, read back with the
+/// row, and cleared when the shard is next assigned; NUL characters are stored as U+FFFD.
+/// The database clock is near the heartbeats it stamps.
+pub async fn shard_errors_follow_the_fence<S: CoordinationStore>(store: S) {
+    register(&store, &["worker-a"]).await;
+    store.ensure_shards("totals", 1, 0).await.unwrap();
+    let id = shard("totals", 0, 1);
+    let fence = store.assign_shard(&id, 0, Some("worker-a")).await.unwrap().unwrap();
+    assert_eq!(shard_row(&store, &id).await.last_error, None);
+    assert!(store.set_shard_error(&id, &fence, "handler failed\0here").await.unwrap());
+    let row = shard_row(&store, &id).await;
+    assert_eq!(row.last_error.as_deref(), Some("handler failed\u{fffd}here"));
+
+    let stale = Fence { owner: "worker-a".into(), epoch: fence.epoch - 1 };
+    assert!(!store.set_shard_error(&id, &stale, "old").await.unwrap(), "an old fence");
+    let moved = store.assign_shard(&id, fence.epoch, Some("worker-a")).await.unwrap().unwrap();
+    assert_eq!(shard_row(&store, &id).await.last_error, None, "cleared by the move");
+    assert!(!store.set_shard_error(&id, &fence, "late").await.unwrap(), "fenced out");
+    assert_eq!(shard_row(&store, &id).await.last_error, None);
+    assert!(store.set_shard_error(&id, &moved, "again").await.unwrap());
+
+    let now = store.clock().await.unwrap();
+    let worker = &store.workers().await.unwrap()[0];
+    let skew = (now - worker.last_heartbeat).num_milliseconds();
+    assert!((0..60_000).contains(&skew), "clock {now} vs heartbeat {}", worker.last_heartbeat);
+}

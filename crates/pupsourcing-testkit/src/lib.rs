@@ -90,6 +90,8 @@ macro_rules! coordination_conformance {
             coordination::assignment_compare_and_set_has_one_winner,
             coordination::a_reassignment_waits_for_the_batch_in_flight,
             coordination::a_removed_worker_cannot_commit,
+            coordination::reshard_replaces_only_the_expected_shards,
+            coordination::shard_errors_follow_the_fence,
         );
     };
 }
@@ -133,6 +135,8 @@ macro_rules! orchestrator_conformance {
             graceful_shutdown_releases_the_shards,
             bad_settings_are_refused,
             reset_replays_an_orchestrated_projection,
+            a_new_generation_changes_the_shard_count,
+            status_reports_workers_and_shards,
         );
     };
 }

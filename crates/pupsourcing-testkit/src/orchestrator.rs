@@ -516,3 +516,98 @@ pub async fn heartbeats_survive_an_exhausted_pool<S, M, H, F>(
     shutdown.cancel();
     finished(run).await.unwrap();
 }
+
+/// The shard count changes at a generation boundary: two generation-1 workers run a slow
+/// projection on 2 shards (so their checkpoints drift apart) while a writer appends; two
+/// generation-2 workers configured with 3 shards start. The old workers drain; the new
+/// leader brings both old shards to one position and splits them into 3 there. Every event
+/// is applied exactly once: none lost below the faster shard's checkpoint, none repeated.
+pub async fn a_new_generation_changes_the_shard_count<S: CoordinationStore, M: ReadModel<S>>(
+    store: S,
+    model: M,
+) {
+    append(&store, 60).await;
+    let recorder = Recorder::new("resharded", model.clone()).delayed(Duration::from_millis(3));
+    let shutdown = CancellationToken::new();
+    let generation = |g, shards| strategy().generation(g).shards_per_projection(shards);
+    let old: Vec<Run> = (0..2)
+        .map(|_| spawn(worker(&store, recorder.clone(), generation(1, 2)), &shutdown))
+        .collect();
+    let writer = append_slowly(&store, 80, Duration::from_millis(10));
+    wait_for(Duration::from_secs(20), "generation 1 to handle events", || {
+        rows_at_least(&model, 30)
+    })
+    .await;
+    let new: Vec<Run> = (0..2)
+        .map(|_| spawn(worker(&store, recorder.clone(), generation(2, 3)), &shutdown))
+        .collect();
+    for run in old {
+        finished(run).await.expect("generation 1 drains and returns Ok");
+    }
+    let drained: Vec<i64> = store.shards().await.unwrap().iter().map(|s| s.position).collect();
+    println!("old shards' checkpoints when generation 1 was gone: {drained:?}");
+    writer.await.unwrap();
+    wait_for(Duration::from_secs(30), "every event", || rows_at_least(&model, 140)).await;
+    let shards = store.shards().await.unwrap();
+    let counts: Vec<u32> = shards.iter().map(|s| s.id.count).collect();
+    assert_eq!(counts, [3, 3, 3], "the old shards are replaced by 3: {shards:?}");
+    shutdown.cancel();
+    for run in new {
+        finished(run).await.unwrap();
+    }
+    assert_exactly_once(&store, &model).await;
+}
+
+/// Status through the library: the worker with its generation, state and a fresh heartbeat;
+/// every shard owned, with checkpoint, head and lag; a shard whose processor stopped on a
+/// poison event shows as failed with the handler's error, and its lag counts the events
+/// waiting behind it.
+pub async fn status_reports_workers_and_shards<S: CoordinationStore, M: ReadModel<S>>(
+    store: S,
+    model: M,
+) {
+    append(&store, 20).await;
+    let poison = store.read_all(1, 100).await.unwrap()[7].event_id;
+    let projection = Recorder::new("watched", model.clone()).failing_on([poison]);
+    let one = worker(&store, projection, strategy().generation(1));
+    let id = one.worker_id().to_string();
+    let shutdown = CancellationToken::new();
+    let one = Arc::new(one);
+    let run = {
+        let (one, shutdown) = (one.clone(), shutdown.clone());
+        tokio::spawn(async move { one.run(shutdown).await })
+    };
+    // Every event but the poison one (and those behind it in its shard) gets handled.
+    let failed = |status: &pupsourcing_orchestrator::OrchestratorStatus| {
+        status.shards.iter().any(|s| s.state == pupsourcing_orchestrator::ShardState::Failed)
+    };
+    let start = Instant::now();
+    let status = loop {
+        let status = one.status().await.unwrap();
+        let settled = status.shards.iter().filter(|s| s.lag_events == 0).count();
+        if failed(&status) && settled == SHARDS as usize - 1 {
+            break status;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no failed shard: {status:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!((status.generation.number, status.generation.phase), (1, RecreatePhase::Running));
+    let [me] = &status.workers[..] else { panic!("one worker: {:?}", status.workers) };
+    assert_eq!((me.id.as_str(), me.generation), (id.as_str(), 1));
+    assert!(me.heartbeat_age < Duration::from_secs(1), "fresh heartbeat: {me:?}");
+    assert_eq!(status.shards.len(), SHARDS as usize);
+    for shard in &status.shards {
+        assert_eq!(shard.owner.as_deref(), Some(id.as_str()), "{shard:?}");
+        assert_eq!(shard.head, 20);
+        if shard.state == pupsourcing_orchestrator::ShardState::Failed {
+            let error = shard.last_error.as_deref().unwrap_or_default();
+            assert!(error.contains(&poison.to_string()), "the handler's error: {error}");
+            assert!(shard.lag_events >= 1 && shard.lag.is_some(), "{shard:?}");
+        } else {
+            assert_eq!(shard.state, pupsourcing_orchestrator::ShardState::Idle, "{shard:?}");
+            assert_eq!((shard.checkpoint, shard.last_error.as_deref()), (20, None));
+        }
+    }
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(15), run).await.unwrap().unwrap().unwrap();
+}

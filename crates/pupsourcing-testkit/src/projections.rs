@@ -92,7 +92,7 @@ impl<M> Recorder<M> {
         self
     }
 
-    fn failing_on(self, ids: impl IntoIterator<Item = Uuid>) -> Self {
+    pub(crate) fn failing_on(self, ids: impl IntoIterator<Item = Uuid>) -> Self {
         self.faults.lock().unwrap().fail.extend(ids);
         self
     }

@@ -4,8 +4,10 @@
 //! implements [`CoordinationStore`] in its `coordination` module, in plain transactional SQL
 //! (no advisory locks, no SERIALIZABLE).
 
+mod reshard;
 mod store;
 mod types;
 
+pub use reshard::{reshard_epoch, validate_reshard};
 pub use store::CoordinationStore;
 pub use types::{Fence, Generation, RecreatePhase, Shard, ShardId, Worker, WorkerState};

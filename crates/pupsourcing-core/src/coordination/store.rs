@@ -3,6 +3,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use crate::coordination::{Fence, Generation, RecreatePhase, Shard, ShardId, Worker, WorkerState};
 use crate::error::Result;
 use crate::event::Position;
@@ -95,4 +97,32 @@ pub trait CoordinationStore: ProjectionStore {
         from: Position,
         to: Position,
     ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Stores `error` as the shard's last error while `fence` still owns it (cleared when
+    /// the shard is next assigned); false when the fence no longer holds. NUL characters are
+    /// stored as U+FFFD.
+    fn set_shard_error(
+        &self,
+        shard: &ShardId,
+        fence: &Fence,
+        error: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Changes the shard count of `projection` in one transaction, only if its rows are
+    /// exactly `old` (each shard owned under its fence) and all at position `at`: deletes
+    /// them and creates shards `0..count`, unowned, at `at`, with epochs above the old ones.
+    /// False (nothing changed) otherwise. Every event of the projection at or below `at` is
+    /// handled in every old shard, so the new shards start there without losing or repeating
+    /// one; a late commit under an old fence finds no row.
+    fn reshard(
+        &self,
+        projection: &str,
+        old: &[(ShardId, Fence)],
+        count: u32,
+        at: Position,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The database's clock now: heartbeats are stamped with it, so heartbeat ages are
+    /// measured against it.
+    fn clock(&self) -> impl Future<Output = Result<DateTime<Utc>>> + Send;
 }

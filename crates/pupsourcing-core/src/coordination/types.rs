@@ -132,4 +132,7 @@ pub struct Shard {
     pub position: Position,
     /// When the row last changed (database clock).
     pub updated_at: DateTime<Utc>,
+    /// The error that stopped its processor under the current owner (cleared when the shard
+    /// is next assigned).
+    pub last_error: Option<String>,
 }

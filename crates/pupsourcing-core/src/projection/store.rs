@@ -22,6 +22,14 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// The batch without its events after `at`, and its head no higher than `at`: a processor
+    /// that must stop at `at` (to bring shards to one common position) reads this.
+    pub fn capped(mut self, at: Position) -> Batch {
+        self.events.retain(|event| event.position <= at);
+        self.head = self.head.min(at);
+        self
+    }
+
     /// How far a checkpoint may move once the batch is handled, for a read of `limit` events:
     /// to the head when the batch is short (every in-scope event up to the head is in it), else
     /// to its last event.

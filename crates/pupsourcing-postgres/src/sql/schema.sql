@@ -130,6 +130,7 @@ CREATE TABLE IF NOT EXISTS {schema}.{shards} (
     epoch           BIGINT NOT NULL DEFAULT 0,
     position        BIGINT NOT NULL DEFAULT 0,
     updated_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+    last_error      TEXT,
     PRIMARY KEY (projection_name, shard_count, shard)
 );
 

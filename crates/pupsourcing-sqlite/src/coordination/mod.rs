@@ -33,10 +33,13 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use pupsourcing_core::coordination::{
     CoordinationStore, Fence, Generation, RecreatePhase, Shard, ShardId, Worker, WorkerState,
+    reshard_epoch, validate_reshard,
 };
-use pupsourcing_core::projection::{Partition, validate_projection_name};
+use pupsourcing_core::projection::{Partition, storable_text, validate_projection_name};
 use pupsourcing_core::timeout::within as limited;
 use pupsourcing_core::{Error, Position, Result, StoreConfig, ValidationError};
 use sqlx::sqlite::SqliteRow;
@@ -64,6 +67,11 @@ pub(crate) struct CoordinationSql {
     shards: Statement,
     assign_shard: Statement,
     advance_shard: Statement,
+    shard_error: Statement,
+    projection_shards: Statement,
+    delete_shards: Statement,
+    create_shards: Statement,
+    clock: Statement,
 }
 
 impl CoordinationSql {
@@ -83,6 +91,11 @@ impl CoordinationSql {
             shards: s(include_str!("shards.sql")),
             assign_shard: s(include_str!("assign_shard.sql")),
             advance_shard: s(include_str!("advance_shard.sql")),
+            shard_error: s(include_str!("shard_error.sql")),
+            projection_shards: s(include_str!("projection_shards.sql")),
+            delete_shards: s(include_str!("delete_shards.sql")),
+            create_shards: s(include_str!("create_shards.sql")),
+            clock: s(include_str!("clock.sql")),
         }
     }
 }
@@ -159,6 +172,7 @@ fn decode_shard(row: &SqliteRow, table: &str) -> Result<Shard> {
         epoch: row.try_get("epoch").map_err(db)?,
         position: row.try_get("position").map_err(db)?,
         updated_at: decode_time(row, table, "updated_at")?,
+        last_error: row.try_get("last_error").map_err(db)?,
     })
 }
 
@@ -399,5 +413,69 @@ impl CoordinationStore for SqliteEventStore {
             .await
             .map_err(db)?;
         Ok(done.rows_affected() == 1)
+    }
+    /// One update through the write pool.
+    async fn set_shard_error(&self, shard: &ShardId, fence: &Fence, error: &str) -> Result<bool> {
+        check_shard(shard)?;
+        check_worker(&fence.owner)?;
+        let done = sqlx::query(self.coordination_sql.shard_error.sql())
+            .bind(shard.projection.as_str())
+            .bind(i64::from(shard.count))
+            .bind(i64::from(shard.shard))
+            .bind(fence.owner.as_str())
+            .bind(fence.epoch)
+            .bind(storable_text(error))
+            .execute(self.write_pool())
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// One write transaction (`BEGIN IMMEDIATE`: no batch commits meanwhile): the projection's
+    /// rows are read, checked by `reshard_epoch`, deleted and replaced.
+    async fn reshard(
+        &self,
+        projection: &str,
+        old: &[(ShardId, Fence)],
+        count: u32,
+        at: Position,
+    ) -> Result<bool> {
+        validate_reshard(projection, old, count, at)?;
+        let table = self.config().tables.shards.as_str();
+        let sql = &self.coordination_sql;
+        self.write_transaction(async |conn| {
+            let rows = sqlx::query(sql.projection_shards.sql())
+                .bind(projection)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db)?;
+            let stored =
+                rows.iter().map(|row| decode_shard(row, table)).collect::<Result<Vec<_>>>()?;
+            let Some(epoch) = reshard_epoch(&stored, old, at) else { return Ok(false) };
+            sqlx::query(sql.delete_shards.sql())
+                .bind(projection)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            sqlx::query(sql.create_shards.sql())
+                .bind(projection)
+                .bind(i64::from(count))
+                .bind(at)
+                .bind(epoch)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn clock(&self) -> Result<DateTime<Utc>> {
+        let micros: i64 = sqlx::query_scalar(self.coordination_sql.clock.sql())
+            .fetch_one(self.pool())
+            .await
+            .map_err(db)?;
+        DateTime::from_timestamp_micros(micros)
+            .ok_or_else(|| Error::database(std::io::Error::other("SQLite's clock is out of range")))
     }
 }

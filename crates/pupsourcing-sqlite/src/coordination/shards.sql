@@ -1,4 +1,4 @@
 -- Every shard, by projection, shard count and shard.
-SELECT projection_name, shard, shard_count, owner, epoch, position, updated_at
+SELECT projection_name, shard, shard_count, owner, epoch, position, updated_at, last_error
 FROM {shards}
 ORDER BY projection_name, shard_count, shard

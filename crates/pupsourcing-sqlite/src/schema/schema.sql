@@ -118,6 +118,7 @@ CREATE TABLE IF NOT EXISTS {shards} (
     epoch           INTEGER NOT NULL DEFAULT 0 CHECK (epoch >= 0),
     position        INTEGER NOT NULL DEFAULT 0 CHECK (position >= 0),
     updated_at      INTEGER NOT NULL,
+    last_error      TEXT,
     PRIMARY KEY (projection_name, shard_count, shard)
 ) STRICT, WITHOUT ROWID;
 

@@ -1,0 +1,2 @@
+-- The database's clock now, the clock heartbeats are stamped with.
+SELECT clock_timestamp()
