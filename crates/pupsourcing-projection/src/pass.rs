@@ -7,6 +7,8 @@ use chrono::Utc;
 use pupsourcing_core::projection::{DeadLetter, ProjectionStore};
 use pupsourcing_core::{Position, RecordedEvent};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::config::PoisonPolicy;
 use crate::error::ProjectionError;
 use crate::processor::Processor;
@@ -21,6 +23,8 @@ pub(crate) enum Pass {
     Committed,
     /// Rolled back: another processor moved the checkpoint first.
     Moved,
+    /// Rolled back, not tried again: the shutdown came during a retry wait.
+    Interrupted,
     /// Rolled back: the handler failed (on the event at `index`, when known).
     Failed { index: Option<usize>, error: HandlerError },
 }
@@ -31,6 +35,8 @@ pub(crate) struct Passes<'a, S: ProjectionStore> {
     pub from: Position,
     pub to: Position,
     pub events: &'a [RecordedEvent],
+    /// Ends a retry wait early.
+    pub shutdown: &'a CancellationToken,
 }
 
 impl<S: ProjectionStore> Passes<'_, S> {
@@ -49,7 +55,10 @@ impl<S: ProjectionStore> Passes<'_, S> {
             match policy {
                 PoisonPolicy::Retry { attempts: max, backoff } if attempts < max => {
                     let wait = backoff.saturating_mul(1 << (attempts - 1).min(16));
-                    tokio::time::sleep(wait.min(MAX_RETRY_BACKOFF)).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait.min(MAX_RETRY_BACKOFF)) => {}
+                        _ = self.shutdown.cancelled() => return Ok(Pass::Interrupted),
+                    }
                 }
                 PoisonPolicy::DeadLetter => return self.dead_letter(attempts).await,
                 _ => return self.stop(attempts).await,
@@ -138,7 +147,9 @@ impl<S: ProjectionStore> Passes<'_, S> {
                     end = self.events[index].position - 1;
                     poison = Some((index, error));
                 }
-                Pass::Failed { index: None, .. } => unreachable!("one_by_one names the event"),
+                Pass::Failed { index: None, .. } | Pass::Interrupted => {
+                    unreachable!("one_by_one names the event and never waits")
+                }
                 Pass::Committed => match poison {
                     Some((index, error)) => return Err(self.stopped(index, error, attempts).await),
                     // Every event went through on its own: the failure did not come back.

@@ -133,7 +133,7 @@ impl<S: ProjectionStore> Processor<S> {
         let partition = self.config.partition;
         tracing::info!(projection = %self.name, %partition, "projection processor started");
         let mut wake = self.wake.clone();
-        let mut cursor = Cursor::default();
+        let mut cursor = Cursor::stopping_on(shutdown.clone());
         let mut backoff = self.config.error_backoff;
         while !shutdown.is_cancelled() {
             match cursor.step(self).await {
@@ -184,9 +184,15 @@ impl<S: ProjectionStore> Processor<S> {
 
     /// Handles one batch from the stored checkpoint.
     pub async fn step(&self) -> Result<Progress, ProjectionError> {
+        self.step_unless(&CancellationToken::new()).await
+    }
+
+    /// [`Processor::step`], but a retry wait of the poison policy ends early when `shutdown`
+    /// is cancelled (the batch stays unapplied; the step reports the checkpoint unchanged).
+    async fn step_unless(&self, shutdown: &CancellationToken) -> Result<Progress, ProjectionError> {
         let checkpoint = self.checkpointing.load(&self.store).await;
         let from = checkpoint.map_err(|e| self.store_error(e))?;
-        Ok(self.step_from(from, None).await?.0)
+        Ok(self.step_from(from, None, shutdown).await?.0)
     }
 
     /// Handles one batch after `from`, the checkpoint as this processor last saw it: `ready`
@@ -197,6 +203,7 @@ impl<S: ProjectionStore> Processor<S> {
         &self,
         from: Position,
         ready: Option<Batch>,
+        shutdown: &CancellationToken,
     ) -> Result<(Progress, Option<Batch>), ProjectionError> {
         let limit = self.config.batch_size;
         let batch = match ready {
@@ -212,7 +219,7 @@ impl<S: ProjectionStore> Processor<S> {
         let started = Instant::now();
         let full = batch.events.len() >= limit;
         let head = batch.head;
-        let apply = self.apply(from, batch).instrument(span);
+        let apply = self.apply(from, batch, shutdown).instrument(span);
         let (progress, next) = if full {
             let (progress, next) = tokio::join!(apply, self.read(to));
             (progress?, next.ok())
@@ -237,12 +244,19 @@ impl<S: ProjectionStore> Processor<S> {
     }
 
     /// Applies a batch read after `from` and moves the checkpoint to its end.
-    async fn apply(&self, from: Position, batch: Batch) -> Result<Progress, ProjectionError> {
+    async fn apply(
+        &self,
+        from: Position,
+        batch: Batch,
+        shutdown: &CancellationToken,
+    ) -> Result<Progress, ProjectionError> {
         let to = batch.end(self.config.batch_size);
-        let passes = Passes { processor: self, from, to, events: &batch.events };
+        let passes = Passes { processor: self, from, to, events: &batch.events, shutdown };
         let handled = match passes.run(self.config.poison).await? {
             Pass::Committed => batch.events.len(),
             Pass::Moved => return Ok(Progress::Contended),
+            // Only `run` cancels: it stops next, leaving the batch for the next start.
+            Pass::Interrupted => return Ok(Progress::CaughtUp { checkpoint: from }),
             Pass::Failed { .. } => unreachable!("Passes::run resolves failures"),
         };
         if handled == 0 {
@@ -316,17 +330,23 @@ impl<S: ProjectionStore> Processor<S> {
 struct Cursor {
     checkpoint: Option<Position>,
     ready: Option<Batch>,
+    /// Cuts a poison policy's retry wait short (`run`'s shutdown).
+    shutdown: CancellationToken,
 }
 
 impl Cursor {
+    fn stopping_on(shutdown: CancellationToken) -> Self {
+        Self { checkpoint: None, ready: None, shutdown }
+    }
+
     /// One step of `processor` from here, remembering where it left the checkpoint.
     async fn step<S: ProjectionStore>(
         &mut self,
         processor: &Processor<S>,
     ) -> Result<Progress, ProjectionError> {
         let stepped = match self.checkpoint.take() {
-            Some(from) => processor.step_from(from, self.ready.take()).await,
-            None => processor.step().await.map(|progress| (progress, None)),
+            Some(from) => processor.step_from(from, self.ready.take(), &self.shutdown).await,
+            None => processor.step_unless(&self.shutdown).await.map(|progress| (progress, None)),
         };
         let (progress, next) = stepped?;
         self.ready = next;

@@ -108,6 +108,7 @@ macro_rules! projection_conformance {
             stop_policy_stops_before_the_poison,
             panics_roll_back_like_errors,
             retry_policy_retries_then_stops,
+            shutdown_cuts_a_retry_wait_short,
             dead_letters_set_poison_aside,
             two_processors_never_apply_a_batch_twice,
             reset_replays_from_the_start,

@@ -307,6 +307,34 @@ pub async fn retry_policy_retries_then_stops<S: ProjectionStore, M: ReadModel<S>
     assert_eq!(row_ids(&model).await.len(), 4);
 }
 
+/// A shutdown during a retry wait ends the wait: `run` returns `Ok` at once, nothing of the
+/// failing batch applied, and the checkpoint where it was (the batch is tried again at the
+/// next start).
+pub async fn shutdown_cuts_a_retry_wait_short<S: ProjectionStore, M: ReadModel<S>>(
+    store: S,
+    model: M,
+) {
+    let events = append_events(&store, "Order", "Placed", 3).await;
+    let projection = Recorder::new("patient", model.clone()).failing_on([events[1].event_id]);
+    let slow = PoisonPolicy::Retry { attempts: 5, backoff: Duration::from_secs(30) };
+    let processor = Processor::new(store.clone(), projection, config().poison(slow)).unwrap();
+    let shutdown = CancellationToken::new();
+    let run = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { processor.run(shutdown).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await; // the first try failed: waiting
+    let cancelled = Instant::now();
+    shutdown.cancel();
+    let outcome = tokio::time::timeout(Duration::from_secs(5), run).await;
+    let outcome = outcome.expect("run returns without finishing the 30 s wait").unwrap();
+    outcome.expect("a shutdown is not an error");
+    assert!(cancelled.elapsed() < Duration::from_secs(5));
+    assert!(row_ids(&model).await.is_empty(), "nothing of the failing batch applied");
+    let checkpoint = store.checkpoint("patient", Partition::all()).await.unwrap();
+    assert_eq!(checkpoint.position, 0);
+}
+
 /// Dead letters: poison events are set aside in the checkpoint's transaction, every other
 /// event is applied exactly once; a replay with a healed handler applies and removes one.
 pub async fn dead_letters_set_poison_aside<S: ProjectionStore, M: ReadModel<S>>(
