@@ -95,7 +95,10 @@ async fn child(schema: &str) -> (PgEventStore, Rows) {
     if let Ok(ms) = std::env::var(WORKER_IDLE_TX_MS) {
         options = options.options([("idle_in_transaction_session_timeout", ms)]);
     }
-    let pool = PgPoolOptions::new().max_connections(20).connect_with(options).await.unwrap();
+    // Few connections: the tests of this file run at once, with several workers each, and the
+    // server's 100 connections are shared with the other test binaries. (Out of connections, a
+    // worker whose heartbeat connection was ended cannot open another one and gets evicted.)
+    let pool = PgPoolOptions::new().max_connections(4).connect_with(options).await.unwrap();
     let store = PgEventStore::new(pool, StoreConfig::default().schema(schema).unwrap());
     (store.clone(), Rows(store))
 }
