@@ -13,6 +13,7 @@ pub mod identifiers;
 pub mod lifecycle;
 pub mod limits;
 pub mod orchestrator;
+pub mod orchestrator_processes;
 pub mod projections;
 pub mod round_trip;
 pub mod scaling;

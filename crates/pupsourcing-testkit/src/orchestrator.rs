@@ -55,7 +55,7 @@ fn append_slowly<S: EventStore>(
 }
 
 /// Waits until `done` holds, checking every 10 ms; panics with `what` after `limit`.
-async fn wait_for<F, Fut>(limit: Duration, what: &str, mut done: F)
+pub(crate) async fn wait_for<F, Fut>(limit: Duration, what: &str, mut done: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -68,7 +68,7 @@ where
 }
 
 /// How many shards each worker owns.
-async fn owners<S: CoordinationStore>(store: &S) -> HashMap<String, usize> {
+pub(crate) async fn owners<S: CoordinationStore>(store: &S) -> HashMap<String, usize> {
     let mut owners = HashMap::new();
     for shard in store.shards().await.unwrap() {
         if let Some(owner) = shard.owner {
@@ -92,7 +92,10 @@ async fn assert_exactly_once<S: EventStore, M: ReadModel<S>>(store: &S, model: &
 }
 
 /// The shards `owner` owns now, with their positions.
-async fn positions_owned_by<S: CoordinationStore>(store: &S, owner: &str) -> HashMap<ShardId, i64> {
+pub(crate) async fn positions_owned_by<S: CoordinationStore>(
+    store: &S,
+    owner: &str,
+) -> HashMap<ShardId, i64> {
     let shards = store.shards().await.unwrap();
     shards
         .into_iter()
@@ -103,7 +106,7 @@ async fn positions_owned_by<S: CoordinationStore>(store: &S, owner: &str) -> Has
 
 /// Waits until `owner` owns one of the `lost` shards and has committed past its position
 /// there; returns the time since `since` (panics after 20 s).
-async fn taken_over<S: CoordinationStore>(
+pub(crate) async fn taken_over<S: CoordinationStore>(
     store: &S,
     lost: &HashMap<ShardId, i64>,
     owner: &str,
@@ -139,10 +142,13 @@ fn worker<S: CoordinationStore>(
         .unwrap()
 }
 
-type Run = tokio::task::JoinHandle<(Result<(), OrchestratorError>, Instant)>;
+pub(crate) type Run = tokio::task::JoinHandle<(Result<(), OrchestratorError>, Instant)>;
 
 /// Runs `orchestrator` on a task; the task returns its outcome and when it returned.
-fn spawn<S: CoordinationStore>(orchestrator: Orchestrator<S>, shutdown: &CancellationToken) -> Run {
+pub(crate) fn spawn<S: CoordinationStore>(
+    orchestrator: Orchestrator<S>,
+    shutdown: &CancellationToken,
+) -> Run {
     let shutdown = shutdown.clone();
     tokio::spawn(async move {
         let outcome = orchestrator.run(shutdown).await;
@@ -150,7 +156,7 @@ fn spawn<S: CoordinationStore>(orchestrator: Orchestrator<S>, shutdown: &Cancell
     })
 }
 
-async fn finished(run: Run) -> Result<(), OrchestratorError> {
+pub(crate) async fn finished(run: Run) -> Result<(), OrchestratorError> {
     tokio::time::timeout(Duration::from_secs(15), run).await.expect("the worker returns").unwrap().0
 }
 
