@@ -1,5 +1,7 @@
 //! A processor's checkpoint kept in its shard row, fenced by owner and epoch.
 
+use std::time::Duration;
+
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use pupsourcing_core::coordination::{CoordinationStore, Fence, ShardId};
@@ -16,6 +18,9 @@ pub struct FencedShard {
     pub shard: ShardId,
     /// Its owner and epoch, as assigned.
     pub fence: Fence,
+    /// How long a batch transaction may sit idle before the database ends it (the stale
+    /// threshold; see [`CoordinationStore::advance_shard_in`]).
+    pub lease: Duration,
 }
 
 impl FencedShard {
@@ -56,7 +61,7 @@ impl<S: CoordinationStore> Checkpointing<S> for FencedShard {
         from: Position,
         to: Position,
     ) -> BoxFuture<'a, Result<bool>> {
-        store.advance_shard_in(conn, &self.shard, &self.fence, from, to).boxed()
+        store.advance_shard_in(conn, &self.shard, &self.fence, from, to, self.lease).boxed()
     }
 
     /// Logs the error and stores it in the shard row while this fence holds (cleared when

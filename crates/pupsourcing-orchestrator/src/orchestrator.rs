@@ -415,7 +415,11 @@ impl<S: CoordinationStore> Orchestrator<S> {
             let fence = Fence { owner: self.worker_id.clone(), epoch };
             let processor =
                 (entry.make)(self.store.clone(), entry.config.clone().partition(partition))?
-                    .with_checkpointing(FencedShard { shard: shard.clone(), fence });
+                    .with_checkpointing(FencedShard {
+                        shard: shard.clone(),
+                        fence,
+                        lease: self.strategy.stale_threshold,
+                    });
             let stop = CancellationToken::new();
             let token = stop.clone();
             let task = Task(tokio::spawn(async move { processor.run(token).await }));

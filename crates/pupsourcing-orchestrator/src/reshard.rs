@@ -102,7 +102,11 @@ impl<S: CoordinationStore> Orchestrator<S> {
         shutdown: &CancellationToken,
     ) -> Result<bool, OrchestratorError> {
         let partition = Partition::new(shard.shard, shard.count).map_err(ProjectionError::from)?;
-        let fenced = FencedShard { shard: shard.clone(), fence: fence.clone() };
+        let fenced = FencedShard {
+            shard: shard.clone(),
+            fence: fence.clone(),
+            lease: self.strategy.stale_threshold,
+        };
         let processor =
             (entry.make)(self.store.clone(), entry.config.clone().partition(partition))?
                 .with_checkpointing(fenced)

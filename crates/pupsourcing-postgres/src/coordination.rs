@@ -85,6 +85,12 @@ fn micros(duration: Duration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX).min(CENTURY_MICROS)
 }
 
+/// A lease as `idle_in_transaction_session_timeout` wants it: whole milliseconds as text, at
+/// least 1 (0 would turn the limit off) and at most the setting's maximum (`i32::MAX` ms).
+fn idle_limit(lease: Duration) -> String {
+    lease.as_millis().clamp(1, i32::MAX as u128).to_string()
+}
+
 impl PgEventStore {
     async fn workers_unlimited(&self) -> Result<Vec<Worker>> {
         let rows = sqlx::query(AssertSqlSafe(self.statements().coordination_workers.clone()))
@@ -278,6 +284,7 @@ impl CoordinationStore for PgEventStore {
         fence: &Fence,
         from: Position,
         to: Position,
+        lease: Duration,
     ) -> Result<bool> {
         let (key, count) = shard_args(shard)?;
         validate_worker_id(&fence.owner)?;
@@ -289,6 +296,7 @@ impl CoordinationStore for PgEventStore {
             .bind(to)
             .bind(&fence.owner)
             .bind(fence.epoch)
+            .bind(idle_limit(lease))
             .execute(conn)
             .await
             .map_err(db_error)?;

@@ -7,9 +7,7 @@ mod common;
 use pupsourcing_core::StoreConfig;
 use pupsourcing_postgres::PgEventStore;
 use pupsourcing_projection::HandlerError;
-use pupsourcing_testkit::orchestrator_processes::{
-    Entry, Ledger, LedgerRow, WORKER_IDLE_TX_MS, run_worker_process,
-};
+use pupsourcing_testkit::orchestrator_processes::{Entry, Ledger, LedgerRow, run_worker_process};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgConnection};
 use uuid::Uuid;
@@ -87,14 +85,10 @@ async fn parent() -> Option<(String, PgEventStore, Rows)> {
     Some((schema.clone(), store.clone(), Rows(store)))
 }
 
-/// A worker process's store on the parent's `schema`: its sessions named by [`application`],
-/// and ended by the server when idle in a transaction longer than `WORKER_IDLE_TX_MS`, if set.
+/// A worker process's store on the parent's `schema`: its sessions named by [`application`].
 async fn child(schema: &str) -> (PgEventStore, Rows) {
     let options: PgConnectOptions = common::url().parse().expect("a valid PUP_POSTGRES_URL");
-    let mut options = options.application_name(&application(schema));
-    if let Ok(ms) = std::env::var(WORKER_IDLE_TX_MS) {
-        options = options.options([("idle_in_transaction_session_timeout", ms)]);
-    }
+    let options = options.application_name(&application(schema));
     // Few connections: the tests of this file run at once, with several workers each, and the
     // server's 100 connections are shared with the other test binaries. (Out of connections, a
     // worker whose heartbeat connection was ended cannot open another one and gets evicted.)

@@ -19,6 +19,9 @@ use pupsourcing_core::{
 };
 use pupsourcing_sqlite::{SqliteEventStore, sqlx};
 
+/// The idle limit of a batch transaction in these tests (long: no test sits idle that long).
+const LEASE: Duration = Duration::from_secs(60);
+
 // The testkit's coordination suite (without `a_fenced_out_owner_cannot_commit`, which
 // reassigns a shard while the old owner's write transaction is open: SQLite's single writer
 // cannot interleave that; `a_reassigned_shard_fences_out_its_old_owner` below covers the same
@@ -76,7 +79,7 @@ async fn commit_batch(
         )
         .await
         .unwrap();
-    if store.advance_shard_in(&mut tx, id, fence, from, to).await.unwrap() {
+    if store.advance_shard_in(&mut tx, id, fence, from, to, LEASE).await.unwrap() {
         store.commit(tx).await.unwrap();
         true
     } else {
@@ -145,8 +148,10 @@ async fn bad_input_is_a_validation_error() {
     assert!(invalid(store.assign_shard(&shard("p", 0, 2), 0, Some("")).await));
     let mut tx = store.begin().await.unwrap();
     let fence = Fence { owner: "w".into(), epoch: 1 };
-    assert!(invalid(store.advance_shard_in(&mut tx, &shard("p", 0, 0), &fence, 0, 1).await));
-    assert!(invalid(store.advance_shard_in(&mut tx, &shard("p\0", 0, 1), &fence, 0, 1).await));
+    assert!(invalid(store.advance_shard_in(&mut tx, &shard("p", 0, 0), &fence, 0, 1, LEASE).await));
+    assert!(invalid(
+        store.advance_shard_in(&mut tx, &shard("p\0", 0, 1), &fence, 0, 1, LEASE).await
+    ));
     store.rollback(tx).await.unwrap();
     assert!(store.shards().await.unwrap().is_empty(), "nothing was written");
 }

@@ -18,6 +18,9 @@ use crate::fixtures::{event, new_stream};
 /// How many times the racing tests race.
 const RACES: usize = 30;
 
+/// The idle limit of a batch transaction in these tests (long: no test sits idle that long).
+const LEASE: Duration = Duration::from_secs(60);
+
 fn shard(projection: &str, shard: u32, count: u32) -> ShardId {
     ShardId { projection: projection.to_string(), shard, count }
 }
@@ -113,7 +116,7 @@ pub async fn stale_workers_are_removed_by_the_database_clock<S: CoordinationStor
 
     // The stale worker's fence no longer commits anything.
     let mut tx = store.begin().await.unwrap();
-    assert!(!store.advance_shard_in(&mut tx, &old_id, &old_fence, 0, 5).await.unwrap());
+    assert!(!store.advance_shard_in(&mut tx, &old_id, &old_fence, 0, 5, LEASE).await.unwrap());
     store.rollback(tx).await.unwrap();
 }
 
@@ -165,7 +168,7 @@ pub async fn ensure_shards_is_idempotent<S: CoordinationStore>(store: S) {
     register(&store, &["w"]).await;
     let fence = store.assign_shard(&id, 0, Some("w")).await.unwrap().unwrap();
     let mut tx = store.begin().await.unwrap();
-    assert!(store.advance_shard_in(&mut tx, &id, &fence, 10, 20).await.unwrap());
+    assert!(store.advance_shard_in(&mut tx, &id, &fence, 10, 20, LEASE).await.unwrap());
     store.commit(tx).await.unwrap();
 
     store.ensure_shards("totals", 4, 99).await.unwrap();
@@ -267,7 +270,7 @@ pub async fn a_fenced_out_owner_cannot_commit<S: CoordinationStore>(store: S) {
     let b = store.assign_shard(&id, a.epoch, Some("worker-b")).await.unwrap().unwrap();
     assert_eq!(b.epoch, a.epoch + 1);
     // A resumes: its commit is rejected.
-    assert!(!store.advance_shard_in(&mut tx, &id, &a, 0, 7).await.unwrap(), "fenced out");
+    assert!(!store.advance_shard_in(&mut tx, &id, &a, 0, 7, LEASE).await.unwrap(), "fenced out");
     store.rollback(tx).await.unwrap();
     assert!(!logged(&store, a_batch).await, "nothing of A's batch is stored");
     assert_eq!(shard_row(&store, &id).await.position, 0);
@@ -275,7 +278,7 @@ pub async fn a_fenced_out_owner_cannot_commit<S: CoordinationStore>(store: S) {
     // B commits from the untouched checkpoint.
     let mut tx = store.begin().await.unwrap();
     let b_batch = write_batch(&store, &mut tx).await;
-    assert!(store.advance_shard_in(&mut tx, &id, &b, 0, 7).await.unwrap());
+    assert!(store.advance_shard_in(&mut tx, &id, &b, 0, 7, LEASE).await.unwrap());
     store.commit(tx).await.unwrap();
     assert!(logged(&store, b_batch).await);
     let row = shard_row(&store, &id).await;
@@ -285,9 +288,9 @@ pub async fn a_fenced_out_owner_cannot_commit<S: CoordinationStore>(store: S) {
     // incarnation) still cannot commit; the new one can.
     let a2 = store.assign_shard(&id, b.epoch, Some("worker-a")).await.unwrap().unwrap();
     let mut tx = store.begin().await.unwrap();
-    assert!(!store.advance_shard_in(&mut tx, &id, &a, 7, 9).await.unwrap(), "old epoch");
-    assert!(!store.advance_shard_in(&mut tx, &id, &a2, 0, 9).await.unwrap(), "old position");
-    assert!(store.advance_shard_in(&mut tx, &id, &a2, 7, 9).await.unwrap());
+    assert!(!store.advance_shard_in(&mut tx, &id, &a, 7, 9, LEASE).await.unwrap(), "old epoch");
+    assert!(!store.advance_shard_in(&mut tx, &id, &a2, 0, 9, LEASE).await.unwrap(), "old position");
+    assert!(store.advance_shard_in(&mut tx, &id, &a2, 7, 9, LEASE).await.unwrap());
     store.commit(tx).await.unwrap();
     let other = shard_row(&store, &shard("totals", 0, 2)).await;
     assert_eq!((other.owner, other.epoch, other.position), (None, 0, 0), "the other shard");
@@ -305,7 +308,7 @@ pub async fn a_reassignment_waits_for_the_batch_in_flight<S: CoordinationStore>(
 
     let mut tx = store.begin().await.unwrap();
     let a_batch = write_batch(&store, &mut tx).await;
-    assert!(store.advance_shard_in(&mut tx, &id, &a, 0, 5).await.unwrap());
+    assert!(store.advance_shard_in(&mut tx, &id, &a, 0, 5, LEASE).await.unwrap());
 
     let reassign = tokio::spawn({
         let (store, id) = (store.clone(), id.clone());
@@ -326,10 +329,10 @@ pub async fn a_reassignment_waits_for_the_batch_in_flight<S: CoordinationStore>(
 
     // A's next batch is fenced out; B goes on from A's position.
     let mut tx = store.begin().await.unwrap();
-    assert!(!store.advance_shard_in(&mut tx, &id, &a, 5, 8).await.unwrap());
+    assert!(!store.advance_shard_in(&mut tx, &id, &a, 5, 8, LEASE).await.unwrap());
     store.rollback(tx).await.unwrap();
     let mut tx = store.begin().await.unwrap();
-    assert!(store.advance_shard_in(&mut tx, &id, &b, 5, 8).await.unwrap());
+    assert!(store.advance_shard_in(&mut tx, &id, &b, 5, 8, LEASE).await.unwrap());
     store.commit(tx).await.unwrap();
     assert_eq!(shard_row(&store, &id).await.position, 8 as Position);
 }
@@ -352,7 +355,7 @@ pub async fn a_removed_worker_cannot_commit<S: CoordinationStore>(store: S) {
 
     let mut tx = store.begin().await.unwrap();
     let batch = write_batch(&store, &mut tx).await;
-    let moved = store.advance_shard_in(&mut tx, &id, &late, 0, 5).await.unwrap();
+    let moved = store.advance_shard_in(&mut tx, &id, &late, 0, 5, LEASE).await.unwrap();
     if moved {
         store.commit(tx).await.unwrap();
     } else {
@@ -366,7 +369,7 @@ pub async fn a_removed_worker_cannot_commit<S: CoordinationStore>(store: S) {
     let epoch = shard_row(&store, &id).await.epoch;
     let fence = store.assign_shard(&id, epoch, Some("worker-a")).await.unwrap().unwrap();
     let mut tx = store.begin().await.unwrap();
-    assert!(store.advance_shard_in(&mut tx, &id, &fence, 0, 5).await.unwrap());
+    assert!(store.advance_shard_in(&mut tx, &id, &fence, 0, 5, LEASE).await.unwrap());
     store.commit(tx).await.unwrap();
     assert_eq!(shard_row(&store, &id).await.position, 5);
 }
@@ -380,7 +383,7 @@ async fn advance<S: CoordinationStore>(
     to: Position,
 ) -> bool {
     let mut tx = store.begin().await.unwrap();
-    let moved = store.advance_shard_in(&mut tx, id, fence, from, to).await.unwrap();
+    let moved = store.advance_shard_in(&mut tx, id, fence, from, to, LEASE).await.unwrap();
     store.commit(tx).await.unwrap();
     moved
 }

@@ -31,10 +31,6 @@ use crate::orchestrator::{owners, positions_owned_by, taken_over, wait_for};
 pub const WORKER_ID: &str = "PUP_WORKER_ID";
 /// Environment variable: how long a worker process's handler sleeps per event (ms; default 0).
 pub const WORKER_DELAY_MS: &str = "PUP_WORKER_DELAY_MS";
-/// Environment variable a backend honours if it can: the server ends a transaction of the
-/// worker process that sits idle this long (ms; PostgreSQL's
-/// `idle_in_transaction_session_timeout`).
-pub const WORKER_IDLE_TX_MS: &str = "PUP_WORKER_IDLE_TX_MS";
 
 /// The exit code of a worker process whose `run` returned [`OrchestratorError::Evicted`].
 pub const EXIT_EVICTED: i32 = 3;
@@ -438,8 +434,9 @@ pub async fn three_worker_processes_share_several_projections<S, L>(
 /// A worker process whose handler is slow (100 ms per event: batches take about a second) is
 /// SIGSTOPped mid-batch. Past the stale threshold the other worker (a task of this process)
 /// takes its shards and commits on them; the stopped worker's open transaction is ended by the
-/// server meanwhile (`WORKER_IDLE_TX_MS`, 1 s: without it, on PostgreSQL its locks would hold
-/// the stale removal, and so every takeover, until it resumes). Then SIGCONT: the old worker
+/// server meanwhile (the fenced batch's lease, the stale threshold: without it, on PostgreSQL
+/// its locks would hold the stale removal, and so every takeover, until it resumes). Then
+/// SIGCONT: the old worker
 /// must find itself evicted and exit ([`EXIT_EVICTED`]) without a commit; the ledger holds
 /// every event exactly once, each commit by its shard's owner. Prints the takeover time.
 pub async fn a_paused_worker_cannot_commit<S, L>(store: S, ledger: L, spawn: impl Spawn)
@@ -449,7 +446,7 @@ where
 {
     append(&store, 40).await;
     let mut workers = Workers::new(spawn);
-    let slow = [(WORKER_DELAY_MS, "100".to_string()), (WORKER_IDLE_TX_MS, "1000".to_string())];
+    let slow = [(WORKER_DELAY_MS, "100".to_string())];
     let paused = workers.start(&slow);
     wait_for(Duration::from_secs(30), "the slow worker to commit", || async {
         ledger.rows().await.iter().any(|r| r.worker == paused)
@@ -476,7 +473,7 @@ where
     let takeover = taken_over(&store, &lost, "fast", stopped).await;
     println!(
         "takeover from a paused worker: {takeover:?} from SIGSTOP to the first commit by the \
-         new owner (heartbeat 200 ms, stale threshold 3 s, idle transactions ended after 1 s)"
+         new owner (heartbeat 200 ms, stale threshold 3 s, batch lease = the threshold)"
     );
     wait_for(Duration::from_secs(20), "the paused worker's removal", || async {
         store.workers().await.unwrap().iter().all(|w| w.id != paused)

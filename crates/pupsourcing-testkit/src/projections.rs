@@ -910,7 +910,8 @@ where
     let a = store.assign_shard(&shard, 0, Some("a")).await.unwrap().expect("assigned to a");
     let mut projection = Recorder::new("fenced", model.clone());
     projection.delay = Duration::from_millis(2);
-    let fenced = |fence| FencedShard { shard: shard.clone(), fence };
+    let fenced =
+        |fence| FencedShard { shard: shard.clone(), fence, lease: Duration::from_secs(60) };
     let processor = Processor::new(store.clone(), projection.clone(), config().batch_size(5))
         .unwrap()
         .with_checkpointing(fenced(a.clone()));

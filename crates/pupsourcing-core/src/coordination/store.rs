@@ -89,6 +89,13 @@ pub trait CoordinationStore: ProjectionStore {
     /// shard (a pause, a slow handler), or that was removed (even if a planner that listed it
     /// just before gave it the shard afterwards), fails here and rolls back. A removal of the
     /// owner waits for its batch in flight.
+    ///
+    /// Because of that wait, a batch transaction left idle (its process paused, or a handler
+    /// stuck outside the database) would hold back every removal and reassignment touching
+    /// its rows: where the database can, the store ends the transaction once it sits idle
+    /// longer than `lease` (PostgreSQL: `idle_in_transaction_session_timeout`, set for this
+    /// transaction only), so the batch rolls back and failover proceeds. Give the stale
+    /// threshold. SQLite has one writer at a time and ignores it.
     fn advance_shard_in(
         &self,
         conn: &mut Self::Connection,
@@ -96,6 +103,7 @@ pub trait CoordinationStore: ProjectionStore {
         fence: &Fence,
         from: Position,
         to: Position,
+        lease: Duration,
     ) -> impl Future<Output = Result<bool>> + Send;
 
     /// Stores `error` as the shard's last error while `fence` still owns it (cleared when

@@ -390,7 +390,9 @@ impl CoordinationStore for SqliteEventStore {
 
     /// One update on `conn`, which should be a write transaction from
     /// [`pupsourcing_core::EventStore::begin`] (`BEGIN IMMEDIATE`) holding the batch's writes:
-    /// true iff it moved the checkpoint; on false, roll the transaction back.
+    /// true iff it moved the checkpoint; on false, roll the transaction back. `lease` is
+    /// ignored: a paused batch holds SQLite's one write lock, which no timeout here can end
+    /// (every writer waits for it, up to its busy timeout).
     async fn advance_shard_in(
         &self,
         conn: &mut SqliteConnection,
@@ -398,6 +400,7 @@ impl CoordinationStore for SqliteEventStore {
         fence: &Fence,
         from: Position,
         to: Position,
+        _lease: Duration,
     ) -> Result<bool> {
         check_shard(shard)?;
         check_position("shard position", to)?;
