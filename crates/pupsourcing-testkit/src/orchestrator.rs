@@ -21,14 +21,14 @@ use crate::projections::{ReadModel, Recorder};
 
 const SHARDS: u32 = 4;
 
-fn strategy() -> Recreate {
+pub(crate) fn strategy() -> Recreate {
     Recreate::default()
         .heartbeat_interval(Duration::from_millis(100))
         .stale_threshold(Duration::from_secs(1))
         .shards_per_projection(SHARDS)
 }
 
-fn config() -> ProcessorConfig {
+pub(crate) fn config() -> ProcessorConfig {
     ProcessorConfig::default().batch_size(10).poll_interval(Duration::from_millis(10))
 }
 
@@ -55,7 +55,7 @@ fn append_slowly<S: EventStore>(
 }
 
 /// Waits until `done` holds, checking every 10 ms; panics with `what` after `limit`.
-async fn wait_for<F, Fut>(limit: Duration, what: &str, mut done: F)
+pub(crate) async fn wait_for<F, Fut>(limit: Duration, what: &str, mut done: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -79,7 +79,7 @@ async fn owners<S: CoordinationStore>(store: &S) -> HashMap<String, usize> {
 }
 
 /// Every event of the log is in the read model exactly once.
-async fn assert_exactly_once<S: EventStore, M: ReadModel<S>>(store: &S, model: &M) {
+pub(crate) async fn assert_exactly_once<S: EventStore, M: ReadModel<S>>(store: &S, model: &M) {
     let mut events: Vec<Uuid> =
         store.read_all(1, 1_000_000).await.unwrap().iter().map(|e| e.event_id).collect();
     let mut rows: Vec<Uuid> = model.rows().await.into_iter().map(|(id, _)| id).collect();
@@ -123,7 +123,7 @@ async fn taken_over<S: CoordinationStore>(
     }
 }
 
-async fn rows_at_least<S: EventStore, M: ReadModel<S>>(model: &M, n: usize) -> bool {
+pub(crate) async fn rows_at_least<S: EventStore, M: ReadModel<S>>(model: &M, n: usize) -> bool {
     model.rows().await.len() >= n
 }
 
@@ -139,10 +139,10 @@ fn worker<S: CoordinationStore>(
         .unwrap()
 }
 
-type Run = tokio::task::JoinHandle<(Result<(), OrchestratorError>, Instant)>;
+pub(crate) type Run = tokio::task::JoinHandle<(Result<(), OrchestratorError>, Instant)>;
 
 /// Runs `orchestrator` on a task; the task returns its outcome and when it returned.
-fn spawn<S: CoordinationStore>(orchestrator: Orchestrator<S>, shutdown: &CancellationToken) -> Run {
+pub(crate) fn spawn<S: CoordinationStore>(orchestrator: Orchestrator<S>, shutdown: &CancellationToken) -> Run {
     let shutdown = shutdown.clone();
     tokio::spawn(async move {
         let outcome = orchestrator.run(shutdown).await;
@@ -150,7 +150,7 @@ fn spawn<S: CoordinationStore>(orchestrator: Orchestrator<S>, shutdown: &Cancell
     })
 }
 
-async fn finished(run: Run) -> Result<(), OrchestratorError> {
+pub(crate) async fn finished(run: Run) -> Result<(), OrchestratorError> {
     tokio::time::timeout(Duration::from_secs(15), run).await.expect("the worker returns").unwrap().0
 }
 
@@ -230,10 +230,10 @@ pub async fn a_vanished_worker_is_replaced<S: CoordinationStore, M: ReadModel<S>
 
 /// Records when each batch of the wrapped projection ran, under its worker's generation.
 #[derive(Clone)]
-struct Timed<P> {
-    inner: P,
-    generation: i64,
-    log: Arc<Mutex<Vec<(i64, Instant, Instant)>>>,
+pub(crate) struct Timed<P> {
+    pub(crate) inner: P,
+    pub(crate) generation: i64,
+    pub(crate) log: Arc<Mutex<Vec<(i64, Instant, Instant)>>>,
 }
 
 impl<S: EventStore, P: Projection<S>> Projection<S> for Timed<P> {
