@@ -142,7 +142,10 @@ fn worker<S: CoordinationStore>(
 pub(crate) type Run = tokio::task::JoinHandle<(Result<(), OrchestratorError>, Instant)>;
 
 /// Runs `orchestrator` on a task; the task returns its outcome and when it returned.
-pub(crate) fn spawn<S: CoordinationStore>(orchestrator: Orchestrator<S>, shutdown: &CancellationToken) -> Run {
+pub(crate) fn spawn<S: CoordinationStore>(
+    orchestrator: Orchestrator<S>,
+    shutdown: &CancellationToken,
+) -> Run {
     let shutdown = shutdown.clone();
     tokio::spawn(async move {
         let outcome = orchestrator.run(shutdown).await;
