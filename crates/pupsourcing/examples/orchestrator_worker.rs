@@ -106,6 +106,12 @@ async fn stop_when_projected(
             .await
             .is_ok_and(|(totals, customers)| totals == orders && customers == orders)
         {
+            let shards = store.shards().await.unwrap_or_default();
+            let mine = shards.iter().filter(|s| s.owner.as_deref() == Some(id.as_str())).count();
+            println!(
+                "worker {id}: every order projected; it owns {mine} of {} shards",
+                shards.len()
+            );
             shutdown.cancel();
             return;
         }
