@@ -370,7 +370,7 @@ fn watch_ownership<S: CoordinationStore>(
 type BatchLog = Arc<Mutex<Vec<(i64, Instant, Instant)>>>;
 
 /// Recreate with two workers per generation and two projections, a writer appending
-/// throughout. Recorded per projection: each batch's generation and times (handler start and
+/// throughout, each shard busy with full batches when generation 2 starts. Recorded per projection: each batch's generation and times (handler start and
 /// end), when every generation-1 worker had returned from `run` (its processors' last commits
 /// are before: the drain waits for them; later commits are fenced out), and ownership as the
 /// shard rows showed it. Asserts per projection: the last generation-1 batch ended, and every
@@ -404,6 +404,9 @@ where
         rows_at_least(&model, 20)
     })
     .await;
+    // A burst first: every shard has full batches (10 events, 200 ms) in hand when generation
+    // 2 starts, so that a generation 2 that did not wait would overlap them.
+    write(&store, 160, Duration::ZERO).await.unwrap();
     let writer = write(&store, 100, Duration::from_millis(10));
     let new = build(2);
     let watching = CancellationToken::new();
@@ -419,7 +422,7 @@ where
         old_gone = old_gone.max(returned);
     }
     writer.await.unwrap();
-    wait_for(Duration::from_secs(20), "every event", || rows_at_least(&model, 140)).await;
+    wait_for(Duration::from_secs(20), "every event", || rows_at_least(&model, 300)).await;
     watching.cancel();
     let seen = watcher.await.unwrap();
     shutdown.cancel();
