@@ -144,9 +144,12 @@ fn host_name() -> String {
 /// [`CoordinationStore::dedicated`], so that neither a long batch nor a busy pool can delay it)
 /// the worker heartbeats; separately it reconciles: removes stale workers, creates missing shard
 /// rows, plans the owners of every shard among the live workers of the current generation
-/// ([`assign`]: balanced and sticky), applies the plan by compare-and-set on each shard's
-/// epoch, starts a processor on each shard it owns (fenced by the row's owner and epoch, see
-/// [`FencedShard`]) and stops those whose shard moved. Generations follow [`Recreate`].
+/// ([`assign`]: balanced and sticky), takes the shards the plan gives it by compare-and-set on
+/// each one's epoch, starts a processor on each shard it owns (fenced by the row's owner and
+/// epoch, see [`FencedShard`]) and stops those whose shard moved. Generations follow
+/// [`Recreate`]. Every worker of a pool must run the same projections: the plan counts every
+/// live worker for every projection, so a shard planned for a worker without that projection
+/// would stay idle.
 pub struct Orchestrator<S: CoordinationStore> {
     pub(crate) store: S,
     pub(crate) strategy: Recreate,
@@ -309,8 +312,8 @@ impl<S: CoordinationStore> Orchestrator<S> {
             return Ok(false);
         }
         store.remove_stale_workers(self.strategy.stale_threshold).await?;
-        let workers = store.workers().await?;
         if current.phase == RecreatePhase::Draining {
+            let workers = store.workers().await?;
             set_state(state, WorkerState::Ready);
             let older = workers.iter().filter(|w| w.generation < current.number).count();
             if older > 0 {
@@ -328,6 +331,16 @@ impl<S: CoordinationStore> Orchestrator<S> {
             }
             return Ok(true); // assign from the next tick on, with the phase read again
         }
+        let count = self.strategy.shards_per_projection;
+        for entry in &self.projections {
+            store.ensure_shards(&entry.name, count, 0).await?;
+        }
+        // Shards before workers: a worker's row changes (it registers, drains, is removed)
+        // before its shards do, so the workers read after the shards are never older than
+        // them. Read the other way round, a planner could see a leaving worker's shards
+        // released but the worker still live, and give them back to it (a wasted move each).
+        let mut shards = self.my_shards(store.shards().await?)?;
+        let workers = store.workers().await?;
         let me = self.worker_id.as_str();
         let live: Vec<String> = workers
             .iter()
@@ -335,15 +348,15 @@ impl<S: CoordinationStore> Orchestrator<S> {
             .filter(|w| !matches!(w.state, WorkerState::Stopped | WorkerState::Draining))
             .map(|w| w.id.clone())
             .collect();
-        let count = self.strategy.shards_per_projection;
-        for entry in &self.projections {
-            store.ensure_shards(&entry.name, count, 0).await?;
-        }
-        let mut shards = self.my_shards(store.shards().await?)?;
         if live.iter().any(|w| w == me) {
             let today: Vec<_> = shards.iter().map(|s| (s.id.clone(), s.owner.clone())).collect();
             let mut moved = false;
-            for step in assign(&today, &live) {
+            // Each worker applies only the moves to itself: plans of other workers, made
+            // from snapshots taken while moves were being applied, can differ (which worker
+            // gets a share of one more depends on what each holds), and applying a mixture
+            // of them moves shards that no single plan moves, then back (waves).
+            let mine = assign(&today, &live).into_iter().filter(|m| m.to.as_deref() == Some(me));
+            for step in mine {
                 let epoch = shards.iter().find(|s| s.id == step.shard).map_or(0, |s| s.epoch);
                 // A conflict means another worker applied a move first: read again next tick.
                 moved |=

@@ -13,6 +13,7 @@ pub mod identifiers;
 pub mod lifecycle;
 pub mod limits;
 pub mod orchestrator;
+pub mod orchestrator_moves;
 pub mod orchestrator_processes;
 pub mod projections;
 pub mod round_trip;
@@ -140,6 +141,34 @@ macro_rules! orchestrator_conformance {
             a_new_generation_changes_the_shard_count,
             status_reports_workers_and_shards,
         );
+    };
+}
+
+/// Expands to one `#[tokio::test]` per test of shard moves and Recreate downtime
+/// ([`orchestrator_moves`]), with the same `$make` as [`orchestrator_conformance!`].
+#[macro_export]
+macro_rules! orchestrator_moves_conformance {
+    ($make:path) => {
+        $crate::__orchestrator_moves_tests!($make;
+            joining_and_leaving_move_only_what_must,
+            flapping_worker_causes_no_waves,
+            recreate_downtime_is_bounded,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __orchestrator_moves_tests {
+    ($make:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                if let Some((store, model)) = $make().await {
+                    $crate::orchestrator_moves::$name(store, model).await;
+                }
+            }
+        )*
     };
 }
 

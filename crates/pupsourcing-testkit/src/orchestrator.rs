@@ -21,14 +21,14 @@ use crate::projections::{ReadModel, Recorder};
 
 const SHARDS: u32 = 4;
 
-fn strategy() -> Recreate {
+pub(crate) fn strategy() -> Recreate {
     Recreate::default()
         .heartbeat_interval(Duration::from_millis(100))
         .stale_threshold(Duration::from_secs(1))
         .shards_per_projection(SHARDS)
 }
 
-fn config() -> ProcessorConfig {
+pub(crate) fn config() -> ProcessorConfig {
     ProcessorConfig::default().batch_size(10).poll_interval(Duration::from_millis(10))
 }
 
@@ -79,7 +79,7 @@ pub(crate) async fn owners<S: CoordinationStore>(store: &S) -> HashMap<String, u
 }
 
 /// Every event of the log is in the read model exactly once.
-async fn assert_exactly_once<S: EventStore, M: ReadModel<S>>(store: &S, model: &M) {
+pub(crate) async fn assert_exactly_once<S: EventStore, M: ReadModel<S>>(store: &S, model: &M) {
     let mut events: Vec<Uuid> =
         store.read_all(1, 1_000_000).await.unwrap().iter().map(|e| e.event_id).collect();
     let mut rows: Vec<Uuid> = model.rows().await.into_iter().map(|(id, _)| id).collect();
@@ -126,7 +126,7 @@ pub(crate) async fn taken_over<S: CoordinationStore>(
     }
 }
 
-async fn rows_at_least<S: EventStore, M: ReadModel<S>>(model: &M, n: usize) -> bool {
+pub(crate) async fn rows_at_least<S: EventStore, M: ReadModel<S>>(model: &M, n: usize) -> bool {
     model.rows().await.len() >= n
 }
 
@@ -236,10 +236,10 @@ pub async fn a_vanished_worker_is_replaced<S: CoordinationStore, M: ReadModel<S>
 
 /// Records when each batch of the wrapped projection ran, under its worker's generation.
 #[derive(Clone)]
-struct Timed<P> {
-    inner: P,
-    generation: i64,
-    log: Arc<Mutex<Vec<(i64, Instant, Instant)>>>,
+pub(crate) struct Timed<P> {
+    pub(crate) inner: P,
+    pub(crate) generation: i64,
+    pub(crate) log: Arc<Mutex<Vec<(i64, Instant, Instant)>>>,
 }
 
 impl<S: EventStore, P: Projection<S>> Projection<S> for Timed<P> {

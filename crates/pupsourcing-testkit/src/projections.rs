@@ -87,7 +87,7 @@ impl<M> Recorder<M> {
         self
     }
 
-    fn scoped(mut self, scope: Scope) -> Self {
+    pub(crate) fn scoped(mut self, scope: Scope) -> Self {
         self.scope = scope;
         self
     }

@@ -39,6 +39,15 @@ pub mod projection {
     pub use pupsourcing_projection::*;
 }
 
+/// The orchestrator: projections run across any number of identical worker processes, their
+/// shards assigned automatically and fenced, coordinated only through the database (from
+/// `pupsourcing-orchestrator`), with the coordination types the backends store (workers,
+/// generations, shards).
+pub mod orchestrator {
+    pub use pupsourcing_core::coordination::*;
+    pub use pupsourcing_orchestrator::*;
+}
+
 /// The PostgreSQL backend (feature `postgres`).
 #[cfg(feature = "postgres")]
 pub mod postgres {
