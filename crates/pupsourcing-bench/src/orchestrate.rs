@@ -54,7 +54,7 @@ const FAILOVER_TYPE: &str = "FailoverProbe";
 
 /// The settings of a worker process: hidden flags, passed by the parent when it re-runs this
 /// binary as a worker.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
 pub struct WorkerArgs {
     /// Run as a worker process of the orchestrator workloads on this schema (internal).
     #[arg(long, hide = true)]
@@ -759,4 +759,28 @@ pub fn goals(rows: &[Row]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// The worker process parses back exactly the settings its parent passed.
+    #[test]
+    fn worker_flags_round_trip() {
+        let mut spec = WorkerArgs::new(
+            "pup_bench_x_lib",
+            "bench_failover_1",
+            4,
+            Duration::from_millis(250),
+            Duration::from_secs(1),
+        );
+        spec.worker_event_type = Some(FAILOVER_TYPE.to_string());
+        for spec in [spec.clone(), WorkerArgs { worker_event_type: None, ..spec }] {
+            let argv = ["pupsourcing-bench".to_string()].into_iter().chain(spec.to_args());
+            assert_eq!(Args::try_parse_from(argv).unwrap().worker, spec);
+        }
+    }
 }
