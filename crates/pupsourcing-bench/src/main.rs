@@ -6,12 +6,15 @@
 //! ```text
 //! cargo run --release -p pupsourcing-bench -- [--url URL] [--seconds N] [--read-events N]
 //! ```
+//!
+//! The orchestrator workloads (`orchestrate.rs`) re-run this binary as worker processes.
 
 mod append;
 mod dcb;
 mod decide;
 mod events;
 mod fixture;
+mod orchestrate;
 mod project;
 mod read;
 mod report;
@@ -66,6 +69,35 @@ struct Args {
     /// Skip the catch-up read.
     #[arg(long)]
     skip_read: bool,
+    /// Skip the orchestrator workloads (catch-up through worker processes, failover, heartbeat
+    /// load), which `--filter orchestr` runs alone.
+    #[arg(long)]
+    skip_orchestrator: bool,
+    /// Events loaded for the orchestrator catch-up (default: `--read-events`; the log of the
+    /// catch-up read is reused when the counts agree).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1000..))]
+    orchestrator_events: Option<u64>,
+    /// Shards per projection in the orchestrator workloads (default: the orchestrator's).
+    #[arg(long, default_value_t = pupsourcing_orchestrator::Recreate::default().shards_per_projection,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    orchestrator_shards: u32,
+    /// Failovers measured at the short threshold (heartbeat 250 ms, threshold 1 s).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    failover_rounds: u32,
+    /// Also measure one failover at the default heartbeat (5 s) and threshold (30 s): about a
+    /// minute.
+    #[arg(long)]
+    failover_default: bool,
+    /// Orchestrators in the heartbeat load (fewer if the server lacks free connections: each
+    /// holds one; the result is scaled to 100).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    heartbeat_workers: u64,
+    /// Heartbeat interval of the heartbeat load, in milliseconds (the default is the
+    /// orchestrator's).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    heartbeat_interval_ms: u64,
+    #[command(flatten)]
+    worker: orchestrate::WorkerArgs,
 }
 
 /// What the library side of an append scenario does.
@@ -101,6 +133,9 @@ const WARMUP: Duration = Duration::from_secs(1);
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let args = Args::parse();
+    if args.worker.worker_schema.is_some() {
+        return orchestrate::worker(&args.url, &args.worker).await;
+    }
     let pool = PgPoolOptions::new()
         .max_connections(args.connections)
         .test_before_acquire(args.test_before_acquire)
@@ -243,10 +278,20 @@ async fn run(args: &Args, fixture: &Fixture) -> Result<(), BoxError> {
         rows.push(Row { name, library, floor, same_rows: None });
     }
 
+    let mut lines = Vec::new();
+    if !args.skip_orchestrator {
+        let (orchestrated, notes) = orchestrate::run(args, fixture).await?;
+        rows.extend(orchestrated);
+        lines = notes;
+    }
+
     println!("{}", report::text_table(&rows));
     println!("Markdown (latencies: per append, or per page read):\n");
     println!("{}", report::markdown_table(&rows));
-    println!("{}", goals(&rows));
+    for line in lines {
+        println!("{line}\n");
+    }
+    println!("{}{}", goals(&rows), orchestrate::goals(&rows));
     println!("load average at end: {}", load_average());
     Ok(())
 }

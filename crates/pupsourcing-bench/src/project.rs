@@ -19,10 +19,17 @@ use crate::report::Measurement;
 pub const RARE_TYPE: &str = "OrderRefunded";
 
 /// A projection that only counts what it is given: the cost measured is the processor's.
-struct Noop {
+pub struct Noop {
     name: String,
     scope: Scope,
     handled: Arc<AtomicU64>,
+}
+
+impl Noop {
+    /// A projection named `name` over `scope` that adds every event it is given to `handled`.
+    pub fn new(name: String, scope: Scope, handled: Arc<AtomicU64>) -> Self {
+        Self { name, scope, handled }
+    }
 }
 
 impl Projection<PgEventStore> for Noop {
@@ -58,7 +65,7 @@ pub async fn catch_up(
 ) -> Result<Measurement, BoxError> {
     let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
     let handled = Arc::new(AtomicU64::new(0));
-    let projection = Arc::new(Noop { name, scope, handled: handled.clone() });
+    let projection = Arc::new(Noop::new(name, scope, handled.clone()));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for partition in Partition::every(partitions) {
