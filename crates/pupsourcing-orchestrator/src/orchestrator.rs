@@ -331,15 +331,11 @@ impl<S: CoordinationStore> Orchestrator<S> {
             }
             return Ok(true); // assign from the next tick on, with the phase read again
         }
-        let count = self.strategy.shards_per_projection;
-        for entry in &self.projections {
-            store.ensure_shards(&entry.name, count, 0).await?;
-        }
         // Shards before workers: a worker's row changes (it registers, drains, is removed)
         // before its shards do, so the workers read after the shards are never older than
         // them. Read the other way round, a planner could see a leaving worker's shards
         // released but the worker still live, and give them back to it (a wasted move each).
-        let mut shards = self.my_shards(store.shards().await?)?;
+        let mut shards = self.shards_ensured().await?;
         let workers = store.workers().await?;
         let me = self.worker_id.as_str();
         let live: Vec<String> = workers
@@ -374,6 +370,27 @@ impl<S: CoordinationStore> Orchestrator<S> {
         self.reconcile(work, &owned)?;
         set_state(state, if owned.is_empty() { WorkerState::Ready } else { WorkerState::Running });
         Ok(true)
+    }
+
+    /// The shard rows of this worker's projections, creating those of a projection that has
+    /// none. The stored counts are checked first: a worker configured with another count
+    /// stops without writing, since rows of its count beside the stored ones would stop every
+    /// worker of the pool ([`Self::my_shards`]) and no reshard replaces rows of two counts.
+    async fn shards_ensured(&self) -> Result<Vec<Shard>, OrchestratorError> {
+        let shards = self.my_shards(self.store.shards().await?)?;
+        let count = self.strategy.shards_per_projection;
+        let mut created = false;
+        for entry in &self.projections {
+            let stored = shards.iter().filter(|s| s.id.projection == entry.name).count();
+            if stored < count as usize {
+                self.store.ensure_shards(&entry.name, count, 0).await?;
+                created = true;
+            }
+        }
+        if !created {
+            return Ok(shards);
+        }
+        self.my_shards(self.store.shards().await?)
     }
 
     /// The shard rows of this worker's projections; an error when one is stored with another

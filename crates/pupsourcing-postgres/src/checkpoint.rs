@@ -343,9 +343,20 @@ impl ProjectionStore for PgEventStore {
         .await
     }
 
+    /// Two statements: the projection's shard rows are locked first (in key order, as a
+    /// reshard locks them), so that a reshard in flight commits before the rewind's statement
+    /// starts. One statement alone would skip the rows the reshard deleted and, its snapshot
+    /// taken before the reshard's commit, not see the rows it created: they would keep their
+    /// position, and the replay the reset promises would not happen.
     async fn reset_checkpoints_in(&self, conn: &mut PgConnection, projection: &str) -> Result<()> {
         validate_projection_name(projection)?;
-        sqlx::query(AssertSqlSafe(self.statements().checkpoint_reset.clone()))
+        let statements = self.statements();
+        sqlx::query(AssertSqlSafe(statements.coordination_lock_shards.clone()))
+            .bind(projection)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        sqlx::query(AssertSqlSafe(statements.checkpoint_reset.clone()))
             .bind(projection)
             .execute(conn)
             .await

@@ -94,6 +94,7 @@ macro_rules! coordination_conformance {
             coordination::a_removed_worker_cannot_commit,
             coordination::reshard_replaces_only_the_expected_shards,
             coordination::shard_errors_follow_the_fence,
+            coordination::a_reset_racing_a_reshard_rewinds_the_new_shards,
         );
     };
 }
@@ -140,6 +141,7 @@ macro_rules! orchestrator_conformance {
             reset_replays_an_orchestrated_projection,
             a_new_generation_changes_the_shard_count,
             status_reports_workers_and_shards,
+            a_worker_with_another_shard_count_changes_nothing,
         );
     };
 }

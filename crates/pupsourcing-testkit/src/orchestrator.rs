@@ -617,3 +617,33 @@ pub async fn status_reports_workers_and_shards<S: CoordinationStore, M: ReadMode
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(15), run).await.unwrap().unwrap().unwrap();
 }
+
+/// A worker configured with another shard count joins a running pool within its generation
+/// (a stray old binary, a typo): it stops with [`OrchestratorError::ShardCountChanged`] and
+/// changes no shard row, and the pool runs on. (A worker that created the rows of its own
+/// count before it checked the stored ones left rows of two counts: every worker then
+/// stopped, and no later generation could reshard the projection.)
+pub async fn a_worker_with_another_shard_count_changes_nothing<S, M>(store: S, model: M)
+where
+    S: CoordinationStore,
+    M: ReadModel<S>,
+{
+    append(&store, 20).await;
+    let projection = Recorder::new("counted", model.clone());
+    let shutdown = CancellationToken::new();
+    let pool = spawn(worker(&store, projection.clone(), strategy()), &shutdown);
+    wait_for(Duration::from_secs(20), "the first events", || rows_at_least(&model, 20)).await;
+    let stray = worker(&store, projection, strategy().shards_per_projection(SHARDS + 1));
+    let limit = Duration::from_secs(15);
+    let outcome = tokio::time::timeout(limit, stray.run(CancellationToken::new())).await;
+    let outcome = outcome.expect("the stray worker stops");
+    assert!(matches!(outcome, Err(OrchestratorError::ShardCountChanged { .. })), "{outcome:?}");
+    let shards = store.shards().await.unwrap();
+    assert!(shards.iter().all(|s| s.id.count == SHARDS), "rows of another count: {shards:?}");
+    append(&store, 20).await;
+    wait_for(Duration::from_secs(20), "the pool to go on", || rows_at_least(&model, 40)).await;
+    assert!(!pool.is_finished(), "the pool's worker stopped");
+    shutdown.cancel();
+    finished(pool).await.unwrap();
+    assert_exactly_once(&store, &model).await;
+}
