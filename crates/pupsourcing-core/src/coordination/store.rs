@@ -63,7 +63,9 @@ pub trait CoordinationStore: ProjectionStore {
     ) -> impl Future<Output = Result<bool>> + Send;
 
     /// Creates the rows of shards `0..count` of `projection` that do not exist (unowned,
-    /// epoch 0, position `start`).
+    /// epoch 0, position `start`); creates none while the projection has rows of another
+    /// count (a worker configured with another count must not add its own: only
+    /// [`reshard`](CoordinationStore::reshard) changes a count).
     fn ensure_shards(
         &self,
         projection: &str,
