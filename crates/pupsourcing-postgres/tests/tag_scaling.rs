@@ -18,22 +18,29 @@ async fn append_time_is_linear_in_tags() {
     pupsourcing_testkit::scaling::append_time_is_linear_in_tags(store_with).await;
 }
 
-/// A batch mixing events without tags and with several keeps each event's tags, in order
-/// (the function zips the flattened tags with their events).
+/// A batch keeps each event's tags, in order (the function zips the flattened tags with their
+/// events): mixed counts (the general path), one tag per event and no tags at all (the two
+/// shortcuts of `{events}_tags_by_event`). Each event's tags are its own, so a shift shows.
 #[tokio::test]
 async fn mixed_tag_counts_keep_each_events_tags() {
     use pupsourcing_core::EventStore;
     let Some(store) = common::fresh_store().await else { return };
-    let counts = [0, 2, 0, 0, 1, 5, 0, 3];
-    let events: Vec<NewEvent> = counts
-        .iter()
-        .map(|&n| {
-            NewEvent::new("Tagged", b"{}".to_vec()).with_tags((0..n).map(|i| format!("tag-{i}")))
-        })
-        .collect();
-    store.append_if(&events, None).await.unwrap();
-    let read = store.read_all(1, 100).await.unwrap();
-    let stored: Vec<&Vec<String>> = read.iter().map(|e| &e.tags).collect();
-    let sent: Vec<&Vec<String>> = events.iter().map(|e| &e.tags).collect();
-    assert_eq!(stored, sent);
+    let shapes: [&[usize]; 4] = [&[0, 2, 0, 0, 1, 5, 0, 3], &[1; 8], &[0; 8], &[1]];
+    let mut from = 1;
+    for counts in shapes {
+        let events: Vec<NewEvent> = counts
+            .iter()
+            .enumerate()
+            .map(|(e, &n)| {
+                NewEvent::new("Tagged", b"{}".to_vec())
+                    .with_tags((0..n).map(|i| format!("tag-{e}-{i}")))
+            })
+            .collect();
+        store.append_if(&events, None).await.unwrap();
+        let read = store.read_all(from, 100).await.unwrap();
+        let stored: Vec<&Vec<String>> = read.iter().map(|e| &e.tags).collect();
+        let sent: Vec<&Vec<String>> = events.iter().map(|e| &e.tags).collect();
+        assert_eq!(stored, sent, "tag counts {counts:?}");
+        from = read.last().unwrap().position + 1;
+    }
 }

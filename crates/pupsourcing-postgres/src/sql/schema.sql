@@ -311,10 +311,22 @@ $fn$;
 -- zipped with its event's number, and the tags are grouped by it, with an empty row per event
 -- so that an event without tags gets '{}'. (Slicing the array per event instead walks it from
 -- its start for every event: time quadratic in the batch's tags.)
+-- The general case costs about 4.5 us per event (the grouping, and a sort per event for its
+-- array_agg), 0.45 ms of a 100-event batch; the two common shapes take a shortcut (0.05 ms):
+-- every event with exactly one tag (its tag is the tag of the same number), and no tags at all.
 CREATE OR REPLACE FUNCTION {schema}.{events}_tags_by_event(p_tags TEXT[], p_counts INT[])
 RETURNS SETOF TEXT[] LANGUAGE plpgsql IMMUTABLE AS $fn$
 BEGIN
     -- (plpgsql: its plan is cached, where a SQL function's body is planned on every call.)
+    IF cardinality(p_tags) = 0 AND 0 = ALL (p_counts) THEN
+        RETURN QUERY SELECT '{}'::TEXT[] FROM generate_series(1, cardinality(p_counts));
+        RETURN;
+    END IF;
+    IF cardinality(p_tags) = cardinality(p_counts) AND 1 = ALL (p_counts) THEN
+        RETURN QUERY SELECT ARRAY[t.tag] FROM unnest(p_tags) WITH ORDINALITY AS t(tag, n)
+                      ORDER BY t.n;
+        RETURN;
+    END IF;
     RETURN QUERY
     SELECT coalesce(array_agg(z.tag ORDER BY z.n) FILTER (WHERE z.n IS NOT NULL), '{}')
       FROM (SELECT t.owner, t.tag, t.n
