@@ -440,16 +440,8 @@ impl<S: CoordinationStore> Orchestrator<S> {
                 .iter()
                 .find(|e| e.name == shard.projection)
                 .expect("my_shards keeps this worker's projections only");
-            let partition =
-                Partition::new(shard.shard, shard.count).map_err(ProjectionError::from)?;
             let fence = Fence { owner: self.worker_id.clone(), epoch };
-            let processor =
-                (entry.make)(self.store.clone(), entry.config.clone().partition(partition))?
-                    .with_checkpointing(FencedShard {
-                        shard: shard.clone(),
-                        fence,
-                        lease: self.strategy.stale_threshold,
-                    });
+            let processor = self.fenced_processor(entry, shard, fence)?;
             let stop = CancellationToken::new();
             let token = stop.clone();
             let task = Task(tokio::spawn(async move { processor.run(token).await }));
@@ -458,6 +450,21 @@ impl<S: CoordinationStore> Orchestrator<S> {
             work.running.insert(shard.clone(), Running { epoch, stop, task });
         }
         Ok(())
+    }
+
+    /// A processor of `entry` on `shard` whose checkpoint is the shard row, fenced by `fence`,
+    /// its batch transactions leased for the stale threshold ([`FencedShard`]).
+    pub(crate) fn fenced_processor(
+        &self,
+        entry: &Entry<S>,
+        shard: &ShardId,
+        fence: Fence,
+    ) -> Result<Processor<S>, OrchestratorError> {
+        let partition = Partition::new(shard.shard, shard.count).map_err(ProjectionError::from)?;
+        let lease = self.strategy.stale_threshold;
+        let fenced = FencedShard { shard: shard.clone(), fence, lease };
+        let config = entry.config.clone().partition(partition);
+        Ok((entry.make)(self.store.clone(), config)?.with_checkpointing(fenced))
     }
 
     /// Shutdown or a newer generation: stop taking shards, let the processors finish the

@@ -15,11 +15,9 @@
 //! checkpoints) or the new ones. A late commit under an old fence finds no row.
 
 use pupsourcing_core::coordination::{CoordinationStore, Fence, Shard, ShardId};
-use pupsourcing_core::projection::Partition;
-use pupsourcing_projection::{CancellationToken, ProjectionError};
+use pupsourcing_projection::CancellationToken;
 
 use crate::error::OrchestratorError;
-use crate::fence::FencedShard;
 use crate::orchestrator::{Entry, Orchestrator};
 
 impl<S: CoordinationStore> Orchestrator<S> {
@@ -101,16 +99,7 @@ impl<S: CoordinationStore> Orchestrator<S> {
         at: pupsourcing_core::Position,
         shutdown: &CancellationToken,
     ) -> Result<bool, OrchestratorError> {
-        let partition = Partition::new(shard.shard, shard.count).map_err(ProjectionError::from)?;
-        let fenced = FencedShard {
-            shard: shard.clone(),
-            fence: fence.clone(),
-            lease: self.strategy.stale_threshold,
-        };
-        let processor =
-            (entry.make)(self.store.clone(), entry.config.clone().partition(partition))?
-                .with_checkpointing(fenced)
-                .stop_at(at);
+        let processor = self.fenced_processor(entry, shard, fence.clone())?.stop_at(at);
         tokio::select! {
             handled = processor.run_until_caught_up() => {
                 tracing::info!(projection = %entry.name, shard = shard.shard, count = shard.count,
