@@ -382,3 +382,54 @@ pub async fn cached_decisions_see_every_path_of_writing<S: DcbStore>(store: S) {
     }
     assert!(read.iter().filter(|e| e.event_type == "Numbered").count() >= 3 * 25 + 15);
 }
+
+/// Numbers a boundary like [`Counter`], with the event id the command gives, if any.
+struct IdCounter {
+    tag: String,
+}
+
+impl CommandHandler for IdCounter {
+    type Command = Option<Uuid>;
+    type Error = Infallible;
+    type Handles = Handle<i64>;
+
+    fn command_type(&self, _: &Option<Uuid>) -> String {
+        "Count".into()
+    }
+
+    fn model(&self, _: &Option<Uuid>, model: &mut DecisionModel) -> Handle<i64> {
+        model.add(StateProjector::new("count", boundary(&self.tag), 0, |n, _| n + 1))
+    }
+
+    fn decide(
+        &self,
+        id: &Option<Uuid>,
+        h: &Handle<i64>,
+        states: &States,
+    ) -> Result<Vec<NewEvent>, Infallible> {
+        let numbered = event("Numbered", &self.tag, states.get(*h) + 1);
+        Ok(vec![match id {
+            Some(id) => numbered.with_id(*id),
+            None => numbered,
+        }])
+    }
+}
+
+/// A command retried with the same event id (say after a lost reply) is a replay: the store
+/// returns the original positions, which lie at or below the cached head. Adding the event to
+/// the cache again would count it twice, and the next decision's condition (nothing after its
+/// original position) would pass on that wrong count.
+pub async fn cached_replays_are_not_counted_twice<S: DcbStore>(store: S) {
+    for record in [true, false] {
+        let counter = IdCounter { tag: format!("replayed:{}", Uuid::new_v4()) };
+        let executor =
+            CommandExecutor::new(store.clone()).cache_boundaries(4).record_commands(record);
+        let id = Some(Uuid::new_v4());
+        let first = executor.execute(&counter, &id).await.unwrap();
+        let again = executor.execute(&counter, &id).await.unwrap();
+        assert_eq!(again.positions, first.positions, "a replay returns the original positions");
+        executor.execute(&counter, &None).await.unwrap();
+        executor.execute(&counter, &None).await.unwrap();
+        assert_eq!(numbers(&store, &counter.tag).await, [1, 2, 3], "records: {record}");
+    }
+}
