@@ -278,9 +278,11 @@ pub async fn cached_events_are_what_a_read_returns<S: DcbStore>(store: S) {
     }
 }
 
-/// Numbers a boundary with the count of events it held when deciding (its "Numbered" events
-/// and anyone else's), optionally adding an event outside the boundary to the decision.
+/// Numbers a boundary with the count of events it held when deciding (its "Numbered" events,
+/// tagged `tag`, and anyone else's), optionally adding an event outside the boundary (unless
+/// the boundary is every event) to the decision.
 struct Counter {
+    query: Query,
     tag: String,
 }
 
@@ -295,7 +297,7 @@ impl CommandHandler for Counter {
     }
 
     fn model(&self, _: &bool, model: &mut DecisionModel) -> Handle<i64> {
-        model.add(StateProjector::new("count", boundary(&self.tag), 0, |n, _| n + 1))
+        model.add(StateProjector::new("count", self.query.clone(), 0, |n, _| n + 1))
     }
 
     fn decide(
@@ -306,19 +308,20 @@ impl CommandHandler for Counter {
     ) -> Result<Vec<NewEvent>, Infallible> {
         let numbered = event("Numbered", &self.tag, states.get(*h) + 1);
         let other = event("Audit", &format!("audit:{}", Uuid::new_v4()), 0);
-        Ok(if *outside { vec![other, numbered] } else { vec![numbered] })
+        Ok(if *outside { vec![numbered, other] } else { vec![numbered] })
     }
 }
 
 /// Cached executors (clones sharing a cache, and one with its own) race writers that add
-/// events to the boundary by every other path: unconditional DCB appends, stream appends,
-/// batches, replays of stored events, and commands of a plain executor; some commands are
-/// abandoned mid-flight (outcome unknown). Every "Numbered" event must carry the number of
-/// boundary events before it plus one: a cached entry missing an event at or below its head
-/// would let a decision on too low a count pass its condition.
-pub async fn cached_decisions_see_every_path_of_writing<S: DcbStore>(store: S) {
+/// events matching `query` (tagged `noise`) by every other path: unconditional DCB appends,
+/// stream appends, batches (one so large that its lock plan collapses to the global key),
+/// replays of stored events, and commands of a plain executor; some commands are abandoned
+/// mid-flight (outcome unknown). Every "Numbered" event (tagged `tag`, matching `query`) must
+/// carry the number of `query`'s events before it plus one: a cached entry missing an event at
+/// or below its head would let a decision on too low a count pass its condition.
+async fn race_every_path_of_writing<S: DcbStore>(store: S, query: Query, tag: &str, noise: &str) {
     use pupsourcing_core::{ExpectedVersion, StreamId};
-    let tag = format!("count:{}", Uuid::new_v4());
+    let counter = || Counter { query: query.clone(), tag: tag.to_string() };
     let shared = CommandExecutor::new(store.clone()).cache_boundaries(2).max_attempts(200);
     let own = CommandExecutor::new(store.clone()).cache_boundaries(1).record_commands(false);
     let executors = [shared.clone(), shared, own.max_attempts(200)];
@@ -326,15 +329,15 @@ pub async fn cached_decisions_see_every_path_of_writing<S: DcbStore>(store: S) {
         .into_iter()
         .enumerate()
         .map(|(i, executor)| {
-            let counter = Counter { tag: tag.clone() };
+            let counter = counter();
             tokio::spawn(async move {
                 for n in 0..30_u64 {
                     let outside = (n + i as u64) % 3 == 0;
                     if n % 7 == 3 {
                         // Abandoned after a moment: it may or may not have appended.
                         let limit = std::time::Duration::from_micros(200 + 300 * (n % 5));
-                        let _ =
-                            tokio::time::timeout(limit, executor.execute(&counter, &outside)).await;
+                        let run = executor.execute(&counter, &outside);
+                        let _ = tokio::time::timeout(limit, run).await;
                     } else {
                         executor.execute(&counter, &outside).await.expect("200 attempts suffice");
                     }
@@ -342,32 +345,37 @@ pub async fn cached_decisions_see_every_path_of_writing<S: DcbStore>(store: S) {
             })
         })
         .collect();
-    let noise = {
-        let (store, tag) = (store.clone(), tag.clone());
+    let noisy = {
+        let (store, noise) = (store.clone(), noise.to_string());
         tokio::spawn(async move {
             let stream = StreamId::new("Counted", Uuid::new_v4());
             let mut stored: Vec<NewEvent> = Vec::new();
             for n in 0..40_u64 {
-                let one = || event("Noise", &tag, 0);
-                let events = match n % 4 {
+                let one = || event("Noise", &noise, 0);
+                let many_tags = || {
+                    let tags = (0..99).map(|i| format!("many:{i}:{}", Uuid::new_v4()));
+                    one().with_tags(tags.collect::<Vec<_>>())
+                };
+                let events = match n % 5 {
                     0 => vec![one()],
                     1 => vec![one(), event("Noise", "elsewhere:1", 0), one()],
                     2 => {
                         store.append(&stream, ExpectedVersion::Any, &[one()]).await.unwrap();
                         continue;
                     }
-                    _ => vec![stored[n as usize % stored.len()].clone()],
+                    3 => vec![stored[n as usize % stored.len()].clone()],
+                    _ => vec![many_tags(), many_tags()],
                 };
                 let result = store.append_if(&events, None).await.unwrap();
-                assert_eq!(result.replayed, n % 4 == 3);
+                assert_eq!(result.replayed, n % 5 == 3);
                 stored.extend(events);
                 tokio::task::yield_now().await;
             }
         })
     };
-    tasks.push(noise);
+    tasks.push(noisy);
     let plain = CommandExecutor::new(store.clone()).max_attempts(200);
-    let counter = Counter { tag: tag.clone() };
+    let counter = counter();
     tasks.push(tokio::spawn(async move {
         for n in 0..15 {
             plain.execute(&counter, &(n % 2 == 0)).await.unwrap();
@@ -376,11 +384,39 @@ pub async fn cached_decisions_see_every_path_of_writing<S: DcbStore>(store: S) {
     for task in tasks {
         task.await.unwrap();
     }
-    let read = store.read(&boundary(&tag), ReadOptions::new()).await.unwrap().events;
-    for (i, e) in read.iter().enumerate().filter(|(_, e)| e.event_type == "Numbered") {
-        assert_eq!(value(e), i as i64 + 1, "event at {} decided on a wrong count", e.position);
+    let read = store.read(&query, ReadOptions::new()).await.unwrap().events;
+    let numbered: Vec<_> =
+        read.iter().enumerate().filter(|(_, e)| e.event_type == "Numbered").collect();
+    for (i, e) in &numbered {
+        assert_eq!(value(e), *i as i64 + 1, "event at {} decided on a wrong count", e.position);
     }
-    assert!(read.iter().filter(|e| e.event_type == "Numbered").count() >= 3 * 25 + 15);
+    assert!(numbered.len() >= 3 * 25 + 15, "only {} decisions", numbered.len());
+}
+
+/// [`race_every_path_of_writing`] on a boundary of one tag.
+pub async fn cached_decisions_see_every_path_of_writing<S: DcbStore>(store: S) {
+    let tag = format!("count:{}", Uuid::new_v4());
+    race_every_path_of_writing(store, boundary(&tag), &tag, &tag).await;
+}
+
+/// [`race_every_path_of_writing`] on a boundary of two items, one of which shares its tag with
+/// events outside it ("Noise" events tagged like the "Numbered" ones).
+pub async fn cached_multi_item_decisions_see_every_path_of_writing<S: DcbStore>(store: S) {
+    let (tag, noise) = (format!("count:{}", Uuid::new_v4()), format!("noise:{}", Uuid::new_v4()));
+    let query = Query::from_items([
+        QueryItem::types(["Numbered"]).with_tags([tag.clone()]),
+        QueryItem::tags([noise.clone()]),
+    ]);
+    race_every_path_of_writing(store.clone(), query, &tag, &noise).await;
+    let outside = store.read(&boundary(&tag), ReadOptions::new()).await.unwrap();
+    assert!(outside.events.iter().all(|e| e.event_type == "Numbered"));
+}
+
+/// [`race_every_path_of_writing`] on [`Query::all`]: every event of the log is the boundary
+/// (the store must be one of this test's own).
+pub async fn cached_decisions_on_all_events_see_every_path_of_writing<S: DcbStore>(store: S) {
+    let tag = format!("count:{}", Uuid::new_v4());
+    race_every_path_of_writing(store, Query::all(), &tag, &tag).await;
 }
 
 /// Numbers a boundary like [`Counter`], with the event id the command gives, if any.
