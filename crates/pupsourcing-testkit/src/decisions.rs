@@ -374,6 +374,21 @@ async fn race_every_path_of_writing<S: DcbStore>(store: S, query: Query, tag: &s
         })
     };
     tasks.push(noisy);
+    // Caller transactions holding their appends open a moment; one in three rolls back.
+    let (transactions, noise) = (store.clone(), noise.to_string());
+    tasks.push(tokio::spawn(async move {
+        for n in 0..20_u64 {
+            let mut tx = transactions.begin().await.unwrap();
+            let events = [event("Noise", "elsewhere:2", 0), event("Noise", &noise, 0)];
+            transactions.append_if_in(&mut tx, &events, None).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(1 + n % 3)).await;
+            if n % 3 == 0 {
+                transactions.rollback(tx).await.unwrap();
+            } else {
+                transactions.commit(tx).await.unwrap();
+            }
+        }
+    }));
     let plain = CommandExecutor::new(store.clone()).max_attempts(200);
     let counter = counter();
     tasks.push(tokio::spawn(async move {
@@ -467,5 +482,43 @@ pub async fn cached_replays_are_not_counted_twice<S: DcbStore>(store: S) {
         executor.execute(&counter, &None).await.unwrap();
         executor.execute(&counter, &None).await.unwrap();
         assert_eq!(numbers(&store, &counter.tag).await, [1, 2, 3], "records: {record}");
+    }
+}
+
+/// Clones of one executor caching a single boundary decide on two boundaries at once, so
+/// entries are evicted and read again between a decision and the extension of its entry, while
+/// unconditional appends add events to both: neither boundary may get a number decided on a
+/// wrong count.
+pub async fn cached_decisions_survive_eviction_races<S: DcbStore>(store: S) {
+    let tags = [format!("evicted:{}", Uuid::new_v4()), format!("evicted:{}", Uuid::new_v4())];
+    let executor = CommandExecutor::new(store.clone()).cache_boundaries(1).max_attempts(200);
+    let mut tasks: Vec<_> = (0..4)
+        .map(|i| {
+            let (executor, tags) = (executor.clone(), tags.clone());
+            tokio::spawn(async move {
+                for n in 0..40 {
+                    let tag = &tags[(n + i) % 2];
+                    let counter = Counter { query: boundary(tag), tag: tag.clone() };
+                    executor.execute(&counter, &(n % 3 == 0)).await.expect("200 attempts");
+                }
+            })
+        })
+        .collect();
+    let (noisy, noise_tags) = (store.clone(), tags.clone());
+    tasks.push(tokio::spawn(async move {
+        for n in 0..60 {
+            noisy.append_if(&[event("Noise", &noise_tags[n % 2], 0)], None).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+    }));
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for tag in &tags {
+        let read = store.read(&boundary(tag), ReadOptions::new()).await.unwrap().events;
+        for (i, e) in read.iter().enumerate().filter(|(_, e)| e.event_type == "Numbered") {
+            assert_eq!(value(e), i as i64 + 1, "event at {} decided on a wrong count", e.position);
+        }
+        assert_eq!(read.len(), 80 + 30);
     }
 }

@@ -80,6 +80,7 @@ macro_rules! dcb_conformance {
             decisions::cached_multi_item_decisions_see_every_path_of_writing,
             decisions::cached_decisions_on_all_events_see_every_path_of_writing,
             decisions::cached_replays_are_not_counted_twice,
+            decisions::cached_decisions_survive_eviction_races,
         );
     };
 }
