@@ -180,22 +180,27 @@ impl<S: DcbStore> CommandExecutor<S> {
         let mut model = DecisionModel::new();
         let handles = handler.model(command, &mut model);
         let query = model.query();
-        let Some(snapshot) = cache.get(&query) else { return Ok(Cached::Skipped) };
-        for event in snapshot.events.iter() {
+        let Some(Snapshot { events: cached, head }) = cache.get(&query) else {
+            return Ok(Cached::Skipped);
+        };
+        for event in cached.iter() {
             model.apply(event);
         }
-        let (states, condition) = model.finish(snapshot.head);
+        // Released before the entry is extended: a reference held here would make `extend`
+        // copy every cached event (`Arc::make_mut`), under the cache's lock.
+        drop(cached);
+        let (states, condition) = model.finish(head);
         let events = match handler.decide(command, &handles, &states) {
             Ok(events) if !events.is_empty() => events,
             _ => return Ok(Cached::Skipped),
         };
         match self.append(handler, command, data, &events, &condition).await {
             Ok(result) => {
-                self.remember(cache, &query, snapshot.head, &events, &result);
+                self.remember(cache, &query, head, &events, &result);
                 Ok(Cached::Appended(result.positions))
             }
             Err(error) => {
-                cache.forget(&query, snapshot.head);
+                cache.forget(&query, head);
                 match error {
                     Error::ConditionFailed { .. } => Ok(Cached::Stale),
                     other => Err(other.into()),
