@@ -332,7 +332,7 @@ async fn race_every_path_of_writing<S: DcbStore>(store: S, query: Query, tag: &s
             let counter = counter();
             tokio::spawn(async move {
                 for n in 0..30_u64 {
-                    let outside = (n + i as u64) % 3 == 0;
+                    let outside = (n + i as u64).is_multiple_of(3);
                     if n % 7 == 3 {
                         // Abandoned after a moment: it may or may not have appended.
                         let limit = std::time::Duration::from_micros(200 + 300 * (n % 5));
@@ -382,7 +382,7 @@ async fn race_every_path_of_writing<S: DcbStore>(store: S, query: Query, tag: &s
             let events = [event("Noise", "elsewhere:2", 0), event("Noise", &noise, 0)];
             transactions.append_if_in(&mut tx, &events, None).await.unwrap();
             tokio::time::sleep(std::time::Duration::from_millis(1 + n % 3)).await;
-            if n % 3 == 0 {
+            if n.is_multiple_of(3) {
                 transactions.rollback(tx).await.unwrap();
             } else {
                 transactions.commit(tx).await.unwrap();
@@ -392,8 +392,8 @@ async fn race_every_path_of_writing<S: DcbStore>(store: S, query: Query, tag: &s
     let plain = CommandExecutor::new(store.clone()).max_attempts(200);
     let counter = counter();
     tasks.push(tokio::spawn(async move {
-        for n in 0..15 {
-            plain.execute(&counter, &(n % 2 == 0)).await.unwrap();
+        for n in 0..15_u64 {
+            plain.execute(&counter, &n.is_multiple_of(2)).await.unwrap();
         }
     }));
     for task in tasks {
@@ -499,7 +499,7 @@ pub async fn cached_decisions_survive_eviction_races<S: DcbStore>(store: S) {
                 for n in 0..40 {
                     let tag = &tags[(n + i) % 2];
                     let counter = Counter { query: boundary(tag), tag: tag.clone() };
-                    executor.execute(&counter, &(n % 3 == 0)).await.expect("200 attempts");
+                    executor.execute(&counter, &(n.is_multiple_of(3))).await.expect("200 attempts");
                 }
             })
         })
