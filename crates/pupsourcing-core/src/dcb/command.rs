@@ -131,6 +131,12 @@ impl<S: DcbStore> CommandExecutor<S> {
     /// Worth it when one process decides most commands of a boundary (a single service, or
     /// requests routed by boundary); with many processes writing the same boundaries, stale
     /// entries cost a failed append each. Off by default.
+    ///
+    /// Memory: up to `boundaries` × 1,000 events, payloads included (the bound counts events,
+    /// not bytes). Like the store's cached head, the cache assumes the log only grows: an
+    /// entry still holds events deleted from the table since, and after a restore from an
+    /// older backup (positions handed out again) its condition misses events at or below its
+    /// head. Build new executors after such maintenance.
     pub fn cache_boundaries(mut self, boundaries: usize) -> Self {
         self.cache = (boundaries > 0).then(|| Arc::new(BoundaryCache::new(boundaries)));
         self
