@@ -11,7 +11,7 @@
 //! time). A stale entry is therefore only ever *old*, never wrong: a decision on it fails its
 //! condition and the executor reads again.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::event::{NewEvent, Position, RecordedEvent};
@@ -33,8 +33,25 @@ pub(crate) struct BoundaryCache {
 
 #[derive(Default)]
 struct Entries {
+    /// Each entry with the clock of its last use.
     map: HashMap<Query, (Snapshot, u64)>,
+    /// The queries by last use, so that eviction does not scan every entry (under the lock
+    /// every executor sharing the cache waits on).
+    order: BTreeMap<u64, Query>,
     clock: u64,
+}
+
+impl Entries {
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    fn remove(&mut self, query: &Query) {
+        if let Some((_, used)) = self.map.remove(query) {
+            self.order.remove(&used);
+        }
+    }
 }
 
 impl BoundaryCache {
@@ -58,9 +75,12 @@ impl BoundaryCache {
 
     pub fn get(&self, query: &Query) -> Option<Snapshot> {
         let mut entries = self.entries();
-        entries.clock += 1;
-        let now = entries.clock;
-        let (snapshot, used) = entries.map.get_mut(query)?;
+        let now = entries.tick();
+        let Entries { map, order, .. } = &mut *entries;
+        let (snapshot, used) = map.get_mut(query)?;
+        if let Some(query) = order.remove(used) {
+            order.insert(now, query);
+        }
         *used = now;
         Some(snapshot.clone())
     }
@@ -71,14 +91,15 @@ impl BoundaryCache {
             return;
         }
         let mut entries = self.entries();
-        entries.clock += 1;
-        let now = entries.clock;
-        if entries.map.len() >= self.capacity && !entries.map.contains_key(query) {
-            let oldest = entries.map.iter().min_by_key(|(_, (_, used))| *used);
-            if let Some(oldest) = oldest.map(|(q, _)| q.clone()) {
-                entries.map.remove(&oldest);
-            }
+        let now = entries.tick();
+        if entries.map.contains_key(query) {
+            entries.remove(query);
+        } else if entries.map.len() >= self.capacity
+            && let Some((_, oldest)) = entries.order.pop_first()
+        {
+            entries.map.remove(&oldest);
         }
+        entries.order.insert(now, query.clone());
         entries.map.insert(query.clone(), (snapshot, now));
     }
 
@@ -105,7 +126,7 @@ impl BoundaryCache {
         list.extend(matching.map(|(e, &p)| RecordedEvent::stored_at(e, p)));
         snapshot.head = last;
         if list.len() > Self::MAX_EVENTS {
-            entries.map.remove(query);
+            entries.remove(query);
         }
     }
 
@@ -113,7 +134,7 @@ impl BoundaryCache {
     pub fn forget(&self, query: &Query, head: Position) {
         let mut entries = self.entries();
         if entries.map.get(query).is_some_and(|(s, _)| s.head == head) {
-            entries.map.remove(query);
+            entries.remove(query);
         }
     }
 }
@@ -160,6 +181,22 @@ mod tests {
         assert!(cache.get(&query("a")).is_some());
         assert!(cache.get(&query("b")).is_none());
         assert!(cache.get(&query("c")).is_some());
+    }
+
+    #[test]
+    fn evicts_in_order_of_use_after_replacements_and_removals() {
+        let cache = BoundaryCache::new(3);
+        cache.put(&query("a"), empty(1));
+        cache.put(&query("b"), empty(1));
+        cache.put(&query("c"), empty(1));
+        cache.put(&query("a"), empty(2));
+        cache.forget(&query("c"), 1);
+        cache.put(&query("d"), empty(1));
+        cache.put(&query("e"), empty(1));
+        let kept: Vec<_> = ["a", "b", "c", "d", "e"].map(|t| cache.get(&query(t)).is_some()).into();
+        assert_eq!(kept, [true, false, false, true, true], "b was the least recently used");
+        let entries = cache.entries();
+        assert_eq!((entries.map.len(), entries.order.len()), (3, 3));
     }
 
     #[test]

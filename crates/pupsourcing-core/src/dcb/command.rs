@@ -131,6 +131,12 @@ impl<S: DcbStore> CommandExecutor<S> {
     /// Worth it when one process decides most commands of a boundary (a single service, or
     /// requests routed by boundary); with many processes writing the same boundaries, stale
     /// entries cost a failed append each. Off by default.
+    ///
+    /// Memory: up to `boundaries` × 1,000 events, payloads included (the bound counts events,
+    /// not bytes). Like the store's cached head, the cache assumes the log only grows: an
+    /// entry still holds events deleted from the table since, and after a restore from an
+    /// older backup (positions handed out again) its condition misses events at or below its
+    /// head. Build new executors after such maintenance.
     pub fn cache_boundaries(mut self, boundaries: usize) -> Self {
         self.cache = (boundaries > 0).then(|| Arc::new(BoundaryCache::new(boundaries)));
         self
@@ -180,22 +186,27 @@ impl<S: DcbStore> CommandExecutor<S> {
         let mut model = DecisionModel::new();
         let handles = handler.model(command, &mut model);
         let query = model.query();
-        let Some(snapshot) = cache.get(&query) else { return Ok(Cached::Skipped) };
-        for event in snapshot.events.iter() {
+        let Some(Snapshot { events: cached, head }) = cache.get(&query) else {
+            return Ok(Cached::Skipped);
+        };
+        for event in cached.iter() {
             model.apply(event);
         }
-        let (states, condition) = model.finish(snapshot.head);
+        // Released before the entry is extended: a reference held here would make `extend`
+        // copy every cached event (`Arc::make_mut`), under the cache's lock.
+        drop(cached);
+        let (states, condition) = model.finish(head);
         let events = match handler.decide(command, &handles, &states) {
             Ok(events) if !events.is_empty() => events,
             _ => return Ok(Cached::Skipped),
         };
         match self.append(handler, command, data, &events, &condition).await {
             Ok(result) => {
-                self.remember(cache, &query, snapshot.head, &events, &result);
+                self.remember(cache, &query, head, &events, &result);
                 Ok(Cached::Appended(result.positions))
             }
             Err(error) => {
-                cache.forget(&query, snapshot.head);
+                cache.forget(&query, head);
                 match error {
                     Error::ConditionFailed { .. } => Ok(Cached::Stale),
                     other => Err(other.into()),
