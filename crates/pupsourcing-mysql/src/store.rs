@@ -92,8 +92,9 @@ pub struct MySqlEventStore {
 #[derive(Debug)]
 struct Inner {
     pool: MySqlPool,
-    /// One connection for creating DCB lock rows for appends in callers' transactions (see
-    /// `dcb::locks`), apart from the pool those transactions may have exhausted.
+    /// Two connections for creating DCB lock rows and stream head rows in autocommit
+    /// statements while an append's transaction is open (see `dcb::locks` and
+    /// `append/head_create.sql`), apart from the pool those transactions may have exhausted.
     side: MySqlPool,
     config: StoreConfig,
     append_sql: AppendSql,
@@ -114,7 +115,7 @@ impl MySqlEventStore {
     pub fn new(pool: MySqlPool, config: StoreConfig) -> Self {
         let options = pool.connect_options().as_ref().clone();
         let side = MySqlPoolOptions::new()
-            .max_connections(1)
+            .max_connections(2)
             .test_before_acquire(false)
             .after_connect(|conn, _| Box::pin(setup_session(conn)))
             .connect_lazy_with(options);
@@ -230,7 +231,7 @@ impl MySqlEventStore {
             let chunks = self.chunks(&mut conn, target, events).await?;
             inner.locks.ensure_rows(Some(&mut conn), &inner.side, &plan).await?;
             let mut tx = conn.begin_with(BEGIN).await.map_err(db)?;
-            let append = self.append_step(target, events, &chunks);
+            let append = self.append_step(target, events, &chunks, true);
             let outcome = match run_locked(&inner.locks, &mut tx, &plan, &append).await {
                 Ok(outcome) => outcome,
                 Err(err) => {
@@ -271,7 +272,7 @@ impl MySqlEventStore {
         if !conn.is_in_transaction() {
             inner.locks.ensure_rows(Some(&mut *conn), &inner.side, &plan).await?;
             let mut tx = conn.begin_with(BEGIN).await.map_err(db)?;
-            let append = self.append_step(target, events, &chunks);
+            let append = self.append_step(target, events, &chunks, true);
             let outcome = run_locked(&inner.locks, &mut tx, &plan, &append).await;
             return match outcome {
                 Ok(Outcome::Appended(result)) => tx.commit().await.map_err(db).map(|()| result),
@@ -287,7 +288,7 @@ impl MySqlEventStore {
         }
         inner.locks.ensure_rows(None, &inner.side, &plan).await?;
         sqlx::raw_sql(SAVEPOINT).execute(&mut *conn).await.map_err(db)?;
-        let append = self.append_step(target, events, &chunks);
+        let append = self.append_step(target, events, &chunks, false);
         let outcome = run_locked(&inner.locks, conn, &plan, &append).await;
         match outcome {
             Ok(Outcome::Appended(result)) => Ok(result),
@@ -309,6 +310,7 @@ impl MySqlEventStore {
         target: Target<'a>,
         events: &'a [NewEvent],
         chunks: &'a Chunks,
+        own_transaction: bool,
     ) -> Append<'a> {
         let inner = &self.inner;
         Append {
@@ -318,6 +320,8 @@ impl MySqlEventStore {
             target,
             events,
             chunks,
+            side: &inner.side,
+            own_transaction,
         }
     }
 
@@ -376,7 +380,7 @@ impl EventStore for MySqlEventStore {
     /// and there the check is skipped.
     async fn commit(&self, mut tx: Self::Transaction) -> Result<()> {
         let open: std::result::Result<i64, _> =
-            sqlx::query_scalar("SELECT @@in_transaction").fetch_one(&mut *tx).await;
+            sqlx::query_scalar("SELECT CAST(@@in_transaction AS SIGNED)").fetch_one(&mut *tx).await;
         if let Ok(0) = open {
             let _ = tx.rollback().await;
             return Err(Error::database(NotCommitted));

@@ -25,7 +25,7 @@ use pupsourcing_core::{
     AppendResult, Error, ExpectedVersion, NewEvent, Position, Result, StoreConfig, StreamId,
     ValidationError, Version, validate_batch,
 };
-use sqlx::{AssertSqlSafe, MySqlConnection, Row};
+use sqlx::{AssertSqlSafe, MySqlConnection, MySqlPool, Row};
 use uuid::Uuid;
 
 use crate::dcb::{self, DcbSql};
@@ -40,7 +40,8 @@ const OUT_OF_RANGE: u16 = 1690;
 /// The append statements, rendered for one store.
 #[derive(Debug, Clone)]
 pub(crate) struct AppendSql {
-    head_lock: Statement,
+    head_create: Statement,
+    head_exists: Statement,
     head_read: Statement,
     head_bump: Statement,
     allocate: Statement,
@@ -52,7 +53,8 @@ pub(crate) struct AppendSql {
 impl AppendSql {
     pub(crate) fn new(config: &StoreConfig) -> Self {
         Self {
-            head_lock: Statement::new(include_str!("head_lock.sql"), config),
+            head_create: Statement::new(include_str!("head_create.sql"), config),
+            head_exists: Statement::new(include_str!("head_exists.sql"), config),
             head_read: Statement::new(include_str!("head_read.sql"), config),
             head_bump: Statement::new(include_str!("head_bump.sql"), config),
             allocate: Statement::new(include_str!("allocate.sql"), config),
@@ -124,6 +126,10 @@ pub(crate) struct Append<'a> {
     pub(crate) events: &'a [NewEvent],
     /// The batch's rows, split to fit the server's packet (validated before the transaction).
     pub(crate) chunks: &'a Chunks,
+    /// Where missing head rows are created (see `head_create.sql`).
+    pub(crate) side: &'a MySqlPool,
+    /// Whether the transaction is the store's own (READ COMMITTED for sure).
+    pub(crate) own_transaction: bool,
 }
 
 impl Append<'_> {
@@ -181,7 +187,8 @@ impl Append<'_> {
         }
     }
 
-    /// Locks the stream's head row (creating it at version 0) and returns its version.
+    /// Locks the stream's head row and returns its version, creating the row at version 0
+    /// first if it is missing (see `head_create.sql`).
     async fn lock_head(
         &self,
         conn: &mut MySqlConnection,
@@ -190,17 +197,46 @@ impl Append<'_> {
     ) -> Result<Version> {
         let (kind, id) =
             (stream.aggregate_type.as_str(), stream.aggregate_id.as_bytes().as_slice());
-        sqlx::query(self.sql.head_lock.sql())
+        // In the store's own (READ COMMITTED) transaction a locking read of a missing row
+        // locks nothing, so it can go first; in a caller's, possibly REPEATABLE READ, it would
+        // take a gap lock, so a plain read asks first.
+        if self.own_transaction {
+            if let Some(version) = self.read_head(conn, kind, id).await? {
+                return Ok(version);
+            }
+        }
+        let exists = sqlx::query(self.sql.head_exists.sql())
             .bind(kind)
             .bind(id)
-            .bind(now)
-            .execute(&mut *conn)
+            .fetch_optional(&mut *conn)
             .await
             .map_err(db)?;
+        if exists.is_none() {
+            let mut side = self.side.acquire().await.map_err(db)?;
+            let create = sqlx::query(self.sql.head_create.sql()).bind(kind).bind(id).bind(now);
+            create.execute(&mut *side).await.map_err(db)?;
+        }
+        match self.read_head(conn, kind, id).await? {
+            Some(version) => Ok(version),
+            None => Err(CorruptRow::error(
+                self.config.tables.aggregate_heads.as_str(),
+                "aggregate_version",
+                "the head row just created is missing",
+            )),
+        }
+    }
+
+    /// The head row's version, locked until the transaction ends; `None` if there is no row.
+    async fn read_head(
+        &self,
+        conn: &mut MySqlConnection,
+        kind: &str,
+        id: &[u8],
+    ) -> Result<Option<Version>> {
         sqlx::query_scalar(self.sql.head_read.sql())
             .bind(kind)
             .bind(id)
-            .fetch_one(&mut *conn)
+            .fetch_optional(&mut *conn)
             .await
             .map_err(db)
     }

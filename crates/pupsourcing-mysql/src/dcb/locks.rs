@@ -17,7 +17,7 @@ use pupsourcing_core::Result;
 use pupsourcing_core::dcb::LockKey;
 use sqlx::{AssertSqlSafe, MySqlConnection, MySqlPool};
 
-use crate::error::db;
+use crate::error::{DEADLOCK, db, number};
 use crate::sql::{Statement, repeated};
 
 /// Most keys remembered as existing before the memory is cleared (it only saves a read).
@@ -96,11 +96,19 @@ impl Locks {
         let missing: Vec<i64> = unknown.iter().copied().filter(|k| !existing.contains(k)).collect();
         if !missing.is_empty() {
             let text = format!("{} {}", self.create.text(), repeated("(?)", missing.len()));
-            let mut query = sqlx::query(AssertSqlSafe(text));
-            for key in &missing {
-                query = query.bind(*key);
+            // Two such inserts racing on the same new keys can deadlock on InnoDB's gap locks
+            // (each statement is its own transaction, holding nothing else): run it again.
+            let mut attempts = 0;
+            loop {
+                let mut query = sqlx::query(AssertSqlSafe(text.as_str()));
+                for key in &missing {
+                    query = query.bind(*key);
+                }
+                match query.execute(&mut *conn).await {
+                    Err(err) if number(&err) == Some(DEADLOCK) && attempts < 5 => attempts += 1,
+                    other => break other.map(drop).map_err(db)?,
+                }
             }
-            query.execute(&mut *conn).await.map_err(db)?;
         }
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         if known.len() + unknown.len() > KNOWN_KEYS {

@@ -105,3 +105,21 @@ pub async fn store_with(config: StoreConfig) -> Option<MySqlEventStore> {
 pub async fn fresh_store() -> Option<MySqlEventStore> {
     store_with(StoreConfig::default()).await
 }
+
+/// A migrated store in a new database on a pool built without the store's session setup:
+/// sessions at the server's default isolation (InnoDB: REPEATABLE READ) and SQL mode, as a
+/// pool of the application's would be.
+pub async fn plain_pool_store() -> Option<MySqlEventStore> {
+    if let Err(err) = probe().await {
+        return pupsourcing_testkit::unreachable("MySQL", err);
+    }
+    let pool = sqlx::mysql::MySqlPoolOptions::new()
+        .max_connections(POOL_SIZE)
+        .connect(&url())
+        .await
+        .expect("the probe connected");
+    let config = StoreConfig::default().schema(&unique_database()).unwrap();
+    let store = MySqlEventStore::new(pool, config);
+    store.migrate().await.expect("migration applies");
+    Some(store)
+}
