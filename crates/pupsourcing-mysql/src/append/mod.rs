@@ -200,10 +200,10 @@ impl Append<'_> {
         // In the store's own (READ COMMITTED) transaction a locking read of a missing row
         // locks nothing, so it can go first; in a caller's, possibly REPEATABLE READ, it would
         // take a gap lock, so a plain read asks first.
-        if self.own_transaction {
-            if let Some(version) = self.read_head(conn, kind, id).await? {
-                return Ok(version);
-            }
+        if self.own_transaction
+            && let Some(version) = self.read_head(conn, kind, id).await?
+        {
+            return Ok(version);
         }
         let exists = sqlx::query(self.sql.head_exists.sql())
             .bind(kind)
