@@ -7,10 +7,11 @@
 //!    version check; for a condition, the check, in a statement after the locks;
 //! 3. after a failed check: a replay (every event id already stored) returns the original
 //!    positions, anything else the typed error;
-//! 4. the positions: one contiguous block from the counter row, whose lock is held until the
+//! 4. for a stream, the head's new version;
+//! 5. the positions: one contiguous block from the counter row, whose lock is held until the
 //!    transaction ends. It comes last, so that the section every append runs one at a time
 //!    (from allocation to commit) holds no lock wait and no check: only the inserts and COMMIT;
-//! 5. the events (one multi-row insert per packet-sized chunk), their tag index rows, the head.
+//! 6. the events (one multi-row insert per packet-sized chunk) and their tag index rows.
 //!
 //! A stored event id fails the insert on the unique index: the outcome is then a replay or a
 //! partial duplicate, and the writes made so far are undone (the store's own transaction is
@@ -133,7 +134,7 @@ pub(crate) struct Append<'a> {
 }
 
 impl Append<'_> {
-    /// Runs steps 2 to 5 of the module docs on `conn`, inside a transaction whose boundary
+    /// Runs steps 2 to 6 of the module docs on `conn`, inside a transaction whose boundary
     /// locks are held. On `Err` or [`Outcome::Replayed`] the caller rolls back.
     pub(crate) async fn run(&self, conn: &mut MySqlConnection) -> Result<Outcome> {
         let now = chrono::Utc::now().timestamp_micros();
@@ -165,6 +166,16 @@ impl Append<'_> {
         if self.target.stream().is_some() && current.checked_add(count).is_none() {
             return Err(ValidationError::VERSION_OVERFLOW.into());
         }
+        // The head moves before the positions are taken, to keep the serialised section short;
+        // a replay or a failure rolls it back with everything else.
+        let versions = match self.target.stream() {
+            Some(stream) => {
+                let new_version = current + count;
+                self.bump_head(conn, stream, new_version, now).await?;
+                (current + 1..=new_version).collect()
+            }
+            None => Vec::new(),
+        };
         let first = self.allocate(conn, count).await?;
         match self.insert(conn, first, current).await {
             Err(err) if number(&err) == Some(DUPLICATE_KEY) => {
@@ -174,14 +185,6 @@ impl Append<'_> {
             Err(err) => Err(db(err)),
             Ok(()) => {
                 let positions: Vec<Position> = (first..first + count).collect();
-                let versions = match self.target.stream() {
-                    Some(stream) => {
-                        let new_version = current + count;
-                        self.bump_head(conn, stream, new_version, now).await?;
-                        (current + 1..=new_version).collect()
-                    }
-                    None => Vec::new(),
-                };
                 Ok(Outcome::Appended(AppendResult { positions, versions, replayed: false }))
             }
         }
