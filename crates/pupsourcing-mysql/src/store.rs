@@ -218,8 +218,8 @@ impl MySqlEventStore {
         Chunks::plan(events, target.stream(), *max_packet)
     }
 
-    /// An append in a transaction of the store's own: the lock rows first (autocommit, on the
-    /// same connection), then the transaction, committed unless the append was a replay.
+    /// An append in a transaction of the store's own, on a pooled connection, committed
+    /// unless the append was a replay. The time limit covers everything up to COMMIT.
     async fn append_own(&self, target: Target<'_>, events: &[NewEvent]) -> Result<AppendResult> {
         let inner = &self.inner;
         let limit = inner.config.timeouts.append;
@@ -229,32 +229,51 @@ impl MySqlEventStore {
         let mut conn = limited(limit, OwnConnection::acquire(&inner.pool)).await?;
         let work = async {
             let chunks = self.chunks(&mut conn, target, events).await?;
-            inner.locks.ensure_rows(Some(&mut conn), &inner.side, &plan).await?;
-            let mut tx = conn.begin_with(BEGIN).await.map_err(db)?;
             let append = self.append_step(target, events, &chunks, true);
-            let outcome = match run_locked(&inner.locks, &mut tx, &plan, &append).await {
-                Ok(outcome) => outcome,
-                Err(err) => {
-                    let _ = tx.rollback().await;
-                    return Err(err);
-                }
-            };
-            match outcome {
-                Outcome::Appended(result) => Ok((Some(tx), result)),
-                Outcome::Replayed(result) => {
-                    tx.rollback().await.map_err(db)?;
-                    Ok((None, result))
-                }
-            }
+            let (open, result) = self.run_own(&mut conn, &append, &plan).await?;
+            Ok((open.then_some(&mut *conn), result))
         };
         let rest = limit.map(|l| l.saturating_sub(started.elapsed()));
-        let result = write_within(rest, work, commit_own).await;
+        let result = write_within(rest, work, commit_open).await;
         // Timed out: the work was cut short, maybe inside BEGIN, so the connection is closed
-        // rather than returned (see OwnConnection).
+        // (which rolls back on the server) rather than returned (see OwnConnection).
         match result {
             Err(Error::Timeout) => result,
             _ => conn.finish(result),
         }
+    }
+
+    /// Runs `append` in a transaction of its own on `conn`, which is in none: the lock rows
+    /// first (autocommit), then BEGIN and the append. Returns whether the transaction is left
+    /// open to commit (not after a replay, which is rolled back). BEGIN, COMMIT and ROLLBACK
+    /// are statements here, not a `sqlx::Transaction`, so that an append that lost the race to
+    /// create its stream's head row can run again in a new transaction.
+    async fn run_own(
+        &self,
+        conn: &mut MySqlConnection,
+        append: &Append<'_>,
+        plan: &[LockKey],
+    ) -> Result<(bool, AppendResult)> {
+        let inner = &self.inner;
+        inner.locks.ensure_rows(Some(&mut *conn), &inner.side, plan).await?;
+        for _ in 0..HEAD_RACES {
+            sqlx::raw_sql(BEGIN).execute(&mut *conn).await.map_err(db)?;
+            let outcome = run_locked(&inner.locks, conn, plan, append).await;
+            let replayed = match outcome {
+                Ok(Outcome::Appended(result)) => return Ok((true, result)),
+                Ok(Outcome::Replayed(result)) => Some(result),
+                Ok(Outcome::Raced) => None,
+                Err(err) => {
+                    let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                    return Err(err);
+                }
+            };
+            sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.map_err(db)?;
+            if let Some(result) = replayed {
+                return Ok((false, result));
+            }
+        }
+        Err(Error::TransactionConflict(Box::new(HeadRaced)))
     }
 
     /// An append in the caller's transaction on `conn`, in a savepoint (rolled back on any
@@ -270,18 +289,10 @@ impl MySqlEventStore {
         let chunks = self.chunks(conn, target, events).await?;
         let plan = self.plan(target, events);
         if !conn.is_in_transaction() {
-            inner.locks.ensure_rows(Some(&mut *conn), &inner.side, &plan).await?;
-            let mut tx = conn.begin_with(BEGIN).await.map_err(db)?;
             let append = self.append_step(target, events, &chunks, true);
-            let outcome = run_locked(&inner.locks, &mut tx, &plan, &append).await;
-            return match outcome {
-                Ok(Outcome::Appended(result)) => tx.commit().await.map_err(db).map(|()| result),
-                Ok(Outcome::Replayed(result)) => tx.rollback().await.map_err(db).map(|()| result),
-                Err(err) => {
-                    let _ = tx.rollback().await;
-                    Err(err)
-                }
-            };
+            let (open, result) = self.run_own(conn, &append, &plan).await?;
+            commit_open(open.then_some(conn)).await?;
+            return Ok(result);
         }
         if target.condition().is_some() && !read::is_read_committed(conn).await? {
             return Err(CONDITIONS_NEED_READ_COMMITTED);
@@ -295,6 +306,10 @@ impl MySqlEventStore {
             Ok(Outcome::Replayed(result)) => {
                 sqlx::raw_sql(ROLLBACK_TO_SAVEPOINT).execute(&mut *conn).await.map_err(db)?;
                 Ok(result)
+            }
+            Ok(Outcome::Raced) => {
+                let _ = sqlx::raw_sql(ROLLBACK_TO_SAVEPOINT).execute(&mut *conn).await;
+                Err(Error::TransactionConflict(Box::new(HeadRaced)))
             }
             Err(err) => {
                 // Fails only when the server ended the transaction (a deadlock rolls it all
@@ -334,13 +349,22 @@ impl MySqlEventStore {
     }
 }
 
-/// Commits a transaction of the store's own, if the append left one to commit.
-async fn commit_own(tx: Option<Transaction<'_, MySql>>) -> Result<()> {
-    match tx {
-        Some(tx) => tx.commit().await.map_err(db),
+/// Commits the transaction an append of the store's own left open on `conn`, if any.
+async fn commit_open(conn: Option<&mut MySqlConnection>) -> Result<()> {
+    match conn {
+        Some(conn) => sqlx::raw_sql("COMMIT").execute(conn).await.map(drop).map_err(db),
         None => Ok(()),
     }
 }
+
+/// How many times an append of the store's own runs when other appends keep creating its
+/// stream's head row first (once is enough: the row then exists).
+const HEAD_RACES: usize = 3;
+
+/// An append lost the race to create its stream's head row more often than [`HEAD_RACES`].
+#[derive(Debug, thiserror::Error)]
+#[error("concurrent appends created the stream's head row first; retry the append")]
+struct HeadRaced;
 
 /// The boundary locks, then the append.
 async fn run_locked(

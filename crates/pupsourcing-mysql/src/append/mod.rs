@@ -42,6 +42,7 @@ const OUT_OF_RANGE: u16 = 1690;
 #[derive(Debug, Clone)]
 pub(crate) struct AppendSql {
     head_create: Statement,
+    head_insert: Statement,
     head_exists: Statement,
     head_read: Statement,
     head_bump: Statement,
@@ -55,6 +56,7 @@ impl AppendSql {
     pub(crate) fn new(config: &StoreConfig) -> Self {
         Self {
             head_create: Statement::new(include_str!("head_create.sql"), config),
+            head_insert: Statement::new(include_str!("head_insert.sql"), config),
             head_exists: Statement::new(include_str!("head_exists.sql"), config),
             head_read: Statement::new(include_str!("head_read.sql"), config),
             head_bump: Statement::new(include_str!("head_bump.sql"), config),
@@ -116,6 +118,9 @@ pub(crate) enum Outcome {
     /// Every event id was stored already: the original positions. Writes made on the way (a
     /// new head row, the counter) must be undone: roll back.
     Replayed(AppendResult),
+    /// Another append created the stream's head row first (see `head_insert.sql`): nothing
+    /// was decided; roll back and run the append again.
+    Raced,
 }
 
 /// Everything an append needs besides the connection.
@@ -140,7 +145,9 @@ impl Append<'_> {
         let now = chrono::Utc::now().timestamp_micros();
         let current = match self.target {
             Target::Stream(stream, expected) => {
-                let current = self.lock_head(conn, stream, now).await?;
+                let Some(current) = self.lock_head(conn, stream, now).await? else {
+                    return Ok(Outcome::Raced);
+                };
                 let holds = match expected {
                     ExpectedVersion::Any => true,
                     ExpectedVersion::NoStream => current == 0,
@@ -191,23 +198,32 @@ impl Append<'_> {
     }
 
     /// Locks the stream's head row and returns its version, creating the row at version 0
-    /// first if it is missing (see `head_create.sql`).
+    /// first if it is missing; `None` when a concurrent append created it first.
     async fn lock_head(
         &self,
         conn: &mut MySqlConnection,
         stream: &StreamId,
         now: i64,
-    ) -> Result<Version> {
+    ) -> Result<Option<Version>> {
         let (kind, id) =
             (stream.aggregate_type.as_str(), stream.aggregate_id.as_bytes().as_slice());
-        // In the store's own (READ COMMITTED) transaction a locking read of a missing row
-        // locks nothing, so it can go first; in a caller's, possibly REPEATABLE READ, it would
-        // take a gap lock, so a plain read asks first.
-        if self.own_transaction
-            && let Some(version) = self.read_head(conn, kind, id).await?
-        {
-            return Ok(version);
+        if self.own_transaction {
+            // READ COMMITTED: a locking read of a missing row locks nothing, and the new row
+            // is inserted in this transaction (see head_insert.sql).
+            if let Some(version) = self.read_head(conn, kind, id).await? {
+                return Ok(Some(version));
+            }
+            let insert = sqlx::query(self.sql.head_insert.sql()).bind(kind).bind(id).bind(now);
+            return match insert.execute(&mut *conn).await {
+                Ok(_) => Ok(Some(0)),
+                Err(err) if number(&err) == Some(DUPLICATE_KEY) => Ok(None),
+                Err(err) => Err(db(err)),
+            };
         }
+        // A caller's transaction may be REPEATABLE READ, where a locking read of a missing row
+        // takes a gap lock: a plain read asks first, and a missing row is created outside the
+        // transaction (see head_create.sql), so that the caller's transaction never holds the
+        // lock of a new row another creator would wait for.
         let exists = sqlx::query(self.sql.head_exists.sql())
             .bind(kind)
             .bind(id)
@@ -220,7 +236,7 @@ impl Append<'_> {
             create.execute(&mut *side).await.map_err(db)?;
         }
         match self.read_head(conn, kind, id).await? {
-            Some(version) => Ok(version),
+            Some(version) => Ok(Some(version)),
             None => Err(CorruptRow::error(
                 self.config.tables.aggregate_heads.as_str(),
                 "aggregate_version",
