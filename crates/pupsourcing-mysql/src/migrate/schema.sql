@@ -8,6 +8,8 @@
 -- (utf8mb4 VARCHAR(2048) would need 8,192). The store writes only valid UTF-8 there.
 -- Timestamps are BIGINT microseconds since the Unix epoch, UTC: DATETIME only promises years
 -- 1000 to 9999, and the log stores years 1 to 9999.
+-- CHECK constraints are unnamed: MySQL 8 wants constraint names unique in a database, and two
+-- stores may share one.
 
 -- The global log. global_position is given by the store from {events_counter}, never by
 -- AUTO_INCREMENT (whose values are not committed in order).
@@ -36,10 +38,10 @@ CREATE TABLE IF NOT EXISTS {events} (
     UNIQUE KEY event_id (event_id),
     UNIQUE KEY stream_version (aggregate_type, aggregate_id, aggregate_version),
     KEY type_position (event_type, global_position),
-    CONSTRAINT stream_all_or_none CHECK ((aggregate_type IS NULL) = (aggregate_id IS NULL)
+    CHECK ((aggregate_type IS NULL) = (aggregate_id IS NULL)
         AND (aggregate_id IS NULL) = (aggregate_version IS NULL)),
-    CONSTRAINT positive_version CHECK (aggregate_version > 0),
-    CONSTRAINT hash_range CHECK (partition_hash BETWEEN 0 AND 4294967295)
+    CHECK (aggregate_version > 0),
+    CHECK (partition_hash BETWEEN 0 AND 4294967295)
 ) ENGINE = InnoDB ROW_FORMAT = DYNAMIC DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
 
 -- The last position handed out: one row, bumped under its row lock by every append and held
@@ -48,7 +50,7 @@ CREATE TABLE IF NOT EXISTS {events} (
 CREATE TABLE IF NOT EXISTS {events_counter} (
     id            TINYINT NOT NULL PRIMARY KEY,
     last_position BIGINT  NOT NULL,
-    CONSTRAINT one_row CHECK (id = 1)
+    CHECK (id = 1)
 ) ENGINE = InnoDB;
 
 INSERT INTO {events_counter} (id, last_position) VALUES (1, 0)
@@ -62,7 +64,7 @@ CREATE TABLE IF NOT EXISTS {aggregate_heads} (
     -- microseconds since the Unix epoch, UTC
     updated_at        BIGINT         NOT NULL,
     PRIMARY KEY (aggregate_type, aggregate_id),
-    CONSTRAINT version_not_negative CHECK (aggregate_version >= 0)
+    CHECK (aggregate_version >= 0)
 ) ENGINE = InnoDB ROW_FORMAT = DYNAMIC;
 
 -- DCB tag index: one row per (tag, event), written with the events, so that a tag query or a
