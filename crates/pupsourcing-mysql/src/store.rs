@@ -19,7 +19,7 @@ use crate::append::{Append, AppendSql, Chunks, Outcome, Target};
 use crate::connection::OwnConnection;
 use crate::dcb::locks::Locks;
 use crate::dcb::{self, DcbSql};
-use crate::error::{NotCommitted, db};
+use crate::error::{NotCommitted, db, number};
 use crate::migrate;
 use crate::read::{self, ReadSql};
 
@@ -34,8 +34,15 @@ const BEGIN: &str = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; STA
 const SESSION_SETUP: &str = "SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES'); \
      SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED";
 
-/// The name of the savepoint an append in a caller's transaction writes in.
-const SAVEPOINT: &str = "SAVEPOINT pupsourcing_append";
+/// The savepoint an append in a caller's transaction writes in. Released and set again: the
+/// release fails (ER_SP_DOES_NOT_EXIST) when the session is in no transaction, as after a
+/// deadlock, which InnoDB ends by rolling the whole transaction back while sqlx still counts it
+/// open. The append's statements would then commit one by one, the counter's lock with the
+/// first, and a reader could pass positions whose events are not written yet.
+const SAVEPOINT: &str = "SAVEPOINT pupsourcing_append; RELEASE SAVEPOINT pupsourcing_append; \
+     SAVEPOINT pupsourcing_append";
+/// ER_SP_DOES_NOT_EXIST.
+const NO_SAVEPOINT: u16 = 1305;
 const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT pupsourcing_append";
 
 /// Conditional appends in a caller's transaction need READ COMMITTED.
@@ -298,7 +305,12 @@ impl MySqlEventStore {
             return Err(CONDITIONS_NEED_READ_COMMITTED);
         }
         inner.locks.ensure_rows(None, &inner.side, &plan).await?;
-        sqlx::raw_sql(SAVEPOINT).execute(&mut *conn).await.map_err(db)?;
+        match sqlx::raw_sql(SAVEPOINT).execute(&mut *conn).await {
+            Err(err) if number(&err) == Some(NO_SAVEPOINT) => {
+                return Err(Error::database(NotCommitted));
+            }
+            other => other.map_err(db)?,
+        };
         let append = self.append_step(target, events, &chunks, false);
         let outcome = run_locked(&inner.locks, conn, &plan, &append).await;
         match outcome {

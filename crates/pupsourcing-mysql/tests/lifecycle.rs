@@ -81,6 +81,10 @@ async fn a_deadlock_victim_cannot_commit() {
         (Ok(_), Err(Error::TransactionConflict(_))) => (b, a),
         other => panic!("expected one deadlock victim: {other:?}"),
     };
+    let mut victim = victim;
+    let after =
+        store.append_in(&mut victim, &new_stream(), ExpectedVersion::Any, &[event("C")]).await;
+    assert!(after.is_err(), "an append after the deadlock would run in autocommit mode");
     let committed = store.commit(victim).await;
     assert!(committed.is_err(), "a transaction InnoDB rolled back was reported committed");
     store.commit(survivor).await.unwrap();
