@@ -54,8 +54,8 @@ async fn repeatable_read_refuses_conditions_and_reads() {
 }
 
 /// InnoDB ends a deadlocked transaction itself (a rollback, after which the session would run
-/// in autocommit mode): the victim's append fails with `TransactionConflict`, and committing
-/// its transaction fails too, storing nothing of it; the survivor commits.
+/// in autocommit mode): the victim's append fails with `TransactionConflict`, a later append in
+/// it and committing it fail too, storing nothing of it; the survivor commits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_deadlock_victim_cannot_commit() {
     let Some(store) = common::fresh_store().await else { return };
@@ -81,13 +81,15 @@ async fn a_deadlock_victim_cannot_commit() {
         (Ok(_), Err(Error::TransactionConflict(_))) => (b, a),
         other => panic!("expected one deadlock victim: {other:?}"),
     };
+    store.commit(survivor).await.unwrap();
+    // Nothing holds the counter now: an append run in autocommit mode would succeed, its
+    // statements each committed on their own.
     let mut victim = victim;
-    let after =
-        store.append_in(&mut victim, &new_stream(), ExpectedVersion::Any, &[event("C")]).await;
-    assert!(after.is_err(), "an append after the deadlock would run in autocommit mode");
+    let (stream, late) = (new_stream(), [event("C")]);
+    let after = store.append_in(&mut victim, &stream, ExpectedVersion::Any, &late).await;
+    assert!(after.is_err(), "an append after the deadlock ran in autocommit mode: {after:?}");
     let committed = store.commit(victim).await;
     assert!(committed.is_err(), "a transaction InnoDB rolled back was reported committed");
-    store.commit(survivor).await.unwrap();
     let stored = store.read_all(1, 10).await.unwrap();
     let a_won = a_result.is_ok();
     assert_eq!(stored.len(), if a_won { 2 } else { 1 }, "only the survivor's events");
