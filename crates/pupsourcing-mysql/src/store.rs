@@ -411,15 +411,16 @@ impl EventStore for MySqlEventStore {
 
     /// Commits, or fails when the server has already ended the transaction: InnoDB rolls a
     /// whole transaction back on a deadlock, after which the session runs in autocommit mode
-    /// and a COMMIT would succeed on nothing. MariaDB reports that in `@@in_transaction`
-    /// (checked first, in the same round trip as nothing else); MySQL has no such variable,
-    /// and there the check is skipped.
+    /// and a COMMIT would succeed on nothing. A savepoint set and released first (one round
+    /// trip) tells: the release fails outside a transaction.
     async fn commit(&self, mut tx: Self::Transaction) -> Result<()> {
-        let open: std::result::Result<i64, _> =
-            sqlx::query_scalar("SELECT CAST(@@in_transaction AS SIGNED)").fetch_one(&mut *tx).await;
-        if let Ok(0) = open {
+        let check = "SAVEPOINT pupsourcing_commit; RELEASE SAVEPOINT pupsourcing_commit";
+        if let Err(err) = sqlx::raw_sql(check).execute(&mut *tx).await {
             let _ = tx.rollback().await;
-            return Err(Error::database(NotCommitted));
+            return Err(match number(&err) {
+                Some(NO_SAVEPOINT) => Error::database(NotCommitted),
+                _ => db(err),
+            });
         }
         tx.commit().await.map_err(db)
     }

@@ -94,3 +94,17 @@ async fn a_deadlock_victim_cannot_commit() {
     let a_won = a_result.is_ok();
     assert_eq!(stored.len(), if a_won { 2 } else { 1 }, "only the survivor's events");
 }
+
+/// A transaction a statement of the caller's already ended cannot be committed: `commit`
+/// fails, and nothing of it is stored; the counter is free again.
+#[tokio::test]
+async fn commit_of_an_ended_transaction_is_an_error() {
+    let Some(store) = common::fresh_store().await else { return };
+    let stream = new_stream();
+    let mut tx = store.begin().await.unwrap();
+    store.append_in(&mut tx, &stream, ExpectedVersion::NoStream, &[event("A")]).await.unwrap();
+    sqlx::raw_sql("ROLLBACK").execute(&mut *tx).await.unwrap();
+    assert!(store.commit(tx).await.is_err());
+    assert_eq!(store.stream_version(&stream).await.unwrap(), 0);
+    store.append(&stream, ExpectedVersion::NoStream, &[event("B")]).await.unwrap();
+}
