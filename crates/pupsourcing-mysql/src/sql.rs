@@ -20,6 +20,8 @@ pub(crate) const TAGS_SUFFIX: &str = "_tags";
 pub(crate) const LOCKS_SUFFIX: &str = "_locks";
 /// The suffix naming the position counter table after the events table.
 pub(crate) const COUNTER_SUFFIX: &str = "_counter";
+/// The suffix naming the write procedure after the events table.
+pub(crate) const WRITE_SUFFIX: &str = "_write";
 
 /// Replaces every placeholder in `template` with the qualified, quoted table from `config`:
 ///
@@ -27,6 +29,7 @@ pub(crate) const COUNTER_SUFFIX: &str = "_counter";
 /// - `{events_tags}`: the DCB tag index (`<events>_tags`);
 /// - `{events_locks}`: one row per DCB lock key (`<events>_locks`);
 /// - `{events_counter}`: the position counter, one row (`<events>_counter`);
+/// - `{events_write}`: the procedure writing a batch (`<events>_write`);
 /// - `{database}`: the database (`config.schema`), for `CREATE DATABASE`.
 ///
 /// Tables are qualified with the database unless the schema is the default `public`, which
@@ -41,6 +44,7 @@ pub(crate) fn render(template: &str, config: &StoreConfig) -> String {
         .replace("{events_tags}", &table(&format!("{events}{TAGS_SUFFIX}")))
         .replace("{events_locks}", &table(&format!("{events}{LOCKS_SUFFIX}")))
         .replace("{events_counter}", &table(&format!("{events}{COUNTER_SUFFIX}")))
+        .replace("{events_write}", &table(&format!("{events}{WRITE_SUFFIX}")))
         .replace("{database}", &quote(config.schema.as_str()))
 }
 
@@ -112,7 +116,7 @@ mod tests {
     /// The core's length limit on the events table accounts for the names derived here.
     #[test]
     fn derived_names_are_known_to_the_core() {
-        for suffix in [TAGS_SUFFIX, LOCKS_SUFFIX, COUNTER_SUFFIX] {
+        for suffix in [TAGS_SUFFIX, LOCKS_SUFFIX, COUNTER_SUFFIX, WRITE_SUFFIX] {
             assert!(pupsourcing_core::TableNames::DERIVED_SUFFIXES.contains(&suffix), "{suffix}");
         }
     }

@@ -95,3 +95,60 @@ CREATE TABLE IF NOT EXISTS {commands} (
     -- microseconds since the Unix epoch, UTC
     created_at   BIGINT NOT NULL
 ) ENGINE = InnoDB ROW_FORMAT = DYNAMIC;
+
+-- Writes a chunk of a batch in one round trip, as the last step of an append (see
+-- append/mod.rs): takes `n` positions from the counter (its row lock held until the
+-- transaction ends), inserts the events and their tag index rows, and returns the first
+-- position. The section that appends run one at a time is then this call and the COMMIT.
+-- batch: a JSON array of one object per event, in batch order (append/rows.rs):
+--   id, tr, co, ca: UUIDs in hex; t: type; v: payload version; c: bounded context;
+--   tj: the tags as JSON text; tags: the tags; p: the payload in base64; m: the metadata as
+--   JSON text; at: created_at in microseconds (a string: JSON numbers may pass through a
+--   double); h: partition hash.
+-- first_version: the version of the chunk's first event in its stream (NULL outside one).
+CREATE PROCEDURE IF NOT EXISTS {events_write} (
+    IN batch LONGTEXT CHARACTER SET utf8mb4,
+    IN n BIGINT,
+    IN first_version BIGINT,
+    IN stream_type VARBINARY(2048),
+    IN stream_id BINARY(16)
+)
+MODIFIES SQL DATA
+BEGIN
+    DECLARE last BIGINT;
+    UPDATE {events_counter} SET last_position = last_position + n WHERE id = 1;
+    SELECT last_position INTO last FROM {events_counter} WHERE id = 1;
+    INSERT INTO {events} (
+        global_position, event_id, event_type, event_version, bounded_context,
+        aggregate_type, aggregate_id, aggregate_version, tags, payload, metadata,
+        trace_id, correlation_id, causation_id, created_at, partition_hash
+    )
+    SELECT last - n + j.ord, UNHEX(j.id), j.t, j.v, j.c,
+           stream_type, stream_id, first_version + (j.ord - 1), j.tj, FROM_BASE64(j.p), j.m,
+           UNHEX(j.tr), UNHEX(j.co), UNHEX(j.ca), CAST(j.at AS SIGNED), j.h
+    FROM JSON_TABLE(batch, '$[*]' COLUMNS (
+        ord FOR ORDINALITY,
+        id CHAR(32) CHARACTER SET ascii PATH '$.id',
+        t VARCHAR(2048) CHARACTER SET utf8mb4 PATH '$.t',
+        v INT PATH '$.v',
+        c VARCHAR(2048) CHARACTER SET utf8mb4 PATH '$.c',
+        tj LONGTEXT CHARACTER SET utf8mb4 PATH '$.tj',
+        p LONGTEXT CHARACTER SET ascii PATH '$.p',
+        m LONGTEXT CHARACTER SET utf8mb4 PATH '$.m',
+        tr CHAR(32) CHARACTER SET ascii PATH '$.tr',
+        co CHAR(32) CHARACTER SET ascii PATH '$.co',
+        ca CHAR(32) CHARACTER SET ascii PATH '$.ca',
+        at VARCHAR(24) CHARACTER SET ascii PATH '$.at',
+        h BIGINT PATH '$.h'
+    )) AS j
+    ORDER BY j.ord;
+    INSERT INTO {events_tags} (tag, global_position, event_type)
+    SELECT g.tag, last - n + g.ord, g.t
+    FROM JSON_TABLE(batch, '$[*]' COLUMNS (
+        ord FOR ORDINALITY,
+        t VARCHAR(2048) CHARACTER SET utf8mb4 PATH '$.t',
+        NESTED PATH '$.tags[*]' COLUMNS (tag VARCHAR(2048) CHARACTER SET utf8mb4 PATH '$')
+    )) AS g
+    WHERE g.tag IS NOT NULL;
+    SELECT last - n + 1 AS first_position;
+END;
