@@ -1,7 +1,7 @@
 //! The MySQL / MariaDB backend of pupsourcing.
 //!
 //! [`MySqlEventStore`] implements [`pupsourcing_core::EventStore`] and
-//! [`pupsourcing_core::dcb::DcbStore`] on InnoDB (MariaDB 10.6+ or MySQL 8.0.16+; tested on
+//! [`pupsourcing_core::dcb::DcbStore`] on InnoDB (MariaDB 10.6+ or MySQL 8.0.29+; tested on
 //! MariaDB 10.11) through [sqlx](https://docs.rs/sqlx) 0.9, re-exported as [`sqlx`] (appends
 //! join the caller's `sqlx::Transaction<'static, sqlx::MySql>`).
 //!

@@ -1,4 +1,4 @@
--- pupsourcing event store schema for MySQL 8.0.16+ / MariaDB 10.6+ (InnoDB). Every statement is
+-- pupsourcing event store schema for MySQL 8.0.29+ / MariaDB 10.6+ (InnoDB). Every statement is
 -- idempotent.
 --
 -- Text that is matched exactly (event types, tags, aggregate types, bounded contexts) is stored
