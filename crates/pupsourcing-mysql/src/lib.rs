@@ -7,7 +7,9 @@
 //!
 //! - Gap-free global reads: positions come from one counter row whose lock every append holds
 //!   from allocation to commit, so commits happen in position order and the counter's committed
-//!   value is the head (see `read`).
+//!   value is the head (see `read`). The allocation and the inserts are one call of a stored
+//!   procedure, taken after every lock wait and check: the serialised section is that call and
+//!   the COMMIT.
 //! - Sound DCB conditions without SERIALIZABLE: one row per lock key of core's lock plan, taken
 //!   shared by appends and exclusively by conditions, in key order (see `dcb::locks`).
 //! - Optimistic concurrency on an O(1) heads row, idempotent re-appends by the unique event id.

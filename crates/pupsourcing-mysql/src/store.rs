@@ -74,9 +74,15 @@ const READS_NEED_READ_COMMITTED: Error = Error::Unsupported {
 /// Every append takes its positions from one counter row and holds that row's lock until its
 /// transaction ends: that is what makes reads of the global log gap-free (commits happen in
 /// position order). The store's own appends take it last, after every lock wait and check, so
-/// only their inserts and COMMIT run one at a time. An append in a transaction of yours holds
-/// it until you commit or roll back: every other append of the store waits meanwhile, so keep
-/// such transactions short.
+/// only their write (one procedure call) and COMMIT run one at a time. An append in a
+/// transaction of yours holds it until you commit or roll back: every other append of the store
+/// waits meanwhile, so keep such transactions short.
+///
+/// # Connections
+///
+/// Besides its pool, a store opens up to two connections of its own (a side pool built from
+/// the pool's connect options), where DCB lock rows and new streams' head rows are created in
+/// autocommit statements while an append in a transaction of yours is open.
 ///
 /// ```no_run
 /// # async fn demo() -> pupsourcing_core::Result<()> {
