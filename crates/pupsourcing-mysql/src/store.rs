@@ -233,17 +233,37 @@ impl MySqlEventStore {
 
     /// An append in a transaction of the store's own, on a pooled connection, committed
     /// unless the append was a replay. The time limit covers everything up to COMMIT.
-    async fn append_own(&self, target: Target<'_>, events: &[NewEvent]) -> Result<AppendResult> {
+    ///
+    /// With a `record` (the command executor's), the command is recorded in the same
+    /// transaction when the events were appended (not after a replay), and no time limit
+    /// applies (see [`DcbStore::append_if_and_record`]).
+    async fn append_own(
+        &self,
+        target: Target<'_>,
+        events: &[NewEvent],
+        record: Option<&CommandRecord>,
+    ) -> Result<AppendResult> {
         let inner = &self.inner;
-        let limit = inner.config.timeouts.append;
+        let limit = if record.is_some() { None } else { inner.config.timeouts.append };
         let started = std::time::Instant::now();
         target.validate(events, &inner.config)?;
+        if let Some(record) = record {
+            record.validate(&inner.config.limits)?;
+        }
         let plan = self.plan(target, events);
         let mut conn = limited(limit, OwnConnection::acquire(&inner.pool)).await?;
         let work = async {
             let chunks = self.chunks(&mut conn, target, events).await?;
             let append = self.append_step(target, events, &chunks, true);
             let (open, result) = self.run_own(&mut conn, &append, &plan).await?;
+            if let (true, Some(record)) = (open, record) {
+                let record =
+                    CommandRecord { positions: result.positions.clone(), ..record.clone() };
+                if let Err(err) = dcb::record_command(&mut conn, &inner.dcb_sql, &record).await {
+                    let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                    return Err(err);
+                }
+            }
             Ok((open.then_some(&mut *conn), result))
         };
         let rest = limit.map(|l| l.saturating_sub(started.elapsed()));
@@ -451,7 +471,7 @@ impl EventStore for MySqlEventStore {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<AppendResult> {
-        self.append_own(Target::Stream(stream, expected), events).await
+        self.append_own(Target::Stream(stream, expected), events, None).await
     }
 
     async fn read_stream(
@@ -527,7 +547,7 @@ impl DcbStore for MySqlEventStore {
         events: &[NewEvent],
         condition: Option<&AppendCondition>,
     ) -> Result<AppendResult> {
-        self.append_own(Target::Dcb(condition), events).await
+        self.append_own(Target::Dcb(condition), events, None).await
     }
 
     async fn read_in(
@@ -551,6 +571,28 @@ impl DcbStore for MySqlEventStore {
                 .await
         })
         .await
+    }
+
+    /// The events and the record in one transaction of the store's own: the record (with the
+    /// events' positions) is inserted only when the events were appended, before the COMMIT;
+    /// a replay records nothing. With no events, only the record, in autocommit mode.
+    async fn append_if_and_record(
+        &self,
+        events: &[NewEvent],
+        condition: Option<&AppendCondition>,
+        command: &CommandRecord,
+    ) -> Result<AppendResult> {
+        if events.is_empty() {
+            command.validate(&self.inner.config.limits)?;
+            let mut conn = self.inner.pool.acquire().await.map_err(db)?;
+            dcb::record_command(&mut conn, &self.inner.dcb_sql, command).await?;
+            return Ok(AppendResult {
+                positions: Vec::new(),
+                versions: Vec::new(),
+                replayed: false,
+            });
+        }
+        self.append_own(Target::Dcb(condition), events, Some(command)).await
     }
 
     async fn record_command_in(

@@ -12,7 +12,8 @@ use pupsourcing_core::{Error, NewEvent};
 use pupsourcing_mysql::sqlx;
 
 /// The command executor's write: the events and the command's record in one transaction, the
-/// record (with the events' positions) only when the events were appended.
+/// record (with the events' positions) only when the events were appended (not when refused,
+/// nor on a replay).
 #[tokio::test]
 async fn a_command_is_recorded_with_its_events_or_not_at_all() {
     let Some(store) = common::fresh_store().await else { return };
@@ -46,6 +47,9 @@ async fn a_command_is_recorded_with_its_events_or_not_at_all() {
             .unwrap()
     };
     assert_eq!(count().await, 1, "a refused command is not recorded");
+    let replayed = store.append_if_and_record(&events, None, &record).await.unwrap();
+    assert!(replayed.replayed && replayed.positions == written.positions);
+    assert_eq!(count().await, 1, "a replay is not recorded again");
     assert_eq!(store.read(&query, ReadOptions::new()).await.unwrap().events.len(), 2);
     store.append_if_and_record(&[], Some(&condition), &record).await.unwrap();
     assert_eq!(count().await, 2, "a decision to append nothing is recorded");
