@@ -27,8 +27,8 @@ async fn a_command_is_recorded_with_its_events_or_not_at_all() {
         positions: vec![],
     };
     let condition = AppendCondition::none_match(query.clone());
-    let written =
-        store.append_if_and_record(&[tagged(), tagged()], Some(&condition), &record).await.unwrap();
+    let events = [tagged(), tagged()];
+    let written = store.append_if_and_record(&events, Some(&condition), &record).await.unwrap();
     let sql = format!("SELECT positions, data, metadata FROM {table}");
     let (positions, data, metadata): (String, String, Option<String>) =
         sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(store.pool()).await.unwrap();
