@@ -9,7 +9,7 @@ use pupsourcing_core::dcb::{
 use pupsourcing_core::timeout::{within as limited, write_within};
 use pupsourcing_core::{
     AppendResult, ConnectOptions, Error, EventStore, ExpectedVersion, NewEvent, Position,
-    RecordedEvent, Result, StoreConfig, StreamId, Version, VersionRange,
+    RecordedEvent, Result, SchemaStatus, StoreConfig, StreamId, Version, VersionRange,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Row, Transaction};
@@ -135,6 +135,13 @@ impl PgEventStore {
     pub async fn migrate(&self) -> Result<()> {
         self.inner.config.validate()?;
         migrate::apply(&self.inner.pool, &self.inner.config).await.map_err(db_error)
+    }
+
+    /// Which of the configured tables exist in the configured schema: all of them once
+    /// [`PgEventStore::migrate`] (or the generated migration) has run. Functions and indexes
+    /// are not checked.
+    pub async fn schema_status(&self) -> Result<SchemaStatus> {
+        migrate::status(&self.inner.pool, &self.inner.config).await.map_err(db_error)
     }
 
     /// The connection pool.
