@@ -31,6 +31,7 @@ pub use report::{Measurement, Report, Row};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::Connection;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::append::{Appender, FloorAppender, FloorKind, FloorSql, LibraryAppender};
@@ -186,6 +187,10 @@ pub async fn worker(args: &Args) -> Result<(), BoxError> {
 /// Runs every selected workload on the database at `args.url`, in schemas of its own that it
 /// drops at the end, and returns the measurements.
 pub async fn run(args: &Args, progress: &dyn Progress) -> Result<Report, BoxError> {
+    // The pool retries a refused connection until its acquire timeout: one connection first,
+    // so that an unreachable server fails at once with its cause.
+    let first = sqlx::PgConnection::connect(&args.url).await?;
+    let _ = first.close().await;
     let pool = PgPoolOptions::new()
         .max_connections(args.connections)
         .test_before_acquire(args.test_before_acquire)

@@ -86,7 +86,7 @@ impl OnStore for Tail {
             if full {
                 continue;
             }
-            if self.no_follow {
+            if self.no_follow || left == 0 {
                 break;
             }
             tokio::select! {
