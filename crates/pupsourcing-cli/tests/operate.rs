@@ -149,9 +149,9 @@ fn tail_prints_filtered_events_from_a_position(db: Db) {
     );
 }
 
-/// `tail` from the end prints an event appended after it started, within a second; with a
-/// poll interval of a minute on PostgreSQL, so only the wake-up notification can be what
-/// woke it.
+/// `tail` from the end prints an event appended by `pup append` after it started, within
+/// seconds; with a poll interval of a minute on PostgreSQL, so only the wake-up notification
+/// (sent by the appending process before it exits) can be what woke it.
 fn tail_follows_new_events(db: Db) {
     let db = db.migrated();
     append_some(&db, 2);
@@ -159,10 +159,8 @@ fn tail_follows_new_events(db: Db) {
     let mut command = db.spawnable(&["tail", "--json", "--limit", "1", "--poll-interval-ms", poll]);
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(700)); // Let it read the head and listen.
-    // Appended by the library, in a process that stays up while its notification goes out.
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     let appended = Instant::now();
-    runtime.block_on(append_one(&db));
+    db.ok(&["append", "--type", "Followed"]);
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let waited = appended.elapsed();
@@ -172,29 +170,6 @@ fn tail_follows_new_events(db: Db) {
     assert_eq!(event["position"], 3, "only the new event: {line}");
     assert_eq!(event["event_type"], "Followed");
     assert!(waited < Duration::from_secs(5), "printed {waited:?} after the append");
-}
-
-async fn append_one(db: &Db) {
-    use pupsourcing_core::NewEvent;
-    use pupsourcing_core::dcb::DcbStore;
-    let event = NewEvent::json("Followed", &serde_json::json!({})).unwrap();
-    match &db.schema {
-        Some(schema) => {
-            let config = pupsourcing_core::StoreConfig::default().schema(schema).unwrap();
-            let store = pupsourcing_postgres::PgEventStore::connect(&db.url, config).await.unwrap();
-            store.append_if(&[event], None).await.unwrap();
-            // Keep the store (and its notifier) alive while the notification goes out.
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            store.close().await;
-        }
-        None => {
-            let store = pupsourcing_sqlite::SqliteEventStore::connect(&db.url, Default::default())
-                .await
-                .unwrap();
-            store.append_if(&[event], None).await.unwrap();
-            store.close().await;
-        }
-    }
 }
 
 fn status_shows_checkpoints_lag_errors_and_dead_letters(db: Db) {
