@@ -771,6 +771,13 @@ mod tests {
 
     use super::*;
 
+    /// A wrapper's command line around the workloads' flags.
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
     /// The worker process parses back exactly the settings its parent passed.
     #[test]
     fn worker_flags_round_trip() {
@@ -784,7 +791,7 @@ mod tests {
         spec.worker_event_type = Some(FAILOVER_TYPE.to_string());
         for spec in [spec.clone(), WorkerArgs { worker_event_type: None, ..spec }] {
             let argv = ["pupsourcing-bench".to_string()].into_iter().chain(spec.to_args());
-            assert_eq!(Args::try_parse_from(argv).unwrap().worker, spec);
+            assert_eq!(Cli::try_parse_from(argv).unwrap().args.worker, spec);
         }
     }
 }

@@ -15,9 +15,9 @@ fn status_then_apply_then_status(db: Db) {
     // Before: not applied, exit 1, with the way out. (SQLite: no file yet, so refused without
     // creating one.)
     let before = db.pup(&["migrate", "status"]).assert().code(1);
-    if db.file.is_some() {
+    if let Some(file) = &db.file {
         before.stderr(contains("no SQLite database"));
-        assert!(!db.file.as_ref().unwrap().exists(), "status creates no database");
+        assert!(!file.exists(), "status creates no database");
     } else {
         before.stdout(contains("not applied")).stderr(contains("pup migrate apply"));
     }

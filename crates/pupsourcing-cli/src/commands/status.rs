@@ -74,10 +74,10 @@ impl Status {
             if let Some(max) = self.max_lag.filter(|max| lag > *max) {
                 problems.push(format!("{what} lags {lag} events (max {max})"));
             }
-            if let (Some(max), Some(age)) = (self.max_lag_seconds, age) {
-                if age > max {
-                    problems.push(format!("{what} lags {age:.1} s (max {max} s)"));
-                }
+            if let (Some(max), Some(age)) = (self.max_lag_seconds, age)
+                && age > max
+            {
+                problems.push(format!("{what} lags {age:.1} s (max {max} s)"));
             }
         };
         for p in projections {
