@@ -335,3 +335,41 @@ fn dead_letters_list_replay_and_discard(db: Db) {
         .success()
         .stdout(contains("(no dead letters)").and(contains("orders").not()));
 }
+
+/// PostgreSQL: a transaction that appended and stays open holds the head back below its
+/// position; `status` shows the stall and who holds it (pid, transaction age, application).
+#[test]
+fn status_shows_who_stalls_the_head() {
+    use pupsourcing_core::{EventStore, ExpectedVersion, StoreConfig};
+    let Some(db) = Db::postgres() else { return };
+    let db = db.migrated();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let config = StoreConfig::default().schema(db.schema.as_deref().unwrap()).unwrap();
+        let url = format!("{}?application_name=stalling_writer", db.url);
+        let store = pupsourcing_postgres::PgEventStore::connect(&url, config).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let stream = pupsourcing_testkit::new_stream();
+        let held = pupsourcing_testkit::event("Held");
+        store.append_in(&mut tx, &stream, ExpectedVersion::Any, &[held]).await.unwrap();
+        db.ok(&["append", "--type", "After"]); // Commits above the open one.
+        let json: Value = serde_json::from_str(&db.ok(&["status", "--json"])).unwrap();
+        assert_eq!(json["head"], 0, "held back below the open write: {json}");
+        let stall = &json["stall"];
+        assert_eq!(stall["position"], 0, "the head stops there: {json}");
+        assert!(stall["session"].as_i64().unwrap() > 0, "{json}");
+        assert!(stall["transaction_age_seconds"].as_f64().unwrap() >= 0.0, "{json}");
+        assert_eq!(stall["application_name"], "stalling_writer", "{json}");
+        let text = db.ok(&["status"]);
+        assert!(
+            text.contains("stalled: the head stops at position 0 until a write in flight ends"),
+            "{text}"
+        );
+        assert!(text.contains("application \"stalling_writer\""), "{text}");
+        store.commit(tx).await.unwrap();
+        let json: Value = serde_json::from_str(&db.ok(&["status", "--json"])).unwrap();
+        assert_eq!(json["head"], 2);
+        assert_eq!(json["stall"], Value::Null);
+        store.close().await;
+    });
+}

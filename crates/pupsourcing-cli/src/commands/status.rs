@@ -116,7 +116,7 @@ fn shard_state(state: ShardState) -> &'static str {
 
 fn stall_text(stall: &Stall) -> String {
     let mut text = format!(
-        "stalled: the head is held below position {} by a write still in flight",
+        "stalled: the head stops at position {} until a write in flight ends",
         stall.position
     );
     let mut who = Vec::new();
