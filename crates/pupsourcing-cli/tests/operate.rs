@@ -18,6 +18,7 @@ on_every_backend!(
     tail_follows_new_events,
     status_shows_checkpoints_lag_errors_and_dead_letters,
     status_check_fails_on_lag_and_errors,
+    status_shows_workers_and_shard_owners,
     projection_list_and_reset,
     dead_letters_list_replay_and_discard,
 );
@@ -372,4 +373,40 @@ fn status_shows_who_stalls_the_head() {
         assert_eq!(json["stall"], Value::Null);
         store.close().await;
     });
+}
+
+/// Orchestrator rows: every worker with its generation, state and heartbeat age, and every
+/// shard with its owner, epoch, checkpoint and lag; `--check` covers shards too.
+fn status_shows_workers_and_shard_owners(db: Db) {
+    let db = db.migrated();
+    append_some(&db, 3);
+    db.with_store(async |store| store.worker_with_shard("host-a:1", "totals", 2).await);
+    let json: Value = serde_json::from_str(&db.ok(&["status", "--json"])).unwrap();
+    let workers = json["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 1, "{json}");
+    assert_eq!(workers[0]["id"], "host-a:1");
+    assert_eq!(workers[0]["state"], "running");
+    assert_eq!(workers[0]["generation"], 0);
+    assert!(workers[0]["heartbeat_age_seconds"].as_f64().unwrap() < 60.0);
+    let shards = json["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 2, "{json}");
+    assert_eq!(shards[0]["owner"], "host-a:1");
+    assert_eq!(shards[0]["epoch"], 1);
+    // Which shard the events hash into is random: behind with events, else idle.
+    let behind = if shards[0]["lag_events"] == 0 { "idle" } else { "behind" };
+    assert_eq!(shards[0]["state"], behind);
+    assert_eq!(shards[1]["owner"], Value::Null);
+    assert_eq!(shards[1]["state"], "unowned");
+    let lag: u64 = shards.iter().map(|s| s["lag_events"].as_u64().unwrap()).sum();
+    assert_eq!(lag, 3, "the two shards split the 3 events: {json}");
+    let text = db.ok(&["status"]);
+    assert!(text.contains("orchestrator: generation 0 (running)"), "{text}");
+    let worker = text.lines().find(|l| l.starts_with("host-a:1")).unwrap();
+    assert!(worker.contains("running"), "{worker}");
+    let shard = text.lines().find(|l| l.starts_with("totals") && l.contains("0/2")).unwrap();
+    assert!(shard.contains("host-a:1"), "{shard}");
+    db.pup(&["status", "--check", "--max-lag", "0"])
+        .assert()
+        .code(3)
+        .stderr(contains("projection totals shard").and(contains("/2 lags")));
 }

@@ -9,6 +9,7 @@ use std::process::Output;
 
 use assert_cmd::Command;
 use pupsourcing_core::StoreConfig;
+use pupsourcing_core::coordination::{CoordinationStore, ShardId, WorkerState};
 use pupsourcing_core::projection::{DeadLetter, Partition, ProjectionStore};
 use pupsourcing_postgres::PgEventStore;
 use pupsourcing_sqlite::SqliteEventStore;
@@ -148,11 +149,19 @@ pub trait Setup {
     fn fail<'a>(&'a self, projection: &'a str, error: &'a str) -> BoxFuture<'a, ()>;
     /// Sets the event at `position` aside as a dead letter of `projection`.
     fn dead_letter<'a>(&'a self, projection: &'a str, position: i64) -> BoxFuture<'a, ()>;
+    /// Registers `worker` (generation 0, running) and gives it shard 0 of `count` shards of
+    /// `projection` (the others stay unowned).
+    fn worker_with_shard<'a>(
+        &'a self,
+        worker: &'a str,
+        projection: &'a str,
+        count: u32,
+    ) -> BoxFuture<'a, ()>;
 }
 
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-impl<S: ProjectionStore> Setup for S {
+impl<S: CoordinationStore> Setup for S {
     fn checkpoint<'a>(&'a self, projection: &'a str, key: u32, count: u32) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let partition = Partition::new(key, count).unwrap();
@@ -182,6 +191,20 @@ impl<S: ProjectionStore> Setup for S {
             let mut tx = self.begin().await.unwrap();
             self.add_dead_letter_in(&mut tx, &letter).await.unwrap();
             self.commit(tx).await.unwrap();
+        })
+    }
+
+    fn worker_with_shard<'a>(
+        &'a self,
+        worker: &'a str,
+        projection: &'a str,
+        count: u32,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            self.register_worker(worker, 0, WorkerState::Running).await.unwrap();
+            self.ensure_shards(projection, count, 0).await.unwrap();
+            let shard = ShardId { projection: projection.to_string(), shard: 0, count };
+            self.assign_shard(&shard, 0, Some(worker)).await.unwrap().expect("epoch 0");
         })
     }
 }
