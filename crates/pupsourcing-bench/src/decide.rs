@@ -144,11 +144,16 @@ impl ExecutorAppender {
     pub fn new(
         store: PgEventStore,
         records: bool,
+        cache: bool,
         run: &str,
         task: usize,
         outcomes: Arc<Outcomes>,
     ) -> Self {
-        let executor = CommandExecutor::new(store).record_commands(records);
+        let mut executor = CommandExecutor::new(store).record_commands(records);
+        if cache {
+            // Each task has its own executor (as each client would): its own boundaries only.
+            executor = executor.cache_boundaries(16);
+        }
         let (tag, _) = boundary(run, task);
         let run = run.to_string();
         Self { executor, handler: Deposit { tag }, outcomes, run, task, commands: 0 }

@@ -511,7 +511,12 @@ async fn decision_scenarios(
 ) -> Result<Vec<Row>, BoxError> {
     let mut rows = Vec::new();
     for (i, tasks) in [1, 8, 32].into_iter().enumerate() {
-        for kind in [Decision::Loop, Decision::Executor(true), Decision::Executor(false)] {
+        for kind in [
+            Decision::Loop,
+            Decision::Executor(true),
+            Decision::Executor(false),
+            Decision::CachedExecutor,
+        ] {
             let name = kind.name(tasks);
             if args.filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
                 continue;
@@ -536,11 +541,16 @@ async fn decision_scenarios(
                             });
                             measure(appenders.collect(), 1, duration).await?
                         }
-                        Decision::Executor(records) => {
+                        Decision::Executor(_) | Decision::CachedExecutor => {
+                            let (records, cache) = match kind {
+                                Decision::Executor(records) => (records, false),
+                                _ => (true, true),
+                            };
                             let appenders = (0..tasks).map(|task| {
                                 decide::ExecutorAppender::new(
                                     store.clone(),
                                     records,
+                                    cache,
                                     &run,
                                     task,
                                     outcomes.clone(),
@@ -584,6 +594,8 @@ enum Decision {
     Loop,
     /// `CommandExecutor::execute`, with command records or without.
     Executor(bool),
+    /// `CommandExecutor::execute` with records and `cache_boundaries`.
+    CachedExecutor,
 }
 
 impl Decision {
@@ -595,6 +607,9 @@ impl Decision {
             }
             Decision::Executor(false) => {
                 format!("command executor without records vs conditional append, {tasks} tasks")
+            }
+            Decision::CachedExecutor => {
+                format!("command executor with boundary cache vs conditional append, {tasks} tasks")
             }
         }
     }
@@ -643,6 +658,9 @@ fn goals(rows: &[Row]) -> String {
     ratio_goal("100-event batch, 32 tasks", find("append 100 events, 32 tasks"), 0.9);
     ratio_goal("executor, 1 task", find("command executor vs conditional append, 1 task"), 0.8);
     ratio_goal("executor, 32 tasks", find("command executor vs conditional append, 32"), 0.8);
+    let cached = "command executor with boundary cache vs conditional append";
+    ratio_goal("executor with boundary cache, 1 task", find(&format!("{cached}, 1 task")), 0.8);
+    ratio_goal("executor with boundary cache, 32 tasks", find(&format!("{cached}, 32")), 0.8);
     ratio_goal("single-event append, 1 task", find("append 1 event, 1 task"), 0.8);
     ratio_goal("single-event append, 32 tasks", find("append 1 event, 32 tasks"), 0.8);
     ratio_goal("100-event batch, 8 tasks", find("append 100 events, 8 tasks"), 0.9);

@@ -7,6 +7,7 @@
 
 pub mod coordination;
 pub mod dcb;
+pub mod decisions;
 mod fixtures;
 pub mod global_log;
 pub mod identifiers;
@@ -72,6 +73,8 @@ macro_rules! dcb_conformance {
             dcb::transaction_sees_its_own_appends,
             dcb::own_reads_never_open_gaps,
             dcb::query_tails_never_skip_out_of_order_commits,
+            decisions::cached_decisions_number_without_repeats,
+            decisions::cached_refusals_are_made_again_on_fresh_state,
         );
     };
 }
