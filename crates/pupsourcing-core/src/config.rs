@@ -67,6 +67,9 @@ impl TableNames {
         "_tags_by_event",
         // SQLite
         "_event_type_idx",
+        // MySQL
+        "_locks",
+        "_counter",
         // default heads, commands, checkpoints and dead letters tables
         "_heads",
         "_commands",

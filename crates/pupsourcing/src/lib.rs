@@ -54,6 +54,12 @@ pub mod postgres {
     pub use pupsourcing_postgres::{PgEventStore, migration_sql};
 }
 
+/// The MySQL / MariaDB backend (feature `mysql`).
+#[cfg(feature = "mysql")]
+pub mod mysql {
+    pub use pupsourcing_mysql::{MySqlEventStore, migration_sql};
+}
+
 /// The embedded SQLite backend (feature `sqlite`).
 #[cfg(feature = "sqlite")]
 pub mod sqlite {

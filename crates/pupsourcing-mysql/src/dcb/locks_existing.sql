@@ -1,0 +1,3 @@
+-- Which of the lock keys have their row already (a plain read: it waits for no lock).
+-- Followed by the keys: ?, ?, ...
+SELECT lock_key FROM {events_locks} WHERE lock_key IN

@@ -1,0 +1,31 @@
+//! The MySQL / MariaDB backend of pupsourcing.
+//!
+//! [`MySqlEventStore`] implements [`pupsourcing_core::EventStore`] and
+//! [`pupsourcing_core::dcb::DcbStore`] on InnoDB (MariaDB 10.6+ or MySQL 8.0.16+; tested on
+//! MariaDB 10.11) through [sqlx](https://docs.rs/sqlx) 0.9, re-exported as [`sqlx`] (appends
+//! join the caller's `sqlx::Transaction<'static, sqlx::MySql>`).
+//!
+//! - Gap-free global reads: positions come from one counter row whose lock every append holds
+//!   from allocation to commit, so commits happen in position order and the counter's committed
+//!   value is the head (see `read`).
+//! - Sound DCB conditions without SERIALIZABLE: one row per lock key of core's lock plan, taken
+//!   shared by appends and exclusively by conditions, in key order (see `dcb::locks`).
+//! - Optimistic concurrency on an O(1) heads row, idempotent re-appends by the unique event id.
+//! - The store's own transactions run at READ COMMITTED, on sessions in strict SQL mode.
+//! - Every SQL statement lives in a `.sql` file beside the module that runs it, rendered once per
+//!   store with the configured names.
+
+#![warn(missing_docs)]
+
+mod append;
+mod connection;
+mod dcb;
+mod error;
+mod migrate;
+mod read;
+mod sql;
+mod store;
+
+pub use migrate::migration_sql;
+pub use sqlx;
+pub use store::MySqlEventStore;

@@ -1,0 +1,112 @@
+//! What is particular to MySQL / MariaDB: exact matching despite its collations, the schema
+//! as a database, migrations, and the counter that keeps commits in position order.
+
+mod common;
+
+use std::time::Duration;
+
+use pupsourcing_core::dcb::{DcbStore, Query, QueryItem, ReadOptions};
+use pupsourcing_core::{EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId};
+use pupsourcing_mysql::{MySqlEventStore, migration_sql, sqlx};
+
+/// Tags, types and aggregate types that MySQL's default collations would take for one another
+/// (case, accents, trailing spaces: MariaDB's `utf8mb4_bin` pads) are distinct in the log.
+#[tokio::test]
+async fn text_matches_exactly() {
+    let Some(store) = common::fresh_store().await else { return };
+    let names = ["tag", "Tag", "tag ", "tág", "ta\u{301}g"];
+    for name in names {
+        let event = NewEvent::new(name, vec![]).with_tags([name]);
+        store.append_if(&[event], None).await.unwrap();
+        let stream = StreamId::new(name, uuid::Uuid::nil());
+        store
+            .append(&stream, ExpectedVersion::NoStream, &[NewEvent::new("E", vec![])])
+            .await
+            .unwrap();
+    }
+    for name in names {
+        let by_tag = Query::from_items([QueryItem::tags([name])]);
+        let by_type = Query::from_items([QueryItem::types([name])]);
+        for query in [by_tag, by_type] {
+            let read = store.read(&query, ReadOptions::new()).await.unwrap();
+            assert_eq!(read.events.len(), 1, "{name:?}");
+            assert_eq!(read.events[0].event_type, name);
+        }
+        let stream = StreamId::new(name, uuid::Uuid::nil());
+        assert_eq!(store.stream_version(&stream).await.unwrap(), 1, "{name:?}");
+    }
+}
+
+/// `migrate` is idempotent, and the generated SQL names the database only when one is
+/// configured (`public`, the default, is the connection's database).
+#[tokio::test]
+async fn migrations_are_idempotent_and_name_the_database() {
+    let Some(store) = common::fresh_store().await else { return };
+    store.migrate().await.unwrap();
+    store
+        .append(
+            &pupsourcing_testkit::new_stream(),
+            ExpectedVersion::Any,
+            &[pupsourcing_testkit::event("A")],
+        )
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    assert_eq!(store.head().await.unwrap(), 1, "a second migration keeps the counter");
+    let default = migration_sql(&StoreConfig::default());
+    assert!(
+        !default.contains("CREATE DATABASE")
+            && default.contains("CREATE TABLE IF NOT EXISTS `events`")
+    );
+    let sql = MySqlEventStore::migration_sql(store.config());
+    assert!(sql.contains(&format!("CREATE DATABASE IF NOT EXISTS `{}`", store.config().schema)));
+}
+
+/// The store's sessions run in strict mode at READ COMMITTED.
+#[tokio::test]
+async fn sessions_are_strict_and_read_committed() {
+    let Some(store) = common::fresh_store().await else { return };
+    let (mode, level): (String, String) =
+        sqlx::query_as("SELECT @@sql_mode, CAST(@@tx_isolation AS CHAR)")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert!(mode.contains("STRICT_ALL_TABLES"), "{mode}");
+    assert_eq!(level, "READ-COMMITTED");
+}
+
+/// An append in a caller's transaction holds the counter until the transaction ends: a later
+/// append waits for it (and gets the next positions), as ARCHITECTURE.md says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_open_appending_transaction_holds_later_appends() {
+    let Some(store) = common::fresh_store().await else { return };
+    let mut tx = store.begin().await.unwrap();
+    let first = store
+        .append_in(
+            &mut tx,
+            &pupsourcing_testkit::new_stream(),
+            ExpectedVersion::Any,
+            &[pupsourcing_testkit::event("A")],
+        )
+        .await
+        .unwrap();
+    let later = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .append(
+                    &pupsourcing_testkit::new_stream(),
+                    ExpectedVersion::Any,
+                    &[pupsourcing_testkit::event("B")],
+                )
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!later.is_finished(), "the later append waits for the counter");
+    assert_eq!(store.head().await.unwrap(), 0, "nothing is visible yet");
+    store.commit(tx).await.unwrap();
+    let later = later.await.unwrap().unwrap();
+    assert_eq!(later.positions, vec![first.positions[0] + 1]);
+    assert_eq!(store.head().await.unwrap(), 2);
+}
