@@ -20,20 +20,20 @@ use crate::dcb::Outcomes;
 
 /// Appends to streams of `length` events: the first with `NoStream`, the others with
 /// `Exact(version)`, then a new stream.
-pub struct LifecycleAppender {
-    store: PgEventStore,
+pub struct LifecycleAppender<S> {
+    store: S,
     length: i64,
     stream: StreamId,
     version: i64,
 }
 
-impl LifecycleAppender {
-    pub fn new(store: PgEventStore, length: i64) -> Self {
+impl<S: EventStore> LifecycleAppender<S> {
+    pub fn new(store: S, length: i64) -> Self {
         Self { store, length, stream: StreamId::new("Order", Uuid::now_v7()), version: 0 }
     }
 }
 
-impl Appender for LifecycleAppender {
+impl<S: EventStore> Appender for LifecycleAppender<S> {
     async fn append<'a>(&'a mut self, events: &'a [NewEvent]) -> Result<usize, BoxError> {
         if self.version + events.len() as i64 > self.length {
             self.stream = StreamId::new("Order", Uuid::now_v7());

@@ -20,6 +20,7 @@ mod dcb;
 mod decide;
 mod events;
 mod fixture;
+mod mysql;
 mod orchestrate;
 mod project;
 mod read;
@@ -138,7 +139,7 @@ const APPEND_SCENARIOS: [(&str, usize, usize, Workload); 13] = [
     ("lifecycle, streams of 10, batches of 10, 8 tasks", 8, 10, Workload::Lifecycle(10)),
 ];
 
-const WARMUP: Duration = Duration::from_secs(1);
+pub(crate) const WARMUP: Duration = Duration::from_secs(1);
 
 /// The program and leading arguments that re-run the caller as a worker process: the
 /// worker's hidden `--worker-*` flags are appended.
@@ -187,6 +188,9 @@ pub async fn worker(args: &Args) -> Result<(), BoxError> {
 /// Runs every selected workload on the database at `args.url`, in schemas of its own that it
 /// drops at the end, and returns the measurements.
 pub async fn run(args: &Args, progress: &dyn Progress) -> Result<Report, BoxError> {
+    if args.url.starts_with("mysql:") || args.url.starts_with("mariadb:") {
+        return mysql::run(args, progress).await;
+    }
     // The pool retries a refused connection until its acquire timeout: one connection first,
     // so that an unreachable server fails at once with its cause.
     let first = sqlx::PgConnection::connect(&args.url).await?;
@@ -623,7 +627,7 @@ enum Side {
 }
 
 /// The 1, 5 and 15 minute load averages (Linux), to tell a quiet machine from a busy one.
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())
