@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod read_model;
+
 use pupsourcing_core::{ConnectOptions, StoreConfig};
 use pupsourcing_mysql::MySqlEventStore;
 use pupsourcing_mysql::sqlx::{self, MySqlPool};
