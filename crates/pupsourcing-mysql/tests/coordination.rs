@@ -78,8 +78,9 @@ async fn long_worker_ids_are_refused() {
 async fn a_lease_ends_only_its_own_idle_batch() {
     let Some(setup) = common::fresh_store().await else { return };
     let options = pupsourcing_core::ConnectOptions::new().max_connections(1);
-    let store =
-        MySqlEventStore::connect_with(&common::url(), setup.config().clone(), options).await.unwrap();
+    let store = MySqlEventStore::connect_with(&common::url(), setup.config().clone(), options)
+        .await
+        .unwrap();
     store.register_worker("worker-a", 1, WorkerState::Running).await.unwrap();
     store.ensure_shards("totals", 1, 0).await.unwrap();
     let id = ShardId { projection: "totals".into(), shard: 0, count: 1 };

@@ -119,9 +119,5 @@ async fn named_holder(
     waiter: i64,
 ) -> std::result::Result<Option<Holder>, sqlx::Error> {
     let row = sqlx::query(holder.sql()).bind(waiter).fetch_optional(&mut *conn).await?;
-    row.map(|row| {
-        let session: u64 = row.try_get(0)?;
-        Ok((i64::try_from(session).unwrap_or(i64::MAX), row.try_get(1)?, row.try_get(2)?))
-    })
-    .transpose()
+    row.map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))).transpose()
 }

@@ -1,7 +1,7 @@
 -- The transaction that the lock request of connection ? waits for (stall_wait.sql): its
 -- connection id, the age of its transaction in microseconds, and its user@host. MariaDB (and
 -- MySQL 5.7) information_schema views; reading other sessions needs the PROCESS privilege.
-SELECT b.trx_mysql_thread_id,
+SELECT CAST(b.trx_mysql_thread_id AS SIGNED),
        TIMESTAMPDIFF(MICROSECOND, b.trx_started, NOW(6)),
        CONCAT(p.USER, '@', p.HOST)
 FROM information_schema.INNODB_LOCK_WAITS AS w
