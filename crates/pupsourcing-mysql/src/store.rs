@@ -27,10 +27,10 @@ use crate::read::{self, ReadSql};
 
 /// Opens every transaction of the store's (and [`EventStore::begin`]'s): READ COMMITTED for
 /// the session (so that the level is visible to the checks of `*_in` calls), on MariaDB the
-/// server's idle limit for write transactions back (a batch's lease may have changed it, see
+/// server's idle limit for transactions back (a batch's lease may have changed it, see
 /// `coordination`; MySQL skips the `/*M! */` comment), then the transaction. One round trip.
 pub(crate) const BEGIN: &str = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; \
-     /*M!100300 SET SESSION idle_write_transaction_timeout = DEFAULT */; START TRANSACTION";
+     /*M!100300 SET SESSION idle_transaction_timeout = DEFAULT */; START TRANSACTION";
 
 /// Run on every connection the store opens itself ([`MySqlEventStore::connect`]): strict SQL
 /// mode for every table (nothing is ever truncated or coerced silently; the store validates

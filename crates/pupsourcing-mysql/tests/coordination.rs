@@ -1,6 +1,6 @@
 //! The coordination conformance suite (the orchestrator's store) on MySQL / MariaDB, plus
 //! what is particular to it: the coordination tables in the migration, and the batch lease
-//! (`idle_write_transaction_timeout` on MariaDB).
+//! (`idle_transaction_timeout` on MariaDB).
 
 mod common;
 
@@ -69,7 +69,7 @@ async fn long_worker_ids_are_refused() {
     assert_eq!(store.workers().await.unwrap()[0].id, longest);
 }
 
-/// The lease of a fenced batch (MariaDB's `idle_write_transaction_timeout`, whole seconds): a
+/// The lease of a fenced batch (MariaDB's `idle_transaction_timeout`, whole seconds): a
 /// batch left idle past it is ended by the server (its commit fails, the checkpoint stays), the
 /// next batch on the pool commits, and the store's next transaction on a session that ran a
 /// leased batch is not limited. One connection in the pool, so that each transaction reuses the
@@ -88,7 +88,7 @@ async fn a_lease_ends_only_its_own_idle_batch() {
     let lease = Duration::from_millis(300);
     let idle = || tokio::time::sleep(Duration::from_millis(2500));
     let limit = async |tx: &mut <MySqlEventStore as EventStore>::Transaction| -> u64 {
-        let show = sqlx::query_scalar("SELECT @@idle_write_transaction_timeout");
+        let show = sqlx::query_scalar("SELECT @@idle_transaction_timeout");
         show.fetch_one(&mut **tx).await.unwrap()
     };
 

@@ -21,7 +21,7 @@
 //!
 //! # Lease
 //!
-//! On MariaDB the batch's session gets `idle_write_transaction_timeout` (whole seconds, rounded
+//! On MariaDB the batch's session gets `idle_transaction_timeout` (whole seconds, rounded
 //! up) from the lease: a batch left idle that long (its process paused) is ended by the server,
 //! which closes the session, rolls the batch back and releases its locks, so failover proceeds.
 //! The setting is the session's; the store's next transaction on the session sets it back to
@@ -114,7 +114,7 @@ fn micros(duration: Duration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX).min(CENTURY_MICROS)
 }
 
-/// A lease as `idle_write_transaction_timeout` takes it: whole seconds, rounded up, at least 1
+/// A lease as `idle_transaction_timeout` takes it: whole seconds, rounded up, at least 1
 /// (0 turns the limit off), at most a year.
 fn lease_seconds(lease: Duration) -> u64 {
     let seconds = lease.as_secs() + u64::from(lease.subsec_nanos() > 0);
