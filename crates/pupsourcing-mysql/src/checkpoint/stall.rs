@@ -8,7 +8,7 @@
 //! `performance_schema.data_locks` has it; MariaDB has not), so the wait is how the holder is
 //! found. The waiting request is killed (`KILL QUERY`) as soon as the holder is named; while
 //! it waits, appends queue behind it (InnoDB grants lock requests in order), so the probe lasts
-//! at most [`PROBE`].
+//! at most [`PROBE`] (a few [`POLL`]s: usually one).
 //!
 //! When the holder cannot be named (its transaction ended meanwhile: then `None`; or the views
 //! need the PROCESS privilege, or are MySQL 8's, which has moved them to `performance_schema`)
@@ -26,9 +26,11 @@ use crate::read;
 use crate::sql::Statement;
 
 /// How long the waiting request may wait for the holder to show.
-const PROBE: Duration = Duration::from_millis(500);
-/// How often the lock waits are read meanwhile.
-const POLL: Duration = Duration::from_millis(10);
+const PROBE: Duration = Duration::from_millis(1000);
+/// How often the lock waits are read meanwhile: InnoDB refreshes the cache behind its
+/// `information_schema` views only when they were not read for 0.1 s, so reading them more
+/// often would keep showing the cache of before the wait.
+const POLL: Duration = Duration::from_millis(150);
 
 #[derive(Debug, Clone)]
 pub(crate) struct StallSql {
