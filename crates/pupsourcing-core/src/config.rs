@@ -70,6 +70,7 @@ impl TableNames {
         // MySQL
         "_locks",
         "_counter",
+        "_write",
         // default heads, commands, checkpoints and dead letters tables
         "_heads",
         "_commands",

@@ -14,7 +14,8 @@ use std::time::Duration;
 pub struct ConnectOptions {
     /// Most connections the store's pool opens (at least 1). Default 16 on PostgreSQL; on
     /// SQLite the read pool's size (the write pool always has one connection). A PostgreSQL
-    /// store opens up to two more for group commit, outside this pool.
+    /// store opens up to two more for group commit, outside this pool; a MySQL store up to two
+    /// for creating lock and head rows beside appends in callers' transactions.
     pub max_connections: u32,
     /// How long a call waits for a free connection of the pool before failing with
     /// [`crate::Error::Timeout`]. Default 30 s.

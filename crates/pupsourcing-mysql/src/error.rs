@@ -46,9 +46,9 @@ impl CorruptRow {
     }
 }
 
-/// `EventStore::commit` of a transaction the server had already ended (InnoDB rolls a whole
-/// transaction back on a deadlock, after which the session runs in autocommit mode): nothing of
-/// it is stored, except what later statements committed on their own.
+/// `EventStore::commit` of (or an append in) a transaction the server had already ended (InnoDB
+/// rolls a whole transaction back on a deadlock, after which the session runs in autocommit
+/// mode): nothing of it is stored, except what later statements committed on their own.
 #[derive(Debug, thiserror::Error)]
 #[error(
     "the transaction was not committed: the server had already ended it (rolled back by a \

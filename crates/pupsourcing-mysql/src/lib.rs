@@ -1,13 +1,15 @@
 //! The MySQL / MariaDB backend of pupsourcing.
 //!
 //! [`MySqlEventStore`] implements [`pupsourcing_core::EventStore`] and
-//! [`pupsourcing_core::dcb::DcbStore`] on InnoDB (MariaDB 10.6+ or MySQL 8.0.16+; tested on
+//! [`pupsourcing_core::dcb::DcbStore`] on InnoDB (MariaDB 10.6+ or MySQL 8.0.29+; tested on
 //! MariaDB 10.11) through [sqlx](https://docs.rs/sqlx) 0.9, re-exported as [`sqlx`] (appends
 //! join the caller's `sqlx::Transaction<'static, sqlx::MySql>`).
 //!
 //! - Gap-free global reads: positions come from one counter row whose lock every append holds
 //!   from allocation to commit, so commits happen in position order and the counter's committed
-//!   value is the head (see `read`).
+//!   value is the head (see `read`). The allocation and the inserts are one call of a stored
+//!   procedure, taken after every lock wait and check: the serialised section is that call and
+//!   the COMMIT.
 //! - Sound DCB conditions without SERIALIZABLE: one row per lock key of core's lock plan, taken
 //!   shared by appends and exclusively by conditions, in key order (see `dcb::locks`).
 //! - Optimistic concurrency on an O(1) heads row, idempotent re-appends by the unique event id.

@@ -21,7 +21,7 @@ use crate::connection::OwnConnection;
 use crate::coordination::CoordinationSql;
 use crate::dcb::locks::Locks;
 use crate::dcb::{self, DcbSql};
-use crate::error::{NotCommitted, db};
+use crate::error::{NotCommitted, db, number};
 use crate::migrate;
 use crate::read::{self, ReadSql};
 
@@ -38,8 +38,15 @@ pub(crate) const BEGIN: &str = "SET SESSION TRANSACTION ISOLATION LEVEL READ COM
 const SESSION_SETUP: &str = "SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES'); \
      SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED";
 
-/// The name of the savepoint an append in a caller's transaction writes in.
-const SAVEPOINT: &str = "SAVEPOINT pupsourcing_append";
+/// The savepoint an append in a caller's transaction writes in. Released and set again: the
+/// release fails (ER_SP_DOES_NOT_EXIST) when the session is in no transaction, as after a
+/// deadlock, which InnoDB ends by rolling the whole transaction back while sqlx still counts it
+/// open. The append's statements would then commit one by one, the counter's lock with the
+/// first, and a reader could pass positions whose events are not written yet.
+const SAVEPOINT: &str = "SAVEPOINT pupsourcing_append; RELEASE SAVEPOINT pupsourcing_append; \
+     SAVEPOINT pupsourcing_append";
+/// ER_SP_DOES_NOT_EXIST.
+const NO_SAVEPOINT: u16 = 1305;
 const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT pupsourcing_append";
 
 /// Conditional appends in a caller's transaction need READ COMMITTED.
@@ -71,9 +78,15 @@ const READS_NEED_READ_COMMITTED: Error = Error::Unsupported {
 /// Every append takes its positions from one counter row and holds that row's lock until its
 /// transaction ends: that is what makes reads of the global log gap-free (commits happen in
 /// position order). The store's own appends take it last, after every lock wait and check, so
-/// only their inserts and COMMIT run one at a time. An append in a transaction of yours holds
-/// it until you commit or roll back: every other append of the store waits meanwhile, so keep
-/// such transactions short.
+/// only their write (one procedure call) and COMMIT run one at a time. An append in a
+/// transaction of yours holds it until you commit or roll back: every other append of the store
+/// waits meanwhile, so keep such transactions short.
+///
+/// # Connections
+///
+/// Besides its pool, a store opens up to two connections of its own (a side pool built from
+/// the pool's connect options), where DCB lock rows and new streams' head rows are created in
+/// autocommit statements while an append in a transaction of yours is open.
 ///
 /// ```no_run
 /// # async fn demo() -> pupsourcing_core::Result<()> {
@@ -251,43 +264,82 @@ impl MySqlEventStore {
         Chunks::plan(events, target.stream(), *max_packet)
     }
 
-    /// An append in a transaction of the store's own: the lock rows first (autocommit, on the
-    /// same connection), then the transaction, committed unless the append was a replay.
-    async fn append_own(&self, target: Target<'_>, events: &[NewEvent]) -> Result<AppendResult> {
+    /// An append in a transaction of the store's own, on a pooled connection, committed
+    /// unless the append was a replay. The time limit covers everything up to COMMIT.
+    ///
+    /// With a `record` (the command executor's), the command is recorded in the same
+    /// transaction when the events were appended (not after a replay), and no time limit
+    /// applies (see [`DcbStore::append_if_and_record`]).
+    async fn append_own(
+        &self,
+        target: Target<'_>,
+        events: &[NewEvent],
+        record: Option<&CommandRecord>,
+    ) -> Result<AppendResult> {
         let inner = &self.inner;
-        let limit = inner.config.timeouts.append;
+        let limit = if record.is_some() { None } else { inner.config.timeouts.append };
         let started = std::time::Instant::now();
         target.validate(events, &inner.config)?;
+        if let Some(record) = record {
+            record.validate(&inner.config.limits)?;
+        }
         let plan = self.plan(target, events);
         let mut conn = limited(limit, OwnConnection::acquire(&inner.pool)).await?;
         let work = async {
             let chunks = self.chunks(&mut conn, target, events).await?;
-            inner.locks.ensure_rows(Some(&mut conn), &inner.side, &plan).await?;
-            let mut tx = conn.begin_with(BEGIN).await.map_err(db)?;
             let append = self.append_step(target, events, &chunks, true);
-            let outcome = match run_locked(&inner.locks, &mut tx, &plan, &append).await {
-                Ok(outcome) => outcome,
-                Err(err) => {
-                    let _ = tx.rollback().await;
+            let (open, result) = self.run_own(&mut conn, &append, &plan).await?;
+            if let (true, Some(record)) = (open, record) {
+                let record =
+                    CommandRecord { positions: result.positions.clone(), ..record.clone() };
+                if let Err(err) = dcb::record_command(&mut conn, &inner.dcb_sql, &record).await {
+                    let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
                     return Err(err);
                 }
-            };
-            match outcome {
-                Outcome::Appended(result) => Ok((Some(tx), result)),
-                Outcome::Replayed(result) => {
-                    tx.rollback().await.map_err(db)?;
-                    Ok((None, result))
-                }
             }
+            Ok((open.then_some(&mut *conn), result))
         };
         let rest = limit.map(|l| l.saturating_sub(started.elapsed()));
-        let result = write_within(rest, work, commit_own).await;
+        let result = write_within(rest, work, commit_open).await;
         // Timed out: the work was cut short, maybe inside BEGIN, so the connection is closed
-        // rather than returned (see OwnConnection).
+        // (which rolls back on the server) rather than returned (see OwnConnection).
         match result {
             Err(Error::Timeout) => result,
             _ => conn.finish(result),
         }
+    }
+
+    /// Runs `append` in a transaction of its own on `conn`, which is in none: the lock rows
+    /// first (autocommit), then BEGIN and the append. Returns whether the transaction is left
+    /// open to commit (not after a replay, which is rolled back). BEGIN, COMMIT and ROLLBACK
+    /// are statements here, not a `sqlx::Transaction`, so that an append that lost the race to
+    /// create its stream's head row can run again in a new transaction.
+    async fn run_own(
+        &self,
+        conn: &mut MySqlConnection,
+        append: &Append<'_>,
+        plan: &[LockKey],
+    ) -> Result<(bool, AppendResult)> {
+        let inner = &self.inner;
+        inner.locks.ensure_rows(Some(&mut *conn), &inner.side, plan).await?;
+        for _ in 0..HEAD_RACES {
+            sqlx::raw_sql(BEGIN).execute(&mut *conn).await.map_err(db)?;
+            let outcome = run_locked(&inner.locks, conn, plan, append).await;
+            let replayed = match outcome {
+                Ok(Outcome::Appended(result)) => return Ok((true, result)),
+                Ok(Outcome::Replayed(result)) => Some(result),
+                Ok(Outcome::Raced) => None,
+                Err(err) => {
+                    let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                    return Err(err);
+                }
+            };
+            sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.map_err(db)?;
+            if let Some(result) = replayed {
+                return Ok((false, result));
+            }
+        }
+        Err(Error::TransactionConflict(Box::new(HeadRaced)))
     }
 
     /// An append in the caller's transaction on `conn`, in a savepoint (rolled back on any
@@ -303,24 +355,21 @@ impl MySqlEventStore {
         let chunks = self.chunks(conn, target, events).await?;
         let plan = self.plan(target, events);
         if !conn.is_in_transaction() {
-            inner.locks.ensure_rows(Some(&mut *conn), &inner.side, &plan).await?;
-            let mut tx = conn.begin_with(BEGIN).await.map_err(db)?;
             let append = self.append_step(target, events, &chunks, true);
-            let outcome = run_locked(&inner.locks, &mut tx, &plan, &append).await;
-            return match outcome {
-                Ok(Outcome::Appended(result)) => tx.commit().await.map_err(db).map(|()| result),
-                Ok(Outcome::Replayed(result)) => tx.rollback().await.map_err(db).map(|()| result),
-                Err(err) => {
-                    let _ = tx.rollback().await;
-                    Err(err)
-                }
-            };
+            let (open, result) = self.run_own(conn, &append, &plan).await?;
+            commit_open(open.then_some(conn)).await?;
+            return Ok(result);
         }
         if target.condition().is_some() && !read::is_read_committed(conn).await? {
             return Err(CONDITIONS_NEED_READ_COMMITTED);
         }
         inner.locks.ensure_rows(None, &inner.side, &plan).await?;
-        sqlx::raw_sql(SAVEPOINT).execute(&mut *conn).await.map_err(db)?;
+        match sqlx::raw_sql(SAVEPOINT).execute(&mut *conn).await {
+            Err(err) if number(&err) == Some(NO_SAVEPOINT) => {
+                return Err(Error::database(NotCommitted));
+            }
+            other => other.map_err(db)?,
+        };
         let append = self.append_step(target, events, &chunks, false);
         let outcome = run_locked(&inner.locks, conn, &plan, &append).await;
         match outcome {
@@ -328,6 +377,10 @@ impl MySqlEventStore {
             Ok(Outcome::Replayed(result)) => {
                 sqlx::raw_sql(ROLLBACK_TO_SAVEPOINT).execute(&mut *conn).await.map_err(db)?;
                 Ok(result)
+            }
+            Ok(Outcome::Raced) => {
+                let _ = sqlx::raw_sql(ROLLBACK_TO_SAVEPOINT).execute(&mut *conn).await;
+                Err(Error::TransactionConflict(Box::new(HeadRaced)))
             }
             Err(err) => {
                 // Fails only when the server ended the transaction (a deadlock rolls it all
@@ -367,13 +420,22 @@ impl MySqlEventStore {
     }
 }
 
-/// Commits a transaction of the store's own, if the append left one to commit.
-async fn commit_own(tx: Option<Transaction<'_, MySql>>) -> Result<()> {
-    match tx {
-        Some(tx) => tx.commit().await.map_err(db),
+/// Commits the transaction an append of the store's own left open on `conn`, if any.
+async fn commit_open(conn: Option<&mut MySqlConnection>) -> Result<()> {
+    match conn {
+        Some(conn) => sqlx::raw_sql("COMMIT").execute(conn).await.map(drop).map_err(db),
         None => Ok(()),
     }
 }
+
+/// How many times an append of the store's own runs when other appends keep creating its
+/// stream's head row first (once is enough: the row then exists).
+const HEAD_RACES: usize = 3;
+
+/// An append lost the race to create its stream's head row more often than [`HEAD_RACES`].
+#[derive(Debug, thiserror::Error)]
+#[error("concurrent appends created the stream's head row first; retry the append")]
+struct HeadRaced;
 
 /// The boundary locks, then the append.
 async fn run_locked(
@@ -408,15 +470,16 @@ impl EventStore for MySqlEventStore {
 
     /// Commits, or fails when the server has already ended the transaction: InnoDB rolls a
     /// whole transaction back on a deadlock, after which the session runs in autocommit mode
-    /// and a COMMIT would succeed on nothing. MariaDB reports that in `@@in_transaction`
-    /// (checked first, in the same round trip as nothing else); MySQL has no such variable,
-    /// and there the check is skipped.
+    /// and a COMMIT would succeed on nothing. A savepoint set and released first (one round
+    /// trip) tells: the release fails outside a transaction.
     async fn commit(&self, mut tx: Self::Transaction) -> Result<()> {
-        let open: std::result::Result<i64, _> =
-            sqlx::query_scalar("SELECT CAST(@@in_transaction AS SIGNED)").fetch_one(&mut *tx).await;
-        if let Ok(0) = open {
+        let check = "SAVEPOINT pupsourcing_commit; RELEASE SAVEPOINT pupsourcing_commit";
+        if let Err(err) = sqlx::raw_sql(check).execute(&mut *tx).await {
             let _ = tx.rollback().await;
-            return Err(Error::database(NotCommitted));
+            return Err(match number(&err) {
+                Some(NO_SAVEPOINT) => Error::database(NotCommitted),
+                _ => db(err),
+            });
         }
         tx.commit().await.map_err(db)
     }
@@ -441,7 +504,7 @@ impl EventStore for MySqlEventStore {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<AppendResult> {
-        self.append_own(Target::Stream(stream, expected), events).await
+        self.append_own(Target::Stream(stream, expected), events, None).await
     }
 
     async fn read_stream(
@@ -517,7 +580,7 @@ impl DcbStore for MySqlEventStore {
         events: &[NewEvent],
         condition: Option<&AppendCondition>,
     ) -> Result<AppendResult> {
-        self.append_own(Target::Dcb(condition), events).await
+        self.append_own(Target::Dcb(condition), events, None).await
     }
 
     async fn read_in(
@@ -541,6 +604,28 @@ impl DcbStore for MySqlEventStore {
                 .await
         })
         .await
+    }
+
+    /// The events and the record in one transaction of the store's own: the record (with the
+    /// events' positions) is inserted only when the events were appended, before the COMMIT;
+    /// a replay records nothing. With no events, only the record, in autocommit mode.
+    async fn append_if_and_record(
+        &self,
+        events: &[NewEvent],
+        condition: Option<&AppendCondition>,
+        command: &CommandRecord,
+    ) -> Result<AppendResult> {
+        if events.is_empty() {
+            command.validate(&self.inner.config.limits)?;
+            let mut conn = self.inner.pool.acquire().await.map_err(db)?;
+            dcb::record_command(&mut conn, &self.inner.dcb_sql, command).await?;
+            return Ok(AppendResult {
+                positions: Vec::new(),
+                versions: Vec::new(),
+                replayed: false,
+            });
+        }
+        self.append_own(Target::Dcb(condition), events, Some(command)).await
     }
 
     async fn record_command_in(

@@ -54,8 +54,8 @@ async fn repeatable_read_refuses_conditions_and_reads() {
 }
 
 /// InnoDB ends a deadlocked transaction itself (a rollback, after which the session would run
-/// in autocommit mode): the victim's append fails with `TransactionConflict`, and committing
-/// its transaction fails too, storing nothing of it; the survivor commits.
+/// in autocommit mode): the victim's append fails with `TransactionConflict`, a later append in
+/// it and committing it fail too, storing nothing of it; the survivor commits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_deadlock_victim_cannot_commit() {
     let Some(store) = common::fresh_store().await else { return };
@@ -81,10 +81,62 @@ async fn a_deadlock_victim_cannot_commit() {
         (Ok(_), Err(Error::TransactionConflict(_))) => (b, a),
         other => panic!("expected one deadlock victim: {other:?}"),
     };
+    store.commit(survivor).await.unwrap();
+    // Nothing holds the counter now: an append run in autocommit mode would succeed, its
+    // statements each committed on their own.
+    let mut victim = victim;
+    let (stream, late) = (new_stream(), [event("C")]);
+    let after = store.append_in(&mut victim, &stream, ExpectedVersion::Any, &late).await;
+    assert!(after.is_err(), "an append after the deadlock ran in autocommit mode: {after:?}");
     let committed = store.commit(victim).await;
     assert!(committed.is_err(), "a transaction InnoDB rolled back was reported committed");
-    store.commit(survivor).await.unwrap();
     let stored = store.read_all(1, 10).await.unwrap();
     let a_won = a_result.is_ok();
     assert_eq!(stored.len(), if a_won { 2 } else { 1 }, "only the survivor's events");
+}
+
+/// A transaction a statement of the caller's already ended cannot be committed: `commit`
+/// fails, and nothing of it is stored; the counter is free again.
+#[tokio::test]
+async fn commit_of_an_ended_transaction_is_an_error() {
+    let Some(store) = common::fresh_store().await else { return };
+    let stream = new_stream();
+    let mut tx = store.begin().await.unwrap();
+    store.append_in(&mut tx, &stream, ExpectedVersion::NoStream, &[event("A")]).await.unwrap();
+    sqlx::raw_sql("ROLLBACK").execute(&mut *tx).await.unwrap();
+    assert!(store.commit(tx).await.is_err());
+    assert_eq!(store.stream_version(&stream).await.unwrap(), 0);
+    store.append(&stream, ExpectedVersion::NoStream, &[event("B")]).await.unwrap();
+}
+
+/// Appends cancelled at random points (their futures dropped: before, inside or after BEGIN,
+/// while holding the counter) leave nothing behind: the connection of a cut-short append is
+/// closed, so the server rolls its transaction back and the counter is free again. Appending
+/// the same events again tells whether each was written (a replay) or not, and never fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancelled_appends_never_hold_the_counter() {
+    use rand::Rng;
+    use std::time::Duration;
+    let Some(store) = common::fresh_store().await else { return };
+    let (mut written, mut not_written) = (0, 0);
+    for _ in 0..60 {
+        let (stream, events) = (new_stream(), [event("A"), event("B")]);
+        let micros = rand::rng().random_range(0..3000);
+        let cut = Duration::from_micros(micros);
+        let append = store.append(&stream, ExpectedVersion::NoStream, &events);
+        let _ = tokio::time::timeout(cut, append).await;
+        let again = tokio::time::timeout(
+            Duration::from_secs(10),
+            store.append(&stream, ExpectedVersion::Any, &events),
+        );
+        let again = again.await.expect("no lock is left held").expect("the retry appends");
+        if again.replayed {
+            written += 1
+        } else {
+            not_written += 1
+        }
+        assert_eq!(store.stream_version(&stream).await.unwrap(), 2);
+    }
+    assert!(written + not_written == 60, "{written} written, {not_written} not");
+    eprintln!("cancelled appends: {written} had been written, {not_written} had not");
 }

@@ -56,3 +56,32 @@ async fn packets_are_checked_and_batches_split() {
         assert_eq!(got.payload, sent.payload);
     }
 }
+
+/// A batch far past MySQL's 65,535 placeholders per statement, each event tagged, is one
+/// contiguous block, read back whole through `read_all` and the tag index.
+#[tokio::test]
+async fn a_big_tagged_batch_is_one_block() {
+    use pupsourcing_core::dcb::{DcbStore, Query, QueryItem, ReadOptions};
+    use pupsourcing_core::{ExpectedVersion, NewEvent, StoreConfig};
+    const EVENTS: usize = 20_000;
+    let config = StoreConfig::default().max_batch_size(EVENTS);
+    let Some(store) = common::store_with(config).await else { return };
+    let batch: Vec<_> = (0..EVENTS)
+        .map(|i| NewEvent::new("Bulk", vec![1, 2, 3]).with_tags(["bulk", &format!("n:{i}")]))
+        .collect();
+    let stream = pupsourcing_testkit::new_stream();
+    let written = store.append(&stream, ExpectedVersion::NoStream, &batch).await.unwrap();
+    assert_eq!(written.positions, (1..=EVENTS as i64).collect::<Vec<_>>());
+    assert_eq!(written.last_version(), EVENTS as i64);
+    let query = Query::from_items([QueryItem::tags(["bulk"])]);
+    let read = store.read(&query, ReadOptions::new()).await.unwrap();
+    assert_eq!(read.events.len(), EVENTS);
+    let one = Query::from_items([QueryItem::types(["Bulk"]).with_tags(["n:12345", "bulk"])]);
+    let read = store.read(&one, ReadOptions::new()).await.unwrap();
+    assert_eq!(read.events.iter().map(|e| e.position).collect::<Vec<_>>(), [12_346]);
+    // Appended again: a replay with the original positions, nothing written.
+    let again = store.append(&stream, ExpectedVersion::Any, &batch).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.positions, written.positions);
+    assert_eq!(store.head().await.unwrap(), EVENTS as i64);
+}

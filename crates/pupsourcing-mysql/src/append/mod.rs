@@ -8,10 +8,11 @@
 //! 3. after a failed check: a replay (every event id already stored) returns the original
 //!    positions, anything else the typed error;
 //! 4. for a stream, the head's new version;
-//! 5. the positions: one contiguous block from the counter row, whose lock is held until the
-//!    transaction ends. It comes last, so that the section every append runs one at a time
-//!    (from allocation to commit) holds no lock wait and no check: only the inserts and COMMIT;
-//! 6. the events (one multi-row insert per packet-sized chunk) and their tag index rows.
+//! 5. the write, one call of the `<events>_write` procedure per packet-sized chunk (usually one):
+//!    one contiguous block of positions from the counter row, whose lock is held until the
+//!    transaction ends, the events and their tag index rows. It comes last, so that the
+//!    section every append runs one at a time (from allocation to commit) holds no lock wait
+//!    and no check: the call and the COMMIT, two round trips.
 //!
 //! A stored event id fails the insert on the unique index: the outcome is then a replay or a
 //! partial duplicate, and the writes made so far are undone (the store's own transaction is
@@ -35,6 +36,9 @@ use crate::sql::{Statement, repeated};
 
 pub(crate) use rows::Chunks;
 
+/// Ids per idempotency lookup (MySQL allows 65,535 placeholders per statement).
+const IDS_PER_LOOKUP: usize = 10_000;
+
 /// MySQL error: a value out of range for its column type (the counter passing `i64::MAX`).
 const OUT_OF_RANGE: u16 = 1690;
 
@@ -42,12 +46,11 @@ const OUT_OF_RANGE: u16 = 1690;
 #[derive(Debug, Clone)]
 pub(crate) struct AppendSql {
     head_create: Statement,
+    head_insert: Statement,
     head_exists: Statement,
     head_read: Statement,
     head_bump: Statement,
-    allocate: Statement,
-    insert_events: Statement,
-    insert_tags: Statement,
+    write: Statement,
     stored: Statement,
 }
 
@@ -55,12 +58,11 @@ impl AppendSql {
     pub(crate) fn new(config: &StoreConfig) -> Self {
         Self {
             head_create: Statement::new(include_str!("head_create.sql"), config),
+            head_insert: Statement::new(include_str!("head_insert.sql"), config),
             head_exists: Statement::new(include_str!("head_exists.sql"), config),
             head_read: Statement::new(include_str!("head_read.sql"), config),
             head_bump: Statement::new(include_str!("head_bump.sql"), config),
-            allocate: Statement::new(include_str!("allocate.sql"), config),
-            insert_events: Statement::new(include_str!("insert_events.sql"), config),
-            insert_tags: Statement::new(include_str!("insert_tags.sql"), config),
+            write: Statement::new(include_str!("write.sql"), config),
             stored: Statement::new(include_str!("stored.sql"), config),
         }
     }
@@ -116,6 +118,9 @@ pub(crate) enum Outcome {
     /// Every event id was stored already: the original positions. Writes made on the way (a
     /// new head row, the counter) must be undone: roll back.
     Replayed(AppendResult),
+    /// Another append created the stream's head row first (see `head_insert.sql`): nothing
+    /// was decided; roll back and run the append again.
+    Raced,
 }
 
 /// Everything an append needs besides the connection.
@@ -140,7 +145,9 @@ impl Append<'_> {
         let now = chrono::Utc::now().timestamp_micros();
         let current = match self.target {
             Target::Stream(stream, expected) => {
-                let current = self.lock_head(conn, stream, now).await?;
+                let Some(current) = self.lock_head(conn, stream, now).await? else {
+                    return Ok(Outcome::Raced);
+                };
                 let holds = match expected {
                     ExpectedVersion::Any => true,
                     ExpectedVersion::NoStream => current == 0,
@@ -176,14 +183,18 @@ impl Append<'_> {
             }
             None => Vec::new(),
         };
-        let first = self.allocate(conn, count).await?;
-        match self.insert(conn, first, current).await {
+        match self.write(conn, current).await {
             Err(err) if number(&err) == Some(DUPLICATE_KEY) => {
                 let duplicate = Error::database(err);
                 self.replay_or(conn, duplicate).await
             }
+            Err(err) if number(&err) == Some(OUT_OF_RANGE) => Err(ValidationError::OutOfRange {
+                field: "global position",
+                reason: "the position counter reached the largest 64-bit integer",
+            }
+            .into()),
             Err(err) => Err(db(err)),
-            Ok(()) => {
+            Ok(first) => {
                 let positions: Vec<Position> = (first..first + count).collect();
                 Ok(Outcome::Appended(AppendResult { positions, versions, replayed: false }))
             }
@@ -191,23 +202,32 @@ impl Append<'_> {
     }
 
     /// Locks the stream's head row and returns its version, creating the row at version 0
-    /// first if it is missing (see `head_create.sql`).
+    /// first if it is missing; `None` when a concurrent append created it first.
     async fn lock_head(
         &self,
         conn: &mut MySqlConnection,
         stream: &StreamId,
         now: i64,
-    ) -> Result<Version> {
+    ) -> Result<Option<Version>> {
         let (kind, id) =
             (stream.aggregate_type.as_str(), stream.aggregate_id.as_bytes().as_slice());
-        // In the store's own (READ COMMITTED) transaction a locking read of a missing row
-        // locks nothing, so it can go first; in a caller's, possibly REPEATABLE READ, it would
-        // take a gap lock, so a plain read asks first.
-        if self.own_transaction
-            && let Some(version) = self.read_head(conn, kind, id).await?
-        {
-            return Ok(version);
+        if self.own_transaction {
+            // READ COMMITTED: a locking read of a missing row locks nothing, and the new row
+            // is inserted in this transaction (see head_insert.sql).
+            if let Some(version) = self.read_head(conn, kind, id).await? {
+                return Ok(Some(version));
+            }
+            let insert = sqlx::query(self.sql.head_insert.sql()).bind(kind).bind(id).bind(now);
+            return match insert.execute(&mut *conn).await {
+                Ok(_) => Ok(Some(0)),
+                Err(err) if number(&err) == Some(DUPLICATE_KEY) => Ok(None),
+                Err(err) => Err(db(err)),
+            };
         }
+        // A caller's transaction may be REPEATABLE READ, where a locking read of a missing row
+        // takes a gap lock: a plain read asks first, and a missing row is created outside the
+        // transaction (see head_create.sql), so that the caller's transaction never holds the
+        // lock of a new row another creator would wait for.
         let exists = sqlx::query(self.sql.head_exists.sql())
             .bind(kind)
             .bind(id)
@@ -220,7 +240,7 @@ impl Append<'_> {
             create.execute(&mut *side).await.map_err(db)?;
         }
         match self.read_head(conn, kind, id).await? {
-            Some(version) => Ok(version),
+            Some(version) => Ok(Some(version)),
             None => Err(CorruptRow::error(
                 self.config.tables.aggregate_heads.as_str(),
                 "aggregate_version",
@@ -262,60 +282,30 @@ impl Append<'_> {
         Ok(())
     }
 
-    /// Takes `count` positions from the counter and returns the first.
-    async fn allocate(&self, conn: &mut MySqlConnection, count: i64) -> Result<Position> {
-        let done = sqlx::query(self.sql.allocate.sql()).bind(count).execute(&mut *conn).await;
-        let done = match done {
-            Err(err) if number(&err) == Some(OUT_OF_RANGE) => {
-                return Err(ValidationError::OutOfRange {
-                    field: "global position",
-                    reason: "the position counter reached the largest 64-bit integer",
-                }
-                .into());
-            }
-            other => other.map_err(db)?,
-        };
-        let last = i64::try_from(done.last_insert_id()).map_err(Error::database)?;
-        Ok(last - count + 1)
-    }
-
-    /// Inserts the events at positions from `first` (versions after `current` in a stream)
-    /// and their tag index rows.
-    async fn insert(
+    /// Writes the batch, one procedure call per chunk (see `rows`): each takes its positions
+    /// from the counter, whose lock the first call takes and the transaction keeps, so the
+    /// chunks' blocks are contiguous. Returns the first position.
+    async fn write(
         &self,
         conn: &mut MySqlConnection,
-        first: Position,
         current: Version,
-    ) -> std::result::Result<(), sqlx::Error> {
+    ) -> std::result::Result<Position, sqlx::Error> {
         let stream = self.target.stream();
-        for chunk in &self.chunks.events {
-            let text = format!(
-                "{} {}",
-                self.sql.insert_events.text(),
-                repeated(rows::EVENT_ROW, chunk.len())
-            );
-            let mut query = sqlx::query(AssertSqlSafe(text));
-            for &i in chunk {
-                let offset = i as i64;
-                let version = stream.map(|_| current + offset + 1);
-                query = rows::bind_event(query, &self.events[i], stream, first + offset, version);
-            }
-            query.execute(&mut *conn).await?;
+        let mut first = None;
+        for chunk in &self.chunks.0 {
+            let version = stream.map(|_| current + chunk.start as i64 + 1);
+            let row = sqlx::query(self.sql.write.sql())
+                .bind(chunk.json.as_str())
+                .bind(chunk.len as i64)
+                .bind(version)
+                .bind(stream.map(|s| s.aggregate_type.as_str()))
+                .bind(stream.map(|s| s.aggregate_id.as_bytes().as_slice()))
+                .fetch_one(&mut *conn)
+                .await?;
+            let position: Position = row.try_get(0)?;
+            first.get_or_insert(position);
         }
-        for chunk in &self.chunks.tags {
-            let text =
-                format!("{} {}", self.sql.insert_tags.text(), repeated("(?, ?, ?)", chunk.len()));
-            let mut query = sqlx::query(AssertSqlSafe(text));
-            for &(i, t) in chunk {
-                let event = &self.events[i];
-                query = query
-                    .bind(event.tags[t].as_str())
-                    .bind(first + i as i64)
-                    .bind(event.event_type.as_str());
-            }
-            query.execute(&mut *conn).await?;
-        }
-        Ok(())
+        first.ok_or_else(|| sqlx::Error::Protocol("an empty batch reached the write".into()))
     }
 
     /// After a rejection: a replay when every event id is stored, a partial duplicate when
@@ -351,7 +341,7 @@ impl Append<'_> {
     ) -> Result<HashMap<Uuid, (Position, Version)>> {
         let table = self.config.tables.events.as_str();
         let mut stored = HashMap::new();
-        for ids in self.events.chunks(rows::IDS_PER_LOOKUP) {
+        for ids in self.events.chunks(IDS_PER_LOOKUP) {
             let text = format!(
                 "{} ({}) LOCK IN SHARE MODE",
                 self.sql.stored.text(),

@@ -1,4 +1,4 @@
--- pupsourcing event store schema for MySQL 8.0.16+ / MariaDB 10.6+ (InnoDB). Every statement is
+-- pupsourcing event store schema for MySQL 8.0.29+ / MariaDB 10.6+ (InnoDB). Every statement is
 -- idempotent.
 --
 -- Text that is matched exactly (event types, tags, aggregate types, bounded contexts) is stored
@@ -8,6 +8,8 @@
 -- (utf8mb4 VARCHAR(2048) would need 8,192). The store writes only valid UTF-8 there.
 -- Timestamps are BIGINT microseconds since the Unix epoch, UTC: DATETIME only promises years
 -- 1000 to 9999, and the log stores years 1 to 9999.
+-- CHECK constraints are unnamed: MySQL 8 wants constraint names unique in a database, and two
+-- stores may share one.
 
 -- The global log. global_position is given by the store from {events_counter}, never by
 -- AUTO_INCREMENT (whose values are not committed in order).
@@ -36,10 +38,10 @@ CREATE TABLE IF NOT EXISTS {events} (
     UNIQUE KEY event_id (event_id),
     UNIQUE KEY stream_version (aggregate_type, aggregate_id, aggregate_version),
     KEY type_position (event_type, global_position),
-    CONSTRAINT stream_all_or_none CHECK ((aggregate_type IS NULL) = (aggregate_id IS NULL)
+    CHECK ((aggregate_type IS NULL) = (aggregate_id IS NULL)
         AND (aggregate_id IS NULL) = (aggregate_version IS NULL)),
-    CONSTRAINT positive_version CHECK (aggregate_version > 0),
-    CONSTRAINT hash_range CHECK (partition_hash BETWEEN 0 AND 4294967295)
+    CHECK (aggregate_version > 0),
+    CHECK (partition_hash BETWEEN 0 AND 4294967295)
 ) ENGINE = InnoDB ROW_FORMAT = DYNAMIC DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
 
 -- The last position handed out: one row, bumped under its row lock by every append and held
@@ -48,7 +50,7 @@ CREATE TABLE IF NOT EXISTS {events} (
 CREATE TABLE IF NOT EXISTS {events_counter} (
     id            TINYINT NOT NULL PRIMARY KEY,
     last_position BIGINT  NOT NULL,
-    CONSTRAINT one_row CHECK (id = 1)
+    CHECK (id = 1)
 ) ENGINE = InnoDB;
 
 INSERT INTO {events_counter} (id, last_position) VALUES (1, 0)
@@ -62,7 +64,7 @@ CREATE TABLE IF NOT EXISTS {aggregate_heads} (
     -- microseconds since the Unix epoch, UTC
     updated_at        BIGINT         NOT NULL,
     PRIMARY KEY (aggregate_type, aggregate_id),
-    CONSTRAINT version_not_negative CHECK (aggregate_version >= 0)
+    CHECK (aggregate_version >= 0)
 ) ENGINE = InnoDB ROW_FORMAT = DYNAMIC;
 
 -- DCB tag index: one row per (tag, event), written with the events, so that a tag query or a
@@ -180,3 +182,59 @@ CREATE TABLE IF NOT EXISTS {recreate_lock} (
 
 INSERT INTO {recreate_lock} (id, generation, phase, updated_at) VALUES (1, 0, 'running', {now})
 ON DUPLICATE KEY UPDATE id = id;
+-- Writes a chunk of a batch in one round trip, as the last step of an append (see
+-- append/mod.rs): takes `n` positions from the counter (its row lock held until the
+-- transaction ends), inserts the events and their tag index rows, and returns the first
+-- position. The section that appends run one at a time is then this call and the COMMIT.
+-- batch: a JSON array of one object per event, in batch order (append/rows.rs):
+--   id, tr, co, ca: UUIDs in hex; t: type; v: payload version; c: bounded context;
+--   tj: the tags as JSON text; tags: the tags; p: the payload in base64; m: the metadata as
+--   JSON text; at: created_at in microseconds (a string: JSON numbers may pass through a
+--   double); h: partition hash.
+-- first_version: the version of the chunk's first event in its stream (NULL outside one).
+CREATE PROCEDURE IF NOT EXISTS {events_write} (
+    IN batch LONGTEXT CHARACTER SET utf8mb4,
+    IN n BIGINT,
+    IN first_version BIGINT,
+    IN stream_type VARBINARY(2048),
+    IN stream_id BINARY(16)
+)
+MODIFIES SQL DATA
+BEGIN
+    DECLARE last BIGINT;
+    UPDATE {events_counter} SET last_position = last_position + n WHERE id = 1;
+    SELECT last_position INTO last FROM {events_counter} WHERE id = 1;
+    INSERT INTO {events} (
+        global_position, event_id, event_type, event_version, bounded_context,
+        aggregate_type, aggregate_id, aggregate_version, tags, payload, metadata,
+        trace_id, correlation_id, causation_id, created_at, partition_hash
+    )
+    SELECT last - n + j.ord, UNHEX(j.id), j.t, j.v, j.c,
+           stream_type, stream_id, first_version + (j.ord - 1), j.tj, FROM_BASE64(j.p), j.m,
+           UNHEX(j.tr), UNHEX(j.co), UNHEX(j.ca), CAST(j.at AS SIGNED), j.h
+    FROM JSON_TABLE(batch, '$[*]' COLUMNS (
+        ord FOR ORDINALITY,
+        id CHAR(32) CHARACTER SET ascii PATH '$.id',
+        t VARCHAR(2048) CHARACTER SET utf8mb4 PATH '$.t',
+        v INT PATH '$.v',
+        c VARCHAR(2048) CHARACTER SET utf8mb4 PATH '$.c',
+        tj LONGTEXT CHARACTER SET utf8mb4 PATH '$.tj',
+        p LONGTEXT CHARACTER SET ascii PATH '$.p',
+        m LONGTEXT CHARACTER SET utf8mb4 PATH '$.m',
+        tr CHAR(32) CHARACTER SET ascii PATH '$.tr',
+        co CHAR(32) CHARACTER SET ascii PATH '$.co',
+        ca CHAR(32) CHARACTER SET ascii PATH '$.ca',
+        at VARCHAR(24) CHARACTER SET ascii PATH '$.at',
+        h BIGINT PATH '$.h'
+    )) AS j
+    ORDER BY j.ord;
+    INSERT INTO {events_tags} (tag, global_position, event_type)
+    SELECT g.tag, last - n + g.ord, g.t
+    FROM JSON_TABLE(batch, '$[*]' COLUMNS (
+        ord FOR ORDINALITY,
+        t VARCHAR(2048) CHARACTER SET utf8mb4 PATH '$.t',
+        NESTED PATH '$.tags[*]' COLUMNS (tag VARCHAR(2048) CHARACTER SET utf8mb4 PATH '$')
+    )) AS g
+    WHERE g.tag IS NOT NULL;
+    SELECT last - n + 1 AS first_position;
+END;
