@@ -117,7 +117,7 @@ fn micros(duration: Duration) -> i64 {
 /// A lease as `idle_transaction_timeout` takes it: whole seconds, rounded up, at least 1
 /// (0 turns the limit off), at most a year.
 fn lease_seconds(lease: Duration) -> u64 {
-    let seconds = lease.as_secs() + u64::from(lease.subsec_nanos() > 0);
+    let seconds = lease.as_secs().saturating_add(u64::from(lease.subsec_nanos() > 0));
     seconds.clamp(1, 365 * 86_400)
 }
 
