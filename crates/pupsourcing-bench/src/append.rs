@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use pupsourcing_core::{EventStore, ExpectedVersion, NewEvent, StreamId};
-use pupsourcing_postgres::PgEventStore;
 use sqlx::{AssertSqlSafe, PgPool};
 use uuid::Uuid;
 
@@ -24,18 +23,18 @@ pub trait Appender: Send + 'static {
 }
 
 /// Through the library: `store.append(&stream, ExpectedVersion::Any, events)`.
-pub struct LibraryAppender {
-    store: PgEventStore,
+pub struct LibraryAppender<S> {
+    store: S,
     stream: StreamId,
 }
 
-impl LibraryAppender {
-    pub fn new(store: PgEventStore) -> Self {
+impl<S: EventStore> LibraryAppender<S> {
+    pub fn new(store: S) -> Self {
         Self { store, stream: StreamId::new("Order", Uuid::now_v7()) }
     }
 }
 
-impl Appender for LibraryAppender {
+impl<S: EventStore> Appender for LibraryAppender<S> {
     async fn append<'a>(&'a mut self, events: &'a [NewEvent]) -> Result<usize, BoxError> {
         let written = self.store.append(&self.stream, ExpectedVersion::Any, events).await?;
         if written.positions.len() != events.len() || written.replayed {

@@ -37,8 +37,8 @@ impl Outcomes {
 /// Appends each event under "no event with my boundary's tag after the last position I know".
 /// Every `hot_every`-th append (0: never) goes to one boundary shared by all tasks instead, with
 /// the head this task last read for it: those conflict whenever another task got there first.
-pub struct ConditionalAppender {
-    store: PgEventStore,
+pub struct ConditionalAppender<S> {
+    store: S,
     own: Boundary,
     hot: Boundary,
     hot_every: u64,
@@ -58,14 +58,8 @@ impl Boundary {
     }
 }
 
-impl ConditionalAppender {
-    pub fn new(
-        store: PgEventStore,
-        run: &str,
-        task: usize,
-        hot_every: u64,
-        outcomes: Arc<Outcomes>,
-    ) -> Self {
+impl<S: DcbStore> ConditionalAppender<S> {
+    pub fn new(store: S, run: &str, task: usize, hot_every: u64, outcomes: Arc<Outcomes>) -> Self {
         Self {
             store,
             own: Boundary { tag: format!("customer:{run}-{task}"), after: None },
@@ -77,7 +71,7 @@ impl ConditionalAppender {
     }
 }
 
-impl Appender for ConditionalAppender {
+impl<S: DcbStore> Appender for ConditionalAppender<S> {
     async fn append<'a>(&'a mut self, events: &'a [NewEvent]) -> Result<usize, BoxError> {
         self.count += 1;
         let hot = self.hot_every > 0 && self.count.is_multiple_of(self.hot_every);

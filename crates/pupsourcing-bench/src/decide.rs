@@ -20,20 +20,20 @@ use crate::dcb::Outcomes;
 
 /// Appends to streams of `length` events: the first with `NoStream`, the others with
 /// `Exact(version)`, then a new stream.
-pub struct LifecycleAppender {
-    store: PgEventStore,
+pub struct LifecycleAppender<S> {
+    store: S,
     length: i64,
     stream: StreamId,
     version: i64,
 }
 
-impl LifecycleAppender {
-    pub fn new(store: PgEventStore, length: i64) -> Self {
+impl<S: EventStore> LifecycleAppender<S> {
+    pub fn new(store: S, length: i64) -> Self {
         Self { store, length, stream: StreamId::new("Order", Uuid::now_v7()), version: 0 }
     }
 }
 
-impl Appender for LifecycleAppender {
+impl<S: EventStore> Appender for LifecycleAppender<S> {
     async fn append<'a>(&'a mut self, events: &'a [NewEvent]) -> Result<usize, BoxError> {
         if self.version + events.len() as i64 > self.length {
             self.stream = StreamId::new("Order", Uuid::now_v7());
@@ -144,11 +144,16 @@ impl ExecutorAppender {
     pub fn new(
         store: PgEventStore,
         records: bool,
+        cache: bool,
         run: &str,
         task: usize,
         outcomes: Arc<Outcomes>,
     ) -> Self {
-        let executor = CommandExecutor::new(store).record_commands(records);
+        let mut executor = CommandExecutor::new(store).record_commands(records);
+        if cache {
+            // Each task has its own executor (as each client would): its own boundaries only.
+            executor = executor.cache_boundaries(16);
+        }
         let (tag, _) = boundary(run, task);
         let run = run.to_string();
         Self { executor, handler: Deposit { tag }, outcomes, run, task, commands: 0 }

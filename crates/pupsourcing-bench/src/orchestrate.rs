@@ -30,7 +30,7 @@ use sqlx::{AssertSqlSafe, PgPool};
 use crate::fixture::Fixture;
 use crate::project::{self, Noop};
 use crate::report::{Measurement, Row};
-use crate::{Args, BoxError, read};
+use crate::{Args, BoxError, Launcher, read};
 
 /// Workload names, matched by `--filter`.
 pub const CATCH_UP: &str = "orchestrator catch-up";
@@ -52,8 +52,8 @@ const SHORT_THRESHOLD: Duration = Duration::from_secs(1);
 /// projection is caught up at once and only the probes appended by the workload are handled).
 const FAILOVER_TYPE: &str = "FailoverProbe";
 
-/// The settings of a worker process: hidden flags, passed by the parent when it re-runs this
-/// binary as a worker.
+/// The settings of a worker process: hidden flags, passed by the parent when it re-runs its
+/// binary as a worker ([`crate::Launcher`]).
 #[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
 pub struct WorkerArgs {
     /// Run as a worker process of the orchestrator workloads on this schema (internal).
@@ -167,9 +167,13 @@ impl Drop for WorkerProcess {
 }
 
 impl WorkerProcess {
-    fn spawn(url: &str, spec: &WorkerArgs) -> Result<Self, BoxError> {
-        let child = Command::new(std::env::current_exe()?)
-            .arg(format!("--url={url}"))
+    fn spawn(launcher: &Launcher, spec: &WorkerArgs) -> Result<Self, BoxError> {
+        let program = match &launcher.program {
+            Some(program) => program.clone(),
+            None => std::env::current_exe()?,
+        };
+        let child = Command::new(program)
+            .args(&launcher.args)
             .args(spec.to_args())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -427,7 +431,7 @@ async fn orchestrated(
                 CATCH_UP_HEARTBEAT,
                 CATCH_UP_THRESHOLD,
             );
-            WorkerProcess::spawn(&args.url, &spec)
+            WorkerProcess::spawn(&args.launcher, &spec)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut first = None;
@@ -511,7 +515,7 @@ async fn failover(
     let (victim, survivor) = (specs[0].worker_id.clone(), specs[1].worker_id.clone());
     let mut processes = specs
         .iter()
-        .map(|spec| WorkerProcess::spawn(&args.url, spec))
+        .map(|spec| WorkerProcess::spawn(&args.launcher, spec))
         .collect::<Result<Vec<_>, _>>()?;
     let head = append_probe(&store).await?;
     let count = |s: &[Shard], id: &str| s.iter().filter(|s| s.owner.as_deref() == Some(id)).count();
@@ -767,6 +771,13 @@ mod tests {
 
     use super::*;
 
+    /// A wrapper's command line around the workloads' flags.
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
     /// The worker process parses back exactly the settings its parent passed.
     #[test]
     fn worker_flags_round_trip() {
@@ -780,7 +791,7 @@ mod tests {
         spec.worker_event_type = Some(FAILOVER_TYPE.to_string());
         for spec in [spec.clone(), WorkerArgs { worker_event_type: None, ..spec }] {
             let argv = ["pupsourcing-bench".to_string()].into_iter().chain(spec.to_args());
-            assert_eq!(Args::try_parse_from(argv).unwrap().worker, spec);
+            assert_eq!(Cli::try_parse_from(argv).unwrap().args.worker, spec);
         }
     }
 }

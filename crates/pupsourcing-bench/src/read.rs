@@ -114,7 +114,7 @@ pub async fn floor(pool: &PgPool, floor: &str, expected: u64) -> Result<Measurem
     check(m, expected, "floor")
 }
 
-fn check(m: Measurement, expected: u64, side: &str) -> Result<Measurement, BoxError> {
+pub(crate) fn check(m: Measurement, expected: u64, side: &str) -> Result<Measurement, BoxError> {
     if m.events != expected {
         return Err(format!("{side} read {} events, expected {expected}", m.events).into());
     }

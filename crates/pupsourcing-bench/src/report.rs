@@ -14,6 +14,7 @@ pub struct Measurement {
 }
 
 impl Measurement {
+    /// Events per second over the measured window.
     pub fn events_per_sec(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
         if secs > 0.0 { self.events as f64 / secs } else { 0.0 }
@@ -36,8 +37,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// One scenario measured through the library and against the floors.
+#[derive(Debug, Clone)]
 pub struct Row {
+    /// What was measured.
     pub name: String,
+    /// Through the library.
     pub library: Measurement,
     /// The plain floor: event rows only.
     pub floor: Measurement,
@@ -95,7 +99,7 @@ const HEADERS: [&str; COLUMNS] = [
 ];
 
 /// The table aligned for a terminal.
-pub fn text_table(rows: &[Row]) -> String {
+fn text_table(rows: &[Row]) -> String {
     let cells: Vec<[String; COLUMNS]> = rows.iter().map(Row::cells).collect();
     let mut widths = HEADERS.map(str::len);
     for row in &cells {
@@ -125,13 +129,90 @@ pub fn text_table(rows: &[Row]) -> String {
 }
 
 /// The same table as Markdown.
-pub fn markdown_table(rows: &[Row]) -> String {
+fn markdown_table(rows: &[Row]) -> String {
     let mut out = format!("| {} |\n", HEADERS.join(" | "));
     out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for row in rows {
         out.push_str(&format!("| {} |\n", row.cells().join(" | ")));
     }
     out
+}
+
+/// What a run measured: the setup, one row per scenario, notes and the goals checked.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The machine, server, settings and schemas of the run.
+    pub header: String,
+    /// The scenarios, in the order they ran.
+    pub rows: Vec<Row>,
+    /// Notes of the orchestrator workloads.
+    pub notes: Vec<String>,
+    /// The goals of the issues, checked against this run (MET / MISSED).
+    pub goals: String,
+    /// The load average when the run ended.
+    pub load_average_at_end: String,
+}
+
+impl Report {
+    /// For a terminal: the header, the aligned table, the notes and the goals.
+    pub fn text(&self) -> String {
+        let mut out = format!("{}\n\n{}\n", self.header, text_table(&self.rows));
+        for note in &self.notes {
+            out.push_str(&format!("{note}\n\n"));
+        }
+        out.push_str(&format!("{}load average at end: {}\n", self.goals, self.load_average_at_end));
+        out
+    }
+
+    /// For docs/benchmarks.md: the header as a code block, the table in Markdown, the notes
+    /// and the goals.
+    pub fn markdown(&self) -> String {
+        let mut out = format!("```text\n{}\n```\n\n", self.header);
+        out.push_str("Latencies: per append, or per page read.\n\n");
+        out.push_str(&markdown_table(&self.rows));
+        for note in &self.notes {
+            out.push_str(&format!("\n{note}\n"));
+        }
+        out.push_str(&format!(
+            "\n```text\n{}load average at end: {}\n```\n",
+            self.goals, self.load_average_at_end
+        ));
+        out
+    }
+
+    /// For scripts: every row's rates, ratios and latencies.
+    pub fn json(&self) -> serde_json::Value {
+        let side = |m: &Measurement| {
+            serde_json::json!({
+                "events": m.events,
+                "seconds": m.elapsed.as_secs_f64(),
+                "events_per_sec": m.events_per_sec(),
+                "p50_ms": m.percentile_ms(0.50),
+                "p99_ms": m.percentile_ms(0.99),
+            })
+        };
+        let rows: Vec<_> = self
+            .rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "scenario": r.name,
+                    "library": side(&r.library),
+                    "floor": side(&r.floor),
+                    "ratio": r.ratio(),
+                    "same_rows_floor": r.same_rows.as_ref().map(side),
+                    "same_rows_ratio": r.same_rows_ratio(),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "header": self.header,
+            "rows": rows,
+            "notes": self.notes,
+            "goals": self.goals.lines().map(str::trim).filter(|l| !l.is_empty() && *l != "Goals:").collect::<Vec<_>>(),
+            "load_average_at_end": self.load_average_at_end,
+        })
+    }
 }
 
 #[cfg(test)]

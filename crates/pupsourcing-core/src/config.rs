@@ -164,6 +164,12 @@ impl TableNames {
     ];
 
     /// The tables besides the events table, with what each holds.
+    /// Every table with what it holds, the events table first: what a migration creates.
+    pub fn all(&self) -> [(&'static str, &Identifier); 8] {
+        let [a, b, c, d, e, f, g] = self.others();
+        [("events", &self.events), a, b, c, d, e, f, g]
+    }
+
     fn others(&self) -> [(&'static str, &Identifier); 7] {
         [
             ("aggregate heads", &self.aggregate_heads),

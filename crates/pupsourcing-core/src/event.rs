@@ -238,4 +238,24 @@ impl RecordedEvent {
     pub fn aggregate_version(&self) -> Option<Version> {
         self.stream.as_ref().map(|(_, v)| *v)
     }
+
+    /// `event` as a read returns it once stored at `position` outside any stream (a DCB
+    /// append): every field as given, `created_at` as stored (whole microseconds).
+    pub fn stored_at(event: &NewEvent, position: Position) -> Self {
+        Self {
+            position,
+            event_id: event.event_id,
+            event_type: event.event_type.clone(),
+            event_version: event.event_version,
+            bounded_context: event.bounded_context.clone(),
+            stream: None,
+            tags: event.tags.clone(),
+            payload: event.payload.clone(),
+            metadata: event.metadata.clone(),
+            trace_id: event.trace_id,
+            correlation_id: event.correlation_id,
+            causation_id: event.causation_id,
+            created_at: event.stored_created_at(),
+        }
+    }
 }

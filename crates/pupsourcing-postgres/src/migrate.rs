@@ -1,7 +1,7 @@
 //! The PostgreSQL schema: rendered for a configuration, written out by the migration generator
 //! or applied from code.
 
-use pupsourcing_core::StoreConfig;
+use pupsourcing_core::{SchemaStatus, StoreConfig};
 use sqlx::{AssertSqlSafe, PgPool};
 
 use crate::statements::render;
@@ -10,7 +10,7 @@ use crate::statements::render;
 /// Every statement is idempotent.
 ///
 /// ```
-/// use pupsourcing_core::StoreConfig;
+/// use pupsourcing_core::{SchemaStatus, StoreConfig};
 /// let sql = pupsourcing_postgres::migration_sql(&StoreConfig::default().schema("shop").unwrap());
 /// assert!(sql.contains(r#"CREATE TABLE IF NOT EXISTS "shop"."events""#));
 /// ```
@@ -35,6 +35,19 @@ pub(crate) async fn apply(pool: &PgPool, config: &StoreConfig) -> Result<(), sql
         return Err(err);
     }
     tx.commit().await
+}
+
+/// Which of the configured tables exist in the configured schema.
+pub(crate) async fn status(
+    pool: &PgPool,
+    config: &StoreConfig,
+) -> Result<SchemaStatus, sqlx::Error> {
+    let schema = config.schema.as_str();
+    let names: Vec<String> = sqlx::query_scalar(include_str!("sql/schema_tables.sql"))
+        .bind(schema)
+        .fetch_all(pool)
+        .await?;
+    Ok(SchemaStatus::new(schema, &config.tables, |t| names.iter().any(|n| n == t.as_str())))
 }
 
 /// Advisory lock key taken while migrating ("pupsourc" in ASCII).

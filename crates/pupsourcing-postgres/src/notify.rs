@@ -38,6 +38,9 @@ pub(crate) struct Notifier {
     /// Woken after each commit; its single permit coalesces commits into one notification.
     poke: Arc<Notify>,
     started: AtomicBool,
+    /// A commit happened that no notification has covered yet: `close` sends it, so a
+    /// short-lived process (a CLI append) does not exit with it unsent.
+    pending: AtomicBool,
 }
 
 impl Notifier {
@@ -47,6 +50,7 @@ impl Notifier {
             channel: channel(config),
             poke: Arc::new(Notify::new()),
             started: AtomicBool::new(false),
+            pending: AtomicBool::new(false),
         }
     }
 }
@@ -73,10 +77,22 @@ impl PgEventStore {
         if !notifier.enabled.load(Ordering::Relaxed) {
             return;
         }
+        notifier.pending.store(true, Ordering::Release);
         if !notifier.started.swap(true, Ordering::AcqRel) {
             tokio::spawn(notify_loop(Arc::downgrade(self.inner_arc()), notifier.poke.clone()));
         }
         notifier.poke.notify_one();
+    }
+
+    /// Sends the notification of commits no notification has covered yet, now (before the
+    /// store closes its pool; a failure only means listeners poll).
+    pub(crate) async fn flush_notification(&self) {
+        let notifier = self.notifier();
+        if notifier.enabled.load(Ordering::Relaxed)
+            && notifier.pending.swap(false, Ordering::AcqRel)
+        {
+            let _ = sqlx::query(NOTIFY).bind(&notifier.channel).execute(self.pool()).await;
+        }
     }
 
     /// The channel this store notifies after its commits, and [`PgEventStore::wakeups`]
@@ -134,6 +150,8 @@ async fn notify_loop(store: Weak<crate::store::Inner>, poke: Arc<Notify>) {
         let Some(inner) = store.upgrade() else { return };
         let store = PgEventStore::from_inner(inner);
         let channel = store.notifier().channel.clone();
+        // Cleared before sending: a commit after this sets it again and pokes once more.
+        store.notifier().pending.store(false, Ordering::Release);
         // A NOTIFY commits a transaction of its own with an id, which would wait for its WAL
         // flush like an append: asynchronous commit spares the appends that competition (a
         // notification lost in a crash costs nothing: processors poll).

@@ -9,7 +9,7 @@ use pupsourcing_core::dcb::{
 use pupsourcing_core::timeout::{within as limited, write_within};
 use pupsourcing_core::{
     AppendResult, ConnectOptions, Error, EventStore, ExpectedVersion, NewEvent, Position,
-    RecordedEvent, Result, StoreConfig, StreamId, Version, VersionRange,
+    RecordedEvent, Result, SchemaStatus, StoreConfig, StreamId, Version, VersionRange,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Row, Transaction};
@@ -121,10 +121,13 @@ impl PgEventStore {
         Ok(Self::new(pool, config))
     }
 
-    /// Closes the store: its pool and group commit's writer connections, waiting for
-    /// connections in use to be returned. Every later call fails with [`Error::PoolClosed`].
+    /// Closes the store: sends the wake-up notification of its last appends if still due,
+    /// then closes its pool and group commit's writer connections, waiting for connections in
+    /// use to be returned. Every later call fails with [`Error::PoolClosed`].
     /// Clones share the pool, so this closes them too.
     pub async fn close(&self) {
+        // The wake-up of the last commits, if its task has not sent it yet.
+        self.flush_notification().await;
         self.inner.pool.close().await;
         self.inner.group.close().await;
     }
@@ -135,6 +138,13 @@ impl PgEventStore {
     pub async fn migrate(&self) -> Result<()> {
         self.inner.config.validate()?;
         migrate::apply(&self.inner.pool, &self.inner.config).await.map_err(db_error)
+    }
+
+    /// Which of the configured tables exist in the configured schema: all of them once
+    /// [`PgEventStore::migrate`] (or the generated migration) has run. Functions and indexes
+    /// are not checked.
+    pub async fn schema_status(&self) -> Result<SchemaStatus> {
+        migrate::status(&self.inner.pool, &self.inner.config).await.map_err(db_error)
     }
 
     /// The connection pool.

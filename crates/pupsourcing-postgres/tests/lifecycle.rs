@@ -203,3 +203,29 @@ async fn the_acquire_timeout_bounds_the_wait_for_a_connection() {
     store.rollback(held).await.unwrap();
     store.close().await;
 }
+
+/// `schema_status` reports no table in a schema never migrated, every one after `migrate`,
+/// and looks only in the configured schema.
+#[tokio::test]
+async fn schema_status_tells_a_migrated_schema_from_an_empty_one() {
+    if let Err(err) = common::probe().await {
+        return pupsourcing_testkit::unreachable("PostgreSQL", err).unwrap_or(());
+    }
+    let schema = common::unique_schema();
+    let config = StoreConfig::default().schema(&schema).unwrap().events_table("ledger").unwrap();
+    let options = ConnectOptions::new().max_connections(2);
+    let store = PgEventStore::connect_with(&common::url(), config, options).await.unwrap();
+    let before = store.schema_status().await.unwrap();
+    assert!(before.is_empty(), "{before:?}");
+    assert_eq!(before.location, schema);
+    store.migrate().await.unwrap();
+    let after = store.schema_status().await.unwrap();
+    assert!(after.is_applied(), "{after:?}");
+    assert!(after.tables.iter().any(|t| t.name.as_str() == "ledger_dead_letters"));
+    let elsewhere = StoreConfig::default().schema(&common::unique_schema()).unwrap();
+    let options = ConnectOptions::new().max_connections(1);
+    let other = PgEventStore::connect_with(&common::url(), elsewhere, options).await.unwrap();
+    assert!(other.schema_status().await.unwrap().is_empty());
+    store.close().await;
+    other.close().await;
+}

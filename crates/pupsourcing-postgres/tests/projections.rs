@@ -4,6 +4,7 @@
 mod common;
 
 use common::read_model::{fresh, store_with_model};
+use pupsourcing_postgres::PgEventStore;
 
 pupsourcing_testkit::projection_conformance!(fresh);
 
@@ -114,4 +115,29 @@ async fn a_fenced_processor_stops_when_its_shard_moves() {
     let Some((store, model)) = fresh().await else { return };
     pupsourcing_testkit::projections::a_fenced_processor_stops_when_its_shard_moves(store, model)
         .await;
+}
+
+/// A store closed right after its append (a short-lived process, such as `pup append`) still
+/// sends the wake-up: `close` sends the notification its task had not sent yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_closed_right_after_appending_still_notifies() {
+    use pupsourcing_core::ConnectOptions;
+    use pupsourcing_core::dcb::DcbStore;
+    use std::time::Duration;
+    let Some((listening, _)) = fresh().await else { return };
+    let mut wake = listening.wakeups().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await; // LISTEN sent
+    for round in 0..10 {
+        wake.borrow_and_update();
+        let options = ConnectOptions::new().max_connections(2);
+        let config = listening.config().clone();
+        let short = PgEventStore::connect_with(&common::url(), config, options).await.unwrap();
+        let event = pupsourcing_testkit::event("ShortLived");
+        short.append_if(&[event], None).await.unwrap();
+        short.close().await;
+        tokio::time::timeout(Duration::from_secs(3), wake.changed())
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: no wake-up from a store closed at once"))
+            .unwrap();
+    }
 }

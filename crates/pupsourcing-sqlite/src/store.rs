@@ -10,7 +10,7 @@ use pupsourcing_core::dcb::{
 use pupsourcing_core::timeout::{within as limited, write_within};
 use pupsourcing_core::{
     AppendResult, ConnectOptions, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent,
-    Result, StoreConfig, StreamId, Version, VersionRange,
+    Result, SchemaStatus, StoreConfig, StreamId, Version, VersionRange,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
@@ -212,6 +212,12 @@ impl SqliteEventStore {
             return Err(err);
         }
         tx.commit().await.map_err(db)
+    }
+
+    /// Which of the configured tables exist: all of them once [`SqliteEventStore::migrate`]
+    /// (or the generated migration) has run. Indexes are not checked.
+    pub async fn schema_status(&self) -> Result<SchemaStatus> {
+        schema::status(&self.pool, &self.config).await
     }
 
     /// The schema SQL for `config`, for migration files; see [`crate::migration_sql`].

@@ -99,3 +99,23 @@ async fn pool_options_and_close() {
     let err = store.append(&new_stream(), ExpectedVersion::Any, &[event("A")]).await.unwrap_err();
     assert!(matches!(err, Error::PoolClosed), "{err:?}");
 }
+
+/// `schema_status` reports no table before `migrate`, every one after, with the configured
+/// names.
+#[tokio::test]
+async fn schema_status_tells_a_migrated_database_from_an_empty_one() {
+    let (_, url) = database_url();
+    let config = StoreConfig::default().events_table("ledger").unwrap();
+    let store = SqliteEventStore::connect(&url, config).await.unwrap();
+    let before = store.schema_status().await.unwrap();
+    assert!(before.is_empty() && !before.is_applied(), "{before:?}");
+    store.migrate().await.unwrap();
+    let after = store.schema_status().await.unwrap();
+    assert!(after.is_applied(), "{after:?}");
+    let names: Vec<_> = after.tables.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names[0], "ledger");
+    assert!(names.contains(&"ledger_checkpoints") && names.contains(&"ledger_shards"));
+    // Another events table in the same file is not migrated by the first.
+    let other = SqliteEventStore::connect(&url, StoreConfig::default()).await.unwrap();
+    assert!(other.schema_status().await.unwrap().is_empty());
+}

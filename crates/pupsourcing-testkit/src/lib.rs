@@ -7,6 +7,7 @@
 
 pub mod coordination;
 pub mod dcb;
+pub mod decisions;
 mod fixtures;
 pub mod global_log;
 pub mod identifiers;
@@ -73,6 +74,14 @@ macro_rules! dcb_conformance {
             dcb::transaction_sees_its_own_appends,
             dcb::own_reads_never_open_gaps,
             dcb::query_tails_never_skip_out_of_order_commits,
+            decisions::cached_decisions_number_without_repeats,
+            decisions::cached_refusals_are_made_again_on_fresh_state,
+            decisions::cached_events_are_what_a_read_returns,
+            decisions::cached_decisions_see_every_path_of_writing,
+            decisions::cached_multi_item_decisions_see_every_path_of_writing,
+            decisions::cached_decisions_on_all_events_see_every_path_of_writing,
+            decisions::cached_replays_are_not_counted_twice,
+            decisions::cached_decisions_survive_eviction_races,
         );
     };
 }

@@ -3,10 +3,15 @@
 
 use serde::Serialize;
 
+use std::sync::Arc;
+
 use crate::error::Error;
 use crate::event::{NewEvent, Position};
+use crate::store::AppendResult;
 
-use super::{CommandRecord, DcbStore, DecisionModel, States};
+use super::cache::{BoundaryCache, Snapshot};
+use super::store::project_keeping;
+use super::{AppendCondition, CommandRecord, DcbStore, DecisionModel, Query, States};
 
 /// Business logic for one kind of command: which state it needs and what it decides.
 ///
@@ -71,17 +76,33 @@ pub struct CommandOutcome {
 /// [`CommandExecutor::record_commands`]), atomically ([`DcbStore::append_if_and_record`]). When
 /// the condition fails (another writer changed the boundary), nothing was written and the
 /// command is re-decided on fresh state, up to `max_attempts`.
-#[derive(Debug, Clone)]
+///
+/// With [`CommandExecutor::cache_boundaries`], the executor keeps the events of the boundaries
+/// it decided on recently and decides the next command on one of them without reading it; the
+/// append's condition then confirms that nothing changed since. Clones share the cache.
+#[derive(Clone)]
 pub struct CommandExecutor<S> {
     store: S,
     max_attempts: usize,
     record_commands: bool,
+    cache: Option<Arc<BoundaryCache>>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for CommandExecutor<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandExecutor")
+            .field("store", &self.store)
+            .field("max_attempts", &self.max_attempts)
+            .field("record_commands", &self.record_commands)
+            .field("cache_boundaries", &self.cache.as_ref().map(|c| c.capacity()))
+            .finish()
+    }
 }
 
 impl<S: DcbStore> CommandExecutor<S> {
     /// An executor making at most 5 attempts per command and recording every command.
     pub fn new(store: S) -> Self {
-        Self { store, max_attempts: 5, record_commands: true }
+        Self { store, max_attempts: 5, record_commands: true, cache: None }
     }
 
     /// Whether executed commands are recorded in the commands table (default: yes). Without
@@ -91,9 +112,33 @@ impl<S: DcbStore> CommandExecutor<S> {
         self
     }
 
-    /// Sets the number of attempts (at least 1).
+    /// Sets the number of attempts on freshly read state (at least 1).
     pub fn max_attempts(mut self, attempts: usize) -> Self {
         self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Keeps, in memory, the events of up to `boundaries` recently decided boundaries (each of
+    /// at most 1,000 events), so that the next command on one of them is decided without a
+    /// read: one round trip instead of two or three. The cached events are those read, plus
+    /// those this executor (or a clone) appended since under its condition, so they are every
+    /// event of the boundary up to the last of them; the append's condition ("nothing new after
+    /// that") confirms the decision. When another writer changed the boundary meanwhile, the
+    /// condition fails, nothing is written, and the command runs again on a fresh read (not
+    /// counted against `max_attempts`). A decision that appends nothing, or a rejection, is
+    /// never trusted to the cache: it is made again on a fresh read.
+    ///
+    /// Worth it when one process decides most commands of a boundary (a single service, or
+    /// requests routed by boundary); with many processes writing the same boundaries, stale
+    /// entries cost a failed append each. Off by default.
+    ///
+    /// Memory: up to `boundaries` × 1,000 events, payloads included (the bound counts events,
+    /// not bytes). Like the store's cached head, the cache assumes the log only grows: an
+    /// entry still holds events deleted from the table since, and after a restore from an
+    /// older backup (positions handed out again) its condition misses events at or below its
+    /// head. Build new executors after such maintenance.
+    pub fn cache_boundaries(mut self, boundaries: usize) -> Self {
+        self.cache = (boundaries > 0).then(|| Arc::new(BoundaryCache::new(boundaries)));
         self
     }
 
@@ -104,15 +149,68 @@ impl<S: DcbStore> CommandExecutor<S> {
         command: &H::Command,
     ) -> Result<CommandOutcome, ExecuteError<H::Error>> {
         let data = serde_json::to_value(command).map_err(Error::Payload)?;
-        let mut attempt = 0;
+        let mut attempts = 0;
+        if let Some(cache) = &self.cache {
+            match self.cached_attempt(cache, handler, command, &data).await? {
+                Cached::Appended(positions) => {
+                    return Ok(CommandOutcome { positions, attempts: 1 });
+                }
+                Cached::Stale => attempts += 1,
+                Cached::Skipped => {}
+            }
+        }
+        let mut fresh = 0;
         loop {
-            attempt += 1;
+            attempts += 1;
+            fresh += 1;
             match self.attempt(handler, command, &data).await {
-                Ok(positions) => return Ok(CommandOutcome { positions, attempts: attempt }),
+                Ok(positions) => return Ok(CommandOutcome { positions, attempts }),
                 // Someone changed the boundary meanwhile: decide again on fresh state.
                 Err(ExecuteError::Store(Error::ConditionFailed { .. }))
-                    if attempt < self.max_attempts => {}
+                    if fresh < self.max_attempts => {}
                 Err(other) => return Err(other),
+            }
+        }
+    }
+
+    /// A decision on the cached events of the model's boundary, if there are any and the
+    /// decision is to append; otherwise (no entry, nothing to append, a rejection) it is made
+    /// on a fresh read.
+    async fn cached_attempt<H: CommandHandler>(
+        &self,
+        cache: &BoundaryCache,
+        handler: &H,
+        command: &H::Command,
+        data: &serde_json::Value,
+    ) -> Result<Cached, ExecuteError<H::Error>> {
+        let mut model = DecisionModel::new();
+        let handles = handler.model(command, &mut model);
+        let query = model.query();
+        let Some(Snapshot { events: cached, head }) = cache.get(&query) else {
+            return Ok(Cached::Skipped);
+        };
+        for event in cached.iter() {
+            model.apply(event);
+        }
+        // Released before the entry is extended: a reference held here would make `extend`
+        // copy every cached event (`Arc::make_mut`), under the cache's lock.
+        drop(cached);
+        let (states, condition) = model.finish(head);
+        let events = match handler.decide(command, &handles, &states) {
+            Ok(events) if !events.is_empty() => events,
+            _ => return Ok(Cached::Skipped),
+        };
+        match self.append(handler, command, data, &events, &condition).await {
+            Ok(result) => {
+                self.remember(cache, &query, head, &events, &result);
+                Ok(Cached::Appended(result.positions))
+            }
+            Err(error) => {
+                cache.forget(&query, head);
+                match error {
+                    Error::ConditionFailed { .. } => Ok(Cached::Stale),
+                    other => Err(other.into()),
+                }
             }
         }
     }
@@ -129,13 +227,47 @@ impl<S: DcbStore> CommandExecutor<S> {
         let store = &self.store;
         let mut model = DecisionModel::new();
         let handles = handler.model(command, &mut model);
-        let (states, condition) = store.project(model).await?;
+        let (states, condition) = match &self.cache {
+            None => store.project(model).await?,
+            Some(cache) => {
+                let (states, condition, events) =
+                    project_keeping(store, model, BoundaryCache::MAX_EVENTS).await?;
+                if let Some(events) = events {
+                    let head = condition.after.unwrap_or_default();
+                    let snapshot = Snapshot { events: Arc::new(events), head };
+                    cache.put(&condition.fail_if_events_match, snapshot);
+                }
+                (states, condition)
+            }
+        };
         let events = handler.decide(command, &handles, &states).map_err(ExecuteError::Rejected)?;
+        let result = self.append(handler, command, data, &events, &condition).await?;
+        if let Some(cache) = &self.cache {
+            let query = &condition.fail_if_events_match;
+            let head = condition.after.unwrap_or_default();
+            self.remember(cache, query, head, &events, &result);
+        }
+        Ok(result.positions)
+    }
+
+    /// Appends a decision under its condition, with the command's record when records are on.
+    async fn append<H: CommandHandler>(
+        &self,
+        handler: &H,
+        command: &H::Command,
+        data: &serde_json::Value,
+        events: &[NewEvent],
+        condition: &AppendCondition,
+    ) -> Result<AppendResult, Error> {
         if !self.record_commands {
             if events.is_empty() {
-                return Ok(Vec::new());
+                return Ok(AppendResult {
+                    positions: Vec::new(),
+                    versions: Vec::new(),
+                    replayed: false,
+                });
             }
-            return Ok(store.append_if(&events, Some(&condition)).await?.positions);
+            return self.store.append_if(events, Some(condition)).await;
         }
         let record = CommandRecord {
             command_type: handler.command_type(command),
@@ -143,6 +275,33 @@ impl<S: DcbStore> CommandExecutor<S> {
             metadata: handler.metadata(command),
             positions: Vec::new(),
         };
-        Ok(store.append_if_and_record(&events, Some(&condition), &record).await?.positions)
+        self.store.append_if_and_record(events, Some(condition), &record).await
     }
+
+    /// Brings the cached boundary up to the events just appended under "nothing after `head`".
+    fn remember(
+        &self,
+        cache: &BoundaryCache,
+        query: &Query,
+        head: Position,
+        events: &[NewEvent],
+        result: &AppendResult,
+    ) {
+        if result.replayed {
+            // Positions of an earlier append of the same ids: not known to follow `head`.
+            cache.forget(query, head);
+        } else if !events.is_empty() {
+            cache.extend(query, head, events, &result.positions);
+        }
+    }
+}
+
+/// What a decision on cached events came to.
+enum Cached {
+    /// Appended at these positions.
+    Appended(Vec<Position>),
+    /// The boundary had changed: nothing was written.
+    Stale,
+    /// Not tried, or not trusted (no entry, nothing to append, a rejection).
+    Skipped,
 }

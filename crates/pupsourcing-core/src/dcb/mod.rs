@@ -6,6 +6,7 @@
 //! anything matching was appended meanwhile. Backends make overlapping conditions serialise with
 //! the advisory lock plan of [`lock_plan`].
 
+mod cache;
 mod command;
 mod condition;
 mod locks;

@@ -14,7 +14,7 @@ use crate::validate::{Limits, check_count, check_name, check_tags};
 /// assert!(item.matches("StudentSubscribed", &["course:c1".into(), "student:s1".into()]));
 /// assert!(!item.matches("CourseDefined", &["course:c1".into()]));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct QueryItem {
     /// Event types, any of which matches (empty: any type).
     pub types: Vec<String>,
@@ -64,7 +64,7 @@ impl QueryItem {
 /// assert!(q.matches_event("Anything", &["student:s1".into()]));
 /// assert!(Query::all().matches_event("Anything", &[]));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Query {
     /// The items; empty means all events.
     pub items: Vec<QueryItem>,

@@ -8,27 +8,9 @@ use super::{AppendCondition, CommandHandler, DecisionModel, States};
 /// would: each projector sees only the events its query matches.
 pub fn project_events(mut model: DecisionModel, events: &[NewEvent]) -> (States, AppendCondition) {
     for (i, event) in events.iter().enumerate() {
-        model.apply(&recorded(event, i as i64 + 1));
+        model.apply(&RecordedEvent::stored_at(event, i as i64 + 1));
     }
     model.finish(events.len() as i64)
-}
-
-fn recorded(e: &NewEvent, position: i64) -> RecordedEvent {
-    RecordedEvent {
-        position,
-        event_id: e.event_id,
-        event_type: e.event_type.clone(),
-        event_version: e.event_version,
-        bounded_context: e.bounded_context.clone(),
-        stream: None,
-        tags: e.tags.clone(),
-        payload: e.payload.clone(),
-        metadata: e.metadata.clone(),
-        trace_id: e.trace_id,
-        correlation_id: e.correlation_id,
-        causation_id: e.causation_id,
-        created_at: e.created_at,
-    }
 }
 
 /// A given/when/then test of a [`CommandHandler`].

@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use crate::error::{Result, ValidationError};
-use crate::event::{NewEvent, Position};
+use crate::event::{NewEvent, Position, RecordedEvent};
 use crate::store::{AppendResult, EventStore, EventStream};
 use crate::validate::{Limits, check_json, check_name};
 
@@ -167,18 +167,42 @@ pub trait DcbStore: EventStore {
     }
 }
 
+/// [`DcbStore::project`] that also returns the events it read, when there are at most `keep`
+/// of them (the command executor's boundary cache).
+pub(crate) async fn project_keeping<S: DcbStore>(
+    store: &S,
+    model: DecisionModel,
+    keep: usize,
+) -> Result<(States, AppendCondition, Option<Vec<RecordedEvent>>)> {
+    let mut fold = PagedFold::new(model);
+    fold.kept = Some(Vec::new());
+    loop {
+        let read = store.read(&fold.query, fold.next_page()).await?;
+        let kept = fold.kept.take();
+        fold.kept = kept.and_then(|mut kept| {
+            kept.extend(read.events.iter().cloned());
+            (kept.len() <= keep).then_some(kept)
+        });
+        if let Some((states, condition)) = fold.feed(read) {
+            return Ok((states, condition, fold.kept));
+        }
+    }
+}
+
 /// Feeds a decision model page by page.
 struct PagedFold {
     model: DecisionModel,
     query: Query,
     from: Position,
+    /// The events fed so far, while [`project_keeping`] wants them.
+    kept: Option<Vec<RecordedEvent>>,
 }
 
 impl PagedFold {
     const PAGE: usize = 1000;
 
     fn new(model: DecisionModel) -> Self {
-        Self { query: model.query(), model, from: 1 }
+        Self { query: model.query(), model, from: 1, kept: None }
     }
 
     fn next_page(&self) -> ReadOptions {

@@ -1,6 +1,7 @@
 //! The schema: generated as SQL text for migration files, or applied by [`crate::SqliteEventStore::migrate`].
 
-use pupsourcing_core::{Result, StoreConfig};
+use pupsourcing_core::{Result, SchemaStatus, StoreConfig};
+use sqlx::SqlitePool;
 use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use crate::error::db;
@@ -62,4 +63,14 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, config: &StoreConfig) -> 
             .map_err(db)?;
     }
     Ok(())
+}
+
+/// Which of the configured tables exist (SQLite has no schemas: the location is `main`).
+pub(crate) async fn status(pool: &SqlitePool, config: &StoreConfig) -> Result<SchemaStatus> {
+    let names: Vec<String> =
+        sqlx::query_scalar(include_str!("tables.sql")).fetch_all(pool).await.map_err(db)?;
+    // SQLite resolves names case-insensitively; identifiers are lower case already.
+    let present =
+        |t: &pupsourcing_core::Identifier| names.iter().any(|n| n.eq_ignore_ascii_case(t.as_str()));
+    Ok(SchemaStatus::new("main", &config.tables, present))
 }
