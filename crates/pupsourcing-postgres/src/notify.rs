@@ -41,6 +41,10 @@ pub(crate) struct Notifier {
     /// A commit happened that no notification has covered yet: `close` sends it, so a
     /// short-lived process (a CLI append) does not exit with it unsent.
     pending: AtomicBool,
+    /// Held from clearing `pending` until the notification is sent, by the task and by
+    /// `close`: a close never finds `pending` cleared while the task's send is still under way
+    /// (and then closes the pool under it).
+    sending: tokio::sync::Mutex<()>,
 }
 
 impl Notifier {
@@ -51,6 +55,7 @@ impl Notifier {
             poke: Arc::new(Notify::new()),
             started: AtomicBool::new(false),
             pending: AtomicBool::new(false),
+            sending: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -88,6 +93,7 @@ impl PgEventStore {
     /// store closes its pool; a failure only means listeners poll).
     pub(crate) async fn flush_notification(&self) {
         let notifier = self.notifier();
+        let _sending = notifier.sending.lock().await;
         if notifier.enabled.load(Ordering::Relaxed)
             && notifier.pending.swap(false, Ordering::AcqRel)
         {
@@ -150,6 +156,7 @@ async fn notify_loop(store: Weak<crate::store::Inner>, poke: Arc<Notify>) {
         let Some(inner) = store.upgrade() else { return };
         let store = PgEventStore::from_inner(inner);
         let channel = store.notifier().channel.clone();
+        let sending = store.notifier().sending.lock().await;
         // Cleared before sending: a commit after this sets it again and pokes once more.
         store.notifier().pending.store(false, Ordering::Release);
         // A NOTIFY commits a transaction of its own with an id, which would wait for its WAL
@@ -162,6 +169,7 @@ async fn notify_loop(store: Weak<crate::store::Inner>, poke: Arc<Notify>) {
             }
             tracing::debug!(%error, "could not notify projections; they will poll");
         }
+        drop(sending);
         drop(store);
         tokio::time::sleep(MIN_INTERVAL).await;
     }
