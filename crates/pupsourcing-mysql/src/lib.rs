@@ -13,6 +13,13 @@
 //! - Sound DCB conditions without SERIALIZABLE: one row per lock key of core's lock plan, taken
 //!   shared by appends and exclusively by conditions, in key order (see `dcb::locks`).
 //! - Optimistic concurrency on an O(1) heads row, idempotent re-appends by the unique event id.
+//! - Projections ([`pupsourcing_core::projection::ProjectionStore`]): batches filtered in SQL by
+//!   scope and by the partition hash stored at append, checkpoints moved by compare-and-set in
+//!   the caller's transaction, dead letters, and the append holding the head back (see
+//!   `checkpoint`).
+//! - The orchestrator's coordination ([`pupsourcing_core::coordination::CoordinationStore`]):
+//!   workers with heartbeats on the database clock, the Recreate generation, and shards whose
+//!   owner and epoch fence every batch commit (see `coordination`).
 //! - The store's own transactions run at READ COMMITTED, on sessions in strict SQL mode.
 //! - Every SQL statement lives in a `.sql` file beside the module that runs it, rendered once per
 //!   store with the configured names.
@@ -20,7 +27,9 @@
 #![warn(missing_docs)]
 
 mod append;
+mod checkpoint;
 mod connection;
+mod coordination;
 mod dcb;
 mod error;
 mod migrate;

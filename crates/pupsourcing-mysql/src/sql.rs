@@ -29,8 +29,11 @@ pub(crate) const WRITE_SUFFIX: &str = "_write";
 /// - `{events_tags}`: the DCB tag index (`<events>_tags`);
 /// - `{events_locks}`: one row per DCB lock key (`<events>_locks`);
 /// - `{events_counter}`: the position counter, one row (`<events>_counter`);
+/// - `{checkpoints}`, `{dead_letters}`, `{workers}`, `{shards}`, `{recreate_lock}`: the
+///   projection and orchestrator tables;
 /// - `{events_write}`: the procedure writing a batch (`<events>_write`);
-/// - `{database}`: the database (`config.schema`), for `CREATE DATABASE`.
+/// - `{database}`: the database (`config.schema`), for `CREATE DATABASE`;
+/// - `{now}`: the database clock now, in microseconds since the Unix epoch, UTC ([`NOW`]).
 ///
 /// Tables are qualified with the database unless the schema is the default `public`, which
 /// means the database the connection URL names.
@@ -44,9 +47,20 @@ pub(crate) fn render(template: &str, config: &StoreConfig) -> String {
         .replace("{events_tags}", &table(&format!("{events}{TAGS_SUFFIX}")))
         .replace("{events_locks}", &table(&format!("{events}{LOCKS_SUFFIX}")))
         .replace("{events_counter}", &table(&format!("{events}{COUNTER_SUFFIX}")))
+        .replace("{checkpoints}", &table(config.tables.checkpoints.as_str()))
+        .replace("{dead_letters}", &table(config.tables.dead_letters.as_str()))
+        .replace("{workers}", &table(config.tables.workers.as_str()))
+        .replace("{shards}", &table(config.tables.shards.as_str()))
+        .replace("{recreate_lock}", &table(config.tables.recreate_lock.as_str()))
         .replace("{events_write}", &table(&format!("{events}{WRITE_SUFFIX}")))
         .replace("{database}", &quote(config.schema.as_str()))
+        .replace("{now}", NOW)
 }
+
+/// The database clock now, in microseconds since the Unix epoch, UTC: `UTC_TIMESTAMP` does not
+/// depend on the session's time zone (`UNIX_TIMESTAMP(NOW(6))` would, and is ambiguous in the
+/// hour a daylight-saving change repeats). Constant within one statement.
+pub(crate) const NOW: &str = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6))";
 
 /// Whether the tables live in a database named by the configuration (else the connection's).
 pub(crate) fn own_database(config: &StoreConfig) -> bool {

@@ -16,7 +16,9 @@ use sqlx::{Connection, MySql, MySqlConnection, MySqlPool, Transaction};
 use tokio::sync::OnceCell;
 
 use crate::append::{Append, AppendSql, Chunks, Outcome, Target};
+use crate::checkpoint::CheckpointSql;
 use crate::connection::OwnConnection;
+use crate::coordination::CoordinationSql;
 use crate::dcb::locks::Locks;
 use crate::dcb::{self, DcbSql};
 use crate::error::{NotCommitted, db, number};
@@ -24,9 +26,11 @@ use crate::migrate;
 use crate::read::{self, ReadSql};
 
 /// Opens every transaction of the store's (and [`EventStore::begin`]'s): READ COMMITTED for
-/// the session (so that the level is visible to the checks of `*_in` calls), then the
-/// transaction. One round trip.
-const BEGIN: &str = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; START TRANSACTION";
+/// the session (so that the level is visible to the checks of `*_in` calls), on MariaDB the
+/// server's idle limit for transactions back (a batch's lease may have changed it, see
+/// `coordination`; MySQL skips the `/*M! */` comment), then the transaction. One round trip.
+pub(crate) const BEGIN: &str = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+     /*M!100300 SET SESSION idle_transaction_timeout = DEFAULT */; START TRANSACTION";
 
 /// Run on every connection the store opens itself ([`MySqlEventStore::connect`]): strict SQL
 /// mode for every table (nothing is ever truncated or coerced silently; the store validates
@@ -113,6 +117,8 @@ struct Inner {
     append_sql: AppendSql,
     read_sql: ReadSql,
     dcb_sql: DcbSql,
+    checkpoint_sql: CheckpointSql,
+    coordination_sql: CoordinationSql,
     locks: Locks,
     /// The server's `max_allowed_packet`, read once.
     max_packet: OnceCell<usize>,
@@ -137,6 +143,8 @@ impl MySqlEventStore {
                 append_sql: AppendSql::new(&config),
                 read_sql: ReadSql::new(&config),
                 dcb_sql: DcbSql::new(&config),
+                checkpoint_sql: CheckpointSql::new(&config),
+                coordination_sql: CoordinationSql::new(&config),
                 locks: Locks::new(&config),
                 max_packet: OnceCell::new(),
                 config,
@@ -201,6 +209,31 @@ impl MySqlEventStore {
     pub async fn close(&self) {
         self.inner.pool.close().await;
         self.inner.side.close().await;
+    }
+
+    /// A store of the same database and configuration on a pool of one connection of its
+    /// own, opened lazily with this pool's connect options and the store's session setup
+    /// (`CoordinationStore::dedicated`).
+    pub(crate) fn with_own_connection(&self) -> Self {
+        let options = self.inner.pool.connect_options().as_ref().clone();
+        let pool = MySqlPoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .after_connect(|conn, _| Box::pin(setup_session(conn)))
+            .connect_lazy_with(options);
+        Self::new(pool, self.inner.config.clone())
+    }
+
+    pub(crate) fn read_sql(&self) -> &ReadSql {
+        &self.inner.read_sql
+    }
+
+    pub(crate) fn checkpoint_sql(&self) -> &CheckpointSql {
+        &self.inner.checkpoint_sql
+    }
+
+    pub(crate) fn coordination_sql(&self) -> &CoordinationSql {
+        &self.inner.coordination_sql
     }
 
     /// The lock plan of an append (see `dcb::locks`).

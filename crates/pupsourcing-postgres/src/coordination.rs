@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use pupsourcing_core::coordination::{
     CoordinationStore, Fence, Generation, RecreatePhase, Shard, ShardId, Worker, WorkerState,
-    reshard_epoch, validate_reshard,
+    reshard_epoch, validate_reshard, validate_worker_id,
 };
 use pupsourcing_core::projection::{Partition, storable_text, validate_projection_name};
 use pupsourcing_core::timeout::within as limited;
@@ -23,18 +23,6 @@ use sqlx::{AssertSqlSafe, PgConnection};
 use crate::checkpoint::{partition_args, stored_partition};
 use crate::error::{column, db_error};
 use crate::store::PgEventStore;
-
-/// Checks a worker id: not empty, no NUL (PostgreSQL text cannot hold one).
-fn validate_worker_id(worker: &str) -> Result<(), ValidationError> {
-    let field = "worker id";
-    if worker.is_empty() {
-        return Err(ValidationError::Empty { field });
-    }
-    if worker.contains('\0') {
-        return Err(ValidationError::NulCharacter { field });
-    }
-    Ok(())
-}
 
 /// Checks a shard against the partition rules and returns its key and count as the table
 /// stores them (INT: `Partition::MAX_COUNT` keeps both in range).
@@ -362,13 +350,6 @@ impl CoordinationStore for PgEventStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn worker_ids_are_checked() {
-        assert!(validate_worker_id("host-1/0198").is_ok());
-        assert!(matches!(validate_worker_id(""), Err(ValidationError::Empty { .. })));
-        assert!(matches!(validate_worker_id("a\0b"), Err(ValidationError::NulCharacter { .. })));
-    }
 
     #[test]
     fn shards_follow_the_partition_rules() {

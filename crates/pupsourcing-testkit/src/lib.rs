@@ -16,6 +16,7 @@ pub mod limits;
 pub mod orchestrator;
 pub mod orchestrator_moves;
 pub mod orchestrator_processes;
+pub mod projection_store;
 pub mod projections;
 pub mod round_trip;
 pub mod scaling;
@@ -131,6 +132,42 @@ macro_rules! projection_conformance {
             bad_settings_are_refused,
             status_reports_lag,
             aborted_task_leaves_no_partial_batch,
+        );
+    };
+}
+
+/// Expands to one `#[tokio::test]` per test of the backend half of projections
+/// ([`projection_store`]). `$make` is an async function returning a fresh store (`Option<S>`;
+/// `None` skips the test), `$make_ceiling` the same with `pupsourcing_core::Limits::CEILING`,
+/// and `$hashes` an async function from a store to its stored partition hashes by position
+/// ([`projection_store::StoredHashes`]).
+#[macro_export]
+macro_rules! projection_store_conformance {
+    ($make:path, $make_ceiling:path, $hashes:path) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn every_append_path_stores_the_partition_hash() {
+            if let Some(store) = $make().await {
+                $crate::projection_store::every_append_path_stores_the_partition_hash(
+                    store, $hashes,
+                )
+                .await;
+            }
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn batches_of_a_query_of_many_items() {
+            if let Some(store) = $make_ceiling().await {
+                $crate::projection_store::batches_of_a_query_of_many_items(store).await;
+            }
+        }
+
+        $crate::__conformance_tests!($make;
+            projection_store::batches_hold_exactly_the_scoped_events_of_their_partition,
+            projection_store::checkpoints_advance_by_compare_and_set,
+            projection_store::concurrent_advances_from_one_position_have_one_winner,
+            projection_store::dead_letters_round_trip,
+            projection_store::reset_removes_one_projections_checkpoints_and_dead_letters,
+            projection_store::pending_counts_in_scope_partition_events,
         );
     };
 }

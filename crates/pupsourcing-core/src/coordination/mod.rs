@@ -4,10 +4,12 @@
 //! implements [`CoordinationStore`] in its `coordination` module, in plain transactional SQL
 //! (no advisory locks, no SERIALIZABLE).
 
+mod names;
 mod reshard;
 mod store;
 mod types;
 
+pub use names::{MAX_WORKER_ID_LEN, validate_worker_id};
 pub use reshard::{reshard_epoch, validate_reshard};
 pub use store::CoordinationStore;
 pub use types::{Fence, Generation, RecreatePhase, Shard, ShardId, Worker, WorkerState};

@@ -18,7 +18,8 @@ const DATABASE: &str = "CREATE DATABASE IF NOT EXISTS {database} \
 /// the default, `public`, means the database the connection URL names (tables unqualified).
 /// The events-related tables are created: the events, the position counter
 /// (`<events>_counter`), the aggregate heads, the DCB tag index (`<events>_tags`) and lock rows
-/// (`<events>_locks`), and the commands.
+/// (`<events>_locks`), and the commands; the projection tables (checkpoints, dead letters) and
+/// the orchestrator's (workers, shards, the recreate lock, its row at generation 0).
 ///
 /// ```
 /// use pupsourcing_core::StoreConfig;

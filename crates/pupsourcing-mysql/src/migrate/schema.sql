@@ -96,6 +96,92 @@ CREATE TABLE IF NOT EXISTS {commands} (
     created_at   BIGINT NOT NULL
 ) ENGINE = InnoDB ROW_FORMAT = DYNAMIC;
 
+-- Projection and orchestrator tables. Their CHECK constraints are unnamed: MySQL 8 wants
+-- constraint names unique in the whole database, and several stores may share one.
+
+-- Projection checkpoints: one row per projection partition (key of count). Every in-scope event
+-- of the partition at or below `position` is handled. A batch moves it by compare-and-set on the
+-- position it started from, in the batch's transaction (checkpoint/mod.rs). Names are
+-- VARBINARY: matched byte for byte, at most pupsourcing_core's 255 bytes.
+CREATE TABLE IF NOT EXISTS {checkpoints} (
+    projection_name VARBINARY(255) NOT NULL,
+    partition_key   INT            NOT NULL,
+    partition_count INT            NOT NULL,
+    position        BIGINT         NOT NULL DEFAULT 0,
+    -- microseconds since the Unix epoch, UTC, by the database clock
+    updated_at      BIGINT         NOT NULL,
+    -- the error that stopped the partition, until it next advances
+    last_error      LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+    PRIMARY KEY (projection_name, partition_key, partition_count),
+    CHECK (partition_count >= 1 AND partition_key >= 0
+        AND partition_key < partition_count),
+    CHECK (position >= 0)
+) ENGINE = InnoDB ROW_FORMAT = DYNAMIC;
+
+-- Events a projection set aside (its dead-letter policy), one row per projection and position.
+CREATE TABLE IF NOT EXISTS {dead_letters} (
+    projection_name VARBINARY(255) NOT NULL,
+    partition_key   INT            NOT NULL,
+    partition_count INT            NOT NULL,
+    position        BIGINT         NOT NULL,
+    event_id        BINARY(16)     NOT NULL,
+    error           LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+    attempts        BIGINT         NOT NULL,
+    -- microseconds since the Unix epoch, UTC, by the database clock
+    recorded_at     BIGINT         NOT NULL,
+    PRIMARY KEY (projection_name, position),
+    CHECK (partition_count >= 1 AND partition_key >= 0
+        AND partition_key < partition_count),
+    CHECK (attempts >= 0)
+) ENGINE = InnoDB ROW_FORMAT = DYNAMIC;
+
+-- Orchestrator coordination (coordination/mod.rs). Every time here is the database clock, in
+-- microseconds since the Unix epoch, UTC: heartbeats and the stale cutoff are computed in SQL,
+-- never by a worker's clock.
+
+-- Orchestrator workers: one row per live worker. A batch commit locks its worker's row shared
+-- (advance_shard_in), so that a removal (which deletes the row first) waits for it.
+CREATE TABLE IF NOT EXISTS {workers} (
+    worker_id      VARBINARY(512) NOT NULL PRIMARY KEY,
+    generation     BIGINT         NOT NULL,
+    state          VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    started_at     BIGINT         NOT NULL,
+    last_heartbeat BIGINT         NOT NULL,
+    CHECK (state IN ('starting', 'ready', 'running', 'draining',
+        'stopped'))
+) ENGINE = InnoDB ROW_FORMAT = DYNAMIC;
+
+-- Orchestrator shards: shard `shard` of `shard_count` of a projection, owned by at most one
+-- worker under an epoch bumped on every change of owner, with its own checkpoint. A batch
+-- commits only if the row still names its owner and epoch (the fence).
+CREATE TABLE IF NOT EXISTS {shards} (
+    projection_name VARBINARY(255) NOT NULL,
+    shard           INT            NOT NULL,
+    shard_count     INT            NOT NULL,
+    owner           VARBINARY(512) NULL,
+    epoch           BIGINT         NOT NULL DEFAULT 0,
+    position        BIGINT         NOT NULL DEFAULT 0,
+    updated_at      BIGINT         NOT NULL,
+    last_error      LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+    PRIMARY KEY (projection_name, shard_count, shard),
+    CHECK (shard_count >= 1 AND shard >= 0 AND shard < shard_count),
+    CHECK (epoch >= 0),
+    CHECK (position >= 0)
+) ENGINE = InnoDB ROW_FORMAT = DYNAMIC;
+
+-- The Recreate generation and its phase: one row (id 1), moved by compare-and-set.
+CREATE TABLE IF NOT EXISTS {recreate_lock} (
+    id         TINYINT NOT NULL PRIMARY KEY,
+    generation BIGINT  NOT NULL DEFAULT 0,
+    phase      VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL DEFAULT 'running',
+    updated_at BIGINT  NOT NULL,
+    CHECK (id = 1),
+    CHECK (generation >= 0),
+    CHECK (phase IN ('draining', 'running'))
+) ENGINE = InnoDB;
+
+INSERT INTO {recreate_lock} (id, generation, phase, updated_at) VALUES (1, 0, 'running', {now})
+ON DUPLICATE KEY UPDATE id = id;
 -- Writes a chunk of a batch in one round trip, as the last step of an append (see
 -- append/mod.rs): takes `n` positions from the counter (its row lock held until the
 -- transaction ends), inserts the events and their tag index rows, and returns the first

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod read_model;
+
 use pupsourcing_core::{ConnectOptions, StoreConfig};
 use pupsourcing_mysql::MySqlEventStore;
 use pupsourcing_mysql::sqlx::{self, MySqlPool};
@@ -9,6 +11,18 @@ use pupsourcing_mysql::sqlx::{self, MySqlPool};
 /// The test server's URL.
 pub fn url() -> String {
     pupsourcing_testkit::env_or("PUP_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+}
+
+/// The test server's URL with `database` as the connection's database (which must exist), so
+/// that the sessions of a pool on it show that database in `information_schema.PROCESSLIST`.
+pub fn url_for(database: &str) -> String {
+    let url = url();
+    let (base, query) = url.split_once('?').map_or((url.as_str(), None), |(b, q)| (b, Some(q)));
+    let (server, _) = base.rsplit_once('/').expect("a URL with a database path");
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
+    }
 }
 
 /// A unique database name for one test: `pup_test_<unix seconds>_<random>`, so that later

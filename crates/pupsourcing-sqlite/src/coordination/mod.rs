@@ -37,7 +37,7 @@ use chrono::{DateTime, Utc};
 
 use pupsourcing_core::coordination::{
     CoordinationStore, Fence, Generation, RecreatePhase, Shard, ShardId, Worker, WorkerState,
-    reshard_epoch, validate_reshard,
+    reshard_epoch, validate_reshard, validate_worker_id,
 };
 use pupsourcing_core::projection::{Partition, storable_text, validate_projection_name};
 use pupsourcing_core::timeout::within as limited;
@@ -100,17 +100,9 @@ impl CoordinationSql {
     }
 }
 
-/// A worker id must be non-empty and free of NUL characters (which PostgreSQL cannot store),
-/// so that it works on every backend.
+/// A worker id as every backend checks it (`validate_worker_id`).
 fn check_worker(id: &str) -> Result<()> {
-    let field = "worker id";
-    if id.is_empty() {
-        return Err(ValidationError::Empty { field }.into());
-    }
-    if id.contains('\0') {
-        return Err(ValidationError::NulCharacter { field }.into());
-    }
-    Ok(())
+    Ok(validate_worker_id(id)?)
 }
 
 /// A shard must name a valid projection and be a valid partition (count 1 to

@@ -1,0 +1,4 @@
+-- Every checkpoint, by projection, then partition count and key.
+SELECT projection_name, partition_key, partition_count, position, updated_at, last_error
+FROM {checkpoints}
+ORDER BY projection_name, partition_count, partition_key

@@ -1,0 +1,2 @@
+-- Removes every dead letter of a projection. ? projection name.
+DELETE FROM {dead_letters} WHERE projection_name = ?

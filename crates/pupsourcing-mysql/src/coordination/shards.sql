@@ -1,0 +1,4 @@
+-- Every shard row, by projection, count and shard.
+SELECT projection_name, shard, shard_count, owner, epoch, position, updated_at, last_error
+FROM {shards}
+ORDER BY projection_name, shard_count, shard

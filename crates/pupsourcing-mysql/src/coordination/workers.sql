@@ -1,0 +1,2 @@
+-- Every worker, by id.
+SELECT worker_id, generation, state, started_at, last_heartbeat FROM {workers} ORDER BY worker_id

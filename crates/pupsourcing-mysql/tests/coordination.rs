@@ -1,0 +1,172 @@
+//! The coordination conformance suite (the orchestrator's store) on MySQL / MariaDB, plus
+//! what is particular to it: the coordination tables in the migration, and the batch lease
+//! (`idle_transaction_timeout` on MariaDB).
+
+mod common;
+
+use std::time::Duration;
+
+use pupsourcing_core::EventStore;
+use pupsourcing_core::coordination::{CoordinationStore, ShardId, WorkerState};
+use pupsourcing_core::{StoreConfig, ValidationError};
+use pupsourcing_mysql::{MySqlEventStore, sqlx};
+
+pupsourcing_testkit::coordination_conformance!(common::fresh_store);
+
+/// Not in the macro: it needs a reassignment to run while the old owner's transaction is open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fenced_out_owner_cannot_commit() {
+    if let Some(store) = common::fresh_store().await {
+        pupsourcing_testkit::coordination::a_fenced_out_owner_cannot_commit(store).await;
+    }
+}
+
+#[test]
+fn the_migration_creates_the_coordination_tables() {
+    let config = StoreConfig::default()
+        .schema("shop")
+        .unwrap()
+        .workers_table("orch_workers")
+        .unwrap()
+        .shards_table("orch_shards")
+        .unwrap()
+        .recreate_lock_table("orch_lock")
+        .unwrap();
+    let sql = pupsourcing_mysql::migration_sql(&config);
+    for table in ["orch_workers", "orch_shards", "orch_lock"] {
+        let create = format!("CREATE TABLE IF NOT EXISTS `shop`.`{table}`");
+        assert!(sql.contains(&create), "{create}");
+    }
+    let defaults = pupsourcing_mysql::migration_sql(&StoreConfig::default());
+    for table in ["workers", "projection_shards", "recreate_lock", "projection_checkpoints"] {
+        let create = format!("CREATE TABLE IF NOT EXISTS `{table}`");
+        assert!(defaults.contains(&create), "{create}");
+    }
+}
+
+/// Migrating twice is harmless and keeps the generation (the singleton row is inserted once).
+#[tokio::test]
+async fn migrating_again_keeps_the_coordination_state() {
+    let Some(store) = common::fresh_store().await else { return };
+    assert_eq!(store.begin_generation(0).await.unwrap(), Some(1));
+    store.migrate().await.unwrap();
+    assert_eq!(store.generation().await.unwrap().number, 1);
+}
+
+/// Worker ids longer than the shared limit are refused up front, by every call taking one.
+#[tokio::test]
+async fn long_worker_ids_are_refused() {
+    let Some(store) = common::fresh_store().await else { return };
+    let long = "w".repeat(pupsourcing_core::coordination::MAX_WORKER_ID_LEN + 1);
+    let err = store.register_worker(&long, 1, WorkerState::Running).await.unwrap_err();
+    assert!(matches!(
+        err,
+        pupsourcing_core::Error::Validation(ValidationError::TooLong { field: "worker id", .. })
+    ));
+    assert!(store.workers().await.unwrap().is_empty());
+    let longest = "w".repeat(pupsourcing_core::coordination::MAX_WORKER_ID_LEN);
+    store.register_worker(&longest, 1, WorkerState::Running).await.unwrap();
+    assert_eq!(store.workers().await.unwrap()[0].id, longest);
+}
+
+/// The lease of a fenced batch (MariaDB's `idle_transaction_timeout`, whole seconds): a
+/// batch left idle past it is ended by the server (its commit fails, the checkpoint stays), the
+/// next batch on the pool commits, and the store's next transaction on a session that ran a
+/// leased batch is not limited. One connection in the pool, so that each transaction reuses the
+/// session of the one before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lease_ends_only_its_own_idle_batch() {
+    let Some(setup) = common::fresh_store().await else { return };
+    let options = pupsourcing_core::ConnectOptions::new().max_connections(1);
+    let store = MySqlEventStore::connect_with(&common::url(), setup.config().clone(), options)
+        .await
+        .unwrap();
+    store.register_worker("worker-a", 1, WorkerState::Running).await.unwrap();
+    store.ensure_shards("totals", 1, 0).await.unwrap();
+    let id = ShardId { projection: "totals".into(), shard: 0, count: 1 };
+    let fence = store.assign_shard(&id, 0, Some("worker-a")).await.unwrap().unwrap();
+    let lease = Duration::from_millis(300);
+    let idle = || tokio::time::sleep(Duration::from_millis(2500));
+    let limit = async |tx: &mut <MySqlEventStore as EventStore>::Transaction| -> u64 {
+        let show = sqlx::query_scalar("SELECT @@idle_transaction_timeout");
+        show.fetch_one(&mut **tx).await.unwrap()
+    };
+
+    // Leased batches that end in time, by commit and by rollback, leave no limit behind.
+    let mut tx = store.begin().await.unwrap();
+    assert!(store.advance_shard_in(&mut tx, &id, &fence, 0, 5, lease).await.unwrap());
+    assert_eq!(limit(&mut tx).await, 1, "set for the batch, in whole seconds");
+    store.commit(tx).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert!(store.advance_shard_in(&mut tx, &id, &fence, 5, 6, lease).await.unwrap());
+    store.rollback(tx).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(limit(&mut tx).await, 0, "the next transaction on the session has no limit");
+    sqlx::query("SELECT 1").execute(&mut *tx).await.unwrap();
+    idle().await;
+    assert_eq!(limit(&mut tx).await, 0, "and survives sitting idle");
+    store.commit(tx).await.unwrap();
+
+    // A leased batch left idle past its lease is ended: nothing of it stays.
+    let mut tx = store.begin().await.unwrap();
+    assert!(store.advance_shard_in(&mut tx, &id, &fence, 5, 9, lease).await.unwrap());
+    idle().await;
+    assert!(store.commit(tx).await.is_err(), "the server ended the idle batch");
+    let row = store.shards().await.unwrap().remove(0);
+    assert_eq!(row.position, 5, "the ended batch moved nothing");
+    // The next batch (a processor's retry from the checkpoint) gets a live session.
+    let mut tx = store.begin().await.unwrap();
+    assert!(store.advance_shard_in(&mut tx, &id, &fence, 5, 9, lease).await.unwrap());
+    store.commit(tx).await.unwrap();
+    assert_eq!(store.shards().await.unwrap()[0].position, 9);
+}
+
+/// The worker row lock of a batch commit (InnoDB has no KEY SHARE: a shared row lock): a
+/// removal of the owner waits for its batch in flight, which commits; a batch that starts
+/// while a removal is in flight waits for it and then finds no worker row. So a removed worker
+/// never commits after its removal, whatever fence it holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_removal_waits_for_the_batch_in_flight() {
+    let Some(store) = common::fresh_store().await else { return };
+    store.register_worker("worker-a", 1, WorkerState::Running).await.unwrap();
+    store.ensure_shards("totals", 1, 0).await.unwrap();
+    let id = ShardId { projection: "totals".into(), shard: 0, count: 1 };
+    let fence = store.assign_shard(&id, 0, Some("worker-a")).await.unwrap().unwrap();
+    let lease = Duration::from_secs(60);
+
+    let mut batch = store.begin().await.unwrap();
+    assert!(store.advance_shard_in(&mut batch, &id, &fence, 0, 5, lease).await.unwrap());
+    let removal = {
+        let store = store.clone();
+        tokio::spawn(async move { store.remove_worker("worker-a").await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!removal.is_finished(), "the removal waits for the batch in flight");
+    store.commit(batch).await.unwrap();
+    removal.await.unwrap().unwrap();
+    let row = store.shards().await.unwrap().remove(0);
+    assert_eq!((row.position, row.owner), (5, None), "the batch committed, then the release");
+
+    // A removal in flight (its transaction open, the worker row deleted): a batch waits, then
+    // finds no worker row. The shard was given to the worker again meanwhile (a planner that
+    // listed it before the removal).
+    store.register_worker("worker-a", 1, WorkerState::Running).await.unwrap();
+    let fence = store.assign_shard(&id, row.epoch, Some("worker-a")).await.unwrap().unwrap();
+    let mut removing = store.begin().await.unwrap();
+    let delete =
+        format!("DELETE FROM `{}`.workers WHERE worker_id = 'worker-a'", store.config().schema);
+    sqlx::query(sqlx::AssertSqlSafe(delete)).execute(&mut *removing).await.unwrap();
+    let late = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            let moved = store.advance_shard_in(&mut tx, &id, &fence, 5, 9, lease).await.unwrap();
+            store.rollback(tx).await.unwrap();
+            moved
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!late.is_finished(), "the batch waits for the removal");
+    store.commit(removing).await.unwrap();
+    assert!(!late.await.unwrap(), "a batch after the removal commits nothing");
+}
