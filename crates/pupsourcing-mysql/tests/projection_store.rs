@@ -105,3 +105,18 @@ fn the_migration_names_the_configured_projection_tables() {
         assert!(sql.contains(&create), "{create}");
     }
 }
+
+/// Reading a checkpoint never waits for the batch in flight on it (whose advance holds the
+/// row's lock until it commits): it returns the committed position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reading_a_checkpoint_does_not_wait_for_its_batch() {
+    let Some(store) = common::fresh_store().await else { return };
+    store.checkpoint("p", Partition::all()).await.unwrap();
+    let mut batch = store.begin().await.unwrap();
+    assert!(store.advance_checkpoint_in(&mut batch, "p", Partition::all(), 0, 7).await.unwrap());
+    let read =
+        tokio::time::timeout(Duration::from_secs(2), store.checkpoint("p", Partition::all()));
+    assert_eq!(read.await.expect("no wait").unwrap().position, 0);
+    store.commit(batch).await.unwrap();
+    assert_eq!(store.checkpoint("p", Partition::all()).await.unwrap().position, 7);
+}

@@ -234,13 +234,17 @@ impl MySqlEventStore {
         let table = self.config().tables.checkpoints.as_str();
         let (key, count) = partition_args(partition);
         let mut conn = self.pool().acquire().await.map_err(db)?;
-        // No row only when a reset removed it between the two statements; the next try
+        // A plain read first: the row of a partition with a batch in flight is locked by its
+        // advance until the batch commits, and an insert that finds it would wait for that.
+        // No row after the insert only when a reset removed it in between; the next try
         // creates it again.
-        for _ in 0..3 {
+        for attempt in 0..4 {
             let q = |s: &Statement| sqlx::query(s.sql()).bind(projection).bind(key).bind(count);
-            q(&sql.create).execute(&mut *conn).await.map_err(db)?;
             if let Some(row) = q(&sql.get).fetch_optional(&mut *conn).await.map_err(db)? {
                 return decode_checkpoint(&row, table);
+            }
+            if attempt < 3 {
+                q(&sql.create).execute(&mut *conn).await.map_err(db)?;
             }
         }
         Err(Error::database(std::io::Error::other(format!(
@@ -285,7 +289,8 @@ impl ProjectionStore for MySqlEventStore {
         limited(self.config().timeouts.query, read).await
     }
 
-    /// Creates the checkpoint (autocommit, `INSERT IGNORE`) when it has none, then reads it.
+    /// Reads the checkpoint (a plain read: it never waits for a batch in flight); creates it
+    /// (autocommit, `INSERT IGNORE`) when it has none.
     async fn checkpoint(&self, projection: &str, partition: Partition) -> Result<Checkpoint> {
         check_projection(projection)?;
         let get = self.checkpoint_unlimited(projection, partition);
