@@ -9,7 +9,7 @@ use pupsourcing_core::dcb::{
 use pupsourcing_core::timeout::{within as limited, write_within};
 use pupsourcing_core::{
     AppendResult, ConnectOptions, Error, EventStore, ExpectedVersion, NewEvent, Position,
-    RecordedEvent, Result, StoreConfig, StreamId, Version, VersionRange,
+    RecordedEvent, Result, SchemaStatus, StoreConfig, StreamId, Version, VersionRange,
 };
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{Connection, MySql, MySqlConnection, MySqlPool, Transaction};
@@ -187,6 +187,16 @@ impl MySqlEventStore {
     pub async fn migrate(&self) -> Result<()> {
         self.inner.config.validate()?;
         migrate::apply(&self.inner.pool, &self.inner.config).await
+    }
+
+    /// Which of the store's tables exist in its database (`config.schema`, or the
+    /// connection's for the default `public`): all of them once [`MySqlEventStore::migrate`]
+    /// (or the generated migration) has run. Besides the configured tables it lists those
+    /// named after the events table (the position counter, the tag index, the lock rows) and
+    /// the write procedure, since a MySQL migration cut short can leave some of them missing
+    /// (DDL is not transactional). Indexes are not checked.
+    pub async fn schema_status(&self) -> Result<SchemaStatus> {
+        migrate::status(&self.inner.pool, &self.inner.config).await
     }
 
     /// The schema SQL for `config`; see [`crate::migration_sql`].

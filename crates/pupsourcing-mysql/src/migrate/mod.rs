@@ -1,11 +1,11 @@
 //! The schema: generated as SQL text for migration files, or applied by
 //! [`crate::MySqlEventStore::migrate`].
 
-use pupsourcing_core::{Result, StoreConfig};
+use pupsourcing_core::{Identifier, Result, SchemaStatus, SchemaTable, StoreConfig};
 use sqlx::{AssertSqlSafe, MySqlPool};
 
 use crate::error::db;
-use crate::sql::{own_database, render};
+use crate::sql::{COUNTER_SUFFIX, LOCKS_SUFFIX, TAGS_SUFFIX, WRITE_SUFFIX, own_database, render};
 
 const SCHEMA: &str = include_str!("schema.sql");
 const DATABASE: &str = "CREATE DATABASE IF NOT EXISTS {database} \
@@ -40,4 +40,50 @@ pub(crate) async fn apply(pool: &MySqlPool, config: &StoreConfig) -> Result<()> 
     let mut conn = pool.acquire().await.map_err(db)?;
     sqlx::raw_sql(AssertSqlSafe(migration_sql(config))).execute(&mut *conn).await.map_err(db)?;
     Ok(())
+}
+
+/// What the schema creates beyond the configured tables, named after the events table:
+/// (role, suffix, whether it is a procedure). Appends fail without any of them, and MySQL's
+/// DDL is not transactional, so a migration cut short (or refused CREATE ROUTINE) can leave
+/// some missing: the status checks them too.
+const DERIVED: [(&str, &str, bool); 4] = [
+    ("position counter", COUNTER_SUFFIX, false),
+    ("tag index", TAGS_SUFFIX, false),
+    ("lock rows", LOCKS_SUFFIX, false),
+    ("write procedure", WRITE_SUFFIX, true),
+];
+
+/// Which of the store's tables (the configured ones, then [`DERIVED`]) exist in its database:
+/// `config.schema`, or the connection's for the default `public`.
+pub(crate) async fn status(pool: &MySqlPool, config: &StoreConfig) -> Result<SchemaStatus> {
+    let mut conn = pool.acquire().await.map_err(db)?;
+    let database = if own_database(config) {
+        Some(config.schema.as_str().to_string())
+    } else {
+        let name: Option<Vec<u8>> = sqlx::query_scalar(include_str!("connection_database.sql"))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?;
+        name.map(|n| String::from_utf8_lossy(&n).into_owned())
+    };
+    // No database (a URL naming none, with the default schema): nothing is there.
+    let objects: Vec<(String, Vec<u8>)> = sqlx::query_as(include_str!("objects.sql"))
+        .bind(&database)
+        .bind(&database)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+    let exists = |procedure: bool, name: &str| {
+        let kind = if procedure { "procedure" } else { "table" };
+        objects.iter().any(|(k, n)| k == kind && n == name.as_bytes())
+    };
+    let location = database.unwrap_or_else(|| "(no database)".to_string());
+    let mut status = SchemaStatus::new(location, &config.tables, |t| exists(false, t.as_str()));
+    for (role, suffix, procedure) in DERIVED {
+        let name = format!("{}{suffix}", config.tables.events.as_str());
+        let name = Identifier::new(name).expect("core's length limit covers the derived names");
+        let present = exists(procedure, name.as_str());
+        status.tables.push(SchemaTable { role, name, present });
+    }
+    Ok(status)
 }
