@@ -1,5 +1,7 @@
 //! The `pup migrate-gen` command, run as a user would.
 
+mod common;
+
 use std::process::Command;
 
 fn pup(args: &[&str]) -> std::process::Output {
@@ -158,4 +160,100 @@ fn migrate_generate_is_migrate_gen() {
     let generated = write("generate", &["migrate", "generate"]);
     assert_eq!(generated, write("gen", &["migrate-gen"]));
     assert!(generated.contains("recreate_lock"));
+}
+
+/// The table flags of every command, for the MySQL tests below.
+const MYSQL_TABLES: [&str; 16] = [
+    "--events-table",
+    "ledger",
+    "--aggregate-heads-table",
+    "ledger_streams",
+    "--commands-table",
+    "ledger_cmds",
+    "--checkpoints-table",
+    "read_model_positions",
+    "--dead-letters-table",
+    "parked",
+    "--workers-table",
+    "pup_workers",
+    "--projection-shards-table",
+    "shard_owners",
+    "--recreate-lock-table",
+    "deploy_lock",
+];
+
+/// MySQL: `--schema` is the database (created first), and every table flag names its table;
+/// the tables named after the events table and the write procedure follow `--events-table`.
+#[test]
+fn writes_mysql_sql_with_every_configured_name() {
+    let dir = temp_dir().join("mysql");
+    let mut args = vec!["migrate-gen", "--adapter", "mysql", "--output", dir.to_str().unwrap()];
+    args.extend(["--schema", "billing"]);
+    args.extend(MYSQL_TABLES);
+    let out = pup(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sql = std::fs::read_to_string(dir.join("001_pupsourcing.sql")).unwrap();
+    assert!(sql.starts_with("CREATE DATABASE IF NOT EXISTS `billing`"), "{sql}");
+    for table in [
+        "ledger",
+        "ledger_counter",
+        "ledger_streams",
+        "ledger_tags",
+        "ledger_locks",
+        "ledger_cmds",
+        "read_model_positions",
+        "parked",
+        "pup_workers",
+        "shard_owners",
+        "deploy_lock",
+    ] {
+        let created = format!("CREATE TABLE IF NOT EXISTS `billing`.`{table}` (");
+        assert!(sql.contains(&created), "{table}");
+    }
+    assert!(sql.contains("CREATE PROCEDURE IF NOT EXISTS `billing`.`ledger_write`"));
+    assert!(!sql.contains("`events"), "no default name left: the events table is ledger");
+    assert!(!sql.contains("{events") && !sql.contains("{now}"), "every placeholder filled");
+    // The default schema, `public`, is the URL's database: no database created or named.
+    let dir = temp_dir().join("mysql-default");
+    let out =
+        pup(&["migrate", "generate", "--adapter", "mysql", "--output", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sql = std::fs::read_to_string(dir.join("001_pupsourcing.sql")).unwrap();
+    assert!(!sql.contains("CREATE DATABASE") && !sql.contains("`public`"));
+    assert!(sql.contains("CREATE TABLE IF NOT EXISTS `events` ("));
+}
+
+/// The generated MySQL file, applied as a migration tool applies it (the whole file as one
+/// multi-statement script, through sqlx) to a fresh database, is the schema `pup migrate
+/// status` expects, and `pup append` and `pup status` work on it.
+#[test]
+fn a_generated_mysql_migration_applies_and_migrate_status_agrees() {
+    use pupsourcing_mysql::sqlx::{self, Connection};
+    let Some(db) = common::Db::mysql() else { return };
+    let schema = db.schema.clone().unwrap();
+    let dir = temp_dir().join(format!("mysql-{schema}"));
+    let mut args = vec!["migrate", "generate", "--adapter", "mysql"];
+    args.extend(["--output", dir.to_str().unwrap(), "--schema", &schema]);
+    args.extend(MYSQL_TABLES);
+    let out = pup(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sql = std::fs::read_to_string(dir.join("001_pupsourcing.sql")).unwrap();
+    db.pup(&[&MYSQL_TABLES[..], &["migrate", "status"]].concat()).assert().code(1);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut conn = sqlx::MySqlConnection::connect(&db.url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+    });
+    let status = db.ok(&[&MYSQL_TABLES[..], &["migrate", "status", "--json"]].concat());
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["applied"], true, "{status}");
+    assert_eq!(status["location"], schema.as_str());
+    assert_eq!(status["tables"].as_array().unwrap().len(), 12, "{status}");
+    let out = db.ok(&[&MYSQL_TABLES[..], &["migrate", "apply"]].concat());
+    assert!(out.contains("already applied"), "{out}");
+    db.ok(&[&MYSQL_TABLES[..], &["append", "--type", "Booked", "--tag", "a:1"]].concat());
+    let status = db.ok(&[&MYSQL_TABLES[..], &["status", "--json"]].concat());
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["head"], 1, "{status}");
 }

@@ -1,5 +1,5 @@
-//! `pup status`, `append`, `tail`, `projection` and `dead-letters` end to end, on SQLite and
-//! PostgreSQL: output, JSON, exit codes.
+//! `pup status`, `append`, `tail`, `projection` and `dead-letters` end to end, on SQLite,
+//! PostgreSQL and MySQL/MariaDB: output, JSON, exit codes.
 
 mod common;
 
@@ -156,7 +156,7 @@ fn tail_prints_filtered_events_from_a_position(db: Db) {
 fn tail_follows_new_events(db: Db) {
     let db = db.migrated();
     append_some(&db, 2);
-    let poll = if db.schema.is_some() { "60000" } else { "50" };
+    let poll = if db.wakes_up() { "60000" } else { "50" };
     let mut command = db.spawnable(&["tail", "--json", "--limit", "1", "--poll-interval-ms", poll]);
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(700)); // Let it read the head and listen.

@@ -53,10 +53,7 @@ impl Generate {
         let sql = match self.adapter {
             Adapter::Postgres => pupsourcing_postgres::migration_sql(&config),
             Adapter::Sqlite => pupsourcing_sqlite::migration_sql(&config),
-            Adapter::Mysql => {
-                return Err(CliError::new("MySQL/MariaDB support is not built yet")
-                    .hint("generate for --adapter postgres or --adapter sqlite for now"));
-            }
+            Adapter::Mysql => pupsourcing_mysql::migration_sql(&config),
         };
         std::fs::create_dir_all(&self.output)
             .map_err(|e| CliError::new(format!("cannot create {}: {e}", self.output.display())))?;
