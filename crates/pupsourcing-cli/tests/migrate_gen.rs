@@ -257,3 +257,56 @@ fn a_generated_mysql_migration_applies_and_migrate_status_agrees() {
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["head"], 1, "{status}");
 }
+
+/// `--mysql-client`: the file the `mysql` command-line client applies (the procedure between
+/// DELIMITER lines; the plain file fails there at the procedure's first `;`), twice, after
+/// which `pup migrate status` says applied and appends work.
+#[test]
+fn a_mysql_client_script_applies_with_the_mysql_client() {
+    use pupsourcing_mysql::sqlx::mysql::MySqlConnectOptions;
+    let Some(db) = common::Db::mysql() else { return };
+    let schema = db.schema.clone().unwrap();
+    let generate = |dir: &str, extra: &[&str]| {
+        let dir = temp_dir().join(format!("{dir}-{schema}"));
+        let mut args = vec!["migrate", "generate", "--adapter", "mysql", "--schema", &schema];
+        args.extend(["--output", dir.to_str().unwrap()]);
+        args.extend(MYSQL_TABLES);
+        args.extend(extra);
+        let out = pup(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        dir.join("001_pupsourcing.sql")
+    };
+    let options: MySqlConnectOptions = db.url.parse().unwrap();
+    // The password, if the URL has one (`mysql://USER:PASSWORD@HOST`), for MYSQL_PWD.
+    let authority = db.url.split_once("://").map_or("", |(_, rest)| rest);
+    let password = authority.split_once('@').and_then(|(user, _)| user.split_once(':'));
+    let client = |file: &std::path::Path| {
+        let mut command = Command::new("mysql");
+        if let Some((_, password)) = password {
+            command.env("MYSQL_PWD", password);
+        }
+        command
+            .args(["-h", options.get_host(), "-P", &options.get_port().to_string()])
+            .args(["-u", options.get_username()])
+            .stdin(std::fs::File::open(file).unwrap());
+        command.output()
+    };
+    let plain = generate("mysql-plain", &[]);
+    let Ok(out) = client(&plain) else {
+        eprintln!("SKIPPED: no `mysql` client on the PATH");
+        return;
+    };
+    assert!(!out.status.success(), "the plain file is not for the client");
+    let script = generate("mysql-client", &["--mysql-client"]);
+    for _ in 0..2 {
+        let out = client(&script).unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let status = db.ok(&[&MYSQL_TABLES[..], &["migrate", "status", "--json"]].concat());
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["applied"], true, "{status}");
+    db.ok(&[&MYSQL_TABLES[..], &["append", "--type", "Booked"]].concat());
+    // Only MySQL has a client script.
+    let out = pup(&["migrate-gen", "--mysql-client", "--output", temp_dir().to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--adapter mysql only"));
+}

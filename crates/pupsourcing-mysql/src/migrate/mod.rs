@@ -33,6 +33,39 @@ pub fn migration_sql(config: &StoreConfig) -> String {
     database + &render(SCHEMA, config)
 }
 
+/// [`migration_sql`] for the `mysql` command-line client (`mysql DB < file.sql`): the same
+/// statements, each stored procedure between `DELIMITER $$` lines. The client splits a script
+/// at every `;`, the procedure's body included; the server, which tools that send a file as
+/// one multi-statement script rely on (sqlx, `migrate`), does not, and does not know
+/// `DELIMITER` (a client command): hence two forms of one schema.
+///
+/// ```
+/// use pupsourcing_core::StoreConfig;
+/// let script = pupsourcing_mysql::migration_script(&StoreConfig::default());
+/// assert!(script.contains("DELIMITER $$\nCREATE PROCEDURE IF NOT EXISTS `events_write`"));
+/// ```
+pub fn migration_script(config: &StoreConfig) -> String {
+    let mut out = String::new();
+    let mut in_procedure = false;
+    for line in migration_sql(config).lines() {
+        if line.starts_with("CREATE PROCEDURE") || line.starts_with("CREATE FUNCTION") {
+            in_procedure = true;
+            out.push_str("DELIMITER $$\n");
+        }
+        // A procedure's body ends with the first unindented `END;` (its inner blocks are
+        // indented).
+        if in_procedure && line == "END;" {
+            in_procedure = false;
+            out.push_str("END $$\nDELIMITER ;\n");
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    debug_assert!(!in_procedure, "every procedure of the schema ends with an unindented END;");
+    out
+}
+
 /// Applies the schema. MySQL commits each DDL statement implicitly, so there is no transaction
 /// to roll back: every statement is idempotent instead, and a failed migration can simply run
 /// again. Concurrent migrations wait for each other on MySQL's metadata locks.
@@ -86,4 +119,28 @@ pub(crate) async fn status(pool: &MySqlPool, config: &StoreConfig) -> Result<Sch
         status.tables.push(SchemaTable { role, name, present });
     }
     Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The client's script is the server's SQL with each procedure between DELIMITER lines:
+    /// nothing else changes, and every procedure is wrapped.
+    #[test]
+    fn the_client_script_only_adds_delimiters() {
+        let config = StoreConfig::default().schema("billing").unwrap();
+        let sql = migration_sql(&config);
+        let script = migration_script(&config);
+        let procedures = sql.matches("CREATE PROCEDURE").count();
+        assert!(procedures >= 1);
+        assert_eq!(script.matches("DELIMITER $$\nCREATE PROCEDURE").count(), procedures);
+        assert_eq!(script.matches("END $$\nDELIMITER ;\n").count(), procedures);
+        let back: Vec<&str> = script
+            .lines()
+            .filter(|l| !l.starts_with("DELIMITER"))
+            .map(|l| if l == "END $$" { "END;" } else { l })
+            .collect();
+        assert_eq!(back, sql.lines().collect::<Vec<_>>());
+    }
 }
