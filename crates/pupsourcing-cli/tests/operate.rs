@@ -375,6 +375,45 @@ fn status_shows_who_stalls_the_head() {
     });
 }
 
+/// MySQL: a transaction that appended and stays open holds the counter, so the head stays
+/// below its position (and every other append waits); `status` shows the stall and who holds
+/// it (connection id, transaction age, user@host).
+#[test]
+fn status_shows_who_stalls_the_head_on_mysql() {
+    use pupsourcing_core::{ConnectOptions, EventStore, ExpectedVersion, StoreConfig};
+    let Some(db) = Db::mysql() else { return };
+    let db = db.migrated();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let config = StoreConfig::default().schema(db.schema.as_deref().unwrap()).unwrap();
+        let options = ConnectOptions::new().max_connections(2);
+        let store =
+            pupsourcing_mysql::MySqlEventStore::connect_with(&db.url, config, options).await;
+        let store = store.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let stream = pupsourcing_testkit::new_stream();
+        let held = pupsourcing_testkit::event("Held");
+        store.append_in(&mut tx, &stream, ExpectedVersion::Any, &[held]).await.unwrap();
+        let json: Value = serde_json::from_str(&db.ok(&["status", "--json"])).unwrap();
+        assert_eq!(json["head"], 0, "held back below the open write: {json}");
+        let stall = &json["stall"];
+        assert_eq!(stall["position"], 0, "the head stops there: {json}");
+        assert!(stall["session"].as_i64().unwrap() > 0, "{json}");
+        assert!(stall["transaction_age_seconds"].as_f64().unwrap() >= 0.0, "{json}");
+        assert!(stall["application_name"].as_str().unwrap().contains('@'), "user@host: {json}");
+        let text = db.ok(&["status"]);
+        assert!(
+            text.contains("stalled: the head stops at position 0 until a write in flight ends"),
+            "{text}"
+        );
+        store.commit(tx).await.unwrap();
+        let json: Value = serde_json::from_str(&db.ok(&["status", "--json"])).unwrap();
+        assert_eq!(json["head"], 1);
+        assert_eq!(json["stall"], Value::Null);
+        store.close().await;
+    });
+}
+
 /// Orchestrator rows: every worker with its generation, state and heartbeat age, and every
 /// shard with its owner, epoch, checkpoint and lag; `--check` covers shards too.
 fn status_shows_workers_and_shard_owners(db: Db) {
