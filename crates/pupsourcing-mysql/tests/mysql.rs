@@ -100,7 +100,7 @@ async fn schema_status_tells_a_migrated_database_from_an_empty_one() {
     let options = pupsourcing_core::ConnectOptions::new().max_connections(1);
     let url = common::url_for(&database);
     let config = StoreConfig::default().events_table("ledger").unwrap();
-    let here = MySqlEventStore::connect_with(&url, config, options.clone()).await.unwrap();
+    let here = MySqlEventStore::connect_with(&url, config, options).await.unwrap();
     let status = here.schema_status().await.unwrap();
     assert_eq!(status.location, database);
     assert!(status.is_applied(), "{status:?}");
