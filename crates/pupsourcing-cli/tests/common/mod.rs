@@ -108,7 +108,9 @@ impl Db {
         let out = self.pup(&["migrate", "status"]).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         if stderr.contains("cannot connect") {
-            return pupsourcing_testkit::unreachable(server, stderr.trim());
+            // The error's line, without the hint.
+            let error = stderr.lines().next().unwrap_or_default().trim();
+            return pupsourcing_testkit::unreachable(server, error);
         }
         Some(self)
     }
