@@ -36,8 +36,8 @@ pub fn migration_sql(config: &StoreConfig) -> String {
 /// [`migration_sql`] for the `mysql` command-line client (`mysql DB < file.sql`): the same
 /// statements, each stored procedure between `DELIMITER $$` lines. The client splits a script
 /// at every `;`, the procedure's body included; the server, which tools that send a file as
-/// one multi-statement script rely on (sqlx, `migrate`), does not, and does not know
-/// `DELIMITER` (a client command): hence two forms of one schema.
+/// one multi-statement script rely on (sqlx, [`crate::MySqlEventStore::migrate`]), does not,
+/// and does not know `DELIMITER` (a client command): hence two forms of one schema.
 ///
 /// ```
 /// use pupsourcing_core::StoreConfig;
