@@ -48,9 +48,9 @@ fn database_url_comes_from_the_environment_too() {
 fn an_unreachable_server_fails_fast_and_says_so() {
     let servers = [
         (CLOSED_PORT_URL, "cannot connect to PostgreSQL at 127.0.0.1:1"),
-        (MYSQL_CLOSED_PORT_URL, "cannot connect to the database"),
+        (MYSQL_CLOSED_PORT_URL, "cannot connect to MySQL at 127.0.0.1:1"),
         // `mariadb://` is MySQL's driver too.
-        ("mariadb://root@127.0.0.1:1/test", "cannot connect to the database"),
+        ("mariadb://root@127.0.0.1:1/test", "cannot connect to MySQL at 127.0.0.1:1"),
     ];
     for (url, message) in servers {
         for args in DATABASE_COMMANDS {

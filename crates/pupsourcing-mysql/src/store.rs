@@ -21,7 +21,7 @@ use crate::connection::OwnConnection;
 use crate::coordination::CoordinationSql;
 use crate::dcb::locks::Locks;
 use crate::dcb::{self, DcbSql};
-use crate::error::{NotCommitted, db, number};
+use crate::error::{ConnectError, NotCommitted, db, number};
 use crate::migrate;
 use crate::read::{self, ReadSql};
 
@@ -169,7 +169,10 @@ impl MySqlEventStore {
         options: ConnectOptions,
     ) -> Result<Self> {
         let connect: MySqlConnectOptions = url.parse().map_err(db)?;
-        let first = MySqlConnection::connect_with(&connect).await.map_err(db)?;
+        let first = MySqlConnection::connect_with(&connect).await.map_err(|source| {
+            let (host, port) = (connect.get_host().to_string(), connect.get_port());
+            Error::database(ConnectError { host, port, source })
+        })?;
         let _ = first.close().await;
         let pool = MySqlPoolOptions::new()
             .max_connections(options.max_connections.max(1))

@@ -112,6 +112,17 @@ async fn schema_status_tells_a_migrated_database_from_an_empty_one() {
     }
 }
 
+/// A server that does not answer fails `connect` at once, saying where (no server needed).
+#[tokio::test]
+async fn an_unreachable_server_is_named() {
+    let started = std::time::Instant::now();
+    let url = "mysql://root@127.0.0.1:1/test";
+    let err = MySqlEventStore::connect(url, StoreConfig::default()).await.unwrap_err();
+    assert!(matches!(err, pupsourcing_core::Error::Database(_)), "{err:?}");
+    assert!(err.to_string().contains("cannot connect to MySQL at 127.0.0.1:1"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
 /// The store's sessions run in strict mode at READ COMMITTED.
 #[tokio::test]
 async fn sessions_are_strict_and_read_committed() {
