@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use pupsourcing_core::{ConnectOptions, EventStore, NewEvent, StoreConfig};
 use pupsourcing_mysql::MySqlEventStore;
 use pupsourcing_mysql::sqlx::mysql::{MySqlPoolOptions, MySqlRow};
-use pupsourcing_mysql::sqlx::{self, AssertSqlSafe, MySqlPool, Row as _};
+use pupsourcing_mysql::sqlx::{self, AssertSqlSafe, Connection as _, MySqlPool, Row as _};
 use uuid::Uuid;
 
 use crate::append::{self, Appender, LibraryAppender};
@@ -64,6 +64,9 @@ struct Fixture {
 /// Runs the MySQL workloads on the server at `args.url`.
 pub async fn run(args: &Args, progress: &dyn Progress) -> Result<Report, BoxError> {
     let suffix = Uuid::new_v4().simple().to_string()[..8].to_string();
+    // One connection first, so that an unreachable server fails at once: the pool would retry
+    // a refused connection until its acquire timeout, a minute.
+    sqlx::MySqlConnection::connect(&args.url).await?.close().await?;
     let pool = MySqlPoolOptions::new()
         .max_connections(args.connections)
         .acquire_timeout(Duration::from_secs(60))

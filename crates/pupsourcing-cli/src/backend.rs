@@ -16,6 +16,7 @@ use pupsourcing_core::projection::ProjectionStore;
 use pupsourcing_core::{
     ConnectOptions, EventStore, Result, SchemaStatus, StoreConfig, ValidationError,
 };
+use pupsourcing_mysql::MySqlEventStore;
 use pupsourcing_postgres::PgEventStore;
 use pupsourcing_sqlite::SqliteEventStore;
 use tokio::sync::watch;
@@ -26,7 +27,7 @@ use crate::error::{CliError, chain};
 #[derive(Args, Debug, Clone)]
 pub struct DatabaseArgs {
     /// Database URL; its scheme picks the backend: postgres://, sqlite:// (or sqlite:PATH),
-    /// mysql:// [env: DATABASE_URL]
+    /// mysql:// (or mariadb://) [env: DATABASE_URL]
     #[arg(long, env = "DATABASE_URL", global = true, hide_env = true)]
     pub database_url: Option<String>,
     #[command(flatten)]
@@ -37,7 +38,8 @@ pub struct DatabaseArgs {
 /// command, so `pup status` finds the tables `pup migrate apply` created.
 #[derive(Args, Debug, Clone)]
 pub struct TableArgs {
-    /// Schema holding the tables (PostgreSQL; the database on MySQL; ignored by SQLite).
+    /// Schema holding the tables (PostgreSQL; on MySQL the database, created by `migrate apply`,
+    /// `public` meaning the URL's; ignored by SQLite).
     #[arg(long, global = true, default_value = "public")]
     pub schema: String,
     /// Name of the events table (at most 44 bytes, so that names derived from it fit).
@@ -147,6 +149,21 @@ impl Backend for SqliteEventStore {
     }
 }
 
+impl Backend for MySqlEventStore {
+    async fn apply_schema(&self) -> Result<()> {
+        self.migrate().await
+    }
+    async fn schema(&self) -> Result<SchemaStatus> {
+        self.schema_status().await
+    }
+    async fn wakeups(&self) -> Result<Option<watch::Receiver<()>>> {
+        Ok(None)
+    }
+    async fn shut(&self) {
+        self.close().await
+    }
+}
+
 /// A command that runs on a store, whatever its backend.
 pub trait OnStore {
     /// Whether the command needs the schema in place (every one but `migrate`).
@@ -222,8 +239,12 @@ pub async fn with_store<C: OnStore>(
                 .map_err(unreachable)?;
             run_on(&store, command).await
         }
-        Scheme::MySql => Err(CliError::new("MySQL/MariaDB support is not built yet")
-            .hint("use a postgres:// or sqlite:// URL for now")),
+        Scheme::MySql => {
+            let store = MySqlEventStore::connect_with(url, config, connect_options())
+                .await
+                .map_err(unreachable)?;
+            run_on(&store, command).await
+        }
     }
 }
 

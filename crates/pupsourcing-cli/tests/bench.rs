@@ -1,5 +1,5 @@
-//! `pup bench`: one short workload end to end on PostgreSQL (the bench's workloads are
-//! PostgreSQL's), each output format, and its errors.
+//! `pup bench`: one short workload end to end on PostgreSQL and on MySQL/MariaDB, each output
+//! format, and its errors (SQLite has no workloads).
 
 mod common;
 
@@ -49,16 +49,65 @@ fn a_short_run_reports_the_library_beside_the_floor() {
     assert!(markdown.contains("| append 1 event, 1 task |"), "{markdown}");
 }
 
+/// MySQL: one append scenario and the catch-up read of a small log, 1 s per side.
 #[test]
-fn bench_runs_on_postgresql_only() {
+fn a_short_mysql_run_reports_appends_and_the_catch_up_read() {
+    let Some(db) = Db::mysql() else { return };
+    let bench = |format: &str| {
+        let args = [
+            "bench",
+            "--seconds",
+            "1",
+            "--seed-events",
+            "1000",
+            "--read-events",
+            "2000",
+            "--filter",
+            "append 1 event, 1 task",
+            format,
+        ];
+        pup().args(["--database-url", &db.url]).args(args).output().unwrap()
+    };
+    let out = bench("--json");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["scenario"].as_str().unwrap()).collect();
+    assert_eq!(names, ["append 1 event, 1 task", "catch-up read 2000, pages of 1000"], "{report}");
+    for row in rows {
+        for side in ["library", "floor"] {
+            assert!(row[side]["events_per_sec"].as_f64().unwrap() > 0.0, "{side}: {report}");
+            assert!(row[side]["p99_ms"].as_f64().unwrap() >= row[side]["p50_ms"].as_f64().unwrap());
+        }
+        assert!(row["ratio"].as_f64().unwrap() > 0.0);
+    }
+    assert!(report["header"].as_str().unwrap().contains("pupsourcing-bench (MySQL)"), "{report}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("append 1 event, 1 task: library"), "{stderr}");
+    let markdown = bench("--markdown");
+    assert!(markdown.status.success(), "{}", String::from_utf8_lossy(&markdown.stderr));
+    let markdown = String::from_utf8(markdown.stdout).unwrap();
+    assert!(markdown.contains("| scenario | library ev/s |"), "{markdown}");
+    assert!(markdown.contains("| catch-up read 2000, pages of 1000 |"), "{markdown}");
+}
+
+#[test]
+fn bench_refuses_sqlite() {
     let db = Db::sqlite().unwrap();
     pup()
         .args(["--database-url", &db.url, "bench"])
         .assert()
         .code(1)
-        .stderr(contains("PostgreSQL only"));
+        .stderr(contains("not SQLite"))
+        .stderr(contains("postgres:// or mysql://"));
     pup()
         .args(["--database-url", common::CLOSED_PORT_URL, "bench"])
+        .assert()
+        .code(1)
+        .stderr(contains("benchmark failed"))
+        .stderr(contains("refused"));
+    pup()
+        .args(["--database-url", common::MYSQL_CLOSED_PORT_URL, "bench", "--seconds", "1"])
         .assert()
         .code(1)
         .stderr(contains("benchmark failed"))

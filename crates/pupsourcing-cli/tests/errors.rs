@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{CLOSED_PORT_URL, Db, pup};
+use common::{CLOSED_PORT_URL, Db, MYSQL_CLOSED_PORT_URL, pup};
 use predicates::prelude::*;
 use predicates::str::contains;
 
@@ -46,30 +46,34 @@ fn database_url_comes_from_the_environment_too() {
 
 #[test]
 fn an_unreachable_server_fails_fast_and_says_so() {
-    for args in DATABASE_COMMANDS {
-        let started = Instant::now();
-        pup()
-            .args(["--database-url", CLOSED_PORT_URL])
-            .args(args)
-            .assert()
-            .code(1)
-            .stderr(contains("cannot connect to PostgreSQL at 127.0.0.1:1"))
-            .stderr(contains("check that the server is running"));
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{args:?} took {:?}",
-            started.elapsed()
-        );
+    let servers = [
+        (CLOSED_PORT_URL, "cannot connect to PostgreSQL at 127.0.0.1:1"),
+        (MYSQL_CLOSED_PORT_URL, "cannot connect to MySQL at 127.0.0.1:1"),
+        // `mariadb://` is MySQL's driver too.
+        ("mariadb://root@127.0.0.1:1/test", "cannot connect to MySQL at 127.0.0.1:1"),
+    ];
+    for (url, message) in servers {
+        for args in DATABASE_COMMANDS {
+            let started = Instant::now();
+            pup()
+                .args(["--database-url", url])
+                .args(args)
+                .assert()
+                .code(1)
+                .stderr(contains(message))
+                .stderr(contains("refused"))
+                .stderr(contains("check that the server is running"));
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{url} {args:?} took {:?}",
+                started.elapsed()
+            );
+        }
     }
 }
 
 #[test]
 fn other_schemes_are_refused() {
-    pup()
-        .args(["--database-url", "mysql://root@127.0.0.1:3306/test", "status"])
-        .assert()
-        .code(1)
-        .stderr(contains("MySQL/MariaDB support is not built yet"));
     pup()
         .args(["--database-url", "redis://localhost", "status"])
         .assert()
@@ -80,6 +84,35 @@ fn other_schemes_are_refused() {
         .assert()
         .code(1)
         .stderr(contains("secret").not());
+    pup()
+        .args(["--database-url", "mysql://u:secret@127.0.0.1:1/x", "status"])
+        .assert()
+        .code(1)
+        .stderr(contains("secret").not());
+}
+
+/// `mariadb://` URLs name the MySQL backend: the same store as `mysql://`.
+#[test]
+fn mariadb_urls_are_mysql_urls() {
+    let Some(db) = Db::mysql() else { return };
+    let db = db.migrated();
+    db.ok(&["append", "--type", "ViaMysql"]);
+    let mariadb = db.url.replacen("mysql://", "mariadb://", 1);
+    let schema = db.schema.as_deref().unwrap();
+    pup()
+        .args([
+            "--database-url",
+            &mariadb,
+            "--schema",
+            schema,
+            "tail",
+            "--from",
+            "1",
+            "--no-follow",
+        ])
+        .assert()
+        .success()
+        .stdout(contains("ViaMysql"));
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! The `pup migrate-gen` command, run as a user would.
 
+mod common;
+
 use std::process::Command;
 
 fn pup(args: &[&str]) -> std::process::Output {
@@ -158,4 +160,153 @@ fn migrate_generate_is_migrate_gen() {
     let generated = write("generate", &["migrate", "generate"]);
     assert_eq!(generated, write("gen", &["migrate-gen"]));
     assert!(generated.contains("recreate_lock"));
+}
+
+/// The table flags of every command, for the MySQL tests below.
+const MYSQL_TABLES: [&str; 16] = [
+    "--events-table",
+    "ledger",
+    "--aggregate-heads-table",
+    "ledger_streams",
+    "--commands-table",
+    "ledger_cmds",
+    "--checkpoints-table",
+    "read_model_positions",
+    "--dead-letters-table",
+    "parked",
+    "--workers-table",
+    "pup_workers",
+    "--projection-shards-table",
+    "shard_owners",
+    "--recreate-lock-table",
+    "deploy_lock",
+];
+
+/// MySQL: `--schema` is the database (created first), and every table flag names its table;
+/// the tables named after the events table and the write procedure follow `--events-table`.
+#[test]
+fn writes_mysql_sql_with_every_configured_name() {
+    let dir = temp_dir().join("mysql");
+    let mut args = vec!["migrate-gen", "--adapter", "mysql", "--output", dir.to_str().unwrap()];
+    args.extend(["--schema", "billing"]);
+    args.extend(MYSQL_TABLES);
+    let out = pup(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sql = std::fs::read_to_string(dir.join("001_pupsourcing.sql")).unwrap();
+    assert!(sql.starts_with("CREATE DATABASE IF NOT EXISTS `billing`"), "{sql}");
+    for table in [
+        "ledger",
+        "ledger_counter",
+        "ledger_streams",
+        "ledger_tags",
+        "ledger_locks",
+        "ledger_cmds",
+        "read_model_positions",
+        "parked",
+        "pup_workers",
+        "shard_owners",
+        "deploy_lock",
+    ] {
+        let created = format!("CREATE TABLE IF NOT EXISTS `billing`.`{table}` (");
+        assert!(sql.contains(&created), "{table}");
+    }
+    assert!(sql.contains("CREATE PROCEDURE IF NOT EXISTS `billing`.`ledger_write`"));
+    assert!(!sql.contains("`events"), "no default name left: the events table is ledger");
+    assert!(!sql.contains("{events") && !sql.contains("{now}"), "every placeholder filled");
+    // The default schema, `public`, is the URL's database: no database created or named.
+    let dir = temp_dir().join("mysql-default");
+    let out =
+        pup(&["migrate", "generate", "--adapter", "mysql", "--output", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sql = std::fs::read_to_string(dir.join("001_pupsourcing.sql")).unwrap();
+    assert!(!sql.contains("CREATE DATABASE") && !sql.contains("`public`"));
+    assert!(sql.contains("CREATE TABLE IF NOT EXISTS `events` ("));
+}
+
+/// The generated MySQL file, applied as a migration tool applies it (the whole file as one
+/// multi-statement script, through sqlx) to a fresh database, is the schema `pup migrate
+/// status` expects, and `pup append` and `pup status` work on it.
+#[test]
+fn a_generated_mysql_migration_applies_and_migrate_status_agrees() {
+    use pupsourcing_mysql::sqlx::{self, Connection};
+    let Some(db) = common::Db::mysql() else { return };
+    let schema = db.schema.clone().unwrap();
+    let dir = temp_dir().join(format!("mysql-{schema}"));
+    let mut args = vec!["migrate", "generate", "--adapter", "mysql"];
+    args.extend(["--output", dir.to_str().unwrap(), "--schema", &schema]);
+    args.extend(MYSQL_TABLES);
+    let out = pup(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sql = std::fs::read_to_string(dir.join("001_pupsourcing.sql")).unwrap();
+    db.pup(&[&MYSQL_TABLES[..], &["migrate", "status"]].concat()).assert().code(1);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut conn = sqlx::MySqlConnection::connect(&db.url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+    });
+    let status = db.ok(&[&MYSQL_TABLES[..], &["migrate", "status", "--json"]].concat());
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["applied"], true, "{status}");
+    assert_eq!(status["location"], schema.as_str());
+    assert_eq!(status["tables"].as_array().unwrap().len(), 12, "{status}");
+    let out = db.ok(&[&MYSQL_TABLES[..], &["migrate", "apply"]].concat());
+    assert!(out.contains("already applied"), "{out}");
+    db.ok(&[&MYSQL_TABLES[..], &["append", "--type", "Booked", "--tag", "a:1"]].concat());
+    let status = db.ok(&[&MYSQL_TABLES[..], &["status", "--json"]].concat());
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["head"], 1, "{status}");
+}
+
+/// `--mysql-client`: the file the `mysql` command-line client applies (the procedure between
+/// DELIMITER lines; the plain file fails there at the procedure's first `;`), twice, after
+/// which `pup migrate status` says applied and appends work.
+#[test]
+fn a_mysql_client_script_applies_with_the_mysql_client() {
+    use pupsourcing_mysql::sqlx::mysql::MySqlConnectOptions;
+    let Some(db) = common::Db::mysql() else { return };
+    let schema = db.schema.clone().unwrap();
+    let generate = |dir: &str, extra: &[&str]| {
+        let dir = temp_dir().join(format!("{dir}-{schema}"));
+        let mut args = vec!["migrate", "generate", "--adapter", "mysql", "--schema", &schema];
+        args.extend(["--output", dir.to_str().unwrap()]);
+        args.extend(MYSQL_TABLES);
+        args.extend(extra);
+        let out = pup(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        dir.join("001_pupsourcing.sql")
+    };
+    let options: MySqlConnectOptions = db.url.parse().unwrap();
+    // The password, if the URL has one (`mysql://USER:PASSWORD@HOST`), for MYSQL_PWD.
+    let authority = db.url.split_once("://").map_or("", |(_, rest)| rest);
+    let password = authority.split_once('@').and_then(|(user, _)| user.split_once(':'));
+    let client = |file: &std::path::Path| {
+        let mut command = Command::new("mysql");
+        if let Some((_, password)) = password {
+            command.env("MYSQL_PWD", password);
+        }
+        command
+            .args(["-h", options.get_host(), "-P", &options.get_port().to_string()])
+            .args(["-u", options.get_username()])
+            .stdin(std::fs::File::open(file).unwrap());
+        command.output()
+    };
+    let plain = generate("mysql-plain", &[]);
+    let Ok(out) = client(&plain) else {
+        eprintln!("SKIPPED: no `mysql` client on the PATH");
+        return;
+    };
+    assert!(!out.status.success(), "the plain file is not for the client");
+    let script = generate("mysql-client", &["--mysql-client"]);
+    for _ in 0..2 {
+        let out = client(&script).unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let status = db.ok(&[&MYSQL_TABLES[..], &["migrate", "status", "--json"]].concat());
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["applied"], true, "{status}");
+    db.ok(&[&MYSQL_TABLES[..], &["append", "--type", "Booked"]].concat());
+    // Only MySQL has a client script.
+    let out = pup(&["migrate-gen", "--mysql-client", "--output", temp_dir().to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--adapter mysql only"));
 }

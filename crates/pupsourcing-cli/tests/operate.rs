@@ -1,5 +1,5 @@
-//! `pup status`, `append`, `tail`, `projection` and `dead-letters` end to end, on SQLite and
-//! PostgreSQL: output, JSON, exit codes.
+//! `pup status`, `append`, `tail`, `projection` and `dead-letters` end to end, on SQLite,
+//! PostgreSQL and MySQL/MariaDB: output, JSON, exit codes.
 
 mod common;
 
@@ -156,7 +156,7 @@ fn tail_prints_filtered_events_from_a_position(db: Db) {
 fn tail_follows_new_events(db: Db) {
     let db = db.migrated();
     append_some(&db, 2);
-    let poll = if db.schema.is_some() { "60000" } else { "50" };
+    let poll = if db.wakes_up() { "60000" } else { "50" };
     let mut command = db.spawnable(&["tail", "--json", "--limit", "1", "--poll-interval-ms", poll]);
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(700)); // Let it read the head and listen.
@@ -370,6 +370,45 @@ fn status_shows_who_stalls_the_head() {
         store.commit(tx).await.unwrap();
         let json: Value = serde_json::from_str(&db.ok(&["status", "--json"])).unwrap();
         assert_eq!(json["head"], 2);
+        assert_eq!(json["stall"], Value::Null);
+        store.close().await;
+    });
+}
+
+/// MySQL: a transaction that appended and stays open holds the counter, so the head stays
+/// below its position (and every other append waits); `status` shows the stall and who holds
+/// it (connection id, transaction age, user@host).
+#[test]
+fn status_shows_who_stalls_the_head_on_mysql() {
+    use pupsourcing_core::{ConnectOptions, EventStore, ExpectedVersion, StoreConfig};
+    let Some(db) = Db::mysql() else { return };
+    let db = db.migrated();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let config = StoreConfig::default().schema(db.schema.as_deref().unwrap()).unwrap();
+        let options = ConnectOptions::new().max_connections(2);
+        let store =
+            pupsourcing_mysql::MySqlEventStore::connect_with(&db.url, config, options).await;
+        let store = store.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let stream = pupsourcing_testkit::new_stream();
+        let held = pupsourcing_testkit::event("Held");
+        store.append_in(&mut tx, &stream, ExpectedVersion::Any, &[held]).await.unwrap();
+        let json: Value = serde_json::from_str(&db.ok(&["status", "--json"])).unwrap();
+        assert_eq!(json["head"], 0, "held back below the open write: {json}");
+        let stall = &json["stall"];
+        assert_eq!(stall["position"], 0, "the head stops there: {json}");
+        assert!(stall["session"].as_i64().unwrap() > 0, "{json}");
+        assert!(stall["transaction_age_seconds"].as_f64().unwrap() >= 0.0, "{json}");
+        assert!(stall["application_name"].as_str().unwrap().contains('@'), "user@host: {json}");
+        let text = db.ok(&["status"]);
+        assert!(
+            text.contains("stalled: the head stops at position 0 until a write in flight ends"),
+            "{text}"
+        );
+        store.commit(tx).await.unwrap();
+        let json: Value = serde_json::from_str(&db.ok(&["status", "--json"])).unwrap();
+        assert_eq!(json["head"], 1);
         assert_eq!(json["stall"], Value::Null);
         store.close().await;
     });

@@ -37,6 +37,6 @@ mod read;
 mod sql;
 mod store;
 
-pub use migrate::migration_sql;
+pub use migrate::{migration_script, migration_sql};
 pub use sqlx;
 pub use store::MySqlEventStore;

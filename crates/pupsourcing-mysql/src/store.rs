@@ -9,7 +9,7 @@ use pupsourcing_core::dcb::{
 use pupsourcing_core::timeout::{within as limited, write_within};
 use pupsourcing_core::{
     AppendResult, ConnectOptions, Error, EventStore, ExpectedVersion, NewEvent, Position,
-    RecordedEvent, Result, StoreConfig, StreamId, Version, VersionRange,
+    RecordedEvent, Result, SchemaStatus, StoreConfig, StreamId, Version, VersionRange,
 };
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{Connection, MySql, MySqlConnection, MySqlPool, Transaction};
@@ -21,7 +21,7 @@ use crate::connection::OwnConnection;
 use crate::coordination::CoordinationSql;
 use crate::dcb::locks::Locks;
 use crate::dcb::{self, DcbSql};
-use crate::error::{NotCommitted, db, number};
+use crate::error::{ConnectError, NotCommitted, db, number};
 use crate::migrate;
 use crate::read::{self, ReadSql};
 
@@ -169,7 +169,10 @@ impl MySqlEventStore {
         options: ConnectOptions,
     ) -> Result<Self> {
         let connect: MySqlConnectOptions = url.parse().map_err(db)?;
-        let first = MySqlConnection::connect_with(&connect).await.map_err(db)?;
+        let first = MySqlConnection::connect_with(&connect).await.map_err(|source| {
+            let (host, port) = (connect.get_host().to_string(), connect.get_port());
+            Error::database(ConnectError { host, port, source })
+        })?;
         let _ = first.close().await;
         let pool = MySqlPoolOptions::new()
             .max_connections(options.max_connections.max(1))
@@ -187,6 +190,16 @@ impl MySqlEventStore {
     pub async fn migrate(&self) -> Result<()> {
         self.inner.config.validate()?;
         migrate::apply(&self.inner.pool, &self.inner.config).await
+    }
+
+    /// Which of the store's tables exist in its database (`config.schema`, or the
+    /// connection's for the default `public`): all of them once [`MySqlEventStore::migrate`]
+    /// (or the generated migration) has run. Besides the configured tables it lists those
+    /// named after the events table (the position counter, the tag index, the lock rows) and
+    /// the write procedure, since a MySQL migration cut short can leave some of them missing
+    /// (DDL is not transactional). Indexes are not checked.
+    pub async fn schema_status(&self) -> Result<SchemaStatus> {
+        migrate::status(&self.inner.pool, &self.inner.config).await
     }
 
     /// The schema SQL for `config`; see [`crate::migration_sql`].

@@ -62,6 +62,67 @@ async fn migrations_are_idempotent_and_name_the_database() {
     assert!(sql.contains(&format!("CREATE DATABASE IF NOT EXISTS `{}`", store.config().schema)));
 }
 
+/// `schema_status` reports nothing in a database never migrated, everything after `migrate`
+/// (the configured tables, those named after the events table and the write procedure), what
+/// a migration cut short left out, and, for the default schema, the connection's database.
+#[tokio::test]
+async fn schema_status_tells_a_migrated_database_from_an_empty_one() {
+    let database = common::unique_database();
+    let config = StoreConfig::default().schema(&database).unwrap().events_table("ledger").unwrap();
+    let Some(store) = common::connect(config).await else { return };
+    let before = store.schema_status().await.unwrap();
+    assert!(before.is_empty(), "{before:?}");
+    assert_eq!(before.location, database);
+    assert_eq!(before.tables.len(), 12, "8 configured, 3 derived tables, the procedure");
+    store.migrate().await.unwrap();
+    let after = store.schema_status().await.unwrap();
+    assert!(after.is_applied(), "{after:?}");
+    let names: Vec<&str> = after.tables.iter().map(|t| t.name.as_str()).collect();
+    for name in ["ledger", "ledger_dead_letters", "ledger_counter", "ledger_tags", "ledger_write"] {
+        assert!(names.contains(&name), "{name}: {names:?}");
+    }
+    // A migration cut short: the tag index and the procedure missing (a table of that name
+    // would not stand in for the procedure).
+    for sql in [
+        format!("DROP TABLE `{database}`.ledger_tags"),
+        format!("DROP PROCEDURE `{database}`.ledger_write"),
+        format!("CREATE TABLE `{database}`.ledger_write (id INT)"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(store.pool()).await.unwrap();
+    }
+    let partial = store.schema_status().await.unwrap();
+    let missing: Vec<&str> = partial.missing().map(|t| t.name.as_str()).collect();
+    assert_eq!(missing, ["ledger_tags", "ledger_write"]);
+    assert!(!partial.is_applied() && !partial.is_empty());
+    store.migrate().await.unwrap();
+    assert!(store.schema_status().await.unwrap().is_applied(), "migrate repairs it");
+    // The default schema: the connection's database, migrated or not.
+    let options = pupsourcing_core::ConnectOptions::new().max_connections(1);
+    let url = common::url_for(&database);
+    let config = StoreConfig::default().events_table("ledger").unwrap();
+    let here = MySqlEventStore::connect_with(&url, config, options).await.unwrap();
+    let status = here.schema_status().await.unwrap();
+    assert_eq!(status.location, database);
+    assert!(status.is_applied(), "{status:?}");
+    let elsewhere = StoreConfig::default().schema(&common::unique_database()).unwrap();
+    let other = MySqlEventStore::connect_with(&common::url(), elsewhere, options).await.unwrap();
+    assert!(other.schema_status().await.unwrap().is_empty());
+    for s in [&store, &here, &other] {
+        s.close().await;
+    }
+}
+
+/// A server that does not answer fails `connect` at once, saying where (no server needed).
+#[tokio::test]
+async fn an_unreachable_server_is_named() {
+    let started = std::time::Instant::now();
+    let url = "mysql://root@127.0.0.1:1/test";
+    let err = MySqlEventStore::connect(url, StoreConfig::default()).await.unwrap_err();
+    assert!(matches!(err, pupsourcing_core::Error::Database(_)), "{err:?}");
+    assert!(err.to_string().contains("cannot connect to MySQL at 127.0.0.1:1"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
 /// The store's sessions run in strict mode at READ COMMITTED.
 #[tokio::test]
 async fn sessions_are_strict_and_read_committed() {

@@ -30,17 +30,20 @@ pub fn stress_duration() -> Duration {
 /// Call when a test's database server cannot be reached. Under `CI=true` the test fails;
 /// otherwise the test is skipped (it returns `None`; libtest still lists it as `ok`).
 ///
-/// The first call of a test binary prints one line saying that its database tests are skipped
-/// and why. It writes to the process's stderr directly: libtest captures only the `print!` and
-/// `eprint!` macros, so the line shows without `--nocapture`.
+/// The first call of a test binary for each `server` prints one line saying that its tests of
+/// that server are skipped and why. It writes to the process's stderr directly: libtest
+/// captures only the `print!` and `eprint!` macros, so the line shows without `--nocapture`.
 pub fn unreachable<T>(server: &str, error: impl std::fmt::Display) -> Option<T> {
     use std::io::Write;
-    static ANNOUNCED: std::sync::Once = std::sync::Once::new();
+    // The servers already announced: a binary may test several (the CLI's: all three).
+    static ANNOUNCED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let message = format!("{server} is unreachable ({error})");
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{message}; CI=true requires every database server");
     }
-    ANNOUNCED.call_once(|| {
+    let mut announced = ANNOUNCED.lock().unwrap_or_else(|e| e.into_inner());
+    if !announced.iter().any(|s| s == server) {
+        announced.push(server.to_string());
         let binary = std::env::args().next().unwrap_or_default();
         let file = binary.rsplit(['/', '\\']).next().unwrap_or_default();
         // Test binaries are named `<test file>-<hash>`.
@@ -49,7 +52,7 @@ pub fn unreachable<T>(server: &str, error: impl std::fmt::Display) -> Option<T> 
             std::io::stderr(),
             "SKIPPED: every {server} test of {binary}: {message}; start the server or set its URL variable"
         );
-    });
+    }
     None
 }
 

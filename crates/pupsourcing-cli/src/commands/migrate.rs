@@ -39,6 +39,12 @@ pub struct Generate {
     /// File name inside the folder.
     #[arg(long, default_value = "001_pupsourcing.sql")]
     file_name: String,
+    /// MySQL: write the file for the `mysql` command-line client (`mysql DB < FILE`), with the
+    /// stored procedure between DELIMITER lines. Without it the file is for tools that send it
+    /// to the server as one script (sqlx, golang-migrate with multiStatements), which do not
+    /// know DELIMITER.
+    #[arg(long)]
+    mysql_client: bool,
 }
 
 impl Generate {
@@ -51,12 +57,13 @@ impl Generate {
             )));
         }
         let sql = match self.adapter {
+            _ if self.mysql_client && !matches!(self.adapter, Adapter::Mysql) => {
+                return Err(CliError::new("--mysql-client is for --adapter mysql only"));
+            }
             Adapter::Postgres => pupsourcing_postgres::migration_sql(&config),
             Adapter::Sqlite => pupsourcing_sqlite::migration_sql(&config),
-            Adapter::Mysql => {
-                return Err(CliError::new("MySQL/MariaDB support is not built yet")
-                    .hint("generate for --adapter postgres or --adapter sqlite for now"));
-            }
+            Adapter::Mysql if self.mysql_client => pupsourcing_mysql::migration_script(&config),
+            Adapter::Mysql => pupsourcing_mysql::migration_sql(&config),
         };
         std::fs::create_dir_all(&self.output)
             .map_err(|e| CliError::new(format!("cannot create {}: {e}", self.output.display())))?;

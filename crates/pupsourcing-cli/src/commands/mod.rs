@@ -15,7 +15,7 @@ use crate::backend::{DatabaseArgs, with_store};
 use crate::error::CliError;
 
 /// pupsourcing command line: migrations, status, tail, projections, dead letters, appends and
-/// benchmarks on PostgreSQL, SQLite (and MySQL/MariaDB once built).
+/// benchmarks on PostgreSQL, SQLite and MySQL/MariaDB.
 #[derive(Parser)]
 #[command(name = "pup", version, propagate_version = true)]
 pub struct Cli {
@@ -44,7 +44,7 @@ enum Command {
     DeadLetters(dead_letters::DeadLetters),
     /// Append one event: to a stream (with an expected version) or with tags (DCB).
     Append(append::Append),
-    /// Benchmark workloads against a raw-SQL floor on a PostgreSQL database.
+    /// Benchmark workloads against a raw-SQL floor on a PostgreSQL or MySQL/MariaDB database.
     Bench(bench::Bench),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::Completions),

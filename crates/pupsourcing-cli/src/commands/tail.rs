@@ -51,7 +51,7 @@ pub struct Tail {
     /// Stop after this many events.
     #[arg(long)]
     limit: Option<u64>,
-    /// How often to look for new events where the database does not notify (SQLite), and
+    /// How often to look for new events where the database does not notify (SQLite, MySQL), and
     /// the fallback on PostgreSQL, in milliseconds.
     #[arg(long, default_value_t = 200)]
     poll_interval_ms: u64,

@@ -1,16 +1,18 @@
-//! Test support: `pup` run as a user runs it, against a fresh SQLite file or a fresh
-//! PostgreSQL schema, and the library to set up state the CLI only reads (checkpoints, dead
-//! letters).
+//! Test support: `pup` run as a user runs it, against a fresh SQLite file, a fresh PostgreSQL
+//! schema or a fresh MySQL/MariaDB database, and the library to set up state the CLI only
+//! reads (checkpoints, dead letters).
 
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::process::Output;
+use std::sync::Arc;
 
 use assert_cmd::Command;
-use pupsourcing_core::StoreConfig;
 use pupsourcing_core::coordination::{CoordinationStore, ShardId, WorkerState};
 use pupsourcing_core::projection::{DeadLetter, Partition, ProjectionStore};
+use pupsourcing_core::{ConnectOptions, StoreConfig};
+use pupsourcing_mysql::MySqlEventStore;
 use pupsourcing_postgres::PgEventStore;
 use pupsourcing_sqlite::SqliteEventStore;
 
@@ -19,8 +21,16 @@ pub fn pg_url() -> String {
     pupsourcing_testkit::env_or("PUP_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 }
 
+/// The MySQL/MariaDB test server's URL.
+pub fn mysql_url() -> String {
+    pupsourcing_testkit::env_or("PUP_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+}
+
 /// A URL nothing listens on (port 1 is closed): connecting fails at once.
 pub const CLOSED_PORT_URL: &str = "postgres://postgres@127.0.0.1:1/test";
+
+/// A MySQL URL nothing listens on.
+pub const MYSQL_CLOSED_PORT_URL: &str = "mysql://root@127.0.0.1:1/test";
 
 /// `pup` with no environment of ours: `DATABASE_URL` from the environment would leak in.
 pub fn pup() -> Command {
@@ -29,14 +39,26 @@ pub fn pup() -> Command {
     command
 }
 
+/// Which backend a [`Db`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
 /// A database the tests run `pup` against: its URL and the flags that select the store.
 #[derive(Clone, Debug)]
 pub struct Db {
+    pub kind: Kind,
     pub url: String,
-    /// `--schema NAME` on PostgreSQL (each test its own schema), nothing on SQLite.
+    /// `--schema NAME` on PostgreSQL and MySQL (each test its own schema or database),
+    /// nothing on SQLite.
     pub schema: Option<String>,
     /// The SQLite file, if any.
     pub file: Option<PathBuf>,
+    /// Drops the MySQL database when the last clone goes.
+    _dropped: Option<Arc<DropDatabase>>,
 }
 
 impl Db {
@@ -45,28 +67,63 @@ impl Db {
         let dir = std::env::temp_dir().join("pup-cli-tests");
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join(format!("{}.db", uuid::Uuid::now_v7()));
-        Some(Db { url: format!("sqlite://{}", file.display()), schema: None, file: Some(file) })
+        let url = format!("sqlite://{}", file.display());
+        Some(Db { kind: Kind::Sqlite, url, schema: None, file: Some(file), _dropped: None })
     }
 
     /// A new schema of the PostgreSQL test database (named like the backend tests' schemas,
     /// which drop those older than an hour), or `None` when the server is unreachable.
     pub fn postgres() -> Option<Db> {
-        let random = uuid::Uuid::new_v4().simple().to_string();
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         let db = Db {
+            kind: Kind::Postgres,
             url: pg_url(),
-            schema: Some(format!("pup_test_{secs}_{}", &random[..12])),
+            schema: Some(unique_name()),
             file: None,
+            _dropped: None,
         };
-        // Probe with the CLI itself: `migrate status` connects and creates nothing.
-        let out = db.pup(&["migrate", "status"]).output().unwrap();
+        db.reachable("PostgreSQL")
+    }
+
+    /// A new database on the MySQL/MariaDB test server (`--schema` names it; `migrate apply`
+    /// creates it), dropped when the test ends (and, if a test aborts, by the mysql crate's
+    /// tests, which drop `pup_test_` databases older than an hour); or `None` when the server
+    /// is unreachable.
+    pub fn mysql() -> Option<Db> {
+        let name = unique_name();
+        let url = mysql_url();
+        let dropped = DropDatabase { url: url.clone(), name: name.clone() };
+        let db = Db {
+            kind: Kind::MySql,
+            url,
+            schema: Some(name),
+            file: None,
+            _dropped: Some(Arc::new(dropped)),
+        };
+        db.reachable("MySQL")
+    }
+
+    /// `self`, or `None` when its server does not answer. Probes with the CLI itself:
+    /// `migrate status` connects and creates nothing.
+    fn reachable(self, server: &str) -> Option<Db> {
+        let out = self.pup(&["migrate", "status"]).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         if stderr.contains("cannot connect") {
-            return pupsourcing_testkit::unreachable("PostgreSQL", stderr.trim());
+            // The error's line, without the hint.
+            let error = stderr.lines().next().unwrap_or_default().trim();
+            return pupsourcing_testkit::unreachable(server, error);
         }
-        Some(db)
+        Some(self)
+    }
+
+    /// How many tables `migrate status` lists: the 8 configured ones, and on MySQL the
+    /// counter, tag index and lock rows tables and the write procedure.
+    pub fn schema_objects(&self) -> usize {
+        if self.kind == Kind::MySql { 12 } else { 8 }
+    }
+
+    /// Whether `pup tail` gets wake-ups (PostgreSQL's NOTIFY) rather than polling.
+    pub fn wakes_up(&self) -> bool {
+        self.kind == Kind::Postgres
     }
 
     /// `pup` with `--database-url` and the schema flag, then `args`.
@@ -127,16 +184,60 @@ impl Db {
         F: AsyncFnOnce(&dyn Setup),
     {
         let runtime = tokio::runtime::Runtime::new().unwrap();
+        let options = ConnectOptions::new().max_connections(2);
         runtime.block_on(async {
-            if self.schema.is_some() {
-                let store = PgEventStore::connect(&self.url, self.config()).await.unwrap();
-                f(&store).await;
-                store.close().await;
-            } else {
-                let store = SqliteEventStore::connect(&self.url, self.config()).await.unwrap();
-                f(&store).await;
-                store.close().await;
+            match self.kind {
+                Kind::Postgres => {
+                    let store = PgEventStore::connect_with(&self.url, self.config(), options);
+                    let store = store.await.unwrap();
+                    f(&store).await;
+                    store.close().await;
+                }
+                Kind::MySql => {
+                    let store = MySqlEventStore::connect_with(&self.url, self.config(), options);
+                    let store = store.await.unwrap();
+                    f(&store).await;
+                    store.close().await;
+                }
+                Kind::Sqlite => {
+                    let store = SqliteEventStore::connect(&self.url, self.config()).await.unwrap();
+                    f(&store).await;
+                    store.close().await;
+                }
             }
+        });
+    }
+}
+
+/// A schema or database name for one test: `pup_test_<unix seconds>_<random>`, like the
+/// backend tests' names, so that those drop it once it is older than an hour.
+pub fn unique_name() -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("pup_test_{secs}_{}", &random[..12])
+}
+
+/// A MySQL database dropped on drop (errors ignored: the server may be gone, or the database
+/// never created).
+#[derive(Debug)]
+struct DropDatabase {
+    url: String,
+    name: String,
+}
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        use pupsourcing_mysql::sqlx::{self, Connection};
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            return;
+        };
+        runtime.block_on(async {
+            let Ok(mut conn) = sqlx::MySqlConnection::connect(&self.url).await else { return };
+            let drop = format!("DROP DATABASE IF EXISTS `{}`", self.name);
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut conn).await;
+            let _ = conn.close().await;
         });
     }
 }
@@ -252,6 +353,9 @@ macro_rules! on_every_backend {
         }
         mod postgres {
             $(#[test] fn $test() { if let Some(db) = $crate::common::Db::postgres() { super::$test(db) } })*
+        }
+        mod mysql {
+            $(#[test] fn $test() { if let Some(db) = $crate::common::Db::mysql() { super::$test(db) } })*
         }
     };
 }

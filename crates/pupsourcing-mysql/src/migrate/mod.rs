@@ -1,11 +1,11 @@
 //! The schema: generated as SQL text for migration files, or applied by
 //! [`crate::MySqlEventStore::migrate`].
 
-use pupsourcing_core::{Result, StoreConfig};
+use pupsourcing_core::{Identifier, Result, SchemaStatus, SchemaTable, StoreConfig};
 use sqlx::{AssertSqlSafe, MySqlPool};
 
 use crate::error::db;
-use crate::sql::{own_database, render};
+use crate::sql::{COUNTER_SUFFIX, LOCKS_SUFFIX, TAGS_SUFFIX, WRITE_SUFFIX, own_database, render};
 
 const SCHEMA: &str = include_str!("schema.sql");
 const DATABASE: &str = "CREATE DATABASE IF NOT EXISTS {database} \
@@ -33,6 +33,39 @@ pub fn migration_sql(config: &StoreConfig) -> String {
     database + &render(SCHEMA, config)
 }
 
+/// [`migration_sql`] for the `mysql` command-line client (`mysql DB < file.sql`): the same
+/// statements, each stored procedure between `DELIMITER $$` lines. The client splits a script
+/// at every `;`, the procedure's body included; the server, which tools that send a file as
+/// one multi-statement script rely on (sqlx, [`crate::MySqlEventStore::migrate`]), does not,
+/// and does not know `DELIMITER` (a client command): hence two forms of one schema.
+///
+/// ```
+/// use pupsourcing_core::StoreConfig;
+/// let script = pupsourcing_mysql::migration_script(&StoreConfig::default());
+/// assert!(script.contains("DELIMITER $$\nCREATE PROCEDURE IF NOT EXISTS `events_write`"));
+/// ```
+pub fn migration_script(config: &StoreConfig) -> String {
+    let mut out = String::new();
+    let mut in_procedure = false;
+    for line in migration_sql(config).lines() {
+        if line.starts_with("CREATE PROCEDURE") || line.starts_with("CREATE FUNCTION") {
+            in_procedure = true;
+            out.push_str("DELIMITER $$\n");
+        }
+        // A procedure's body ends with the first unindented `END;` (its inner blocks are
+        // indented).
+        if in_procedure && line == "END;" {
+            in_procedure = false;
+            out.push_str("END $$\nDELIMITER ;\n");
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    debug_assert!(!in_procedure, "every procedure of the schema ends with an unindented END;");
+    out
+}
+
 /// Applies the schema. MySQL commits each DDL statement implicitly, so there is no transaction
 /// to roll back: every statement is idempotent instead, and a failed migration can simply run
 /// again. Concurrent migrations wait for each other on MySQL's metadata locks.
@@ -40,4 +73,74 @@ pub(crate) async fn apply(pool: &MySqlPool, config: &StoreConfig) -> Result<()> 
     let mut conn = pool.acquire().await.map_err(db)?;
     sqlx::raw_sql(AssertSqlSafe(migration_sql(config))).execute(&mut *conn).await.map_err(db)?;
     Ok(())
+}
+
+/// What the schema creates beyond the configured tables, named after the events table:
+/// (role, suffix, whether it is a procedure). Appends fail without any of them, and MySQL's
+/// DDL is not transactional, so a migration cut short (or refused CREATE ROUTINE) can leave
+/// some missing: the status checks them too.
+const DERIVED: [(&str, &str, bool); 4] = [
+    ("position counter", COUNTER_SUFFIX, false),
+    ("tag index", TAGS_SUFFIX, false),
+    ("lock rows", LOCKS_SUFFIX, false),
+    ("write procedure", WRITE_SUFFIX, true),
+];
+
+/// Which of the store's tables (the configured ones, then [`DERIVED`]) exist in its database:
+/// `config.schema`, or the connection's for the default `public`.
+pub(crate) async fn status(pool: &MySqlPool, config: &StoreConfig) -> Result<SchemaStatus> {
+    let mut conn = pool.acquire().await.map_err(db)?;
+    let database = if own_database(config) {
+        Some(config.schema.as_str().to_string())
+    } else {
+        let name: Option<Vec<u8>> = sqlx::query_scalar(include_str!("connection_database.sql"))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?;
+        name.map(|n| String::from_utf8_lossy(&n).into_owned())
+    };
+    // No database (a URL naming none, with the default schema): nothing is there.
+    let objects: Vec<(String, Vec<u8>)> = sqlx::query_as(include_str!("objects.sql"))
+        .bind(&database)
+        .bind(&database)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+    let exists = |procedure: bool, name: &str| {
+        let kind = if procedure { "procedure" } else { "table" };
+        objects.iter().any(|(k, n)| k == kind && n == name.as_bytes())
+    };
+    let location = database.unwrap_or_else(|| "(no database)".to_string());
+    let mut status = SchemaStatus::new(location, &config.tables, |t| exists(false, t.as_str()));
+    for (role, suffix, procedure) in DERIVED {
+        let name = format!("{}{suffix}", config.tables.events.as_str());
+        let name = Identifier::new(name).expect("core's length limit covers the derived names");
+        let present = exists(procedure, name.as_str());
+        status.tables.push(SchemaTable { role, name, present });
+    }
+    Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The client's script is the server's SQL with each procedure between DELIMITER lines:
+    /// nothing else changes, and every procedure is wrapped.
+    #[test]
+    fn the_client_script_only_adds_delimiters() {
+        let config = StoreConfig::default().schema("billing").unwrap();
+        let sql = migration_sql(&config);
+        let script = migration_script(&config);
+        let procedures = sql.matches("CREATE PROCEDURE").count();
+        assert!(procedures >= 1);
+        assert_eq!(script.matches("DELIMITER $$\nCREATE PROCEDURE").count(), procedures);
+        assert_eq!(script.matches("END $$\nDELIMITER ;\n").count(), procedures);
+        let back: Vec<&str> = script
+            .lines()
+            .filter(|l| !l.starts_with("DELIMITER"))
+            .map(|l| if l == "END $$" { "END;" } else { l })
+            .collect();
+        assert_eq!(back, sql.lines().collect::<Vec<_>>());
+    }
 }
