@@ -68,8 +68,18 @@ pub async fn replay_dead_letter<S: ProjectionStore, P: Projection<S>>(
         return Ok(false);
     };
     let mut tx = store.begin().await.map_err(store_error)?;
+    // The letter's row first, then the read model: the order `reset` takes them in (it deletes
+    // dead letters before its hook clears the read model), so the two wait for each other
+    // instead of deadlocking where a delete waits for uncommitted inserts (InnoDB).
+    let removed = store.remove_dead_letter_in(&mut tx, &name, position).await;
+    if !removed.map_err(store_error)? {
+        // Replayed by someone else meanwhile: apply nothing twice.
+        let _ = store.rollback(tx).await;
+        return Ok(false);
+    }
     let single = std::slice::from_ref(&event);
     if let Err(source) = caught(projection.handle_batch(&mut tx, single)).await {
+        // The rollback keeps the letter.
         let _ = store.rollback(tx).await;
         return Err(ProjectionError::Handler {
             projection: name,
@@ -79,12 +89,6 @@ pub async fn replay_dead_letter<S: ProjectionStore, P: Projection<S>>(
             attempts: letter.attempts + 1,
             source,
         });
-    }
-    let removed = store.remove_dead_letter_in(&mut tx, &name, position).await;
-    if !removed.map_err(store_error)? {
-        // Replayed by someone else meanwhile: apply nothing twice.
-        let _ = store.rollback(tx).await;
-        return Ok(false);
     }
     store.commit(tx).await.map_err(store_error)?;
     Ok(true)
