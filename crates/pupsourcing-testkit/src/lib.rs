@@ -139,11 +139,29 @@ macro_rules! projection_conformance {
 /// Expands to one `#[tokio::test]` per test of the backend half of projections
 /// ([`projection_store`]). `$make` is an async function returning a fresh store (`Option<S>`;
 /// `None` skips the test), `$make_ceiling` the same with `pupsourcing_core::Limits::CEILING`,
-/// and `$hashes` an async function from a store to its stored partition hashes by position
-/// ([`projection_store::StoredHashes`]).
+/// `$hashes` an async function from a store to its stored partition hashes by position
+/// ([`projection_store::StoredHashes`]) and `$connection` an async function from a store to a
+/// pooled connection outside any transaction ([`projection_store::PlainConnection`]).
+/// `racers = $racers` names an async function returning the two stores of the checkpoint race
+/// (`Option<(S, S)>`); without it they are two handles on one `$make` store.
 #[macro_export]
 macro_rules! projection_store_conformance {
-    ($make:path, $make_ceiling:path, $hashes:path) => {
+    ($make:path, $make_ceiling:path, $hashes:path, $connection:path) => {
+        $crate::__projection_store_tests!($make, $make_ceiling, $hashes, $connection;
+            $crate::projection_store::two_handles($make().await));
+    };
+    ($make:path, $make_ceiling:path, $hashes:path, $connection:path, racers = $racers:path) => {
+        $crate::__projection_store_tests!($make, $make_ceiling, $hashes, $connection;
+            $racers().await);
+    };
+}
+
+/// The tests of [`projection_store_conformance!`], `$racers` an expression for the race's
+/// stores.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __projection_store_tests {
+    ($make:path, $make_ceiling:path, $hashes:path, $connection:path; $racers:expr) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn every_append_path_stores_the_partition_hash() {
             if let Some(store) = $make().await {
@@ -161,10 +179,28 @@ macro_rules! projection_store_conformance {
             }
         }
 
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_advances_from_one_position_have_one_winner() {
+            $crate::projection_store::concurrent_advances_from_one_position_have_one_winner(
+                $racers,
+            )
+            .await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn a_reset_outside_a_transaction_commits() {
+            if let Some(store) = $make().await {
+                $crate::projection_store::a_reset_outside_a_transaction_commits(
+                    store,
+                    $connection,
+                )
+                .await;
+            }
+        }
+
         $crate::__conformance_tests!($make;
             projection_store::batches_hold_exactly_the_scoped_events_of_their_partition,
             projection_store::checkpoints_advance_by_compare_and_set,
-            projection_store::concurrent_advances_from_one_position_have_one_winner,
             projection_store::dead_letters_round_trip,
             projection_store::reset_removes_one_projections_checkpoints_and_dead_letters,
             projection_store::pending_counts_in_scope_partition_events,
