@@ -156,6 +156,36 @@ macro_rules! projection_store_conformance {
     };
 }
 
+/// Expands to one `#[tokio::test]` per named test of [`orchestrator_processes`] (by default
+/// the three that need only a spawner). In a worker process (`CHILD_DATABASE` set) the test
+/// runs the worker on `$child(&database).await` (`(S, L)`); else `$parent().await` gives the
+/// database, the store and the ledger (`Option<(String, S, L)>`; `None` skips).
+#[macro_export]
+macro_rules! orchestrator_process_tests {
+    ($parent:path, $child:path) => {
+        $crate::orchestrator_process_tests!($parent, $child;
+            three_worker_processes_share_several_projections,
+            a_paused_worker_cannot_commit,
+            chaos_kills_and_restarts_workers,
+        );
+    };
+    ($parent:path, $child:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                use $crate::orchestrator_processes as processes;
+                if let Ok(database) = std::env::var(processes::CHILD_DATABASE) {
+                    let (store, ledger) = $child(&database).await;
+                    return processes::run_worker_process(store, ledger).await;
+                }
+                let Some((database, store, ledger)) = $parent().await else { return };
+                let spawn = processes::spawner(stringify!($name), &database);
+                processes::$name(store, ledger, spawn).await;
+            }
+        )*
+    };
+}
+
 /// The tests of [`projection_store_conformance!`], `$racers` an expression for the race's
 /// stores.
 #[doc(hidden)]
