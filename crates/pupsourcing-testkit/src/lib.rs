@@ -22,7 +22,9 @@ pub mod round_trip;
 pub mod scaling;
 pub mod streams;
 
-pub use fixtures::{env_or, event, new_stream, stress_duration, unreachable};
+pub use fixtures::{
+    CHILD_DATABASE, env_or, event, new_stream, spawner, stress_duration, unreachable,
+};
 
 /// Expands to one `#[tokio::test]` per conformance test, each calling `$make().await` for a
 /// fresh store (`Option<S>`; `None` skips the test).
@@ -153,6 +155,30 @@ macro_rules! projection_store_conformance {
     ($make:path, $make_ceiling:path, $hashes:path, $connection:path, racers = $racers:path) => {
         $crate::__projection_store_tests!($make, $make_ceiling, $hashes, $connection;
             $racers().await);
+    };
+}
+
+/// Expands to a `#[tokio::test]` of a suite function that kills a child process of the test
+/// binary: `$module::$test(store, model, spawn_child)`, with `$module::$child(store, model)` the
+/// child's work ([`projections::killed_processor_resumes_exactly_once`] with
+/// [`projections::run_until_killed`], [`orchestrator::a_killed_worker_process_is_replaced`]
+/// with [`orchestrator::run_worker_until_killed`]). `$new_database` names a new database
+/// (schema, file URL); `$open` opens it (`async fn(&str) -> Option<(S, M)>`; `None` skips), in
+/// the parent and, with [`CHILD_DATABASE`] set, in the child.
+#[macro_export]
+macro_rules! killed_child_process_test {
+    ($module:ident :: $test:ident, $child:ident; $new_database:expr, $open:path) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $test() {
+            if let Ok(database) = std::env::var($crate::CHILD_DATABASE) {
+                let (store, model) = $open(&database).await.expect("the parent reached it");
+                return $crate::$module::$child(store, model).await;
+            }
+            let database = $new_database;
+            let Some((store, model)) = $open(&database).await else { return };
+            let spawn = $crate::spawner(stringify!($test), &database);
+            $crate::$module::$test(store, model, move || spawn(&[])).await;
+        }
     };
 }
 

@@ -24,6 +24,7 @@ use pupsourcing_orchestrator::{Orchestrator, OrchestratorError, Recreate};
 use pupsourcing_projection::{CancellationToken, HandlerError, ProcessorConfig, Projection};
 use uuid::Uuid;
 
+pub use crate::fixtures::{CHILD_DATABASE, spawner};
 use crate::fixtures::{ChildGuard, event, new_stream};
 use crate::orchestrator::{owners, positions_owned_by, taken_over, wait_for};
 
@@ -31,10 +32,6 @@ use crate::orchestrator::{owners, positions_owned_by, taken_over, wait_for};
 pub const WORKER_ID: &str = "PUP_WORKER_ID";
 /// Environment variable: how long a worker process's handler sleeps per event (ms; default 0).
 pub const WORKER_DELAY_MS: &str = "PUP_WORKER_DELAY_MS";
-
-/// Environment variable: the database (on PostgreSQL, the schema) a worker process works on;
-/// set, the test binary runs as a worker.
-pub const CHILD_DATABASE: &str = "PUP_PROCESSES_CHILD_DATABASE";
 
 /// The exit code of a worker process whose `run` returned [`OrchestratorError::Evicted`].
 pub const EXIT_EVICTED: i32 = 3;
@@ -199,20 +196,6 @@ pub async fn run_worker_process<S: CoordinationStore, L: Ledger<S>>(store: S, le
 /// same database, with these environment variables set.
 pub trait Spawn: Fn(&[(&'static str, String)]) -> Child {}
 impl<F: Fn(&[(&'static str, String)]) -> Child> Spawn for F {}
-
-/// Starts this test binary as a worker process of test `test` on `database` (see
-/// [`CHILD_DATABASE`]), with the given further environment variables.
-pub fn spawner(test: &'static str, database: &str) -> impl Spawn + use<> {
-    let database = database.to_string();
-    move |vars: &[(&'static str, String)]| {
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .args([test, "--exact", "--nocapture"])
-            .env(CHILD_DATABASE, &database)
-            .envs(vars.iter().map(|(k, v)| (k, v)))
-            .spawn()
-            .unwrap()
-    }
-}
 
 /// The worker processes of a test, killed (SIGKILL) when dropped.
 struct Workers<F: Spawn> {
