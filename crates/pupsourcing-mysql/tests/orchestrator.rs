@@ -7,27 +7,10 @@ use common::read_model::fresh;
 
 pupsourcing_testkit::orchestrator_conformance!(fresh);
 
-/// The environment variable that makes this test binary the process-crash test's child.
-const CHILD_DATABASE: &str = "PUP_ORCHESTRATOR_CHILD_DATABASE";
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_killed_worker_process_is_replaced() {
-    use common::read_model::store_with_model;
-    if let Ok(database) = std::env::var(CHILD_DATABASE) {
-        let (store, model) = store_with_model(&database).await.expect("the parent reached it");
-        return pupsourcing_testkit::orchestrator::run_worker_until_killed(store, model).await;
-    }
-    let database = common::unique_database();
-    let Some((store, model)) = store_with_model(&database).await else { return };
-    pupsourcing_testkit::orchestrator::a_killed_worker_process_is_replaced(store, model, || {
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["a_killed_worker_process_is_replaced", "--exact", "--nocapture"])
-            .env(CHILD_DATABASE, &database)
-            .spawn()
-            .unwrap()
-    })
-    .await;
-}
+pupsourcing_testkit::killed_child_process_test!(
+    orchestrator::a_killed_worker_process_is_replaced, run_worker_until_killed;
+    common::unique_database(), common::read_model::store_with_model
+);
 
 /// Heartbeats go through the dedicated store's own connection while processors hold every
 /// pooled one.

@@ -13,11 +13,8 @@ use pupsourcing_core::{ConnectOptions, StoreConfig};
 use pupsourcing_mysql::MySqlEventStore;
 use pupsourcing_mysql::sqlx::{self, AssertSqlSafe, MySqlConnection};
 use pupsourcing_projection::HandlerError;
-use pupsourcing_testkit::orchestrator_processes::{Entry, Ledger, LedgerRow, run_worker_process};
+use pupsourcing_testkit::orchestrator_processes::{Entry, Ledger, LedgerRow};
 use uuid::Uuid;
-
-/// The environment variable that makes this test binary a worker process on that database.
-const CHILD_DATABASE: &str = "PUP_PROCESSES_CHILD_DATABASE";
 
 /// The `ledger` table of a database: one row per handled event, with the owner and epoch of its
 /// shard row as the handling transaction saw them.
@@ -102,42 +99,4 @@ async fn child(database: &str) -> (MySqlEventStore, Rows) {
     (store.clone(), Rows(store))
 }
 
-/// Starts this test binary as a worker process of test `test` on `database`.
-fn spawner(
-    test: &'static str,
-    database: &str,
-) -> impl Fn(&[(&'static str, String)]) -> std::process::Child + use<> {
-    let database = database.to_string();
-    move |vars| {
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .args([test, "--exact", "--nocapture"])
-            .env(CHILD_DATABASE, &database)
-            .envs(vars.iter().map(|(k, v)| (k, v)))
-            .spawn()
-            .unwrap()
-    }
-}
-
-/// A test of the suite: in a worker process, the worker; else the parent's half.
-macro_rules! process_tests {
-    ($($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                if let Ok(database) = std::env::var(CHILD_DATABASE) {
-                    let (store, rows) = child(&database).await;
-                    return run_worker_process(store, rows).await;
-                }
-                let Some((database, store, rows)) = parent().await else { return };
-                let spawn = spawner(stringify!($name), &database);
-                pupsourcing_testkit::orchestrator_processes::$name(store, rows, spawn).await;
-            }
-        )*
-    };
-}
-
-process_tests!(
-    three_worker_processes_share_several_projections,
-    a_paused_worker_cannot_commit,
-    chaos_kills_and_restarts_workers,
-);
+pupsourcing_testkit::orchestrator_process_tests!(parent, child);

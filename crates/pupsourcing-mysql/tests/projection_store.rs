@@ -1,8 +1,8 @@
 //! Projections on MySQL / MariaDB: the testkit's projection-store suite (the partition hash
 //! stored by every append path, batches equal to `Scope::matches` and `Partition::contains`,
 //! checkpoints by compare-and-set, also raced, dead letters, reset, pending), and what is
-//! particular to MySQL: the stall names the transaction holding the counter, a reset outside a
-//! transaction, and the migration's projection tables.
+//! particular to MySQL: the stall names the transaction holding the counter, and the
+//! migration's projection tables.
 
 mod common;
 
@@ -14,6 +14,8 @@ use pupsourcing_core::{EventStore, ExpectedVersion, Limits, Position, StoreConfi
 use pupsourcing_mysql::{MySqlEventStore, sqlx};
 use pupsourcing_projection::status;
 use pupsourcing_testkit::{event, new_stream};
+use sqlx::MySql;
+use sqlx::pool::PoolConnection;
 
 /// The stored partition hash of every event, by position, read with raw SQL.
 async fn stored_hashes(store: MySqlEventStore) -> HashMap<Position, i64> {
@@ -29,10 +31,16 @@ async fn ceiling_store() -> Option<MySqlEventStore> {
     common::store_with(StoreConfig { limits: Limits::CEILING, ..StoreConfig::default() }).await
 }
 
+/// A pooled connection outside any transaction.
+async fn plain_connection(store: MySqlEventStore) -> PoolConnection<MySql> {
+    store.pool().acquire().await.unwrap()
+}
+
 pupsourcing_testkit::projection_store_conformance!(
     common::fresh_store,
     ceiling_store,
-    stored_hashes
+    stored_hashes,
+    plain_connection
 );
 
 /// An append in an open transaction holds the counter: `stall` names that transaction's
@@ -71,21 +79,6 @@ async fn the_stall_names_the_open_appender() {
     waiting.await.unwrap().unwrap();
     assert_eq!(store.stall().await.unwrap(), None);
     assert_eq!(store.head().await.unwrap(), 3);
-}
-
-/// `reset_checkpoints_in` on a connection outside any transaction runs in a transaction of
-/// its own.
-#[tokio::test]
-async fn a_reset_outside_a_transaction_commits() {
-    let Some(store) = common::fresh_store().await else { return };
-    store.checkpoint("p", Partition::all()).await.unwrap();
-    store.checkpoint("q", Partition::all()).await.unwrap();
-    let mut conn = store.pool().acquire().await.unwrap();
-    store.reset_checkpoints_in(&mut conn, "p").await.unwrap();
-    drop(conn);
-    let left: Vec<String> =
-        store.checkpoints().await.unwrap().into_iter().map(|c| c.projection).collect();
-    assert_eq!(left, ["q"]);
 }
 
 /// The migration creates the projection tables under their configured names, in the

@@ -8,26 +8,10 @@ use common::read_model::{fresh, store_with_model};
 
 pupsourcing_testkit::projection_conformance!(fresh);
 
-/// The environment variable that makes this test binary the crash test's child.
-const CHILD_DATABASE: &str = "PUP_CRASH_CHILD_DATABASE";
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn killed_processor_resumes_exactly_once() {
-    if let Ok(database) = std::env::var(CHILD_DATABASE) {
-        let (store, model) = store_with_model(&database).await.expect("the parent reached it");
-        return pupsourcing_testkit::projections::run_until_killed(store, model).await;
-    }
-    let database = common::unique_database();
-    let Some((store, model)) = store_with_model(&database).await else { return };
-    pupsourcing_testkit::projections::killed_processor_resumes_exactly_once(store, model, || {
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["killed_processor_resumes_exactly_once", "--exact", "--nocapture"])
-            .env(CHILD_DATABASE, &database)
-            .spawn()
-            .unwrap()
-    })
-    .await;
-}
+pupsourcing_testkit::killed_child_process_test!(
+    projections::killed_processor_resumes_exactly_once, run_until_killed;
+    common::unique_database(), store_with_model
+);
 
 // Not `an_open_writer_holds_the_projection_back`: its second writer commits while the first
 // is still open, which the counter lock forbids on MySQL (the second waits for the first). The

@@ -7,13 +7,12 @@ mod common;
 use pupsourcing_core::StoreConfig;
 use pupsourcing_postgres::PgEventStore;
 use pupsourcing_projection::HandlerError;
-use pupsourcing_testkit::orchestrator_processes::{Entry, Ledger, LedgerRow, run_worker_process};
+use pupsourcing_testkit::orchestrator_processes::{
+    CHILD_DATABASE, Entry, Ledger, LedgerRow, run_worker_process, spawner,
+};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgConnection};
 use uuid::Uuid;
-
-/// The environment variable that makes this test binary a worker process on that schema.
-const CHILD_SCHEMA: &str = "PUP_PROCESSES_CHILD_SCHEMA";
 
 /// The `ledger` table of a schema: one row per handled event, with the owner and epoch of its
 /// shard row as the handling transaction saw them.
@@ -97,45 +96,7 @@ async fn child(schema: &str) -> (PgEventStore, Rows) {
     (store.clone(), Rows(store))
 }
 
-/// Starts this test binary as a worker process of test `test` on `schema`.
-fn spawner(
-    test: &'static str,
-    schema: &str,
-) -> impl Fn(&[(&'static str, String)]) -> std::process::Child + use<> {
-    let schema = schema.to_string();
-    move |vars| {
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .args([test, "--exact", "--nocapture"])
-            .env(CHILD_SCHEMA, &schema)
-            .envs(vars.iter().map(|(k, v)| (k, v)))
-            .spawn()
-            .unwrap()
-    }
-}
-
-/// A test of the suite: in a worker process, the worker; else the parent's half.
-macro_rules! process_tests {
-    ($($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                if let Ok(schema) = std::env::var(CHILD_SCHEMA) {
-                    let (store, rows) = child(&schema).await;
-                    return run_worker_process(store, rows).await;
-                }
-                let Some((schema, store, rows)) = parent().await else { return };
-                let spawn = spawner(stringify!($name), &schema);
-                pupsourcing_testkit::orchestrator_processes::$name(store, rows, spawn).await;
-            }
-        )*
-    };
-}
-
-process_tests!(
-    three_worker_processes_share_several_projections,
-    a_paused_worker_cannot_commit,
-    chaos_kills_and_restarts_workers,
-);
+pupsourcing_testkit::orchestrator_process_tests!(parent, child);
 
 /// Ends every session of the worker processes on `schema`; returns how many, and how many of
 /// them had last run a heartbeat (the heartbeat task's own connection).
@@ -152,7 +113,7 @@ async fn end_sessions(killer: &PgEventStore, schema: &str) -> (usize, usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dropped_connection_is_survived() {
-    if let Ok(schema) = std::env::var(CHILD_SCHEMA) {
+    if let Ok(schema) = std::env::var(CHILD_DATABASE) {
         let (store, rows) = child(&schema).await;
         return run_worker_process(store, rows).await;
     }

@@ -8,26 +8,10 @@ use pupsourcing_postgres::PgEventStore;
 
 pupsourcing_testkit::projection_conformance!(fresh);
 
-/// The environment variable that makes this test binary the crash test's child.
-const CHILD_SCHEMA: &str = "PUP_CRASH_CHILD_SCHEMA";
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn killed_processor_resumes_exactly_once() {
-    if let Ok(schema) = std::env::var(CHILD_SCHEMA) {
-        let (store, model) = store_with_model(&schema).await.expect("the parent reached it");
-        return pupsourcing_testkit::projections::run_until_killed(store, model).await;
-    }
-    let schema = common::unique_schema();
-    let Some((store, model)) = store_with_model(&schema).await else { return };
-    pupsourcing_testkit::projections::killed_processor_resumes_exactly_once(store, model, || {
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["killed_processor_resumes_exactly_once", "--exact", "--nocapture"])
-            .env(CHILD_SCHEMA, &schema)
-            .spawn()
-            .unwrap()
-    })
-    .await;
-}
+pupsourcing_testkit::killed_child_process_test!(
+    projections::killed_processor_resumes_exactly_once, run_until_killed;
+    common::unique_schema(), store_with_model
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn notifications_wake_an_idle_processor() {

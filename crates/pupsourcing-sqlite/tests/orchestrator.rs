@@ -3,28 +3,17 @@
 
 mod common;
 
-use common::read_model::fresh;
+use common::read_model::{Rows, fresh};
+use pupsourcing_sqlite::SqliteEventStore;
 
 pupsourcing_testkit::orchestrator_conformance!(fresh);
 
-/// The environment variable that makes this test binary the process-crash test's child.
-const CHILD_DATABASE: &str = "PUP_ORCHESTRATOR_CHILD_DATABASE";
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_killed_worker_process_is_replaced() {
-    use common::read_model::store_with_model;
-    if let Ok(url) = std::env::var(CHILD_DATABASE) {
-        let (store, model) = store_with_model(&url).await;
-        return pupsourcing_testkit::orchestrator::run_worker_until_killed(store, model).await;
-    }
-    let (_, url) = common::database_url();
-    let (store, model) = store_with_model(&url).await;
-    pupsourcing_testkit::orchestrator::a_killed_worker_process_is_replaced(store, model, || {
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["a_killed_worker_process_is_replaced", "--exact", "--nocapture"])
-            .env(CHILD_DATABASE, &url)
-            .spawn()
-            .unwrap()
-    })
-    .await;
+/// A store with the read-model table on the database file `url`.
+async fn open(url: &str) -> Option<(SqliteEventStore, Rows)> {
+    Some(common::read_model::store_with_model(url).await)
 }
+
+pupsourcing_testkit::killed_child_process_test!(
+    orchestrator::a_killed_worker_process_is_replaced, run_worker_until_killed;
+    common::database_url().1, open
+);

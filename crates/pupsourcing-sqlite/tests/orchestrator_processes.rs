@@ -12,11 +12,8 @@ mod common;
 use pupsourcing_core::StoreConfig;
 use pupsourcing_projection::HandlerError;
 use pupsourcing_sqlite::SqliteEventStore;
-use pupsourcing_testkit::orchestrator_processes::{Entry, Ledger, LedgerRow, run_worker_process};
+use pupsourcing_testkit::orchestrator_processes::{Entry, Ledger, LedgerRow};
 use sqlx::{AssertSqlSafe, SqliteConnection};
-
-/// The environment variable that makes this test binary a worker process on that file.
-const CHILD_DATABASE: &str = "PUP_PROCESSES_CHILD_DATABASE";
 
 /// The `ledger` table: one row per handled event, with the owner and epoch of its shard row
 /// as the handling transaction saw them.
@@ -82,24 +79,13 @@ async fn store_with_ledger(url: &str) -> (SqliteEventStore, Rows) {
     (store.clone(), Rows(store))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn three_worker_processes_share_several_projections() {
-    if let Ok(url) = std::env::var(CHILD_DATABASE) {
-        let (store, rows) = store_with_ledger(&url).await;
-        return run_worker_process(store, rows).await;
-    }
+/// The parent's store on a new database file, and the file's URL.
+async fn parent() -> Option<(String, SqliteEventStore, Rows)> {
     let (_, url) = common::database_url();
     let (store, rows) = store_with_ledger(&url).await;
-    let spawn = move |vars: &[(&'static str, String)]| {
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["three_worker_processes_share_several_projections", "--exact", "--nocapture"])
-            .env(CHILD_DATABASE, &url)
-            .envs(vars.iter().map(|(k, v)| (k, v)))
-            .spawn()
-            .unwrap()
-    };
-    pupsourcing_testkit::orchestrator_processes::three_worker_processes_share_several_projections(
-        store, rows, spawn,
-    )
-    .await;
+    Some((url, store, rows))
 }
+
+pupsourcing_testkit::orchestrator_process_tests!(parent, store_with_ledger;
+    three_worker_processes_share_several_projections,
+);

@@ -1,32 +1,24 @@
-//! Projections on SQLite: the partition hash stored at append, scoped and partitioned batch
-//! reads, checkpoints (compare-and-set, also raced), dead letters, reset, pending and stall.
+//! Projections on SQLite: the testkit's projection-store suite (the partition hash stored by
+//! every append path, batches equal to `Scope::matches` and `Partition::contains`, checkpoints
+//! by compare-and-set, also raced, dead letters, reset, pending), and what is particular to
+//! SQLite: the migration of an older events table, and a head that never stalls.
 
 mod common;
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, TimeZone, Utc};
 use common::{database_url, file_store};
-use pupsourcing_core::dcb::{
-    AppendCondition, CommandExecutor, CommandHandler, DcbStore, DecisionModel, Handle, Query,
-    QueryItem, StateProjector, States,
-};
-use pupsourcing_core::projection::{
-    DeadLetter, Partition, ProjectionStore, Scope, murmur3_32, partition_hash,
-};
-use pupsourcing_core::{
-    Error, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreConfig, StreamId,
-    ValidationError,
-};
+use pupsourcing_core::dcb::DcbStore;
+use pupsourcing_core::projection::{Partition, ProjectionStore, Scope, partition_hash};
+use pupsourcing_core::{EventStore, ExpectedVersion, Limits, Position, StoreConfig, StreamId};
 use pupsourcing_sqlite::{SqliteEventStore, sqlx};
+use pupsourcing_testkit::event;
+use sqlx::Sqlite;
+use sqlx::pool::PoolConnection;
 use uuid::Uuid;
 
-fn ev(event_type: &str, tags: &[&str]) -> NewEvent {
-    NewEvent::new(event_type, b"{}".to_vec()).with_tags(tags.iter().copied())
-}
-
 /// The stored partition hash of every event, by position, read with raw SQL.
-async fn stored_hashes(store: &SqliteEventStore) -> HashMap<i64, i64> {
+async fn stored_hashes(store: SqliteEventStore) -> HashMap<Position, i64> {
     let rows: Vec<(i64, i64)> =
         sqlx::query_as("SELECT global_position, partition_hash FROM events")
             .fetch_all(store.pool())
@@ -35,114 +27,35 @@ async fn stored_hashes(store: &SqliteEventStore) -> HashMap<i64, i64> {
     rows.into_iter().collect()
 }
 
-/// Every append path stores `partition_hash(stream, event)`: stream appends (a new stream,
-/// then at an exact version; single events and batches; in a caller's transaction), explicit
-/// partition keys, and DCB appends with and without a condition.
-#[tokio::test]
-async fn every_append_stores_the_partition_hash() {
-    let store = file_store(StoreConfig::default()).await;
-    let mut expected: HashMap<i64, u32> = HashMap::new();
-    let mut record = |positions: &[i64], stream: Option<&StreamId>, events: &[NewEvent]| {
-        for (position, event) in positions.iter().zip(events) {
-            expected.insert(*position, partition_hash(stream, event));
-        }
-    };
-
-    let order = StreamId::new("Order", Uuid::now_v7());
-    let first = [ev("Placed", &[])];
-    let r = store.append(&order, ExpectedVersion::NoStream, &first).await.unwrap();
-    record(&r.positions, Some(&order), &first);
-    // "abc" hashes above 2^31: the column keeps the unsigned value.
-    let batch = [ev("Paid", &["x"]), ev("Shipped", &[]).with_partition_key("abc")];
-    let r = store.append(&order, ExpectedVersion::Exact(1), &batch).await.unwrap();
-    record(&r.positions, Some(&order), &batch);
-
-    let other = StreamId::new("User", Uuid::now_v7());
-    let batch = [ev("Registered", &[]), ev("Renamed", &[])];
-    let r = store.append(&other, ExpectedVersion::NoStream, &batch).await.unwrap();
-    record(&r.positions, Some(&other), &batch);
-    let one = [ev("Renamed", &[])];
-    let mut tx = store.begin().await.unwrap();
-    let r = store.append_in(&mut tx, &other, ExpectedVersion::Exact(2), &one).await.unwrap();
-    store.commit(tx).await.unwrap();
-    record(&r.positions, Some(&other), &one);
-
-    let free = [ev("Noted", &["t"]), ev("Noted", &[]), ev("Noted", &[]).with_partition_key("k")];
-    let r = store.append_if(&free, None).await.unwrap();
-    record(&r.positions, None, &free);
-    let condition = AppendCondition::none_after(
-        Query::from_items([QueryItem::tags(["t"])]),
-        store.head().await.unwrap(),
-    );
-    let guarded = [ev("Guarded", &["u"])];
-    let r = store.append_if(&guarded, Some(&condition)).await.unwrap();
-    record(&r.positions, None, &guarded);
-    let mut tx = store.begin().await.unwrap();
-    let keyed = [ev("Guarded", &["v"]).with_partition_key("order-42")];
-    let r = store.append_if_in(&mut tx, &keyed, None).await.unwrap();
-    store.commit(tx).await.unwrap();
-    record(&r.positions, None, &keyed);
-
-    let stored = stored_hashes(&store).await;
-    assert_eq!(stored.len(), 11);
-    let expected: HashMap<i64, i64> =
-        expected.into_iter().map(|(p, h)| (p, i64::from(h))).collect();
-    assert_eq!(stored, expected);
-    // Spot checks against the hash's definition.
-    assert_eq!(stored[&1], i64::from(murmur3_32(order.aggregate_id.as_bytes())));
-    assert_eq!(stored[&1], stored[&2], "one aggregate, one hash");
-    assert_eq!(stored[&3], 0xb3dd_93fa);
-    assert_eq!(stored[&11], 0x4b11_a18e);
-    assert_eq!(stored[&9], i64::from(murmur3_32(b"k")));
+/// A fresh store allowing the largest queries.
+async fn ceiling_store() -> Option<SqliteEventStore> {
+    Some(
+        common::file_store(StoreConfig { limits: Limits::CEILING, ..StoreConfig::default() }).await,
+    )
 }
 
-/// Claims a name, keyed by the name: the command executor's append path.
-struct Claim;
-
-impl CommandHandler for Claim {
-    type Command = String;
-    type Error = &'static str;
-    type Handles = Handle<bool>;
-
-    fn command_type(&self, _: &String) -> String {
-        "Claim".into()
-    }
-
-    fn model(&self, name: &String, model: &mut DecisionModel) -> Handle<bool> {
-        let claimed = QueryItem::types(["Claimed"]).with_tags([format!("name:{name}")]);
-        model.add(StateProjector::new("taken", Query::from_items([claimed]), false, |_, _| true))
-    }
-
-    fn decide(
-        &self,
-        name: &String,
-        taken: &Handle<bool>,
-        states: &States,
-    ) -> Result<Vec<NewEvent>, &'static str> {
-        if *states.get(*taken) {
-            return Err("taken");
-        }
-        let claimed = ev("Claimed", &[]).with_tags([format!("name:{name}")]);
-        Ok(vec![claimed.with_partition_key(name.clone()), ev("Audited", &[])])
-    }
+/// Two stores on one new database file: each store has a single writer connection, so racers
+/// sharing one would only queue for it.
+async fn racers() -> Option<(SqliteEventStore, SqliteEventStore)> {
+    let (_, url) = database_url();
+    let first = SqliteEventStore::connect(&url, StoreConfig::default()).await.unwrap();
+    first.migrate().await.unwrap();
+    let second = SqliteEventStore::connect(&url, StoreConfig::default()).await.unwrap();
+    Some((first, second))
 }
 
-/// The command executor's recorded append stores the hash too: of the partition key, or else
-/// of the event id.
-#[tokio::test]
-async fn the_command_executor_stores_the_partition_hash() {
-    let store = file_store(StoreConfig::default()).await;
-    let outcome = CommandExecutor::new(store.clone()).execute(&Claim, &"ada".into()).await.unwrap();
-    assert_eq!(outcome.positions, [1, 2]);
-    let stored = stored_hashes(&store).await;
-    assert_eq!(stored[&1], i64::from(murmur3_32(b"ada")));
-    let audited = store.read_all(2, 1).await.unwrap().remove(0);
-    let unkeyed = ev("Audited", &[]).with_id(audited.event_id);
-    assert_eq!(stored[&2], i64::from(partition_hash(None, &unkeyed)));
-    let recorded: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM commands").fetch_one(store.pool()).await.unwrap();
-    assert_eq!(recorded, 1);
+/// The writer connection, outside any transaction.
+async fn plain_connection(store: SqliteEventStore) -> PoolConnection<Sqlite> {
+    store.write_pool().acquire().await.unwrap()
 }
+
+pupsourcing_testkit::projection_store_conformance!(
+    common::fresh_store,
+    ceiling_store,
+    stored_hashes,
+    plain_connection,
+    racers = racers
+);
 
 /// An events table from before the partition hash: migrate adds the column (once), the events
 /// it held hash to 0, and later appends store their real hash.
@@ -152,7 +65,7 @@ async fn migrate_adds_the_partition_hash_to_an_older_events_table() {
     let store = SqliteEventStore::connect(&url, StoreConfig::default()).await.unwrap();
     store.migrate().await.unwrap();
     let old = StreamId::new("Order", Uuid::now_v7());
-    store.append(&old, ExpectedVersion::NoStream, &[ev("Placed", &[])]).await.unwrap();
+    store.append(&old, ExpectedVersion::NoStream, &[event("Placed")]).await.unwrap();
     sqlx::query("ALTER TABLE events DROP COLUMN partition_hash")
         .execute(store.write_pool())
         .await
@@ -160,393 +73,13 @@ async fn migrate_adds_the_partition_hash_to_an_older_events_table() {
 
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
-    let new = [ev("Paid", &[])];
+    let new = [event("Paid")];
     store.append(&old, ExpectedVersion::Exact(1), &new).await.unwrap();
-    let stored = stored_hashes(&store).await;
+    let stored = stored_hashes(store.clone()).await;
     assert_eq!(stored[&1], 0, "events stored before the column hash to 0");
     assert_eq!(stored[&2], i64::from(partition_hash(Some(&old), &new[0])));
     let batch = store.read_batch(&Scope::all(), Partition::new(0, 2).unwrap(), 0, 10).await;
     assert!(batch.unwrap().events.iter().any(|e| e.position == 1), "old events are in partition 0");
-}
-
-/// A log of varied events, with the partition hash each must have, by position.
-async fn varied_log(store: &SqliteEventStore) -> HashMap<i64, u32> {
-    let mut hashes = HashMap::new();
-    let contexts = [Some("sales"), Some("crm"), None];
-    for i in 0..12usize {
-        let kind = if i % 3 == 0 { "User" } else { "Order" };
-        let stream = StreamId::new(kind, Uuid::now_v7());
-        let region = if i % 2 == 0 { "region:eu" } else { "region:us" };
-        let mut events = vec![
-            ev("Placed", &[region]),
-            ev("Paid", &[region, "vip"]),
-            ev(if i % 4 == 0 { "Registered" } else { "Shipped" }, &[]),
-        ];
-        if let Some(context) = contexts[i % 3] {
-            events = events.into_iter().map(|e| e.with_bounded_context(context)).collect();
-        }
-        if i % 5 == 0 {
-            events[2] = events[2].clone().with_partition_key(format!("key-{i}"));
-        }
-        let r = store.append(&stream, ExpectedVersion::NoStream, &events).await.unwrap();
-        for (position, event) in r.positions.iter().zip(&events) {
-            hashes.insert(*position, partition_hash(Some(&stream), event));
-        }
-        let free = [
-            ev("Noted", &[region, "vip"]).with_partition_key(format!("note-{i}")),
-            ev(if i % 2 == 0 { "Placed" } else { "Noted" }, &[region])
-                .with_bounded_context("sales"),
-        ];
-        let r = store.append_if(&free, None).await.unwrap();
-        for (position, event) in r.positions.iter().zip(&free) {
-            hashes.insert(*position, partition_hash(None, event));
-        }
-    }
-    hashes
-}
-
-fn scopes() -> Vec<Scope> {
-    vec![
-        Scope::all(),
-        Scope::all().query(Query::all()),
-        Scope::all().aggregate_types(["Order"]),
-        Scope::all().aggregate_types(["Order", "User"]).bounded_contexts(["sales", "crm"]),
-        Scope::all().event_types(["Paid", "Registered"]),
-        Scope::all().query(Query::from_items([
-            QueryItem::types(["Placed"]).with_tags(["region:eu"]),
-            QueryItem::tags(["vip", "region:us"]),
-            QueryItem::types(["Registered"]),
-        ])),
-        Scope::all()
-            .aggregate_types(["Order"])
-            .event_types(["Placed", "Paid"])
-            .query(Query::from_items([QueryItem::tags(["region:eu"])])),
-        Scope::all().bounded_contexts(["sales"]).query(Query::from_items([
-            QueryItem::types(["Noted", "Placed"]),
-            QueryItem::types(["Paid"]).with_tags(["vip"]),
-        ])),
-    ]
-}
-
-/// A batch read holds exactly the events that `Scope::matches` and `Partition::contains`
-/// select, in position order, whether read at once or page by page; partitions 0..3 of 4
-/// partition the scope's events.
-#[tokio::test]
-async fn read_batch_selects_the_scope_and_partition() {
-    let store = file_store(StoreConfig::default()).await;
-    let hashes = varied_log(&store).await;
-    let log = store.read_all(1, 10_000).await.unwrap();
-    let head = store.head().await.unwrap();
-    assert_eq!(log.len(), hashes.len());
-    let positions =
-        |events: &[RecordedEvent]| events.iter().map(|e| e.position).collect::<Vec<_>>();
-
-    for scope in scopes() {
-        let in_scope: Vec<RecordedEvent> =
-            log.iter().filter(|e| scope.matches(e)).cloned().collect();
-        assert!(!in_scope.is_empty() && in_scope.len() < log.len() || scope.is_all(), "{scope:?}");
-        let whole = store.read_batch(&scope, Partition::all(), 0, 10_000).await.unwrap();
-        assert_eq!(whole.head, head);
-        assert_eq!(whole.events, in_scope, "{scope:?}");
-
-        let mut union = Vec::new();
-        for partition in Partition::every(4) {
-            let expected: Vec<RecordedEvent> = in_scope
-                .iter()
-                .filter(|e| partition.contains(hashes[&e.position]))
-                .cloned()
-                .collect();
-            let batch = store.read_batch(&scope, partition, 0, 10_000).await.unwrap();
-            assert_eq!(positions(&batch.events), positions(&expected), "{scope:?} {partition}");
-            assert_eq!(batch.events, expected);
-            if scope.is_all() {
-                assert!(!expected.is_empty(), "partition {partition} holds events");
-            }
-
-            // Page by page from a position in the middle, as a processor reads.
-            let mut after = 10;
-            let mut paged = Vec::new();
-            loop {
-                let page = store.read_batch(&scope, partition, after, 3).await.unwrap();
-                assert!(page.events.len() <= 3);
-                paged.extend(page.events.iter().cloned());
-                let end = page.end(3);
-                if end == after {
-                    break;
-                }
-                after = end;
-            }
-            let tail: Vec<_> = expected.iter().filter(|e| e.position > 10).cloned().collect();
-            assert_eq!(paged, tail, "{scope:?} {partition} paged");
-            union.extend(batch.events);
-        }
-        union.sort_by_key(|e| e.position);
-        assert_eq!(union, in_scope, "partitions 0..3 of 4 partition {scope:?}");
-    }
-
-    // Past the head: nothing, and the head.
-    let past = store.read_batch(&Scope::all(), Partition::all(), head, 10).await.unwrap();
-    assert!(past.events.is_empty() && past.head == head);
-    let zero = store.read_batch(&Scope::all(), Partition::all(), 0, 0).await;
-    assert!(matches!(zero, Err(Error::Validation(ValidationError::OutOfRange { .. }))), "{zero:?}");
-    let bad = Scope::all().event_types([""]);
-    assert!(store.read_batch(&bad, Partition::all(), 0, 10).await.is_err());
-}
-
-/// A query of more items than SQLite nests in one expression, and of many types, reads.
-#[tokio::test]
-async fn read_batch_with_a_query_of_many_items() {
-    let limits = pupsourcing_core::Limits::CEILING;
-    let store = file_store(StoreConfig { limits, ..StoreConfig::default() }).await;
-    store.append_if(&[ev("A", &["t7"]), ev("B", &["t900"]), ev("C", &[])], None).await.unwrap();
-    let items = (0..limits.max_query_items).map(|i| {
-        if i % 2 == 0 {
-            QueryItem::tags([format!("t{i}")])
-        } else {
-            QueryItem::types([format!("T{i}"), "B".into()]).with_tags([format!("t{i}")])
-        }
-    });
-    let scope = Scope::all().query(Query::from_items(items));
-    let batch = store.read_batch(&scope, Partition::all(), 0, 10).await.unwrap();
-    let positions: Vec<_> = batch.events.iter().map(|e| e.position).collect();
-    // t7 is on an item of types T7 and B, which A is not; t900 is on an item of tags only.
-    assert_eq!(positions, [2]);
-    let log = store.read_all(1, 10).await.unwrap();
-    assert_eq!(batch.events, log.into_iter().filter(|e| scope.matches(e)).collect::<Vec<_>>());
-    let pending = store.pending(&scope, Partition::all(), 0).await.unwrap();
-    assert_eq!(pending.events, 1);
-}
-
-/// A checkpoint is created at 0, read back unchanged, and moves only by compare-and-set.
-#[tokio::test]
-async fn checkpoints_advance_by_compare_and_set() {
-    let store = file_store(StoreConfig::default()).await;
-    let part = Partition::new(1, 4).unwrap();
-    let created = store.checkpoint("orders", part).await.unwrap();
-    assert_eq!(
-        (created.position, created.partition, created.last_error.as_deref()),
-        (0, part, None)
-    );
-    assert_eq!(created.projection, "orders");
-    assert!((Utc::now() - created.updated_at).num_seconds() < 60);
-    assert_eq!(store.checkpoint("orders", part).await.unwrap(), created, "not recreated");
-
-    let advance = async |from, to| {
-        let mut tx = store.begin().await.unwrap();
-        let moved = store.advance_checkpoint_in(&mut tx, "orders", part, from, to).await.unwrap();
-        store.commit(tx).await.unwrap();
-        moved
-    };
-    assert!(advance(0, 5).await);
-    assert!(!advance(0, 7).await, "the second advance from 0 finds it moved");
-    assert_eq!(store.checkpoint("orders", part).await.unwrap().position, 5);
-
-    // Rolled back with its transaction.
-    let mut tx = store.begin().await.unwrap();
-    assert!(store.advance_checkpoint_in(&mut tx, "orders", part, 5, 9).await.unwrap());
-    store.rollback(tx).await.unwrap();
-    assert_eq!(store.checkpoint("orders", part).await.unwrap().position, 5);
-
-    // Another partition count is another checkpoint; a missing one never advances.
-    let other = Partition::new(1, 2).unwrap();
-    assert!(!advance(0, 3).await);
-    let mut tx = store.begin().await.unwrap();
-    assert!(!store.advance_checkpoint_in(&mut tx, "orders", other, 0, 3).await.unwrap());
-    store.commit(tx).await.unwrap();
-
-    // An error is stored, and cleared by the next advance.
-    store.set_checkpoint_error("orders", part, Some("boom")).await.unwrap();
-    assert_eq!(store.checkpoint("orders", part).await.unwrap().last_error.as_deref(), Some("boom"));
-    assert!(advance(5, 6).await);
-    let after = store.checkpoint("orders", part).await.unwrap();
-    assert_eq!((after.position, after.last_error), (6, None));
-    store.set_checkpoint_error("orders", part, Some("again")).await.unwrap();
-    store.set_checkpoint_error("orders", part, None).await.unwrap();
-    assert_eq!(store.checkpoint("orders", part).await.unwrap().last_error, None);
-    // An error for a partition without a checkpoint creates it at 0.
-    store.set_checkpoint_error("billing", Partition::all(), Some("down")).await.unwrap();
-
-    let all = store.checkpoints().await.unwrap();
-    let keys: Vec<_> = all
-        .iter()
-        .map(|c| (c.projection.as_str(), c.partition, c.position, c.last_error.as_deref()))
-        .collect();
-    assert_eq!(keys, [("billing", Partition::all(), 0, Some("down")), ("orders", part, 6, None)]);
-
-    let empty = store.checkpoint("", part).await;
-    assert!(matches!(empty, Err(Error::Validation(ValidationError::Empty { .. }))), "{empty:?}");
-}
-
-/// Two processors of one partition advance from the same position at once, each in a write
-/// transaction of its own store on one database file: exactly one wins, every time.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_advances_from_one_position_have_one_winner() {
-    let (_, url) = database_url();
-    let first = SqliteEventStore::connect(&url, StoreConfig::default()).await.unwrap();
-    first.migrate().await.unwrap();
-    let second = SqliteEventStore::connect(&url, StoreConfig::default()).await.unwrap();
-    let part = Partition::new(2, 3).unwrap();
-    first.checkpoint("race", part).await.unwrap();
-    for round in 0..30 {
-        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
-        let racers: Vec<_> = [first.clone(), second.clone()]
-            .into_iter()
-            .map(|store| {
-                let barrier = barrier.clone();
-                tokio::spawn(async move {
-                    barrier.wait().await;
-                    let mut tx = store.begin().await.unwrap();
-                    let won = store
-                        .advance_checkpoint_in(&mut tx, "race", part, round, round + 1)
-                        .await
-                        .unwrap();
-                    // Hold the write lock a little, as a batch's read-model writes would.
-                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-                    if won {
-                        store.commit(tx).await.unwrap();
-                    } else {
-                        store.rollback(tx).await.unwrap();
-                    }
-                    won
-                })
-            })
-            .collect();
-        let mut winners = 0;
-        for racer in racers {
-            winners += usize::from(racer.await.unwrap());
-        }
-        assert_eq!(winners, 1, "round {round}");
-    }
-    assert_eq!(second.checkpoint("race", part).await.unwrap().position, 30);
-}
-
-fn letter(projection: &str, position: i64, attempts: u32) -> DeadLetter {
-    DeadLetter {
-        projection: projection.into(),
-        partition: Partition::new(position as u32 % 2, 2).unwrap(),
-        position,
-        event_id: Uuid::now_v7(),
-        error: format!("failed at {position}"),
-        attempts,
-        recorded_at: DateTime::<Utc>::MIN_UTC,
-    }
-}
-
-/// Ignores `recorded_at`, which the store sets.
-fn without_time(letters: Vec<DeadLetter>) -> Vec<DeadLetter> {
-    letters
-        .into_iter()
-        .map(|l| {
-            assert!((Utc::now() - l.recorded_at).num_seconds() < 60, "{l:?}");
-            DeadLetter { recorded_at: DateTime::<Utc>::MIN_UTC, ..l }
-        })
-        .collect()
-}
-
-/// Dead letters are stored in the caller's transaction, replaced at the same position, listed
-/// by projection and position, and removed one by one.
-#[tokio::test]
-async fn dead_letters_round_trip() {
-    let store = file_store(StoreConfig::default()).await;
-    let (p3, p1, q2) = (letter("p", 3, 1), letter("p", 1, 3), letter("q", 2, 2));
-    let mut tx = store.begin().await.unwrap();
-    for l in [&p3, &p1, &q2] {
-        store.add_dead_letter_in(&mut tx, l).await.unwrap();
-    }
-    store.commit(tx).await.unwrap();
-    let mut tx = store.begin().await.unwrap();
-    store.add_dead_letter_in(&mut tx, &letter("p", 7, 1)).await.unwrap();
-    store.rollback(tx).await.unwrap();
-
-    assert_eq!(
-        without_time(store.dead_letters(Some("p")).await.unwrap()),
-        [p1.clone(), p3.clone()]
-    );
-    assert_eq!(without_time(store.dead_letters(None).await.unwrap()), [p1.clone(), p3, q2.clone()]);
-    assert!(store.dead_letters(Some("none")).await.unwrap().is_empty());
-
-    let replaced = DeadLetter { error: "again".into(), attempts: 5, ..letter("p", 3, 0) };
-    let mut tx = store.begin().await.unwrap();
-    store.add_dead_letter_in(&mut tx, &replaced).await.unwrap();
-    store.commit(tx).await.unwrap();
-    assert_eq!(without_time(store.dead_letters(Some("p")).await.unwrap()), [p1, replaced]);
-
-    let mut tx = store.begin().await.unwrap();
-    assert!(store.remove_dead_letter_in(&mut tx, "p", 3).await.unwrap());
-    assert!(!store.remove_dead_letter_in(&mut tx, "p", 3).await.unwrap());
-    assert!(!store.remove_dead_letter_in(&mut tx, "q", 1).await.unwrap());
-    store.commit(tx).await.unwrap();
-    let left: Vec<_> = store.dead_letters(None).await.unwrap().iter().map(|l| l.position).collect();
-    assert_eq!(left, [1, 2]);
-}
-
-/// A reset removes the projection's checkpoints and dead letters, and nothing of others.
-#[tokio::test]
-async fn reset_removes_one_projections_checkpoints_and_dead_letters() {
-    let store = file_store(StoreConfig::default()).await;
-    for partition in Partition::every(2) {
-        store.checkpoint("p", partition).await.unwrap();
-    }
-    store.checkpoint("q", Partition::all()).await.unwrap();
-    let mut tx = store.begin().await.unwrap();
-    for l in [letter("p", 1, 1), letter("p", 2, 1), letter("q", 1, 1)] {
-        store.add_dead_letter_in(&mut tx, &l).await.unwrap();
-    }
-    store.commit(tx).await.unwrap();
-
-    let mut tx = store.begin().await.unwrap();
-    store.reset_checkpoints_in(&mut tx, "p").await.unwrap();
-    store.rollback(tx).await.unwrap();
-    assert_eq!(store.checkpoints().await.unwrap().len(), 3, "rolled back");
-
-    let mut tx = store.begin().await.unwrap();
-    store.reset_checkpoints_in(&mut tx, "p").await.unwrap();
-    store.commit(tx).await.unwrap();
-    let names = |c: Vec<String>| c;
-    let checkpoints = store.checkpoints().await.unwrap();
-    assert_eq!(names(checkpoints.into_iter().map(|c| c.projection).collect()), ["q"]);
-    let letters = store.dead_letters(None).await.unwrap();
-    assert_eq!(names(letters.into_iter().map(|l| l.projection).collect()), ["q"]);
-
-    // On a connection outside any transaction too.
-    let mut conn = store.write_pool().acquire().await.unwrap();
-    store.reset_checkpoints_in(&mut conn, "q").await.unwrap();
-    drop(conn);
-    assert!(store.checkpoints().await.unwrap().is_empty());
-    assert!(store.dead_letters(None).await.unwrap().is_empty());
-    assert_eq!(store.checkpoint("p", Partition::all()).await.unwrap().position, 0);
-}
-
-/// Pending counts a partition's in-scope events after a position and finds the oldest's
-/// `created_at` (not the first one's).
-#[tokio::test]
-async fn pending_counts_in_scope_partition_events() {
-    let store = file_store(StoreConfig::default()).await;
-    let at = |secs: i64| Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap();
-    let mut hashes = HashMap::new();
-    for (i, secs) in [50, 10, 40, 30, 20, 60].into_iter().enumerate() {
-        let mut event =
-            ev(if i % 2 == 0 { "A" } else { "B" }, &[]).with_partition_key(format!("k{i}"));
-        event.created_at = at(secs);
-        let r = store.append_if(std::slice::from_ref(&event), None).await.unwrap();
-        hashes.insert(r.positions[0], partition_hash(None, &event));
-    }
-    let log = store.read_all(1, 100).await.unwrap();
-    let scope = Scope::all().event_types(["A"]);
-    for after in [0, 2, 6] {
-        for partition in Partition::every(2).chain([Partition::all()]) {
-            let expected: Vec<_> = log
-                .iter()
-                .filter(|e| e.position > after && scope.matches(e))
-                .filter(|e| partition.contains(hashes[&e.position]))
-                .collect();
-            let pending = store.pending(&scope, partition, after).await.unwrap();
-            assert_eq!(pending.events, expected.len() as u64, "after {after}, {partition}");
-            assert_eq!(pending.oldest, expected.iter().map(|e| e.created_at).min());
-        }
-    }
-    let all = store.pending(&scope, Partition::all(), 0).await.unwrap();
-    assert_eq!((all.events, all.oldest), (3, Some(at(20))));
 }
 
 /// SQLite commits in position order: nothing ever stalls the head.
@@ -554,7 +87,7 @@ async fn pending_counts_in_scope_partition_events() {
 async fn stall_is_none() {
     let store = file_store(StoreConfig::default()).await;
     let mut tx = store.begin().await.unwrap();
-    store.append_if_in(&mut tx, &[ev("A", &[])], None).await.unwrap();
+    store.append_if_in(&mut tx, &[event("A")], None).await.unwrap();
     assert_eq!(store.stall().await.unwrap(), None);
     store.commit(tx).await.unwrap();
     assert_eq!(store.stall().await.unwrap(), None);

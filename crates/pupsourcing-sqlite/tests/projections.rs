@@ -3,30 +3,20 @@
 
 mod common;
 
-use common::read_model::{fresh, store_with_model};
+use common::read_model::{Rows, fresh, store_with_model};
+use pupsourcing_sqlite::SqliteEventStore;
 
 pupsourcing_testkit::projection_conformance!(fresh);
 
-/// The environment variable that makes this test binary the crash test's child.
-const CHILD_DATABASE: &str = "PUP_CRASH_CHILD_DATABASE";
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn killed_processor_resumes_exactly_once() {
-    if let Ok(url) = std::env::var(CHILD_DATABASE) {
-        let (store, model) = store_with_model(&url).await;
-        return pupsourcing_testkit::projections::run_until_killed(store, model).await;
-    }
-    let (_, url) = common::database_url();
-    let (store, model) = store_with_model(&url).await;
-    pupsourcing_testkit::projections::killed_processor_resumes_exactly_once(store, model, || {
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["killed_processor_resumes_exactly_once", "--exact", "--nocapture"])
-            .env(CHILD_DATABASE, &url)
-            .spawn()
-            .unwrap()
-    })
-    .await;
+/// A store with the read-model table on the database file `url`.
+async fn open(url: &str) -> Option<(SqliteEventStore, Rows)> {
+    Some(store_with_model(url).await)
 }
+
+pupsourcing_testkit::killed_child_process_test!(
+    projections::killed_processor_resumes_exactly_once, run_until_killed;
+    common::database_url().1, open
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_fenced_processor_stops_when_its_shard_moves() {

@@ -78,3 +78,24 @@ impl Drop for ChildGuard {
         self.kill();
     }
 }
+
+/// Environment variable: the database (on PostgreSQL, the schema) a child process of a test
+/// works on; set, the test binary runs as that child (a worker process).
+pub const CHILD_DATABASE: &str = "PUP_TEST_CHILD_DATABASE";
+
+/// Starts this test binary again as the child process of test `test` on `database` (see
+/// [`CHILD_DATABASE`]), with the given further environment variables.
+pub fn spawner(
+    test: &'static str,
+    database: &str,
+) -> impl Fn(&[(&'static str, String)]) -> std::process::Child + use<> {
+    let database = database.to_string();
+    move |vars| {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([test, "--exact", "--nocapture"])
+            .env(CHILD_DATABASE, &database)
+            .envs(vars.iter().map(|(k, v)| (k, v)))
+            .spawn()
+            .unwrap()
+    }
+}

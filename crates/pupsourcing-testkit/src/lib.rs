@@ -22,7 +22,9 @@ pub mod round_trip;
 pub mod scaling;
 pub mod streams;
 
-pub use fixtures::{env_or, event, new_stream, stress_duration, unreachable};
+pub use fixtures::{
+    CHILD_DATABASE, env_or, event, new_stream, spawner, stress_duration, unreachable,
+};
 
 /// Expands to one `#[tokio::test]` per conformance test, each calling `$make().await` for a
 /// fresh store (`Option<S>`; `None` skips the test).
@@ -139,11 +141,83 @@ macro_rules! projection_conformance {
 /// Expands to one `#[tokio::test]` per test of the backend half of projections
 /// ([`projection_store`]). `$make` is an async function returning a fresh store (`Option<S>`;
 /// `None` skips the test), `$make_ceiling` the same with `pupsourcing_core::Limits::CEILING`,
-/// and `$hashes` an async function from a store to its stored partition hashes by position
-/// ([`projection_store::StoredHashes`]).
+/// `$hashes` an async function from a store to its stored partition hashes by position
+/// ([`projection_store::StoredHashes`]) and `$connection` an async function from a store to a
+/// pooled connection outside any transaction ([`projection_store::PlainConnection`]).
+/// `racers = $racers` names an async function returning the two stores of the checkpoint race
+/// (`Option<(S, S)>`); without it they are two handles on one `$make` store.
 #[macro_export]
 macro_rules! projection_store_conformance {
-    ($make:path, $make_ceiling:path, $hashes:path) => {
+    ($make:path, $make_ceiling:path, $hashes:path, $connection:path) => {
+        $crate::__projection_store_tests!($make, $make_ceiling, $hashes, $connection;
+            $crate::projection_store::two_handles($make().await));
+    };
+    ($make:path, $make_ceiling:path, $hashes:path, $connection:path, racers = $racers:path) => {
+        $crate::__projection_store_tests!($make, $make_ceiling, $hashes, $connection;
+            $racers().await);
+    };
+}
+
+/// Expands to a `#[tokio::test]` of a suite function that kills a child process of the test
+/// binary: `$module::$test(store, model, spawn_child)`, with `$module::$child(store, model)` the
+/// child's work ([`projections::killed_processor_resumes_exactly_once`] with
+/// [`projections::run_until_killed`], [`orchestrator::a_killed_worker_process_is_replaced`]
+/// with [`orchestrator::run_worker_until_killed`]). `$new_database` names a new database
+/// (schema, file URL); `$open` opens it (`async fn(&str) -> Option<(S, M)>`; `None` skips), in
+/// the parent and, with [`CHILD_DATABASE`] set, in the child.
+#[macro_export]
+macro_rules! killed_child_process_test {
+    ($module:ident :: $test:ident, $child:ident; $new_database:expr, $open:path) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $test() {
+            if let Ok(database) = std::env::var($crate::CHILD_DATABASE) {
+                let (store, model) = $open(&database).await.expect("the parent reached it");
+                return $crate::$module::$child(store, model).await;
+            }
+            let database = $new_database;
+            let Some((store, model)) = $open(&database).await else { return };
+            let spawn = $crate::spawner(stringify!($test), &database);
+            $crate::$module::$test(store, model, move || spawn(&[])).await;
+        }
+    };
+}
+
+/// Expands to one `#[tokio::test]` per named test of [`orchestrator_processes`] (by default
+/// the three that need only a spawner). In a worker process (`CHILD_DATABASE` set) the test
+/// runs the worker on `$child(&database).await` (`(S, L)`); else `$parent().await` gives the
+/// database, the store and the ledger (`Option<(String, S, L)>`; `None` skips).
+#[macro_export]
+macro_rules! orchestrator_process_tests {
+    ($parent:path, $child:path) => {
+        $crate::orchestrator_process_tests!($parent, $child;
+            three_worker_processes_share_several_projections,
+            a_paused_worker_cannot_commit,
+            chaos_kills_and_restarts_workers,
+        );
+    };
+    ($parent:path, $child:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                use $crate::orchestrator_processes as processes;
+                if let Ok(database) = std::env::var(processes::CHILD_DATABASE) {
+                    let (store, ledger) = $child(&database).await;
+                    return processes::run_worker_process(store, ledger).await;
+                }
+                let Some((database, store, ledger)) = $parent().await else { return };
+                let spawn = processes::spawner(stringify!($name), &database);
+                processes::$name(store, ledger, spawn).await;
+            }
+        )*
+    };
+}
+
+/// The tests of [`projection_store_conformance!`], `$racers` an expression for the race's
+/// stores.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __projection_store_tests {
+    ($make:path, $make_ceiling:path, $hashes:path, $connection:path; $racers:expr) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn every_append_path_stores_the_partition_hash() {
             if let Some(store) = $make().await {
@@ -161,10 +235,28 @@ macro_rules! projection_store_conformance {
             }
         }
 
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_advances_from_one_position_have_one_winner() {
+            $crate::projection_store::concurrent_advances_from_one_position_have_one_winner(
+                $racers,
+            )
+            .await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn a_reset_outside_a_transaction_commits() {
+            if let Some(store) = $make().await {
+                $crate::projection_store::a_reset_outside_a_transaction_commits(
+                    store,
+                    $connection,
+                )
+                .await;
+            }
+        }
+
         $crate::__conformance_tests!($make;
             projection_store::batches_hold_exactly_the_scoped_events_of_their_partition,
             projection_store::checkpoints_advance_by_compare_and_set,
-            projection_store::concurrent_advances_from_one_position_have_one_winner,
             projection_store::dead_letters_round_trip,
             projection_store::reset_removes_one_projections_checkpoints_and_dead_letters,
             projection_store::pending_counts_in_scope_partition_events,

@@ -24,6 +24,7 @@ use pupsourcing_orchestrator::{Orchestrator, OrchestratorError, Recreate};
 use pupsourcing_projection::{CancellationToken, HandlerError, ProcessorConfig, Projection};
 use uuid::Uuid;
 
+pub use crate::fixtures::{CHILD_DATABASE, spawner};
 use crate::fixtures::{ChildGuard, event, new_stream};
 use crate::orchestrator::{owners, positions_owned_by, taken_over, wait_for};
 

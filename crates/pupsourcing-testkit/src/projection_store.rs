@@ -2,10 +2,13 @@
 //! stored by every append path, batches that hold exactly what `Scope::matches` and
 //! `Partition::contains` select, checkpoints moved by compare-and-set (also raced), dead
 //! letters, reset and pending. Instantiated with [`crate::projection_store_conformance!`]; a
-//! backend provides the raw read of its stored hashes ([`StoredHashes`]).
+//! backend provides the raw read of its stored hashes ([`StoredHashes`]) and a pooled
+//! connection outside any transaction ([`PlainConnection`]), and may provide the two stores
+//! that race (by default two handles on one store, [`two_handles`]).
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::ops::DerefMut;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +21,8 @@ use pupsourcing_core::projection::{
     DeadLetter, Partition, ProjectionStore, Scope, murmur3_32, partition_hash,
 };
 use pupsourcing_core::{
-    Error, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamId, ValidationError,
+    Error, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamId,
+    ValidationError,
 };
 use uuid::Uuid;
 
@@ -34,6 +38,30 @@ where
     Fut: Future<Output = HashMap<Position, i64>>,
 {
     type Future = Fut;
+}
+
+/// Two handles on one store, for the race of server backends: their pooled connections race.
+pub fn two_handles<S: Clone>(store: Option<S>) -> Option<(S, S)> {
+    store.map(|store| (store.clone(), store))
+}
+
+/// A connection of the store's (writer) pool, outside any transaction.
+pub trait PlainConnection<S: EventStore>: Fn(S) -> Self::Future {
+    /// The acquire.
+    type Future: Future<Output = Self::Connection>;
+    /// The pooled connection.
+    type Connection: DerefMut<Target = S::Connection>;
+}
+
+impl<S, F, Fut, C> PlainConnection<S> for F
+where
+    S: EventStore,
+    F: Fn(S) -> Fut,
+    Fut: Future<Output = C>,
+    C: DerefMut<Target = S::Connection>,
+{
+    type Future = Fut;
+    type Connection = C;
 }
 
 fn ev(event_type: &str, tags: &[&str]) -> NewEvent {
@@ -241,6 +269,10 @@ where
             }
             let tail: Vec<_> = expected.iter().filter(|e| e.position > 10).cloned().collect();
             assert_eq!(paged, tail, "{scope:?} {partition} paged");
+            // Pending counts the same events, and finds the oldest.
+            let pending = store.pending(&scope, partition, 10).await.unwrap();
+            assert_eq!(pending.events, tail.len() as u64, "{scope:?} {partition} pending");
+            assert_eq!(pending.oldest, tail.iter().map(|e| e.created_at).min());
             union.extend(batch.events);
         }
         union.sort_by_key(|e| e.position);
@@ -248,6 +280,7 @@ where
     }
     let past = store.read_batch(&Scope::all(), Partition::all(), head, 10).await.unwrap();
     assert!(past.events.is_empty() && past.head == head);
+    assert_eq!(store.pending(&Scope::all(), Partition::all(), head).await.unwrap().events, 0);
     let zero = store.read_batch(&Scope::all(), Partition::all(), 0, 0).await;
     assert!(matches!(zero, Err(Error::Validation(ValidationError::OutOfRange { .. }))), "{zero:?}");
     let bad = Scope::all().event_types([""]);
@@ -312,6 +345,7 @@ pub async fn checkpoints_advance_by_compare_and_set<S: ProjectionStore>(store: S
     assert_eq!(store.checkpoint("orders", part).await.unwrap().last_error.as_deref(), Some("boom"));
     assert!(advance(5, 6).await);
     let after = store.checkpoint("orders", part).await.unwrap();
+    assert!(after.updated_at >= created.updated_at);
     assert_eq!((after.position, after.last_error), (6, None));
     store.set_checkpoint_error("orders", part, Some("again\0")).await.unwrap();
     let stored = store.checkpoint("orders", part).await.unwrap().last_error;
@@ -319,54 +353,79 @@ pub async fn checkpoints_advance_by_compare_and_set<S: ProjectionStore>(store: S
     store.set_checkpoint_error("orders", part, None).await.unwrap();
     assert_eq!(store.checkpoint("orders", part).await.unwrap().last_error, None);
     store.set_checkpoint_error("billing", Partition::all(), Some("down")).await.unwrap();
+    // Listed by projection, then partition count, then key.
+    let (first_of_2, first_of_4) = (Partition::new(0, 2).unwrap(), Partition::new(0, 4).unwrap());
+    for partition in [first_of_4, other, first_of_2] {
+        store.checkpoint("orders", partition).await.unwrap();
+    }
     let all = store.checkpoints().await.unwrap();
     let keys: Vec<_> = all
         .iter()
         .map(|c| (c.projection.as_str(), c.partition, c.position, c.last_error.as_deref()))
         .collect();
-    assert_eq!(keys, [("billing", Partition::all(), 0, Some("down")), ("orders", part, 6, None)]);
+    assert_eq!(
+        keys,
+        [
+            ("billing", Partition::all(), 0, Some("down")),
+            ("orders", first_of_2, 0, None),
+            ("orders", other, 0, None),
+            ("orders", first_of_4, 0, None),
+            ("orders", part, 6, None),
+        ]
+    );
+    assert!(Partition::new(0, u32::MAX).is_err(), "counts no backend stores are refused");
     let empty = store.checkpoint("", part).await;
     assert!(matches!(empty, Err(Error::Validation(ValidationError::Empty { .. }))), "{empty:?}");
 }
 
 /// How many rounds [`concurrent_advances_from_one_position_have_one_winner`] races.
-pub const ADVANCE_ROUNDS: i64 = 30;
+pub const ADVANCE_ROUNDS: usize = 50;
 
-/// Two processors of one partition advance from the same position at once, each in a
-/// transaction of its own, holding it a little as a batch's read-model writes would: exactly
-/// one wins, every round.
-pub async fn concurrent_advances_from_one_position_have_one_winner<S: ProjectionStore>(store: S) {
+/// Two processors of one partition (one on each racer store) advance from the same position
+/// at once, to different positions, each in a transaction of its own held a little as a
+/// batch's read-model writes would: exactly one wins, every round, and its position is
+/// stored. (Both start at a barrier before `begin`: on SQLite `begin` takes the write lock.)
+///
+/// `racers` are two stores on one fresh database (`None` skips): two handles on one store
+/// for server backends; on SQLite two stores on one file, because a store has a single writer
+/// connection and racers sharing it would only queue for it.
+pub async fn concurrent_advances_from_one_position_have_one_winner<S: ProjectionStore>(
+    racers: Option<(S, S)>,
+) {
+    let Some((first, second)) = racers else { return };
     let part = Partition::new(2, 3).unwrap();
-    store.checkpoint("race", part).await.unwrap();
+    first.checkpoint("race", part).await.unwrap();
     for round in 0..ADVANCE_ROUNDS {
+        let from = second.checkpoint("race", part).await.unwrap().position;
         let barrier = Arc::new(tokio::sync::Barrier::new(2));
-        let racers: Vec<_> = (0..2)
-            .map(|_| {
-                let (store, barrier) = (store.clone(), barrier.clone());
+        let tasks: Vec<_> = [(first.clone(), 1), (second.clone(), 2)]
+            .into_iter()
+            .map(|(store, step)| {
+                let barrier = barrier.clone();
                 tokio::spawn(async move {
-                    let mut tx = store.begin().await.unwrap();
                     barrier.wait().await;
-                    let won = store
-                        .advance_checkpoint_in(&mut tx, "race", part, round, round + 1)
-                        .await
-                        .unwrap();
+                    let mut tx = store.begin().await.unwrap();
+                    let to = from + step;
+                    let won =
+                        store.advance_checkpoint_in(&mut tx, "race", part, from, to).await.unwrap();
                     tokio::time::sleep(Duration::from_millis(2)).await;
                     if won {
                         store.commit(tx).await.unwrap();
                     } else {
                         store.rollback(tx).await.unwrap();
                     }
-                    won
+                    won.then_some(to)
                 })
             })
             .collect();
-        let mut winners = 0;
-        for racer in racers {
-            winners += usize::from(racer.await.unwrap());
+        let mut winners = Vec::new();
+        for task in tasks {
+            winners.extend(task.await.unwrap());
         }
-        assert_eq!(winners, 1, "round {round}");
+        assert_eq!(winners.len(), 1, "round {round}: exactly one advance wins");
+        let now = first.checkpoint("race", part).await.unwrap().position;
+        assert_eq!(now, winners[0], "round {round}: the winner's position is stored");
     }
-    assert_eq!(store.checkpoint("race", part).await.unwrap().position, ADVANCE_ROUNDS);
 }
 
 fn letter(projection: &str, position: Position, attempts: u32) -> DeadLetter {
@@ -417,11 +476,21 @@ pub async fn dead_letters_round_trip<S: ProjectionStore>(store: S) {
     assert_eq!(without_time(store.dead_letters(Some("p")).await.unwrap()), [p1, replaced]);
     let mut tx = store.begin().await.unwrap();
     assert!(store.remove_dead_letter_in(&mut tx, "p", 3).await.unwrap());
+    store.rollback(tx).await.unwrap();
+    assert_eq!(store.dead_letters(Some("p")).await.unwrap().len(), 2, "removal rolled back");
+    let mut tx = store.begin().await.unwrap();
+    assert!(store.remove_dead_letter_in(&mut tx, "p", 3).await.unwrap());
     assert!(!store.remove_dead_letter_in(&mut tx, "p", 3).await.unwrap());
     assert!(!store.remove_dead_letter_in(&mut tx, "q", 1).await.unwrap());
     store.commit(tx).await.unwrap();
     let left: Vec<_> = store.dead_letters(None).await.unwrap().iter().map(|l| l.position).collect();
     assert_eq!(left, [1, 2]);
+    let nul = DeadLetter { error: "bad\0input".into(), ..letter("r", 4, 1) };
+    let mut tx = store.begin().await.unwrap();
+    store.add_dead_letter_in(&mut tx, &nul).await.unwrap();
+    store.commit(tx).await.unwrap();
+    let stored = store.dead_letters(Some("r")).await.unwrap().remove(0).error;
+    assert_eq!(stored, "bad\u{fffd}input", "NUL stored as U+FFFD");
 }
 
 /// A reset (in the caller's transaction: rolled back with it) removes the projection's
@@ -434,6 +503,7 @@ pub async fn reset_removes_one_projections_checkpoints_and_dead_letters<S: Proje
     }
     store.checkpoint("q", Partition::all()).await.unwrap();
     let mut tx = store.begin().await.unwrap();
+    assert!(store.advance_checkpoint_in(&mut tx, "q", Partition::all(), 0, 10).await.unwrap());
     for l in [letter("p", 1, 1), letter("p", 2, 1), letter("q", 1, 1)] {
         store.add_dead_letter_in(&mut tx, &l).await.unwrap();
     }
@@ -449,7 +519,29 @@ pub async fn reset_removes_one_projections_checkpoints_and_dead_letters<S: Proje
     assert_eq!(checkpoints.into_iter().map(|c| c.projection).collect::<Vec<_>>(), ["q"]);
     let letters = store.dead_letters(None).await.unwrap();
     assert_eq!(letters.into_iter().map(|l| l.projection).collect::<Vec<_>>(), ["q"]);
+    assert_eq!(store.checkpoint("q", Partition::all()).await.unwrap().position, 10, "kept");
     assert_eq!(store.checkpoint("p", Partition::all()).await.unwrap().position, 0);
+}
+
+/// `reset_checkpoints_in` on a pooled connection outside any transaction runs in a
+/// transaction of its own, which commits.
+pub async fn a_reset_outside_a_transaction_commits<S, C>(store: S, connection: C)
+where
+    S: ProjectionStore,
+    C: PlainConnection<S>,
+{
+    store.checkpoint("p", Partition::all()).await.unwrap();
+    store.checkpoint("q", Partition::all()).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    store.add_dead_letter_in(&mut tx, &letter("p", 1, 1)).await.unwrap();
+    store.commit(tx).await.unwrap();
+    let mut conn = connection(store.clone()).await;
+    store.reset_checkpoints_in(&mut conn, "p").await.unwrap();
+    drop(conn);
+    let left: Vec<String> =
+        store.checkpoints().await.unwrap().into_iter().map(|c| c.projection).collect();
+    assert_eq!(left, ["q"]);
+    assert!(store.dead_letters(None).await.unwrap().is_empty());
 }
 
 /// Pending counts a partition's in-scope events after a position and finds the oldest's
