@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use pupsourcing_core::{ConnectOptions, EventStore, NewEvent, StoreConfig};
+use pupsourcing_core::{ConnectOptions, NewEvent, StoreConfig};
 use pupsourcing_mysql::MySqlEventStore;
 use pupsourcing_mysql::sqlx::mysql::{MySqlPoolOptions, MySqlRow};
 use pupsourcing_mysql::sqlx::{self, AssertSqlSafe, Connection as _, MySqlPool, Row as _};
@@ -243,7 +243,7 @@ async fn run_on(
                 let store = fixture.store(args).await?;
                 crate::read::accumulate(
                     &mut library,
-                    read_library(&store, args.read_events).await?,
+                    crate::read::library(store.clone(), args.read_events).await?,
                 );
                 store.close().await;
             } else {
@@ -343,29 +343,6 @@ impl Appender for FloorAppender {
 }
 
 const PAGE: usize = crate::read::PAGE;
-
-/// The whole log through `store.read_all(from, 1000)`.
-async fn read_library(store: &MySqlEventStore, expected: u64) -> Result<Measurement, BoxError> {
-    let mut m = Measurement::default();
-    let start = Instant::now();
-    let mut from = 1;
-    loop {
-        let t0 = Instant::now();
-        let page = store.read_all(from, PAGE).await?;
-        m.latencies.push(t0.elapsed());
-        m.events += page.len() as u64;
-        let full = page.len() == PAGE;
-        if let Some(last) = page.last() {
-            from = last.position + 1;
-        }
-        black_box(page);
-        if !full {
-            break;
-        }
-    }
-    m.elapsed = start.elapsed();
-    crate::read::check(m, expected, "library")
-}
 
 /// What the floor decodes a row into: the field types of the library's `RecordedEvent`.
 #[allow(dead_code)] // decoded to be paid for, not looked at

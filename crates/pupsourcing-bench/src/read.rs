@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use pupsourcing_core::EventStore;
-use pupsourcing_postgres::PgEventStore;
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgPool, Row};
 use uuid::Uuid;
@@ -58,7 +57,7 @@ fn decode(row: &PgRow) -> Result<FloorEvent, sqlx::Error> {
 }
 
 /// Reads everything through `store.read_all(from, 1000)` on a fresh store (no cached head).
-pub async fn library(store: PgEventStore, expected: u64) -> Result<Measurement, BoxError> {
+pub async fn library<S: EventStore>(store: S, expected: u64) -> Result<Measurement, BoxError> {
     let mut m = Measurement::default();
     let start = Instant::now();
     let mut from = 1;
