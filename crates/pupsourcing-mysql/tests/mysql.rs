@@ -171,3 +171,23 @@ async fn an_open_appending_transaction_holds_later_appends() {
     assert_eq!(later.positions, vec![first.positions[0] + 1]);
     assert_eq!(store.head().await.unwrap(), 2);
 }
+
+/// The last position there is, `i64::MAX`, is handed out and read back; the next append is
+/// refused with a typed error and writes nothing.
+#[tokio::test]
+async fn the_last_position_is_usable_and_then_refused() {
+    let Some(store) = common::fresh_store().await else { return };
+    let database = store.config().schema.as_str().to_string();
+    let set = format!("UPDATE `{database}`.`events_counter` SET last_position = {}", i64::MAX - 2);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(set)).execute(store.pool()).await.unwrap();
+    let two = [NewEvent::new("Last", vec![]), NewEvent::new("Last", vec![])];
+    let written = store.append_if(&two, None).await.unwrap();
+    assert_eq!(written.positions, vec![i64::MAX - 1, i64::MAX]);
+    let refused = store.append_if(&[NewEvent::new("Beyond", vec![])], None).await;
+    assert!(
+        matches!(refused, Err(pupsourcing_core::Error::Validation(_))),
+        "an append past the last position: {refused:?}"
+    );
+    let read = store.read_all(i64::MAX - 1, 10).await.unwrap();
+    assert_eq!(read.iter().map(|e| e.position).collect::<Vec<_>>(), vec![i64::MAX - 1, i64::MAX]);
+}

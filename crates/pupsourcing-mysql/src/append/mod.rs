@@ -195,7 +195,8 @@ impl Append<'_> {
             .into()),
             Err(err) => Err(db(err)),
             Ok(first) => {
-                let positions: Vec<Position> = (first..first + count).collect();
+                // Inclusive: the block may end at i64::MAX, one past which does not exist.
+                let positions: Vec<Position> = (first..=first + (count - 1)).collect();
                 Ok(Outcome::Appended(AppendResult { positions, versions, replayed: false }))
             }
         }
