@@ -8,7 +8,7 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use pupsourcing_core::{ConnectOptions, NewEvent, StoreConfig};
@@ -20,6 +20,7 @@ use uuid::Uuid;
 use crate::append::{self, Appender, LibraryAppender};
 use crate::dcb::{ConditionalAppender, Outcomes};
 use crate::decide::LifecycleAppender;
+use crate::read::Page;
 use crate::report::{Measurement, Report, Row};
 use crate::{Args, BoxError, Progress, WARMUP, load_average};
 
@@ -404,31 +405,22 @@ async fn read_floor(pool: &MySqlPool, floor: &str, expected: u64) -> Result<Meas
          WHERE global_position > ? ORDER BY global_position LIMIT ?"
     )
     .into();
-    let mut m = Measurement::default();
-    let start = Instant::now();
-    let mut after = 0_i64;
-    loop {
-        let t0 = Instant::now();
-        let rows = sqlx::query(AssertSqlSafe(sql.clone()))
-            .bind(after)
-            .bind(PAGE as i64)
-            .fetch_all(pool)
-            .await?;
-        let page = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
-        drop(rows);
-        m.latencies.push(t0.elapsed());
-        m.events += page.len() as u64;
-        let full = page.len() == PAGE;
-        if let Some(last) = page.last() {
-            after = last.position;
+    crate::read::pages(expected, "floor", |after| {
+        let sql = sql.clone();
+        async move {
+            let rows = sqlx::query(AssertSqlSafe(sql))
+                .bind(after)
+                .bind(PAGE as i64)
+                .fetch_all(pool)
+                .await?;
+            let page = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+            drop(rows);
+            let read = Page { events: page.len(), last: page.last().map(|e| e.position) };
+            black_box(page);
+            Ok(read)
         }
-        black_box(page);
-        if !full {
-            break;
-        }
-    }
-    m.elapsed = start.elapsed();
-    crate::read::check(m, expected, "floor")
+    })
+    .await
 }
 
 /// Issue 12's goals against this run.

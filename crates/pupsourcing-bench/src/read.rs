@@ -58,25 +58,16 @@ fn decode(row: &PgRow) -> Result<FloorEvent, sqlx::Error> {
 
 /// Reads everything through `store.read_all(from, 1000)` on a fresh store (no cached head).
 pub async fn library<S: EventStore>(store: S, expected: u64) -> Result<Measurement, BoxError> {
-    let mut m = Measurement::default();
-    let start = Instant::now();
-    let mut from = 1;
-    loop {
-        let t0 = Instant::now();
-        let page = store.read_all(from, PAGE).await?;
-        m.latencies.push(t0.elapsed());
-        m.events += page.len() as u64;
-        let full = page.len() == PAGE;
-        if let Some(last) = page.last() {
-            from = last.position + 1;
+    pages(expected, "library", |after| {
+        let store = &store;
+        async move {
+            let page = store.read_all(after + 1, PAGE).await?;
+            let read = Page { events: page.len(), last: page.last().map(|e| e.position) };
+            black_box(page);
+            Ok(read)
         }
-        black_box(page);
-        if !full {
-            break;
-        }
-    }
-    m.elapsed = start.elapsed();
-    check(m, expected, "library")
+    })
+    .await
 }
 
 /// Reads everything with a plain keyset-paged SELECT of the same columns.
@@ -86,34 +77,61 @@ pub async fn floor(pool: &PgPool, floor: &str, expected: u64) -> Result<Measurem
          ORDER BY global_position LIMIT $2"
     )
     .into();
+    pages(expected, "floor", |after| {
+        let sql = sql.clone();
+        async move {
+            let rows = sqlx::query(AssertSqlSafe(sql))
+                .bind(after)
+                .bind(PAGE as i64)
+                .fetch_all(pool)
+                .await?;
+            let page = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+            drop(rows);
+            let read = Page { events: page.len(), last: page.last().map(|e| e.position) };
+            black_box(page);
+            Ok(read)
+        }
+    })
+    .await
+}
+
+/// One page of a catch-up read: how many events, and the last one's position.
+pub(crate) struct Page {
+    pub events: usize,
+    pub last: Option<i64>,
+}
+
+/// Reads the whole log page by page, `read(after)` returning the page after position `after`
+/// (0 first), timing each page, until a short page; fails unless `expected` events were read.
+pub(crate) async fn pages<F, Fut>(
+    expected: u64,
+    side: &str,
+    mut read: F,
+) -> Result<Measurement, BoxError>
+where
+    F: FnMut(i64) -> Fut,
+    Fut: std::future::Future<Output = Result<Page, BoxError>>,
+{
     let mut m = Measurement::default();
     let start = Instant::now();
     let mut after = 0_i64;
     loop {
         let t0 = Instant::now();
-        let rows = sqlx::query(AssertSqlSafe(sql.clone()))
-            .bind(after)
-            .bind(PAGE as i64)
-            .fetch_all(pool)
-            .await?;
-        let page = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
-        drop(rows);
+        let page = read(after).await?;
         m.latencies.push(t0.elapsed());
-        m.events += page.len() as u64;
-        let full = page.len() == PAGE;
-        if let Some(last) = page.last() {
-            after = last.position;
+        m.events += page.events as u64;
+        if let Some(last) = page.last {
+            after = last;
         }
-        black_box(page);
-        if !full {
+        if page.events < PAGE {
             break;
         }
     }
     m.elapsed = start.elapsed();
-    check(m, expected, "floor")
+    check(m, expected, side)
 }
 
-pub(crate) fn check(m: Measurement, expected: u64, side: &str) -> Result<Measurement, BoxError> {
+fn check(m: Measurement, expected: u64, side: &str) -> Result<Measurement, BoxError> {
     if m.events != expected {
         return Err(format!("{side} read {} events, expected {expected}", m.events).into());
     }
