@@ -210,7 +210,7 @@ fn writes_mysql_sql_with_every_configured_name() {
         let created = format!("CREATE TABLE IF NOT EXISTS `billing`.`{table}` (");
         assert!(sql.contains(&created), "{table}");
     }
-    assert!(sql.contains("CREATE PROCEDURE IF NOT EXISTS `billing`.`ledger_write`"));
+    assert!(sql.contains("CREATE PROCEDURE IF NOT EXISTS `billing`.`ledger_write_rows`"));
     assert!(!sql.contains("`events"), "no default name left: the events table is ledger");
     assert!(!sql.contains("{events") && !sql.contains("{now}"), "every placeholder filled");
     // The default schema, `public`, is the URL's database: no database created or named.

@@ -71,6 +71,7 @@ impl TableNames {
         "_locks",
         "_counter",
         "_write",
+        "_write_rows",
         // default heads, commands, checkpoints and dead letters tables
         "_heads",
         "_commands",

@@ -12,6 +12,7 @@ pub mod coordination;
 pub mod dcb;
 mod error;
 mod event;
+pub mod group;
 mod identifier;
 pub mod projection;
 mod schema;

@@ -21,7 +21,7 @@ pub(crate) const LOCKS_SUFFIX: &str = "_locks";
 /// The suffix naming the position counter table after the events table.
 pub(crate) const COUNTER_SUFFIX: &str = "_counter";
 /// The suffix naming the write procedure after the events table.
-pub(crate) const WRITE_SUFFIX: &str = "_write";
+pub(crate) const WRITE_SUFFIX: &str = "_write_rows";
 
 /// Replaces every placeholder in `template` with the qualified, quoted table from `config`:
 ///
@@ -31,7 +31,7 @@ pub(crate) const WRITE_SUFFIX: &str = "_write";
 /// - `{events_counter}`: the position counter, one row (`<events>_counter`);
 /// - `{checkpoints}`, `{dead_letters}`, `{workers}`, `{shards}`, `{recreate_lock}`: the
 ///   projection and orchestrator tables;
-/// - `{events_write}`: the procedure writing a batch (`<events>_write`);
+/// - `{events_write_rows}`: the procedure writing events (`<events>_write_rows`);
 /// - `{database}`: the database (`config.schema`), for `CREATE DATABASE`;
 /// - `{now}`: the database clock now, in microseconds since the Unix epoch, UTC ([`NOW`]).
 ///
@@ -52,7 +52,7 @@ pub(crate) fn render(template: &str, config: &StoreConfig) -> String {
         .replace("{workers}", &table(config.tables.workers.as_str()))
         .replace("{shards}", &table(config.tables.shards.as_str()))
         .replace("{recreate_lock}", &table(config.tables.recreate_lock.as_str()))
-        .replace("{events_write}", &table(&format!("{events}{WRITE_SUFFIX}")))
+        .replace("{events_write_rows}", &table(&format!("{events}{WRITE_SUFFIX}")))
         .replace("{database}", &quote(config.schema.as_str()))
         .replace("{now}", NOW)
 }

@@ -1,7 +1,7 @@
 //! [`MySqlEventStore`]: construction, migration, and the [`EventStore`] and [`DcbStore`]
 //! implementations.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use pupsourcing_core::dcb::{
     AppendCondition, CommandRecord, DcbStore, LockKey, Query, ReadOptions, ReadResult, lock_plan,
@@ -13,9 +13,11 @@ use pupsourcing_core::{
 };
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{Connection, MySql, MySqlConnection, MySqlPool, Transaction};
+use pupsourcing_core::group::{Entry, GroupQueue};
 use tokio::sync::OnceCell;
 
-use crate::append::{Append, AppendSql, Chunks, Outcome, Target};
+use crate::append::group::{self, HeadsSql, MySqlGroupWriter, Request};
+use crate::append::{Append, AppendSql, Chunks, Outcome, Target, budget};
 use crate::checkpoint::CheckpointSql;
 use crate::connection::OwnConnection;
 use crate::coordination::CoordinationSql;
@@ -119,9 +121,12 @@ struct Inner {
     dcb_sql: DcbSql,
     checkpoint_sql: CheckpointSql,
     coordination_sql: CoordinationSql,
-    locks: Locks,
+    locks: Arc<Locks>,
     /// The server's `max_allowed_packet`, read once.
     max_packet: OnceCell<usize>,
+    /// Concurrent appends of the store's own, written in groups (see `append/group.rs`); made
+    /// when the packet size is known.
+    group: OnceLock<Arc<GroupQueue<MySqlGroupWriter>>>,
 }
 
 impl MySqlEventStore {
@@ -145,8 +150,9 @@ impl MySqlEventStore {
                 dcb_sql: DcbSql::new(&config),
                 checkpoint_sql: CheckpointSql::new(&config),
                 coordination_sql: CoordinationSql::new(&config),
-                locks: Locks::new(&config),
+                locks: Arc::new(Locks::new(&config)),
                 max_packet: OnceCell::new(),
+                group: OnceLock::new(),
                 config,
                 pool,
                 side,
@@ -222,6 +228,9 @@ impl MySqlEventStore {
     pub async fn close(&self) {
         self.inner.pool.close().await;
         self.inner.side.close().await;
+        if let Some(group) = self.inner.group.get() {
+            group.writer().close().await;
+        }
     }
 
     /// A store of the same database and configuration on a pool of one connection of its
@@ -255,34 +264,53 @@ impl MySqlEventStore {
         lock_plan(0, events, target.condition(), max_keys)
     }
 
-    /// Splits a validated append's rows to fit the server's packet size, read once, on
-    /// `conn` (never from the pool, which transactions waiting for this one may hold).
+    /// Splits a validated append's rows to fit the server's packet size (see
+    /// [`Self::max_packet`]).
     async fn chunks(
         &self,
         conn: &mut MySqlConnection,
         target: Target<'_>,
         events: &[NewEvent],
     ) -> Result<Chunks> {
-        let max_packet = self
-            .inner
-            .max_packet
-            .get_or_try_init(|| async {
-                let max: u64 = sqlx::query_scalar("SELECT @@max_allowed_packet")
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(db)?;
-                Ok::<_, Error>(usize::try_from(max).unwrap_or(usize::MAX))
-            })
-            .await?;
-        Chunks::plan(events, target.stream(), *max_packet)
+        Chunks::plan(events, target.stream(), self.max_packet(Some(conn)).await?)
     }
 
-    /// An append in a transaction of the store's own, on a pooled connection, committed
-    /// unless the append was a replay. The time limit covers everything up to COMMIT.
-    ///
-    /// With a `record` (the command executor's), the command is recorded in the same
-    /// transaction when the events were appended (not after a replay), and no time limit
-    /// applies (see [`DcbStore::append_if_and_record`]).
+    /// The server's `max_allowed_packet`, read once: on `conn` when given (never from the pool,
+    /// which transactions waiting for this one may hold), else on a pooled connection.
+    async fn max_packet(&self, conn: Option<&mut MySqlConnection>) -> Result<usize> {
+        let inner = &self.inner;
+        let max = inner.max_packet.get_or_try_init(|| async {
+            const QUERY: &str = "SELECT @@max_allowed_packet";
+            let max: u64 = match conn {
+                Some(conn) => sqlx::query_scalar(QUERY).fetch_one(conn).await,
+                None => sqlx::query_scalar(QUERY).fetch_one(&inner.pool).await,
+            }
+            .map_err(db)?;
+            Ok::<_, Error>(usize::try_from(max).unwrap_or(usize::MAX))
+        });
+        Ok(*max.await?)
+    }
+
+    /// The store's group-commit queue (see `append/group.rs`).
+    fn group(&self, max_packet: usize) -> &Arc<GroupQueue<MySqlGroupWriter>> {
+        let inner = &self.inner;
+        inner.group.get_or_init(|| {
+            let writer = MySqlGroupWriter::new(
+                &inner.pool,
+                inner.side.clone(),
+                inner.append_sql.clone(),
+                inner.dcb_sql.clone(),
+                HeadsSql::new(&inner.config),
+                inner.locks.clone(),
+            );
+            let limits = group::limits(budget(max_packet), inner.config.limits.max_lock_keys);
+            Arc::new(GroupQueue::new(writer, limits))
+        })
+    }
+
+    /// An append in a transaction of the store's own. Without a time limit or a record, it
+    /// goes through group commit (see `append/group.rs`): alone when no other append is in
+    /// flight, else queued and merged with concurrent ones.
     async fn append_own(
         &self,
         target: Target<'_>,
@@ -290,16 +318,61 @@ impl MySqlEventStore {
         record: Option<&CommandRecord>,
     ) -> Result<AppendResult> {
         let inner = &self.inner;
+        if record.is_some() || inner.config.timeouts.append.is_some() {
+            return self.append_alone(target, events, record, None).await;
+        }
+        target.validate(events, &inner.config)?;
+        let max_packet = self.max_packet(None).await?;
+        let mut chunks = Chunks::plan(events, target.stream(), max_packet)?;
+        if chunks.0.len() != 1 {
+            return self.append_alone(target, events, None, Some(chunks)).await;
+        }
+        let queue = self.group(max_packet);
+        let entry = queue.enter(|| {
+            let chunk = chunks.0.pop().unwrap_or_default();
+            Request::new(target, chunk, self.plan(target, events))
+        });
+        match entry {
+            Entry::Direct(_slot) => self.append_alone(target, events, None, Some(chunks)).await,
+            Entry::Queued(reply) => match reply.await {
+                Ok(Some(result)) => Ok(result),
+                // Not appended in its group, or the writer task is gone (the runtime is
+                // shutting down): alone, it appends or tells why not (a replay included).
+                Ok(None) | Err(_) => self.append_alone(target, events, None, None).await,
+            },
+        }
+    }
+
+    /// An append in a transaction of the store's own, on a pooled connection, committed
+    /// unless the append was a replay. The time limit covers everything up to COMMIT.
+    ///
+    /// With a `record` (the command executor's), the command is recorded in the same
+    /// transaction when the events were appended (not after a replay), and no time limit
+    /// applies (see [`DcbStore::append_if_and_record`]). `chunks` are the batch's rows when
+    /// already made.
+    async fn append_alone(
+        &self,
+        target: Target<'_>,
+        events: &[NewEvent],
+        record: Option<&CommandRecord>,
+        chunks: Option<Chunks>,
+    ) -> Result<AppendResult> {
+        let inner = &self.inner;
         let limit = if record.is_some() { None } else { inner.config.timeouts.append };
         let started = std::time::Instant::now();
-        target.validate(events, &inner.config)?;
+        if chunks.is_none() {
+            target.validate(events, &inner.config)?;
+        }
         if let Some(record) = record {
             record.validate(&inner.config.limits)?;
         }
         let plan = self.plan(target, events);
         let mut conn = limited(limit, OwnConnection::acquire(&inner.pool)).await?;
         let work = async {
-            let chunks = self.chunks(&mut conn, target, events).await?;
+            let chunks = match chunks {
+                Some(chunks) => chunks,
+                None => self.chunks(&mut conn, target, events).await?,
+            };
             let append = self.append_step(target, events, &chunks, true);
             let (open, result) = self.run_own(&mut conn, &append, &plan).await?;
             if let (true, Some(record)) = (open, record) {
@@ -461,7 +534,7 @@ async fn run_locked(
     append.run(conn).await
 }
 
-async fn setup_session(conn: &mut MySqlConnection) -> std::result::Result<(), sqlx::Error> {
+pub(crate) async fn setup_session(conn: &mut MySqlConnection) -> std::result::Result<(), sqlx::Error> {
     sqlx::raw_sql(SESSION_SETUP).execute(conn).await?;
     Ok(())
 }

@@ -78,21 +78,21 @@ async fn schema_status_tells_a_migrated_database_from_an_empty_one() {
     let after = store.schema_status().await.unwrap();
     assert!(after.is_applied(), "{after:?}");
     let names: Vec<&str> = after.tables.iter().map(|t| t.name.as_str()).collect();
-    for name in ["ledger", "ledger_dead_letters", "ledger_counter", "ledger_tags", "ledger_write"] {
+    for name in ["ledger", "ledger_dead_letters", "ledger_counter", "ledger_tags", "ledger_write_rows"] {
         assert!(names.contains(&name), "{name}: {names:?}");
     }
     // A migration cut short: the tag index and the procedure missing (a table of that name
     // would not stand in for the procedure).
     for sql in [
         format!("DROP TABLE `{database}`.ledger_tags"),
-        format!("DROP PROCEDURE `{database}`.ledger_write"),
-        format!("CREATE TABLE `{database}`.ledger_write (id INT)"),
+        format!("DROP PROCEDURE `{database}`.ledger_write_rows"),
+        format!("CREATE TABLE `{database}`.ledger_write_rows (id INT)"),
     ] {
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(store.pool()).await.unwrap();
     }
     let partial = store.schema_status().await.unwrap();
     let missing: Vec<&str> = partial.missing().map(|t| t.name.as_str()).collect();
-    assert_eq!(missing, ["ledger_tags", "ledger_write"]);
+    assert_eq!(missing, ["ledger_tags", "ledger_write_rows"]);
     assert!(!partial.is_applied() && !partial.is_empty());
     store.migrate().await.unwrap();
     assert!(store.schema_status().await.unwrap().is_applied(), "migrate repairs it");

@@ -18,6 +18,7 @@
 //! partial duplicate, and the writes made so far are undone (the store's own transaction is
 //! rolled back; in a caller's transaction, the append's savepoint).
 
+pub(crate) mod group;
 mod rows;
 
 use std::collections::HashMap;
@@ -34,7 +35,7 @@ use crate::dcb::{self, DcbSql};
 use crate::error::{CorruptRow, DUPLICATE_KEY, db, number};
 use crate::sql::{Statement, repeated};
 
-pub(crate) use rows::Chunks;
+pub(crate) use rows::{Chunks, budget};
 
 /// Ids per idempotency lookup (MySQL allows 65,535 placeholders per statement).
 const IDS_PER_LOOKUP: usize = 10_000;
@@ -295,15 +296,10 @@ impl Append<'_> {
         let mut first = None;
         for chunk in &self.chunks.0 {
             let version = stream.map(|_| current + chunk.start as i64 + 1);
-            let row = sqlx::query(self.sql.write.sql())
-                .bind(chunk.json.as_str())
-                .bind(chunk.len as i64)
-                .bind(version)
-                .bind(stream.map(|s| s.aggregate_type.as_str()))
-                .bind(stream.map(|s| s.aggregate_id.as_bytes().as_slice()))
-                .fetch_one(&mut *conn)
-                .await?;
-            let position: Position = row.try_get(0)?;
+            let mut array = String::with_capacity(chunk.bytes);
+            chunk.render(&mut array, version);
+            rows::close_array(&mut array);
+            let position = write_rows(conn, self.sql, array, chunk.len()).await?;
             first.get_or_insert(position);
         }
         first.ok_or_else(|| sqlx::Error::Protocol("an empty batch reached the write".into()))
@@ -363,4 +359,16 @@ impl Append<'_> {
         }
         Ok(stored)
     }
+}
+
+/// One call of the write procedure: `count` events as a JSON `array` (see `rows`), written at
+/// the next positions of the counter, whose row lock the transaction keeps. Returns the first.
+pub(crate) async fn write_rows(
+    conn: &mut MySqlConnection,
+    sql: &AppendSql,
+    array: String,
+    count: usize,
+) -> std::result::Result<Position, sqlx::Error> {
+    let row = sqlx::query(sql.write.sql()).bind(array).bind(count as i64).fetch_one(conn).await?;
+    row.try_get(0)
 }

@@ -161,11 +161,11 @@ impl DcbSql {
         c
     }
 
-    /// Whether any event matching `query` lies after `after`: one statement that stops at the
-    /// first match.
-    fn condition_statement(&self, query: &Query, after: Position) -> Compiled {
+    /// Appends whether any event matching `query` lies after `after` (an `EXISTS` that stops at
+    /// the first match) to `c`, a select list being built.
+    fn push_condition(&self, query: &Query, after: Position, c: &mut Compiled) {
         let (low, high) = (after.saturating_add(1), Position::MAX);
-        let mut c = Compiled { text: String::from("SELECT EXISTS ("), binds: Vec::new() };
+        c.text.push_str(if c.text.is_empty() { "SELECT EXISTS (" } else { ", EXISTS (" });
         if query.is_all() {
             c.text.push_str(&self.by_type.text().replace(" AND x.event_type IN ", ""));
             c.binds.extend([Bind::Int(low), Bind::Int(high)]);
@@ -174,10 +174,9 @@ impl DcbSql {
             if i > 0 {
                 c.text.push_str(" UNION ALL ");
             }
-            self.push_item(item, low, high, &mut c);
+            self.push_item(item, low, high, c);
         }
         c.text.push(')');
-        c
     }
 }
 
@@ -221,14 +220,44 @@ pub(crate) async fn condition_matches(
     sql: &DcbSql,
     condition: &AppendCondition,
 ) -> Result<bool> {
-    let compiled =
-        sql.condition_statement(&condition.fail_if_events_match, condition.after.unwrap_or(0));
-    let found: i64 = {
-        use sqlx::Row;
-        let row = compiled.query().fetch_one(&mut *conn).await.map_err(db)?;
-        row.try_get(0).map_err(db)?
-    };
-    Ok(found != 0)
+    let matched = conditions_matching(conn, sql, &[condition]).await?;
+    Ok(matched.first().copied().unwrap_or(true))
+}
+
+/// Most binds in one condition statement (MySQL allows 65,535 placeholders per statement).
+const BINDS_PER_CHECK: usize = 60_000;
+
+/// [`condition_matches`] for several conditions (a group's), in as few statements as the
+/// placeholder limit allows: one row of one `EXISTS` per condition. In order of `conditions`.
+pub(crate) async fn conditions_matching(
+    conn: &mut MySqlConnection,
+    sql: &DcbSql,
+    conditions: &[&AppendCondition],
+) -> Result<Vec<bool>> {
+    use sqlx::Row;
+    let mut matched = Vec::with_capacity(conditions.len());
+    let mut rest = conditions;
+    while !rest.is_empty() {
+        let mut c = Compiled::default();
+        let mut taken = 0;
+        for condition in rest {
+            let before = (c.text.len(), c.binds.len());
+            sql.push_condition(&condition.fail_if_events_match, condition.after.unwrap_or(0), &mut c);
+            if taken > 0 && c.binds.len() > BINDS_PER_CHECK {
+                c.text.truncate(before.0);
+                c.binds.truncate(before.1);
+                break;
+            }
+            taken += 1;
+        }
+        let row = c.query().fetch_one(&mut *conn).await.map_err(db)?;
+        for i in 0..taken {
+            let found: i64 = row.try_get(i).map_err(db)?;
+            matched.push(found != 0);
+        }
+        rest = &rest[taken..];
+    }
+    Ok(matched)
 }
 
 /// Stores `command` in the commands table on `conn`.
@@ -296,10 +325,16 @@ mod tests {
         for value in ["t1", "\"A\"", "'C'"] {
             assert!(!c.text.contains(value), "{value} spliced into {}", c.text);
         }
-        let cond = sql().condition_statement(&query, 4);
+        let mut cond = Compiled::default();
+        sql().push_condition(&query, 4, &mut cond);
         assert_eq!(cond.text.matches('?').count(), cond.binds.len(), "{}", cond.text);
         assert_eq!(cond.binds[0], Bind::Int(5));
         assert!(!cond.text.contains("LIMIT"));
+        let one = cond.binds.len();
+        sql().push_condition(&query, 7, &mut cond);
+        assert!(cond.text.starts_with("SELECT EXISTS (") && cond.text.contains("), EXISTS ("));
+        assert_eq!(cond.binds.len(), 2 * one);
+        assert_eq!(cond.binds[one], Bind::Int(8));
     }
 
     #[test]
@@ -307,7 +342,8 @@ mod tests {
         let read = sql().read_statement(&Query::all(), (1, 9), true, 3);
         assert_eq!(read.binds, [Bind::Int(1), Bind::Int(9), Bind::Int(3)]);
         assert!(read.text.ends_with("ORDER BY e.global_position DESC LIMIT ?"), "{}", read.text);
-        let cond = sql().condition_statement(&Query::all(), 0);
+        let mut cond = Compiled::default();
+        sql().push_condition(&Query::all(), 0, &mut cond);
         assert_eq!(cond.text.matches('?').count(), 2, "{}", cond.text);
     }
 }

@@ -42,7 +42,7 @@ pub fn migration_sql(config: &StoreConfig) -> String {
 /// ```
 /// use pupsourcing_core::StoreConfig;
 /// let script = pupsourcing_mysql::migration_script(&StoreConfig::default());
-/// assert!(script.contains("DELIMITER $$\nCREATE PROCEDURE IF NOT EXISTS `events_write`"));
+/// assert!(script.contains("DELIMITER $$\nCREATE PROCEDURE IF NOT EXISTS `events_write_rows`"));
 /// ```
 pub fn migration_script(config: &StoreConfig) -> String {
     let mut out = String::new();

@@ -182,22 +182,21 @@ CREATE TABLE IF NOT EXISTS {recreate_lock} (
 
 INSERT INTO {recreate_lock} (id, generation, phase, updated_at) VALUES (1, 0, 'running', {now})
 ON DUPLICATE KEY UPDATE id = id;
--- Writes a chunk of a batch in one round trip, as the last step of an append (see
--- append/mod.rs): takes `n` positions from the counter (its row lock held until the
--- transaction ends), inserts the events and their tag index rows, and returns the first
--- position. The section that appends run one at a time is then this call and the COMMIT.
--- batch: a JSON array of one object per event, in batch order (append/rows.rs):
---   id, tr, co, ca: UUIDs in hex; t: type; v: payload version; c: bounded context;
---   tj: the tags as JSON text; tags: the tags; p: the payload in base64; m: the metadata as
---   JSON text; at: created_at in microseconds (a string: JSON numbers may pass through a
---   double); h: partition hash.
--- first_version: the version of the chunk's first event in its stream (NULL outside one).
-CREATE PROCEDURE IF NOT EXISTS {events_write} (
+-- Writes events in one round trip, as the last step of an append or of a group of appends (see
+-- append/mod.rs and append/group.rs): takes `n` positions from the counter (its row lock held
+-- until the transaction ends), inserts the events and their tag index rows, and returns the
+-- first position. The section that appends run one at a time is then this call and the COMMIT.
+-- batch: a JSON array of one object per event, in position order (append/rows.rs):
+--   id, tr, co, ca: UUIDs in hex; st: the stream's aggregate type, sid: its id in hex, sv: the
+--   event's version in it (a string; all three absent outside a stream); t: type; v: payload
+--   version; c: bounded context; tj: the tags as JSON text; tags: the tags; p: the payload in
+--   base64; m: the metadata as JSON text; at: created_at in microseconds (a string: JSON
+--   numbers may pass through a double); h: partition hash.
+-- (Stores made before group commit also have `<events>_write`, which took one stream per call;
+-- nothing calls it any more.)
+CREATE PROCEDURE IF NOT EXISTS {events_write_rows} (
     IN batch LONGTEXT CHARACTER SET utf8mb4,
-    IN n BIGINT,
-    IN first_version BIGINT,
-    IN stream_type VARBINARY(2048),
-    IN stream_id BINARY(16)
+    IN n BIGINT
 )
 MODIFIES SQL DATA
 BEGIN
@@ -210,11 +209,14 @@ BEGIN
         trace_id, correlation_id, causation_id, created_at, partition_hash
     )
     SELECT last - n + j.ord, UNHEX(j.id), j.t, j.v, j.c,
-           stream_type, stream_id, first_version + (j.ord - 1), j.tj, FROM_BASE64(j.p), j.m,
+           j.st, UNHEX(j.sid), CAST(j.sv AS SIGNED), j.tj, FROM_BASE64(j.p), j.m,
            UNHEX(j.tr), UNHEX(j.co), UNHEX(j.ca), CAST(j.at AS SIGNED), j.h
     FROM JSON_TABLE(batch, '$[*]' COLUMNS (
         ord FOR ORDINALITY,
         id CHAR(32) CHARACTER SET ascii PATH '$.id',
+        st VARCHAR(2048) CHARACTER SET utf8mb4 PATH '$.st',
+        sid CHAR(32) CHARACTER SET ascii PATH '$.sid',
+        sv VARCHAR(24) CHARACTER SET ascii PATH '$.sv',
         t VARCHAR(2048) CHARACTER SET utf8mb4 PATH '$.t',
         v INT PATH '$.v',
         c VARCHAR(2048) CHARACTER SET utf8mb4 PATH '$.c',
