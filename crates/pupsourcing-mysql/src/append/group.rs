@@ -45,8 +45,11 @@ use crate::store::BEGIN;
 /// while the next locks and checks); a group's events must fit one call of the write
 /// procedure, so its size is counted in bytes against the packet budget of a chunk.
 pub(crate) fn limits(chunk_bytes: usize, max_lock_keys: usize) -> GroupLimits {
-    GroupLimits { writers: 2, requests: 64, size: chunk_bytes, lock_keys: max_lock_keys }
+    GroupLimits { writers: WRITERS, requests: 64, size: chunk_bytes, lock_keys: max_lock_keys }
 }
+
+/// Writer tasks (and connections) at once.
+const WRITERS: usize = 8;
 
 /// How long a group waits for a row lock held by someone else, in seconds (InnoDB's least). A
 /// group holds the locks of all its requests, so waiting on a caller's long transaction would
@@ -144,7 +147,7 @@ impl MySqlGroupWriter {
     ) -> Self {
         let options = pool.connect_options().as_ref().clone();
         let writers = MySqlPoolOptions::new()
-            .max_connections(2)
+            .max_connections(WRITERS as u32)
             .test_before_acquire(false)
             .after_connect(|conn, _| {
                 Box::pin(async move {
