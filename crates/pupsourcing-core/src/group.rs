@@ -46,10 +46,7 @@ pub trait GroupWriter: Send + Sync + 'static {
 
     /// Writes `group` (one or more requests, oldest first) and answers each request, in order:
     /// its result when it was appended, `None` when it was not (its caller then runs it alone).
-    fn write<'a>(
-        &'a self,
-        group: &'a [Self::Request],
-    ) -> BoxFuture<'a, Vec<Option<AppendResult>>>;
+    fn write<'a>(&'a self, group: &'a [Self::Request]) -> BoxFuture<'a, Vec<Option<AppendResult>>>;
 }
 
 /// The bounds of a queue's groups.

@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use pupsourcing_core::dcb::{
     AppendCondition, CommandRecord, DcbStore, LockKey, Query, ReadOptions, ReadResult, lock_plan,
 };
+use pupsourcing_core::group::{Entry, GroupQueue};
 use pupsourcing_core::timeout::{within as limited, write_within};
 use pupsourcing_core::{
     AppendResult, ConnectOptions, Error, EventStore, ExpectedVersion, NewEvent, Position,
@@ -13,7 +14,6 @@ use pupsourcing_core::{
 };
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{Connection, MySql, MySqlConnection, MySqlPool, Transaction};
-use pupsourcing_core::group::{Entry, GroupQueue};
 use tokio::sync::OnceCell;
 
 use crate::append::group::{self, HeadsSql, MySqlGroupWriter, Request};
@@ -534,7 +534,9 @@ async fn run_locked(
     append.run(conn).await
 }
 
-pub(crate) async fn setup_session(conn: &mut MySqlConnection) -> std::result::Result<(), sqlx::Error> {
+pub(crate) async fn setup_session(
+    conn: &mut MySqlConnection,
+) -> std::result::Result<(), sqlx::Error> {
     sqlx::raw_sql(SESSION_SETUP).execute(conn).await?;
     Ok(())
 }

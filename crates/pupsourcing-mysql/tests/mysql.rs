@@ -78,7 +78,9 @@ async fn schema_status_tells_a_migrated_database_from_an_empty_one() {
     let after = store.schema_status().await.unwrap();
     assert!(after.is_applied(), "{after:?}");
     let names: Vec<&str> = after.tables.iter().map(|t| t.name.as_str()).collect();
-    for name in ["ledger", "ledger_dead_letters", "ledger_counter", "ledger_tags", "ledger_write_rows"] {
+    for name in
+        ["ledger", "ledger_dead_letters", "ledger_counter", "ledger_tags", "ledger_write_rows"]
+    {
         assert!(names.contains(&name), "{name}: {names:?}");
     }
     // A migration cut short: the tag index and the procedure missing (a table of that name

@@ -9,8 +9,9 @@
 //!
 //! 1. the union of the requests' boundary locks (no key wanted in both modes: the queue's rule),
 //!    their missing rows created first in autocommit statements (see `dcb::locks`);
-//! 2. the head rows of the requests' streams, locked in key order, the missing ones created at
-//!    version 0 (`group_heads_lock.sql`), and their versions read;
+//! 2. the head rows of the requests' streams, locked in key order with their versions read
+//!    (`group_heads_lock.sql`), the missing ones created at version 0
+//!    (`group_heads_create.sql`);
 //! 3. every request's check as if alone: its expected version against its locked head, its
 //!    condition (one statement for all of them, after the locks); the requests that fail are
 //!    left out, and their callers run them alone, which reports why;
@@ -107,7 +108,7 @@ impl Grouped for Request {
 #[derive(Debug, Clone)]
 pub(crate) struct HeadsSql {
     lock: String,
-    read: String,
+    create: String,
     bump: String,
 }
 
@@ -116,7 +117,7 @@ impl HeadsSql {
         let render = |template: &str| crate::sql::render(template, config);
         Self {
             lock: render(include_str!("group_heads_lock.sql")),
-            read: render(include_str!("group_heads_read.sql")),
+            create: render(include_str!("group_heads_create.sql")),
             bump: render(include_str!("group_heads_bump.sql")),
         }
     }
@@ -221,39 +222,45 @@ impl MySqlGroupWriter {
         Ok(results(group, &current, first))
     }
 
-    /// Locks (creating the missing ones) and reads the head rows of the group's streams.
+    /// Locks the head rows of the group's streams (creating the missing ones at version 0)
+    /// and returns their versions.
     async fn lock_heads(
         &self,
         conn: &mut MySqlConnection,
         group: &[Request],
         now: i64,
-    ) -> Result<HashMap<(Vec<u8>, [u8; 16]), Version>> {
-        let mut streams: Vec<(Vec<u8>, [u8; 16])> =
+    ) -> Result<HashMap<HeadKey, Version>> {
+        let mut streams: Vec<HeadKey> =
             group.iter().filter_map(|r| r.stream.as_ref()).map(key).collect();
         if streams.is_empty() {
             return Ok(HashMap::new());
         }
         streams.sort();
-        let text = self.heads_sql.lock.replace("{rows}", &repeated("(?, ?, 0, ?)", streams.len()));
+        let rows = vec!["(aggregate_type = ? AND aggregate_id = ?)"; streams.len()].join(" OR ");
+        let text = self.heads_sql.lock.replace("{rows}", &rows);
         let mut lock = sqlx::query(AssertSqlSafe(text));
         for (kind, id) in &streams {
-            lock = lock.bind(kind.as_slice()).bind(id.as_slice()).bind(now);
-        }
-        lock.execute(&mut *conn).await.map_err(db)?;
-        let rows = vec!["(aggregate_type = ? AND aggregate_id = ?)"; streams.len()].join(" OR ");
-        let text = self.heads_sql.read.replace("{rows}", &rows);
-        let mut read = sqlx::query(AssertSqlSafe(text));
-        for (kind, id) in &streams {
-            read = read.bind(kind.as_slice()).bind(id.as_slice());
+            lock = lock.bind(kind.as_slice()).bind(id.as_slice());
         }
         let mut heads = HashMap::with_capacity(streams.len());
-        for row in read.fetch_all(&mut *conn).await.map_err(db)? {
+        for row in lock.fetch_all(&mut *conn).await.map_err(db)? {
             let kind: Vec<u8> = row.try_get(0).map_err(db)?;
             let id: Vec<u8> = row.try_get(1).map_err(db)?;
             let version: Version = row.try_get(2).map_err(db)?;
             if let Ok(id) = <[u8; 16]>::try_from(id) {
                 heads.insert((kind, id), version);
             }
+        }
+        let missing: Vec<&HeadKey> = streams.iter().filter(|s| !heads.contains_key(*s)).collect();
+        if !missing.is_empty() {
+            let text =
+                self.heads_sql.create.replace("{rows}", &repeated("(?, ?, 0, ?)", missing.len()));
+            let mut create = sqlx::query(AssertSqlSafe(text));
+            for (kind, id) in &missing {
+                create = create.bind(kind.as_slice()).bind(id.as_slice()).bind(now);
+            }
+            create.execute(&mut *conn).await.map_err(db)?;
+            heads.extend(missing.into_iter().map(|s| (s.clone(), 0)));
         }
         Ok(heads)
     }
@@ -266,7 +273,7 @@ impl MySqlGroupWriter {
         current: &[Option<Version>],
         now: i64,
     ) -> Result<()> {
-        let mut bumps: Vec<((Vec<u8>, [u8; 16]), Version)> = group
+        let mut bumps: Vec<(HeadKey, Version)> = group
             .iter()
             .zip(current)
             .filter_map(|(r, c)| Some((key(r.stream.as_ref()?), (*c)? + r.chunk.len() as i64)))
@@ -302,7 +309,9 @@ impl GroupWriter for MySqlGroupWriter {
 }
 
 /// A stream's head row key: its aggregate type and id as stored.
-fn key(stream: &StreamId) -> (Vec<u8>, [u8; 16]) {
+type HeadKey = (Vec<u8>, [u8; 16]);
+
+fn key(stream: &StreamId) -> HeadKey {
     (stream.aggregate_type.as_bytes().to_vec(), *stream.aggregate_id.as_bytes())
 }
 

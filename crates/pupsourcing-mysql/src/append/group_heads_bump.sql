@@ -1,5 +1,5 @@
 -- Moves the locked head rows of a group's appended streams to their new versions (every row
--- exists: group_heads_lock.sql created the missing ones).
+-- exists: group_heads_create.sql created the missing ones).
 -- {rows} is (?, ?, ?, ?) per stream: aggregate_type, aggregate_id (16 bytes), new version, now
 -- in microseconds.
 INSERT INTO {aggregate_heads} (aggregate_type, aggregate_id, aggregate_version, updated_at)

@@ -242,7 +242,11 @@ pub(crate) async fn conditions_matching(
         let mut taken = 0;
         for condition in rest {
             let before = (c.text.len(), c.binds.len());
-            sql.push_condition(&condition.fail_if_events_match, condition.after.unwrap_or(0), &mut c);
+            sql.push_condition(
+                &condition.fail_if_events_match,
+                condition.after.unwrap_or(0),
+                &mut c,
+            );
             if taken > 0 && c.binds.len() > BINDS_PER_CHECK {
                 c.text.truncate(before.0);
                 c.binds.truncate(before.1);
