@@ -27,11 +27,10 @@ mod connection;
 mod coordination;
 mod dcb;
 mod error;
-mod group;
 mod migrate;
 mod notify;
 mod read;
-mod statements;
+mod sql;
 mod store;
 
 pub use migrate::migration_sql;

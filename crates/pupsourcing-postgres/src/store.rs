@@ -17,9 +17,9 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Row, Transaction};
 use crate::append::{Route, Target};
 use crate::connection::OwnConnection;
 use crate::error::{ConnectError, EndedByCaller, NotCommitted, db_error};
-use crate::group::GroupCommit;
+use crate::append::group::GroupCommit;
 use crate::notify::Notifier;
-use crate::statements::Statements;
+use crate::sql::Statements;
 use crate::{append, dcb, migrate, read};
 
 /// An event store on PostgreSQL. Cheap to clone: clones share the pool.

@@ -37,7 +37,7 @@ use uuid::Uuid;
 use crate::append::{self, Arguments, Columns, ConditionArrays, Locks, Route, Target};
 use crate::connection::OwnConnection;
 use crate::error::db_error;
-use crate::statements::Statements;
+use crate::sql::Statements;
 
 /// Writer tasks running groups at once. Two keep both cores of a small server busy (one group
 /// commits while the next executes) without splitting the queue into small groups.

@@ -4,7 +4,7 @@ use pupsourcing_core::{Position, RecordedEvent, StreamId, Version, VersionRange}
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgExecutor, Row};
 
-use crate::statements::Statements;
+use crate::sql::Statements;
 
 /// Decodes one row of the column list shared by every read statement.
 pub(crate) fn decode(row: &PgRow) -> Result<RecordedEvent, sqlx::Error> {

@@ -1,6 +1,8 @@
 //! The append path: validate, turn the batch into column arrays, and run it in one round trip:
 //! the one-statement direct path for a single event in autocommit mode, else the store's
-//! `{events}_append` function.
+//! `{events}_append` function. Concurrent single-event appends are merged by [`group`].
+
+pub(crate) mod group;
 
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Row};
 use uuid::Uuid;
 
 use crate::error::{append_error, column, db_error};
-use crate::statements::Statements;
+use crate::sql::Statements;
 
 /// The batch as one array per column, the shape the append function and the group statement
 /// take.
