@@ -1,4 +1,10 @@
-//! The SQL this backend runs, rendered once per store from the `.sql` files beside this module.
+//! Rendering of the `.sql` templates kept beside each module: this crate's counterpart of the
+//! MySQL and SQLite crates' `sql.rs` ([`render`] fills in the configured, validated names).
+//!
+//! Unlike those crates, where each module renders its own statements, the statements are
+//! rendered here, once per store, into one [`Statements`] shared by every module: the templates
+//! stay beside the module that runs them (`append/`, `read/`, `dcb/`, `checkpoint/`,
+//! `coordination/`, `migrate/`), and only their rendering is gathered in this file.
 
 use std::sync::Arc;
 
@@ -45,9 +51,9 @@ pub(crate) struct Statements {
     pub coordination_reshard: Arc<str>,
     pub coordination_clock: Arc<str>,
     /// Placeholder-free prefix of a projection batch read, to which the scope's filters are
-    /// added (`sql/checkpoint_batch.sql`).
+    /// added (`checkpoint/batch.sql`).
     pub checkpoint_batch: String,
-    /// Placeholder-free prefix of a projection's lag count (`sql/checkpoint_pending.sql`).
+    /// Placeholder-free prefix of a projection's lag count (`checkpoint/pending.sql`).
     pub checkpoint_pending: String,
     /// Placeholder-free prefix of every DCB read (`SELECT <columns> FROM <events> e`).
     pub select_events: String,
@@ -93,7 +99,9 @@ impl Statements {
             coordination_remove_stale: render(include_str!("coordination/remove_stale.sql")),
             coordination_workers: render(include_str!("coordination/workers.sql")),
             coordination_generation: render(include_str!("coordination/generation.sql")),
-            coordination_begin_generation: render(include_str!("coordination/begin_generation.sql")),
+            coordination_begin_generation: render(include_str!(
+                "coordination/begin_generation.sql"
+            )),
             coordination_set_phase: render(include_str!("coordination/set_phase.sql")),
             coordination_ensure_shards: render(include_str!("coordination/ensure_shards.sql")),
             coordination_shards: render(include_str!("coordination/shards.sql")),
@@ -103,9 +111,7 @@ impl Statements {
             coordination_lock_shards: render(include_str!("coordination/lock_shards.sql")),
             coordination_reshard: render(include_str!("coordination/reshard.sql")),
             coordination_clock: render(include_str!("coordination/clock.sql")),
-            checkpoint_batch: render(include_str!("checkpoint/batch.sql"))
-                .trim_end()
-                .to_string(),
+            checkpoint_batch: render(include_str!("checkpoint/batch.sql")).trim_end().to_string(),
             checkpoint_pending: render(include_str!("checkpoint/pending.sql"))
                 .trim_end()
                 .to_string(),
@@ -124,7 +130,7 @@ fn with_record_step(direct_dcb: &str, step: &str) -> String {
     const LAST_CTE_END: &str = "\n)\nSELECT 'appended'";
     let step: String = step.lines().filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join("\n");
     let spliced = format!("\n), {}\nSELECT 'appended'", step.trim());
-    assert!(direct_dcb.contains(LAST_CTE_END), "append_direct_dcb.sql ends with its CTEs");
+    assert!(direct_dcb.contains(LAST_CTE_END), "append/direct_dcb.sql ends with its CTEs");
     direct_dcb.replacen(LAST_CTE_END, &spliced, 1)
 }
 

@@ -43,10 +43,8 @@ pub(crate) async fn status(
     config: &StoreConfig,
 ) -> Result<SchemaStatus, sqlx::Error> {
     let schema = config.schema.as_str();
-    let names: Vec<String> = sqlx::query_scalar(include_str!("schema_tables.sql"))
-        .bind(schema)
-        .fetch_all(pool)
-        .await?;
+    let names: Vec<String> =
+        sqlx::query_scalar(include_str!("schema_tables.sql")).bind(schema).fetch_all(pool).await?;
     Ok(SchemaStatus::new(schema, &config.tables, |t| names.iter().any(|n| n == t.as_str())))
 }
 
