@@ -16,8 +16,8 @@
 //! orchestrator: workers with heartbeats on the database clock, the Recreate generation, and
 //! shards whose batches commit only under their owner's epoch (the fence).
 //!
-//! SQL lives in the `sql/` folder beside these modules; [`migration_sql`] renders the schema for
-//! a configuration.
+//! Every SQL statement lives in a `.sql` file beside the module that runs it, rendered once per
+//! store with the configured names; [`migration_sql`] renders the schema for a configuration.
 
 #![warn(missing_docs)]
 
@@ -27,11 +27,10 @@ mod connection;
 mod coordination;
 mod dcb;
 mod error;
-mod group;
 mod migrate;
 mod notify;
 mod read;
-mod statements;
+mod sql;
 mod store;
 
 pub use migrate::migration_sql;

@@ -14,12 +14,12 @@ use pupsourcing_core::{
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Row, Transaction};
 
+use crate::append::group::GroupCommit;
 use crate::append::{Route, Target};
 use crate::connection::OwnConnection;
 use crate::error::{ConnectError, EndedByCaller, NotCommitted, db_error};
-use crate::group::GroupCommit;
 use crate::notify::Notifier;
-use crate::statements::Statements;
+use crate::sql::Statements;
 use crate::{append, dcb, migrate, read};
 
 /// An event store on PostgreSQL. Cheap to clone: clones share the pool.
@@ -63,7 +63,7 @@ pub(crate) struct Inner {
     pool: PgPool,
     config: StoreConfig,
     sql: Arc<Statements>,
-    /// Queue of concurrent single-event appends of the store's own (see group.rs).
+    /// Queue of concurrent single-event appends of the store's own (see append/group.rs).
     group: Arc<GroupCommit>,
     /// Highest gap-free head seen so far. Heads only grow, so a cached one stays safe and lets
     /// catch-up reads skip the head query until they reach it. Wrong after a TRUNCATE or a
@@ -159,7 +159,7 @@ impl PgEventStore {
 
     /// An append in a transaction of the store's own. The append is one statement, so without a
     /// time limit it runs in autocommit mode: its own transaction, in one round trip. A single
-    /// event goes through group commit (group.rs): alone by the direct path, or merged with
+    /// event goes through group commit (append/group.rs): alone by the direct path, or merged with
     /// concurrent ones. With a limit it runs in an explicit transaction, so that a timed-out
     /// append is rolled back rather than left to commit on the server.
     async fn append_own(&self, target: Target<'_>, events: &[NewEvent]) -> Result<AppendResult> {
@@ -460,10 +460,10 @@ impl DcbStore for PgEventStore {
         .await
     }
 
-    /// A single event goes through group commit with its record (group.rs): alone by the
-    /// direct statement (`sql/append_direct_recorded.sql`), or in a group statement that inserts
+    /// A single event goes through group commit with its record (append/group.rs): alone by the
+    /// direct statement (`append/direct_recorded.sql`), or in a group statement that inserts
     /// the records of exactly the requests it appends. A batch is one statement in autocommit
-    /// mode (`sql/append_recorded.sql`); with no events, the record alone.
+    /// mode (`append/recorded.sql`); with no events, the record alone.
     async fn append_if_and_record(
         &self,
         events: &[NewEvent],

@@ -1,5 +1,5 @@
-//! Group commit (src/group.rs): queued single-event appends written together must each behave
-//! as if they ran alone.
+//! Group commit (src/append/group.rs): queued single-event appends written together must each
+//! behave as if they ran alone.
 //!
 //! Each test first occupies the store's two writer slots with appends that wait on a head row
 //! locked by an open transaction, so the appends under test queue up behind them; committing

@@ -78,8 +78,8 @@ async fn writing_transactions(store: &PgEventStore, positions: &[i64]) -> i64 {
 
 /// The append paths the suite does not reach store the partition hash too: a keyed single
 /// event on the direct statement, a keyed batch in the caller's transaction, single and batch
-/// DCB appends with and without conditions, both recorded appends (`append_recorded.sql`, a
-/// batch; `append_direct_recorded.sql`, one event), group commit, and the function run in an
+/// DCB appends with and without conditions, both recorded appends (`append/recorded.sql`, a
+/// batch; `append/direct_recorded.sql`, one event), group commit, and the function run in an
 /// explicit transaction under an append time limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_append_paths_store_the_partition_hash() {

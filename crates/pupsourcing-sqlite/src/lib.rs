@@ -35,11 +35,11 @@ mod checkpoint;
 mod coordination;
 mod dcb;
 mod error;
+mod migrate;
 mod read;
-mod schema;
 mod sql;
 mod store;
 
-pub use schema::migration_sql;
+pub use migrate::migration_sql;
 pub use sqlx;
 pub use store::SqliteEventStore;

@@ -20,8 +20,8 @@ use crate::checkpoint::CheckpointSql;
 use crate::coordination::CoordinationSql;
 use crate::dcb::{self, DcbSql};
 use crate::error::{NotCommitted, db};
+use crate::migrate::{self, migration_sql};
 use crate::read::{self, ReadSql};
-use crate::schema::{self, migration_sql};
 
 /// How long a connection waits for another writer's lock before failing with `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -206,7 +206,7 @@ impl SqliteEventStore {
     pub async fn migrate(&self) -> Result<()> {
         self.config.validate()?;
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(db)?;
-        if let Err(err) = schema::apply(&mut tx, &self.config).await {
+        if let Err(err) = migrate::apply(&mut tx, &self.config).await {
             // Now, rather than queued for the connection's next use.
             let _ = tx.rollback().await;
             return Err(err);
@@ -217,7 +217,7 @@ impl SqliteEventStore {
     /// Which of the configured tables exist: all of them once [`SqliteEventStore::migrate`]
     /// (or the generated migration) has run. Indexes are not checked.
     pub async fn schema_status(&self) -> Result<SchemaStatus> {
-        schema::status(&self.pool, &self.config).await
+        migrate::status(&self.pool, &self.config).await
     }
 
     /// The schema SQL for `config`, for migration files; see [`crate::migration_sql`].

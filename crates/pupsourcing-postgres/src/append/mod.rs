@@ -1,6 +1,8 @@
 //! The append path: validate, turn the batch into column arrays, and run it in one round trip:
 //! the one-statement direct path for a single event in autocommit mode, else the store's
-//! `{events}_append` function.
+//! `{events}_append` function. Concurrent single-event appends are merged by [`group`].
+
+pub(crate) mod group;
 
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Row};
 use uuid::Uuid;
 
 use crate::error::{append_error, column, db_error};
-use crate::statements::Statements;
+use crate::sql::Statements;
 
 /// The batch as one array per column, the shape the append function and the group statement
 /// take.
@@ -188,7 +190,7 @@ pub(crate) enum Route {
     /// The function on a connection of the store's own in autocommit mode.
     Own,
     /// Like [`Route::Own`], but first the one-statement direct path
-    /// (`sql/append_direct_*.sql`) when the batch is one event.
+    /// (`append/direct_*.sql`) when the batch is one event.
     Direct,
 }
 
@@ -234,10 +236,10 @@ async fn run<'q>(
     outcome(&row.map_err(append_error)?, target, events)
 }
 
-/// A DCB append and the record of `command` in one statement (`sql/append_recorded.sql`) on
+/// A DCB append and the record of `command` in one statement (`append/recorded.sql`) on
 /// `conn`, in autocommit mode: the command is recorded, with its events' positions, only when
 /// they are appended. With [`Route::Direct`], a single event first tries the direct statement
-/// with the record (`sql/append_direct_recorded.sql`), which writes both or nothing.
+/// with the record (`append/direct_recorded.sql`), which writes both or nothing.
 pub(crate) async fn append_recorded(
     conn: &mut PgConnection,
     sql: &Statements,
@@ -296,7 +298,7 @@ async fn append_read_committed<'q>(
 /// expected version or condition, a stored event id, an isolation level above READ COMMITTED,
 /// under which a version check may also fail to serialize), and nothing was written.
 /// The function then tells why. With a `record` (a DCB target only), the command's row is
-/// inserted with the event, or not at all (`sql/append_direct_recorded.sql`).
+/// inserted with the event, or not at all (`append/direct_recorded.sql`).
 pub(crate) async fn try_direct(
     conn: &mut PgConnection,
     sql: &Statements,
@@ -451,7 +453,7 @@ impl<'a> Arguments<'a> {
     }
 }
 
-/// Interprets the function's answer (see `{events}_append` in `sql/schema.sql`).
+/// Interprets the function's answer (see `{events}_append` in `migrate/schema.sql`).
 fn outcome(row: &PgRow, target: Target<'_>, events: &[NewEvent]) -> Result<AppendResult> {
     let kind: String = column(row, 0)?;
     let actual: Option<i64> = column(row, 1)?;

@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS {events} (
     -- the event's 32-bit partition hash (pupsourcing_core::projection::partition_hash), computed
     -- at append; a projection partition k of n reads the events with partition_hash % n = k.
     -- A database created before this column existed gets it from migrate, with 0 for the events
-    -- stored until then (see schema/add_partition_hash.sql).
+    -- stored until then (see migrate/add_partition_hash.sql).
     partition_hash    INTEGER NOT NULL CHECK (partition_hash BETWEEN 0 AND 4294967295),
     -- an event belongs to a stream with all three columns, or to none
     CHECK ((aggregate_type IS NULL) = (aggregate_id IS NULL)

@@ -1,5 +1,5 @@
 -- Replaces every shard row of projection $1 by shards 0..$2 at position $3, unowned, epoch $4
--- (above every old epoch). Run after coordination_lock_shards.sql in the same transaction, once
+-- (above every old epoch). Run after lock_shards.sql in the same transaction, once
 -- the locked rows were checked; the old rows have another count, so no key collides.
 WITH gone AS (
     DELETE FROM {schema}.{shards} WHERE projection_name = $1

@@ -4,7 +4,7 @@ use pupsourcing_core::{Position, RecordedEvent, StreamId, Version, VersionRange}
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgExecutor, Row};
 
-use crate::statements::Statements;
+use crate::sql::Statements;
 
 /// Decodes one row of the column list shared by every read statement.
 pub(crate) fn decode(row: &PgRow) -> Result<RecordedEvent, sqlx::Error> {
@@ -81,7 +81,7 @@ pub(crate) async fn read_until<'c>(
     rows.iter().map(decode).collect()
 }
 
-/// The gap-free head (see `{events}_safe_head` in `sql/schema.sql`), and whether the
+/// The gap-free head (see `{events}_safe_head` in `migrate/schema.sql`), and whether the
 /// connection's transaction is READ COMMITTED.
 ///
 /// The head is only safe for reads that take a newer snapshot than the head's statement: in an
@@ -99,7 +99,7 @@ pub(crate) async fn safe_head<'c>(
 
 /// The head of a DCB query whose lock keys are `keys`, or of the whole log without keys (see
 /// `{events}_query_head` in
-/// `sql/schema.sql`): gap-free for that query only (with `skip_own`, for the session's open
+/// `migrate/schema.sql`): gap-free for that query only (with `skip_own`, for the session's open
 /// transaction only), and whether the session is at READ COMMITTED.
 pub(crate) async fn query_head<'c>(
     executor: impl PgExecutor<'c>,

@@ -1,5 +1,5 @@
 -- The direct DCB append: one event without a stream, in autocommit mode, as ONE statement (no
--- function call, no subtransaction). See append_direct_stream.sql for the aggregate twin.
+-- function call, no subtransaction). See direct_stream.sql for the aggregate twin.
 --
 -- It takes the parameters of {events}_append, but the event's columns as scalars (cheaper to
 -- receive than one-element arrays): $1-$3 unused (NULL), $4-$14 the event's columns, $15 its

@@ -2,7 +2,7 @@
 //! compare-and-set in the caller's transaction; dead letters; lag and stall diagnostics.
 //!
 //! A batch read is two statements, as every global read is: the gap-free head first, then the
-//! events up to it, so that the events' snapshot is newer than the head (see `read.rs`). The
+//! events up to it, so that the events' snapshot is newer than the head (see `read/mod.rs`). The
 //! scope and the partition are filtered in SQL, with bind parameters only: a scope's strings
 //! are never spliced into the statement.
 
@@ -153,7 +153,7 @@ impl PgEventStore {
             let reason = "must be at least 1";
             return Err(ValidationError::OutOfRange { field: "batch limit", reason }.into());
         }
-        // The head in one statement, the events in a later one (see read.rs). A batch that
+        // The head in one statement, the events in a later one (see read/mod.rs). A batch that
         // fills up below the cached head (heads only grow) skips the head query, as catch-up
         // reads of the log do; a short one asks for a newer head and reads on up to it.
         let known = self.known_head();

@@ -9,7 +9,7 @@ use sqlx::{AssertSqlSafe, PgConnection};
 
 use crate::error::db_error;
 use crate::read::{decode, query_head};
-use crate::statements::Statements;
+use crate::sql::Statements;
 
 /// A bind value of a compiled query, in `$n` order after the fixed `$1` (low), `$2` (high) and
 /// `$3` (limit).

@@ -1,4 +1,10 @@
-//! The SQL this backend runs, rendered once per store from the `.sql` files beside this module.
+//! Rendering of the `.sql` templates kept beside each module: this crate's counterpart of the
+//! MySQL and SQLite crates' `sql.rs` ([`render`] fills in the configured, validated names).
+//!
+//! Unlike those crates, where each module renders its own statements, the statements are
+//! rendered here, once per store, into one [`Statements`] shared by every module: the templates
+//! stay beside the module that runs them (`append/`, `read/`, `dcb/`, `checkpoint/`,
+//! `coordination/`, `migrate/`), and only their rendering is gathered in this file.
 
 use std::sync::Arc;
 
@@ -45,9 +51,9 @@ pub(crate) struct Statements {
     pub coordination_reshard: Arc<str>,
     pub coordination_clock: Arc<str>,
     /// Placeholder-free prefix of a projection batch read, to which the scope's filters are
-    /// added (`sql/checkpoint_batch.sql`).
+    /// added (`checkpoint/batch.sql`).
     pub checkpoint_batch: String,
-    /// Placeholder-free prefix of a projection's lag count (`sql/checkpoint_pending.sql`).
+    /// Placeholder-free prefix of a projection's lag count (`checkpoint/pending.sql`).
     pub checkpoint_pending: String,
     /// Placeholder-free prefix of every DCB read (`SELECT <columns> FROM <events> e`).
     pub select_events: String,
@@ -63,55 +69,53 @@ impl Statements {
     pub fn new(config: &StoreConfig) -> Self {
         let render = |sql: &str| -> Arc<str> { Arc::from(render(sql, config)) };
         Self {
-            append: render(include_str!("sql/append.sql")),
-            append_recorded: render(include_str!("sql/append_recorded.sql")),
-            append_direct_stream: render(include_str!("sql/append_direct_stream.sql")),
-            append_direct_dcb: render(include_str!("sql/append_direct_dcb.sql")),
+            append: render(include_str!("append/append.sql")),
+            append_recorded: render(include_str!("append/recorded.sql")),
+            append_direct_stream: render(include_str!("append/direct_stream.sql")),
+            append_direct_dcb: render(include_str!("append/direct_dcb.sql")),
             append_direct_recorded: render(&with_record_step(
-                include_str!("sql/append_direct_dcb.sql"),
-                include_str!("sql/append_direct_recorded.sql"),
+                include_str!("append/direct_dcb.sql"),
+                include_str!("append/direct_recorded.sql"),
             )),
-            append_group: render(include_str!("sql/append_group.sql")),
-            read_stream: render(include_str!("sql/read_stream.sql")),
-            read_all: render(include_str!("sql/read_all.sql")),
-            stream_version: render(include_str!("sql/stream_version.sql")),
-            safe_head: render(include_str!("sql/safe_head.sql")),
-            query_head: render(include_str!("sql/query_head.sql")),
-            record_command: render(include_str!("sql/record_command.sql")),
-            checkpoint_get: render(include_str!("sql/checkpoint_get.sql")),
-            checkpoint_advance: render(include_str!("sql/checkpoint_advance.sql")),
-            checkpoint_error: render(include_str!("sql/checkpoint_error.sql")),
-            checkpoint_list: render(include_str!("sql/checkpoint_list.sql")),
-            checkpoint_reset: render(include_str!("sql/checkpoint_reset.sql")),
-            dead_letter_add: render(include_str!("sql/dead_letter_add.sql")),
-            dead_letter_remove: render(include_str!("sql/dead_letter_remove.sql")),
-            dead_letter_list: render(include_str!("sql/dead_letter_list.sql")),
-            stall: render(include_str!("sql/stall.sql")),
-            coordination_register: render(include_str!("sql/coordination_register.sql")),
-            coordination_heartbeat: render(include_str!("sql/coordination_heartbeat.sql")),
-            coordination_remove_worker: render(include_str!("sql/coordination_remove_worker.sql")),
-            coordination_remove_stale: render(include_str!("sql/coordination_remove_stale.sql")),
-            coordination_workers: render(include_str!("sql/coordination_workers.sql")),
-            coordination_generation: render(include_str!("sql/coordination_generation.sql")),
+            append_group: render(include_str!("append/group.sql")),
+            read_stream: render(include_str!("read/stream.sql")),
+            read_all: render(include_str!("read/all.sql")),
+            stream_version: render(include_str!("read/stream_version.sql")),
+            safe_head: render(include_str!("read/safe_head.sql")),
+            query_head: render(include_str!("read/query_head.sql")),
+            record_command: render(include_str!("dcb/record_command.sql")),
+            checkpoint_get: render(include_str!("checkpoint/get.sql")),
+            checkpoint_advance: render(include_str!("checkpoint/advance.sql")),
+            checkpoint_error: render(include_str!("checkpoint/error.sql")),
+            checkpoint_list: render(include_str!("checkpoint/list.sql")),
+            checkpoint_reset: render(include_str!("checkpoint/reset.sql")),
+            dead_letter_add: render(include_str!("checkpoint/dead_letter_add.sql")),
+            dead_letter_remove: render(include_str!("checkpoint/dead_letter_remove.sql")),
+            dead_letter_list: render(include_str!("checkpoint/dead_letter_list.sql")),
+            stall: render(include_str!("checkpoint/stall.sql")),
+            coordination_register: render(include_str!("coordination/register.sql")),
+            coordination_heartbeat: render(include_str!("coordination/heartbeat.sql")),
+            coordination_remove_worker: render(include_str!("coordination/remove_worker.sql")),
+            coordination_remove_stale: render(include_str!("coordination/remove_stale.sql")),
+            coordination_workers: render(include_str!("coordination/workers.sql")),
+            coordination_generation: render(include_str!("coordination/generation.sql")),
             coordination_begin_generation: render(include_str!(
-                "sql/coordination_begin_generation.sql"
+                "coordination/begin_generation.sql"
             )),
-            coordination_set_phase: render(include_str!("sql/coordination_set_phase.sql")),
-            coordination_ensure_shards: render(include_str!("sql/coordination_ensure_shards.sql")),
-            coordination_shards: render(include_str!("sql/coordination_shards.sql")),
-            coordination_assign: render(include_str!("sql/coordination_assign.sql")),
-            coordination_advance: render(include_str!("sql/coordination_advance.sql")),
-            coordination_shard_error: render(include_str!("sql/coordination_shard_error.sql")),
-            coordination_lock_shards: render(include_str!("sql/coordination_lock_shards.sql")),
-            coordination_reshard: render(include_str!("sql/coordination_reshard.sql")),
-            coordination_clock: render(include_str!("sql/coordination_clock.sql")),
-            checkpoint_batch: render(include_str!("sql/checkpoint_batch.sql"))
+            coordination_set_phase: render(include_str!("coordination/set_phase.sql")),
+            coordination_ensure_shards: render(include_str!("coordination/ensure_shards.sql")),
+            coordination_shards: render(include_str!("coordination/shards.sql")),
+            coordination_assign: render(include_str!("coordination/assign.sql")),
+            coordination_advance: render(include_str!("coordination/advance.sql")),
+            coordination_shard_error: render(include_str!("coordination/shard_error.sql")),
+            coordination_lock_shards: render(include_str!("coordination/lock_shards.sql")),
+            coordination_reshard: render(include_str!("coordination/reshard.sql")),
+            coordination_clock: render(include_str!("coordination/clock.sql")),
+            checkpoint_batch: render(include_str!("checkpoint/batch.sql")).trim_end().to_string(),
+            checkpoint_pending: render(include_str!("checkpoint/pending.sql"))
                 .trim_end()
                 .to_string(),
-            checkpoint_pending: render(include_str!("sql/checkpoint_pending.sql"))
-                .trim_end()
-                .to_string(),
-            select_events: render(include_str!("sql/select_events.sql")).trim_end().to_string(),
+            select_events: render(include_str!("dcb/select_events.sql")).trim_end().to_string(),
             events_table: render("{schema}.{events}").to_string(),
             tags_table: render("{schema}.{events}_tags").to_string(),
             lock_namespace: u64::from(marker_tag(config)),
@@ -126,54 +130,54 @@ fn with_record_step(direct_dcb: &str, step: &str) -> String {
     const LAST_CTE_END: &str = "\n)\nSELECT 'appended'";
     let step: String = step.lines().filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join("\n");
     let spliced = format!("\n), {}\nSELECT 'appended'", step.trim());
-    assert!(direct_dcb.contains(LAST_CTE_END), "append_direct_dcb.sql ends with its CTEs");
+    assert!(direct_dcb.contains(LAST_CTE_END), "append/direct_dcb.sql ends with its CTEs");
     direct_dcb.replacen(LAST_CTE_END, &spliced, 1)
 }
 
 /// The SQL templates of this crate, for the test that checks their derived names.
 #[cfg(test)]
 const TEMPLATES: &[&str] = &[
-    include_str!("sql/schema.sql"),
-    include_str!("sql/append.sql"),
-    include_str!("sql/append_recorded.sql"),
-    include_str!("sql/append_direct_stream.sql"),
-    include_str!("sql/append_direct_dcb.sql"),
-    include_str!("sql/append_direct_recorded.sql"),
-    include_str!("sql/append_group.sql"),
-    include_str!("sql/read_stream.sql"),
-    include_str!("sql/read_all.sql"),
-    include_str!("sql/stream_version.sql"),
-    include_str!("sql/safe_head.sql"),
-    include_str!("sql/query_head.sql"),
-    include_str!("sql/record_command.sql"),
-    include_str!("sql/select_events.sql"),
-    include_str!("sql/checkpoint_get.sql"),
-    include_str!("sql/checkpoint_advance.sql"),
-    include_str!("sql/checkpoint_error.sql"),
-    include_str!("sql/checkpoint_list.sql"),
-    include_str!("sql/checkpoint_reset.sql"),
-    include_str!("sql/checkpoint_batch.sql"),
-    include_str!("sql/checkpoint_pending.sql"),
-    include_str!("sql/dead_letter_add.sql"),
-    include_str!("sql/dead_letter_remove.sql"),
-    include_str!("sql/dead_letter_list.sql"),
-    include_str!("sql/stall.sql"),
-    include_str!("sql/coordination_register.sql"),
-    include_str!("sql/coordination_heartbeat.sql"),
-    include_str!("sql/coordination_remove_worker.sql"),
-    include_str!("sql/coordination_remove_stale.sql"),
-    include_str!("sql/coordination_workers.sql"),
-    include_str!("sql/coordination_generation.sql"),
-    include_str!("sql/coordination_begin_generation.sql"),
-    include_str!("sql/coordination_set_phase.sql"),
-    include_str!("sql/coordination_ensure_shards.sql"),
-    include_str!("sql/coordination_shards.sql"),
-    include_str!("sql/coordination_assign.sql"),
-    include_str!("sql/coordination_advance.sql"),
-    include_str!("sql/coordination_shard_error.sql"),
-    include_str!("sql/coordination_lock_shards.sql"),
-    include_str!("sql/coordination_reshard.sql"),
-    include_str!("sql/coordination_clock.sql"),
+    include_str!("migrate/schema.sql"),
+    include_str!("append/append.sql"),
+    include_str!("append/recorded.sql"),
+    include_str!("append/direct_stream.sql"),
+    include_str!("append/direct_dcb.sql"),
+    include_str!("append/direct_recorded.sql"),
+    include_str!("append/group.sql"),
+    include_str!("read/stream.sql"),
+    include_str!("read/all.sql"),
+    include_str!("read/stream_version.sql"),
+    include_str!("read/safe_head.sql"),
+    include_str!("read/query_head.sql"),
+    include_str!("dcb/record_command.sql"),
+    include_str!("dcb/select_events.sql"),
+    include_str!("checkpoint/get.sql"),
+    include_str!("checkpoint/advance.sql"),
+    include_str!("checkpoint/error.sql"),
+    include_str!("checkpoint/list.sql"),
+    include_str!("checkpoint/reset.sql"),
+    include_str!("checkpoint/batch.sql"),
+    include_str!("checkpoint/pending.sql"),
+    include_str!("checkpoint/dead_letter_add.sql"),
+    include_str!("checkpoint/dead_letter_remove.sql"),
+    include_str!("checkpoint/dead_letter_list.sql"),
+    include_str!("checkpoint/stall.sql"),
+    include_str!("coordination/register.sql"),
+    include_str!("coordination/heartbeat.sql"),
+    include_str!("coordination/remove_worker.sql"),
+    include_str!("coordination/remove_stale.sql"),
+    include_str!("coordination/workers.sql"),
+    include_str!("coordination/generation.sql"),
+    include_str!("coordination/begin_generation.sql"),
+    include_str!("coordination/set_phase.sql"),
+    include_str!("coordination/ensure_shards.sql"),
+    include_str!("coordination/shards.sql"),
+    include_str!("coordination/assign.sql"),
+    include_str!("coordination/advance.sql"),
+    include_str!("coordination/shard_error.sql"),
+    include_str!("coordination/lock_shards.sql"),
+    include_str!("coordination/reshard.sql"),
+    include_str!("coordination/clock.sql"),
 ];
 
 /// Replaces the placeholders of a SQL template. `{schema}`, `{events}`, `{aggregate_heads}`,

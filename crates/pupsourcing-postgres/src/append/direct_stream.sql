@@ -1,8 +1,8 @@
 -- The direct append to an aggregate stream: one event, in autocommit mode, as ONE statement (no
--- function call, no subtransaction). See append_direct_dcb.sql for the DCB twin, which checks a
+-- function call, no subtransaction). See direct_dcb.sql for the DCB twin, which checks a
 -- condition instead of a version.
 --
--- It takes the parameters of append_direct_dcb.sql ($1-$3: stream type, id and expected
+-- It takes the parameters of direct_dcb.sql ($1-$3: stream type, id and expected
 -- version: NULL any, 0 no stream, n exactly n; $4-$14: the event's columns; $15: its partition
 -- hash; $16-$18: the sorted boundary locks; $19-$25: the condition, unused here) and answers
 -- with the columns of

@@ -83,7 +83,7 @@ CREATE TABLE IF NOT EXISTS {schema}.{commands} (
 
 -- Projection checkpoints: one row per projection partition (key of count). Every in-scope
 -- event of the partition at or below `position` is handled. A batch moves it by
--- compare-and-set on the position it started from, in the batch's transaction (checkpoint.rs).
+-- compare-and-set on the position it started from, in the batch's transaction (checkpoint/mod.rs).
 CREATE TABLE IF NOT EXISTS {schema}.{checkpoints} (
     projection_name TEXT NOT NULL,
     partition_key   INT NOT NULL,
@@ -109,7 +109,7 @@ CREATE TABLE IF NOT EXISTS {schema}.{dead_letters} (
 
 -- Orchestrator workers: one row per live worker, its heartbeat on the database clock. A worker
 -- whose heartbeat is older than the stale threshold is removed and its shards released
--- (coordination.rs).
+-- (coordination/mod.rs).
 CREATE TABLE IF NOT EXISTS {schema}.{workers} (
     worker_id      TEXT PRIMARY KEY,
     generation     BIGINT NOT NULL,

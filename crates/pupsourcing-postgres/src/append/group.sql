@@ -2,7 +2,7 @@
 -- own, written by ONE statement in one transaction (see group.rs). The writer only groups
 -- requests that cannot see each other: different streams, and boundary locks where no key is
 -- wanted exclusively by one request and at all by another. So
--- each request's checks only need what committed before, exactly as in append_direct_dcb.sql.
+-- each request's checks only need what committed before, exactly as in direct_dcb.sql.
 --
 -- Per request ($1-$3, $4-$7 and $9-$16 for its event, $20-$22, $27-$32): stream type and id
 -- (NULL for a DCB event), expected version, the event's columns and partition hash, whether a
@@ -68,7 +68,7 @@ WITH locks AS MATERIALIZED (
       LEFT JOIN heads h ON h.aggregate_type = c.stream_type AND h.aggregate_id = c.stream_id
      WHERE c.failed IS FALSE AND (c.stream_type IS NULL OR h.aggregate_version IS NOT NULL)
 ), registered AS MATERIALIZED (
-    -- The in-flight marker and the shared allocation lock, as in append_direct_dcb.sql, taken once
+    -- The in-flight marker and the shared allocation lock, as in direct_dcb.sql, taken once
     -- the head rows are locked.
     SELECT pg_advisory_xact_lock_shared(({marker_tag}::bigint << 47)
                | coalesce(pg_sequence_last_value('{schema}.{events}_position_seq'), 0)),

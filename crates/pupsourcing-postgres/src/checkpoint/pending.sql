@@ -1,5 +1,5 @@
 -- A projection partition's lag: $1 the checkpoint (exclusive), $2 a gap-free head computed by
--- an earlier statement. checkpoint.rs adds the scope's and the partition's filters (binds from
+-- an earlier statement. checkpoint/mod.rs adds the scope's and the partition's filters (binds from
 -- $3).
 SELECT count(*), min(e.created_at)
   FROM {schema}.{events} e

@@ -5,7 +5,7 @@
 //! [`CoordinationStore::advance_shard_in`], one statement in the caller's transaction; each is a
 //! compare-and-set under READ COMMITTED: a concurrent writer of the same row waits for the row
 //! lock and re-checks the condition against the committed row, so two callers never both win.
-//! No advisory locks, no SERIALIZABLE. SQL lives in `sql/coordination_*.sql`.
+//! No advisory locks, no SERIALIZABLE. SQL lives in the `.sql` files beside this module.
 
 use std::time::Duration;
 

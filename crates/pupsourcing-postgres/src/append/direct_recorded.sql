@@ -1,9 +1,9 @@
--- The step that append_direct_dcb.sql gains to become the direct DCB append with the record of
--- the command that decided it (statements.rs splices it in as the statement's last CTE): the
+-- The step that direct_dcb.sql gains to become the direct DCB append with the record of
+-- the command that decided it (sql.rs splices it in as the statement's last CTE): the
 -- insert of the command's row, with the event's position, reading the inserted event's row, so
 -- the record is written exactly when the event is, in the same transaction. $1-$25 as in
--- append_direct_dcb.sql; $26-$28 the command's type, data and metadata (JSON text). No row
--- means nothing was written, event or record: the caller then runs append_recorded.sql, which
+-- direct_dcb.sql; $26-$28 the command's type, data and metadata (JSON text). No row
+-- means nothing was written, event or record: the caller then runs recorded.sql, which
 -- tells why (and records the command if the function appends after all).
 recorded AS (
     INSERT INTO {schema}.{commands} (command_type, data, metadata, positions)

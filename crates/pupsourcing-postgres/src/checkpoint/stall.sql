@@ -1,5 +1,5 @@
--- What holds the gap-free head back (see {events}_query_head in schema.sql): the lowest live
--- in-flight marker below the sequence's last value (the head stops at it), with its holder's
+-- What holds the gap-free head back (see {events}_query_head in migrate/schema.sql): the lowest
+-- live in-flight marker below the sequence's last value (the head stops at it), with its holder's
 -- session (pid; prepared transactions have none), the age of its transaction in microseconds,
 -- and its application_name. No row when no live marker is below the sequence's last value:
 -- then the head is that value, and nothing in flight holds it back.

@@ -4,7 +4,7 @@
 use pupsourcing_core::{SchemaStatus, StoreConfig};
 use sqlx::{AssertSqlSafe, PgPool};
 
-use crate::statements::render;
+use crate::sql::render;
 
 /// The schema SQL for `config`: tables, indexes and the append/allocation/head functions.
 /// Every statement is idempotent.
@@ -15,7 +15,7 @@ use crate::statements::render;
 /// assert!(sql.contains(r#"CREATE TABLE IF NOT EXISTS "shop"."events""#));
 /// ```
 pub fn migration_sql(config: &StoreConfig) -> String {
-    render(include_str!("sql/schema.sql"), config)
+    render(include_str!("schema.sql"), config)
 }
 
 /// Applies [`migration_sql`] in one transaction. Concurrent callers (several processes or tests
@@ -43,10 +43,8 @@ pub(crate) async fn status(
     config: &StoreConfig,
 ) -> Result<SchemaStatus, sqlx::Error> {
     let schema = config.schema.as_str();
-    let names: Vec<String> = sqlx::query_scalar(include_str!("sql/schema_tables.sql"))
-        .bind(schema)
-        .fetch_all(pool)
-        .await?;
+    let names: Vec<String> =
+        sqlx::query_scalar(include_str!("schema_tables.sql")).bind(schema).fetch_all(pool).await?;
     Ok(SchemaStatus::new(schema, &config.tables, |t| names.iter().any(|n| n == t.as_str())))
 }
 

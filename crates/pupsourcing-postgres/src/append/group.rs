@@ -1,5 +1,5 @@
 //! Group commit: concurrent single-event appends of the store's own, written by one statement
-//! in one transaction (`sql/append_group.sql`).
+//! in one transaction (`append/group.sql`).
 //!
 //! On a small machine many concurrent appends are bound by per-statement and per-commit work,
 //! not by the disk: merging queued appends into one statement per transaction roughly doubles
@@ -21,7 +21,7 @@
 //! single-event decisions, [`GroupCommit::append_recorded`]): its command row is inserted by the
 //! same statement exactly when its event is, so a request whose condition fails writes neither,
 //! and its group mates are unaffected. Run alone, it goes through the same statements with the
-//! record (`sql/append_direct_recorded.sql`, then `sql/append_recorded.sql`).
+//! record (`append/direct_recorded.sql`, then `append/recorded.sql`).
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -37,7 +37,7 @@ use uuid::Uuid;
 use crate::append::{self, Arguments, Columns, ConditionArrays, Locks, Route, Target};
 use crate::connection::OwnConnection;
 use crate::error::db_error;
-use crate::statements::Statements;
+use crate::sql::Statements;
 
 /// Writer tasks running groups at once. Two keep both cores of a small server busy (one group
 /// commits while the next executes) without splitting the queue into small groups.
@@ -115,7 +115,7 @@ impl GroupCommit {
                 .connect_lazy_with(options.options([
                     ("plan_cache_mode", "force_generic_plan"),
                     ("lock_timeout", GROUP_LOCK_TIMEOUT),
-                    // The checks need it, whatever the server or role default (see append.rs).
+                    // The checks need it, whatever the server or role default (see append/mod.rs).
                     ("default_transaction_isolation", "read committed"),
                 ]))
         })
@@ -431,7 +431,7 @@ impl Fit {
     }
 }
 
-/// The group statement's parameters ($1 to $35, see `sql/append_group.sql`).
+/// The group statement's parameters ($1 to $35, see `append/group.sql`).
 struct GroupArguments<'a> {
     stream_types: Vec<Option<&'a str>>,
     stream_ids: Vec<Option<Uuid>>,
