@@ -1,21 +1,13 @@
-//! Group commit: concurrent single-event appends of the store's own, written by one statement
-//! in one transaction (`append/group.sql`).
+//! Group commit on PostgreSQL: concurrent single-event appends of the store's own, written by
+//! one statement in one transaction (`append/group.sql`). The queue, its writer slots and the
+//! rule of which requests share a group are `pupsourcing_core::group`'s (shared with MySQL).
 //!
 //! On a small machine many concurrent appends are bound by per-statement and per-commit work,
 //! not by the disk: merging queued appends into one statement per transaction roughly doubles
-//! what 32 writers get through (see docs/benchmarks.md). An append that finds no other append
-//! in flight runs the direct path itself, so a lone writer pays no hop. Otherwise it queues its
-//! request, and writer tasks (at most [`MAX_WRITERS`] appends in flight, on their own
-//! connections) take the queue in groups.
-//!
-//! A group only holds requests that cannot observe each other: different streams (each with
-//! its own expected version, of any kind) and boundary locks that do not conflict (no key wanted
-//! exclusively by one request and at all by another). So each request is checked exactly as if it ran alone, after
-//! the locks, against what committed before. A request that is not appended in its group (its
-//! expected version or condition failed, or the group failed) is run again alone by its caller
-//! through the append function, which tells the outcomes apart; every such outcome is
-//! permanent (versions and matching events only grow, and a stored event id is a replay), so
-//! the second look reports it faithfully.
+//! what 32 writers get through (see docs/benchmarks.md). A group only holds requests that cannot
+//! observe each other, so the statement checks each exactly as if it ran alone, after the
+//! locks, against what committed before; one that is not appended in its group is run again
+//! alone by its caller through the append function, which tells the outcomes apart.
 //!
 //! A request may carry the record of the command that decided it (the command executor's
 //! single-event decisions, [`GroupCommit::append_recorded`]): its command row is inserted by the
@@ -23,15 +15,15 @@
 //! and its group mates are unaffected. Run alone, it goes through the same statements with the
 //! record (`append/direct_recorded.sql`, then `append/recorded.sql`).
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use pupsourcing_core::dcb::{AppendCondition, CommandRecord, LockKey, lock_plan};
+use pupsourcing_core::group::{BoxFuture, Entry, GroupLimits, GroupQueue, GroupWriter, Grouped};
 use pupsourcing_core::{AppendResult, Error, ExpectedVersion, Limits, NewEvent, Result, StreamId};
 use sqlx::postgres::{PgArguments, PgPoolOptions};
 use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, PgPool, Postgres, Row};
-use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::append::{self, Arguments, Columns, ConditionArrays, Locks, Route, Target};
@@ -54,37 +46,34 @@ const MAX_GROUP: usize = 64;
 /// locks for one statement and its commit, far below this.
 const GROUP_LOCK_TIMEOUT: &str = "200ms";
 
-/// The group-commit queue of one store.
+/// The group-commit queue of one store, and the appends that run alone.
 #[derive(Debug)]
 pub(crate) struct GroupCommit {
     /// The store's pool: appends that run alone use it.
     pool: PgPool,
+    sql: Arc<Statements>,
+    limits: Limits,
+    queue: Arc<GroupQueue<PgGroupWriter>>,
+}
+
+/// The writer of a store's groups.
+#[derive(Debug)]
+pub(crate) struct PgGroupWriter {
+    /// The store's pool, whose connect options the writers' connections take.
+    pool: PgPool,
     /// The writer tasks' own connections, one per slot, made on first use (a pool needs the
-    /// runtime). Their sessions run at READ COMMITTED, force generic plans (the group statement's custom plans are
-    /// estimated cheaper, so PostgreSQL would plan it again on every call: 0.3 ms, as much as
-    /// executing it) and bound lock waits (see [`GROUP_LOCK_TIMEOUT`]).
+    /// runtime). Their sessions run at READ COMMITTED, force generic plans (the group
+    /// statement's custom plans are estimated cheaper, so PostgreSQL would plan it again on
+    /// every call: 0.3 ms, as much as executing it) and bound lock waits (see
+    /// [`GROUP_LOCK_TIMEOUT`]).
     writers: OnceLock<PgPool>,
     sql: Arc<Statements>,
     limits: Limits,
-    state: Mutex<State>,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    pending: VecDeque<Pending>,
-    /// Writer slots taken: by appends running the direct path and by writer tasks.
-    writers: usize,
-}
-
-#[derive(Debug)]
-struct Pending {
-    request: Request,
-    reply: oneshot::Sender<Reply>,
 }
 
 /// A queued single-event append, owned so that a writer task can run it.
 #[derive(Debug)]
-struct Request {
+pub(crate) struct Request {
     stream: Option<StreamId>,
     expected: ExpectedVersion,
     condition: Option<AppendCondition>,
@@ -94,43 +83,35 @@ struct Request {
     record: Option<CommandRecord>,
 }
 
-#[derive(Debug)]
-enum Reply {
-    Appended(AppendResult),
-    /// Not appended in the group: run it alone to learn why (or to append it after all).
-    Alone,
-}
-
 impl GroupCommit {
     pub(crate) fn new(pool: PgPool, sql: Arc<Statements>, limits: Limits) -> Self {
-        Self { pool, writers: OnceLock::new(), sql, limits, state: Mutex::default() }
-    }
-
-    fn writers(&self) -> &PgPool {
-        self.writers.get_or_init(|| {
-            let options = (*self.pool.connect_options()).clone();
-            PgPoolOptions::new()
-                .max_connections(MAX_WRITERS as u32)
-                .test_before_acquire(false)
-                .connect_lazy_with(options.options([
-                    ("plan_cache_mode", "force_generic_plan"),
-                    ("lock_timeout", GROUP_LOCK_TIMEOUT),
-                    // The checks need it, whatever the server or role default (see append/mod.rs).
-                    ("default_transaction_isolation", "read committed"),
-                ]))
-        })
+        let writer = PgGroupWriter {
+            pool: pool.clone(),
+            writers: OnceLock::new(),
+            sql: sql.clone(),
+            limits,
+        };
+        let bounds = GroupLimits {
+            writers: MAX_WRITERS,
+            requests: MAX_GROUP,
+            // One event per request: the statement's size is bounded by the request count.
+            size: usize::MAX,
+            lock_keys: limits.max_lock_keys,
+        };
+        let queue = Arc::new(GroupQueue::new(writer, bounds));
+        Self { pool, sql, limits, queue }
     }
 
     /// Closes the writers' connections (the store's pool is closed by its owner). Their pool is
     /// made (lazily, without connecting) if it did not exist yet, so that no writer task can
     /// open a new one afterwards.
     pub(crate) async fn close(&self) {
-        self.writers().close().await;
+        self.queue.writer().writers().close().await;
     }
 
     /// Appends one event on a connection of the pool, in its own transaction.
     pub(crate) async fn append(
-        self: &Arc<Self>,
+        &self,
         target: Target<'_>,
         event: &NewEvent,
     ) -> Result<AppendResult> {
@@ -140,7 +121,7 @@ impl GroupCommit {
     /// Appends one DCB event under `condition` and records `command` (its `positions` set to
     /// the event's) in the same transaction, or writes neither.
     pub(crate) async fn append_recorded(
-        self: &Arc<Self>,
+        &self,
         condition: Option<&AppendCondition>,
         event: &NewEvent,
         command: &CommandRecord,
@@ -150,7 +131,7 @@ impl GroupCommit {
     }
 
     async fn submit(
-        self: &Arc<Self>,
+        &self,
         target: Target<'_>,
         event: &NewEvent,
         record: Option<&CommandRecord>,
@@ -162,17 +143,16 @@ impl GroupCommit {
             self.close().await;
             return Err(Error::PoolClosed);
         }
-        let reply = match self.enter(target, event, record) {
-            Entry::Direct(_slot) => {
-                return self.alone(target, events, record, Route::Direct).await;
-            }
-            Entry::Queued(reply) => reply.await,
-        };
-        match reply {
-            Ok(Reply::Appended(result)) => Ok(result),
-            // The writer task is gone (the runtime is shutting down) or the group did not
-            // append it: the append function decides, and recognises it if it was stored.
-            Ok(Reply::Alone) | Err(_) => self.alone(target, events, record, Route::Own).await,
+        let entry =
+            self.queue.enter(|| Request::new(&self.sql, &self.limits, target, event, record));
+        match entry {
+            Entry::Direct(_slot) => self.alone(target, events, record, Route::Direct).await,
+            Entry::Queued(reply) => match reply.await {
+                Ok(Some(result)) => Ok(result),
+                // The writer task is gone (the runtime is shutting down) or the group did not
+                // append it: the append function decides, and recognises it if it was stored.
+                Ok(None) | Err(_) => self.alone(target, events, record, Route::Own).await,
+            },
         }
     }
 
@@ -194,97 +174,25 @@ impl GroupCommit {
         };
         conn.finish(result)
     }
+}
 
-    /// Takes a writer slot to run the direct path, or queues the request.
-    fn enter(
-        self: &Arc<Self>,
-        target: Target<'_>,
-        event: &NewEvent,
-        record: Option<&CommandRecord>,
-    ) -> Entry {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.pending.is_empty() && state.writers == 0 {
-            state.writers += 1;
-            return Entry::Direct(Slot(self.clone()));
-        }
-        let (reply, receiver) = oneshot::channel();
-        let request = Request::new(&self.sql, &self.limits, target, event, record);
-        state.pending.push_back(Pending { request, reply });
-        if state.writers < MAX_WRITERS {
-            state.writers += 1;
-            self.spawn_writer();
-        }
-        Entry::Queued(receiver)
+impl PgGroupWriter {
+    fn writers(&self) -> &PgPool {
+        self.writers.get_or_init(|| {
+            let options = (*self.pool.connect_options()).clone();
+            PgPoolOptions::new()
+                .max_connections(MAX_WRITERS as u32)
+                .test_before_acquire(false)
+                .connect_lazy_with(options.options([
+                    ("plan_cache_mode", "force_generic_plan"),
+                    ("lock_timeout", GROUP_LOCK_TIMEOUT),
+                    // The checks need it, whatever the server or role default (see append.rs).
+                    ("default_transaction_isolation", "read committed"),
+                ]))
+        })
     }
 
-    /// Starts a writer task with a slot already counted. Should the task never run (the
-    /// runtime shuts down), dropping it gives the slot back.
-    fn spawn_writer(self: &Arc<Self>) {
-        let mut reserved = Reserved { group: self.clone(), started: false };
-        tokio::spawn(async move {
-            let this = reserved.start();
-            let _slot = Slot(this.clone());
-            loop {
-                let group = this.take_group();
-                if group.is_empty() {
-                    break;
-                }
-                this.run(group).await;
-            }
-        });
-    }
-
-    /// Gives a slot back, or hands it to a new writer task when requests are waiting (they
-    /// may have queued while every slot was busy).
-    fn release(self: &Arc<Self>) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.pending.is_empty() || tokio::runtime::Handle::try_current().is_err() {
-            state.writers -= 1;
-        } else {
-            self.spawn_writer();
-        }
-    }
-
-    /// Gives a slot back without handing it on.
-    fn unreserve(&self) {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).writers -= 1;
-    }
-
-    /// The next group: queued requests, oldest first, that fit together. The others stay
-    /// queued, in order, for the next group.
-    fn take_group(&self) -> Vec<Pending> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut fit = Fit::default();
-        let mut group = Vec::new();
-        let mut rest = VecDeque::new();
-        while let Some(pending) = state.pending.pop_front() {
-            if pending.reply.is_closed() {
-                // Its caller stopped waiting before it was sent: drop it unwritten.
-                continue;
-            }
-            if group.len() < MAX_GROUP && fit.admits(&pending.request, self.limits.max_lock_keys) {
-                group.push(pending);
-            } else {
-                rest.push_back(pending);
-            }
-        }
-        state.pending = rest;
-        group
-    }
-
-    /// Runs one group and answers each of its requests.
-    async fn run(&self, group: Vec<Pending>) {
-        let replies = match group.as_slice() {
-            [one] => vec![self.run_one(&one.request).await],
-            _ => self.run_many(&group).await,
-        };
-        for (pending, reply) in group.into_iter().zip(replies) {
-            // A caller that stopped waiting does not need its answer.
-            let _ = pending.reply.send(reply);
-        }
-    }
-
-    async fn run_one(&self, request: &Request) -> Reply {
+    async fn run_one(&self, request: &Request) -> Option<AppendResult> {
         let target = request.target();
         let events = std::slice::from_ref(&request.event);
         let appended = async {
@@ -293,68 +201,53 @@ impl GroupCommit {
             let record = request.record.as_ref();
             append::try_direct(&mut conn, &self.sql, &args, target, events, record).await
         };
-        match appended.await {
-            Ok(Some(result)) => Reply::Appended(result),
-            _ => Reply::Alone,
-        }
+        appended.await.ok().flatten()
     }
 
-    async fn run_many(&self, group: &[Pending]) -> Vec<Reply> {
-        let requests: Vec<&Request> = group.iter().map(|p| &p.request).collect();
-        let args = GroupArguments::new(&requests);
+    async fn run_many(&self, requests: &[Request]) -> Vec<Option<AppendResult>> {
+        let args = GroupArguments::new(requests);
         let rows = async {
             let mut conn = self.writers().acquire().await?;
             args.query(&self.sql.append_group).fetch_all(&mut *conn).await
         };
         match rows.await {
-            Ok(rows) if rows.len() == requests.len() => {
-                rows.iter().zip(&requests).map(|(row, request)| request.reply(row)).collect()
-            }
+            Ok(rows) if rows.len() == requests.len() => rows.iter().map(Request::reply).collect(),
             outcome => {
                 // A stored event id, a deadlock with a caller's transaction, a lost
                 // connection: every request gets its own look.
                 if let Err(err) = outcome {
                     tracing::debug!(%err, size = requests.len(), "group append failed");
                 }
-                requests.iter().map(|_| Reply::Alone).collect()
+                requests.iter().map(|_| None).collect()
             }
         }
     }
 }
 
-enum Entry {
-    Direct(Slot),
-    Queued(oneshot::Receiver<Reply>),
-}
+impl GroupWriter for PgGroupWriter {
+    type Request = Request;
 
-/// A writer slot, given back (or handed on) when dropped, also when its append is cancelled.
-struct Slot(Arc<GroupCommit>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.release();
+    fn write<'a>(&'a self, group: &'a [Request]) -> BoxFuture<'a, Vec<Option<AppendResult>>> {
+        Box::pin(async move {
+            match group {
+                [one] => vec![self.run_one(one).await],
+                _ => self.run_many(group).await,
+            }
+        })
     }
 }
 
-/// A slot counted for a writer task, until the task starts.
-struct Reserved {
-    group: Arc<GroupCommit>,
-    started: bool,
-}
-
-impl Reserved {
-    fn start(&mut self) -> Arc<GroupCommit> {
-        self.started = true;
-        self.group.clone()
+impl Grouped for Request {
+    fn stream(&self) -> Option<&StreamId> {
+        self.stream.as_ref()
     }
-}
 
-impl Drop for Reserved {
-    fn drop(&mut self) {
-        // Never started: give the slot back, but spawn nothing (the runtime is going away).
-        if !self.started {
-            self.group.unreserve();
-        }
+    fn locks(&self) -> &[LockKey] {
+        &self.locks
+    }
+
+    fn size(&self) -> usize {
+        1
     }
 }
 
@@ -385,49 +278,15 @@ impl Request {
         }
     }
 
-    /// This request's answer in the group's result row: its position and version, or NULLs.
-    fn reply(&self, row: &sqlx::postgres::PgRow) -> Reply {
+    /// A request's answer in the group's result row: its position and version, or NULLs.
+    fn reply(row: &sqlx::postgres::PgRow) -> Option<AppendResult> {
         let position: Option<i64> = row.try_get(0).unwrap_or_default();
         let version: Option<i64> = row.try_get(1).unwrap_or_default();
-        match position {
-            Some(position) => Reply::Appended(AppendResult {
-                positions: vec![position],
-                versions: version.into_iter().collect(),
-                replayed: false,
-            }),
-            None => Reply::Alone,
-        }
-    }
-}
-
-/// What a group under construction already holds.
-#[derive(Default)]
-struct Fit {
-    streams: HashSet<(String, Uuid)>,
-    /// Lock keys taken so far, with whether one is wanted exclusively.
-    locks: BTreeMap<i64, bool>,
-}
-
-impl Fit {
-    /// Takes `request` in when it cannot observe or be observed by the requests already in, and
-    /// the group's locks stay within `max_locks` keys (a single append's bound; the lock table
-    /// is shared by the whole server). The first request always fits.
-    fn admits(&mut self, request: &Request, max_locks: usize) -> bool {
-        let new_keys = request.locks.iter().filter(|k| !self.locks.contains_key(&k.key)).count();
-        if !self.locks.is_empty() && self.locks.len() + new_keys > max_locks {
-            return false;
-        }
-        let stream = request.stream.as_ref().map(|s| (s.aggregate_type.clone(), s.aggregate_id));
-        let fits = stream.as_ref().is_none_or(|s| !self.streams.contains(s))
-            && request.locks.iter().all(|k| match self.locks.get(&k.key) {
-                Some(&exclusive) => !exclusive && !k.exclusive,
-                None => true,
-            });
-        if fits {
-            self.streams.extend(stream);
-            self.locks.extend(request.locks.iter().map(|k| (k.key, k.exclusive)));
-        }
-        fits
+        Some(AppendResult {
+            positions: vec![position?],
+            versions: version.into_iter().collect(),
+            replayed: false,
+        })
     }
 }
 
@@ -451,7 +310,7 @@ struct GroupArguments<'a> {
 }
 
 impl<'a> GroupArguments<'a> {
-    fn new(requests: &[&'a Request]) -> Self {
+    fn new(requests: &'a [Request]) -> Self {
         let mut conditions = ConditionArrays::default();
         let mut slices: [Vec<i32>; 6] = Default::default();
         for request in requests {
@@ -469,7 +328,7 @@ impl<'a> GroupArguments<'a> {
         // The union of the lock plans: sorted, and no key is wanted in both modes (see Fit).
         let locks: BTreeMap<i64, bool> =
             requests.iter().flat_map(|r| r.locks.iter().map(|k| (k.key, k.exclusive))).collect();
-        let condition = |r: &&'a Request| r.condition.as_ref();
+        let condition = |r: &'a Request| r.condition.as_ref();
         Self {
             stream_types: requests
                 .iter()
