@@ -140,15 +140,20 @@ impl<W: GroupWriter> GroupQueue<W> {
         }
         let (reply, receiver) = oneshot::channel();
         state.pending.push_back(Pending { request: make(), reply });
-        if state.writers < self.limits.writers {
+        let spawn = state.writers < self.limits.writers;
+        if spawn {
             state.writers += 1;
+        }
+        drop(state);
+        if spawn {
             self.spawn_writer();
         }
         Entry::Queued(receiver)
     }
 
     /// Starts a writer task with a slot already counted. Should the task never run (the
-    /// runtime shuts down), dropping it gives the slot back.
+    /// runtime shuts down), dropping it gives the slot back. Never call it holding the state's
+    /// lock: a closed runtime drops the task inside `tokio::spawn`, and that drop takes the lock.
     fn spawn_writer(self: &Arc<Self>) {
         let mut reserved = Reserved { queue: self.clone(), started: false };
         tokio::spawn(async move {
@@ -171,6 +176,8 @@ impl<W: GroupWriter> GroupQueue<W> {
         if state.pending.is_empty() || tokio::runtime::Handle::try_current().is_err() {
             state.writers -= 1;
         } else {
+            // The slot stays counted for the new task, spawned after the lock is released.
+            drop(state);
             self.spawn_writer();
         }
     }
@@ -330,5 +337,81 @@ mod tests {
         assert!(fit.admits(&keys(&[1, 2]), &LIMITS));
         assert!(fit.admits(&keys(&[2, 3]), &LIMITS), "one new key: 3 in all");
         assert!(!fit.admits(&keys(&[4]), &LIMITS), "a fourth key");
+    }
+}
+
+#[cfg(test)]
+mod shutdown_tests {
+    use super::*;
+
+    /// A writer whose groups never finish.
+    struct Stuck;
+
+    impl GroupWriter for Stuck {
+        type Request = Lone;
+        fn write<'a>(&'a self, _: &'a [Lone]) -> BoxFuture<'a, Vec<Option<AppendResult>>> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    struct Lone;
+
+    impl Grouped for Lone {
+        fn stream(&self) -> Option<&StreamId> {
+            None
+        }
+        fn locks(&self) -> &[LockKey] {
+            &[]
+        }
+        fn size(&self) -> usize {
+            1
+        }
+    }
+
+    /// Runs `work` on a fresh runtime, then drops the runtime with `work`'s tasks in flight;
+    /// returns whether the drop finished within ten seconds.
+    fn shutdown_finishes(multi_thread: bool, writers: usize) -> bool {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = if multi_thread {
+                tokio::runtime::Builder::new_multi_thread().worker_threads(1).build()
+            } else {
+                tokio::runtime::Builder::new_current_thread().build()
+            }
+            .unwrap();
+            let limits = GroupLimits { writers, requests: 8, size: 100, lock_keys: 8 };
+            let queue = Arc::new(GroupQueue::new(Stuck, limits));
+            let receivers = runtime.block_on(async {
+                let Entry::Direct(slot) = queue.enter(|| Lone) else { panic!("not direct") };
+                // A direct append that is still running when the runtime goes away.
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    std::future::pending::<()>().await
+                });
+                let queued = (0..3).map(|_| queue.enter(|| Lone)).collect::<Vec<_>>();
+                tokio::task::yield_now().await;
+                queued
+            });
+            drop(runtime);
+            drop(receivers);
+            let _ = done.send(());
+        });
+        finished.recv_timeout(std::time::Duration::from_secs(10)).is_ok()
+    }
+
+    /// A runtime shutting down drops the tasks holding writer slots while requests are queued:
+    /// the slot is handed on to a new writer task, which the closed runtime drops at once, in
+    /// the spawn call. That drop gives the slot back under the queue's lock, so the lock must not
+    /// be held around the spawn (it was: the runtime's drop hung forever).
+    #[test]
+    fn a_runtime_shutting_down_with_queued_requests_does_not_hang() {
+        for multi_thread in [false, true] {
+            for writers in [1, 2] {
+                assert!(
+                    shutdown_finishes(multi_thread, writers),
+                    "dropping the runtime hung (multi_thread {multi_thread}, writers {writers})"
+                );
+            }
+        }
     }
 }
