@@ -7,9 +7,7 @@ mod common;
 use std::time::Duration;
 
 use pupsourcing_core::dcb::{AppendCondition, DcbStore, Query, QueryItem};
-use pupsourcing_core::{
-    ConnectOptions, Error, EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId,
-};
+use pupsourcing_core::{ConnectOptions, Error, EventStore, ExpectedVersion, NewEvent, StoreConfig};
 use pupsourcing_postgres::PgEventStore;
 use pupsourcing_testkit::{event, new_stream};
 use sqlx::postgres::PgPoolOptions;
@@ -217,136 +215,16 @@ async fn limited_exact_race_under_repeatable_read_default() {
     println!("ok");
 }
 
-/// A tiny deterministic generator (no dev-dependency needed).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Attempt {
-    stream: StreamId,
-    expected: ExpectedVersion,
-    outcome: std::result::Result<(i64, i64), (i64, String)>, // (position, version) or (actual, error)
-}
-
-/// Area 5: many tasks run aggregate lifecycles through group commit (no time limit, single
-/// events), on a few shared streams and on missing ones: `NoStream` (also on existing
-/// streams), `Exact(0)`, `Exact(v)` with the latest version they know, stale `Exact`, `Exact`
-/// on a stream that does not exist, and `Any`. Every append must get the outcome it would get
-/// alone: dense versions, each success's version consistent with its expected version, one
-/// winner per (stream, expected) race, no head created by an `Exact` on a missing stream, and
-/// every success stored exactly where it was reported.
+/// Area 5: the shared race of aggregate lifecycles through group commit
+/// (`pupsourcing_testkit::group_races::mixed_expected_versions_outcomes`: every append gets
+/// the outcome it would get alone), plus what only PostgreSQL shows: the events were written
+/// by fewer transactions than events (groups formed), and no head row was created by an
+/// `Exact` on a missing stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn group_commit_mixed_expected_versions_race() {
     let Some(store) = common::fresh_store().await else { return };
-    let shared: Vec<StreamId> = (0..6).map(|_| new_stream()).collect();
-    let until = std::time::Instant::now() + Duration::from_secs(3);
-    let tasks: Vec<_> = (0..32u64)
-        .map(|task| {
-            let (store, shared) = (store.clone(), shared.clone());
-            tokio::spawn(async move {
-                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((task + 1) * 0x1234_5678_9ABC));
-                let mut known = std::collections::HashMap::<uuid::Uuid, i64>::new();
-                let mut attempts = Vec::new();
-                while std::time::Instant::now() < until {
-                    let (stream, expected) = match rng.next(10) {
-                        // a stream nobody ever creates: Exact must fail and create nothing
-                        0 => (
-                            StreamId::new("Ghost", uuid::Uuid::now_v7()),
-                            ExpectedVersion::Exact(1 + rng.next(3) as i64),
-                        ),
-                        // a fresh private stream: NoStream / Exact(0)
-                        1 => {
-                            let expected = if rng.next(2) == 0 {
-                                ExpectedVersion::NoStream
-                            } else {
-                                ExpectedVersion::Exact(0)
-                            };
-                            (new_stream(), expected)
-                        }
-                        n => {
-                            let stream = shared[rng.next(shared.len() as u64) as usize].clone();
-                            let v = known.get(&stream.aggregate_id).copied().unwrap_or(0);
-                            let expected = match n {
-                                2 => ExpectedVersion::NoStream,
-                                3 => ExpectedVersion::Any,
-                                4 if v > 1 => ExpectedVersion::Exact(v - 1), // stale
-                                _ if v == 0 => ExpectedVersion::Exact(0),
-                                _ => ExpectedVersion::Exact(v),
-                            };
-                            (stream, expected)
-                        }
-                    };
-                    let outcome = match store.append(&stream, expected, &[event("E")]).await {
-                        Ok(r) => {
-                            known.insert(stream.aggregate_id, r.versions[0]);
-                            Ok((r.positions[0], r.versions[0]))
-                        }
-                        Err(Error::Concurrency { actual, .. }) => {
-                            known.insert(stream.aggregate_id, actual);
-                            Err((actual, "concurrency".to_string()))
-                        }
-                        Err(other) => Err((-1, other.to_string())),
-                    };
-                    attempts.push(Attempt { stream, expected, outcome });
-                }
-                attempts
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.unwrap());
-    }
-    let mut problems = Vec::new();
-    let mut by_stream = std::collections::HashMap::<uuid::Uuid, Vec<&Attempt>>::new();
-    for a in &all {
-        by_stream.entry(a.stream.aggregate_id).or_default().push(a);
-        match (&a.outcome, a.expected) {
-            (Ok((_, v)), ExpectedVersion::NoStream | ExpectedVersion::Exact(0)) if *v != 1 => {
-                problems.push(format!("{a:?}: created at version {v}"))
-            }
-            (Ok((_, v)), ExpectedVersion::Exact(e)) if *v != e + 1 => {
-                problems.push(format!("{a:?}: version {v} after Exact({e})"))
-            }
-            (Err((actual, _)), ExpectedVersion::Exact(e)) if *actual == e => {
-                problems.push(format!("{a:?}: conflict although actual == expected"))
-            }
-            (Err((actual, _)), ExpectedVersion::NoStream) if *actual == 0 => {
-                problems.push(format!("{a:?}: NoStream conflict on a missing stream"))
-            }
-            (Err((_, e)), _) if e != "concurrency" => problems.push(format!("{a:?}: error")),
-            _ => {}
-        }
-    }
-    for (id, attempts) in &by_stream {
-        let stream = &attempts[0].stream;
-        let stored = store.read_stream(stream, Default::default()).await.unwrap();
-        let version = store.stream_version(stream).await.unwrap();
-        let versions: Vec<i64> = stored.iter().map(|e| e.stream.as_ref().unwrap().1).collect();
-        if versions != (1..=version).collect::<Vec<_>>() {
-            problems.push(format!("{id}: head {version}, versions {versions:?}"));
-        }
-        let mut won: Vec<(i64, i64)> =
-            attempts.iter().filter_map(|a| a.outcome.as_ref().ok().copied()).collect();
-        won.sort_by_key(|w| w.1);
-        let from_log: Vec<(i64, i64)> =
-            stored.iter().map(|e| (e.position, e.stream.as_ref().unwrap().1)).collect();
-        if won != from_log {
-            problems.push(format!("{id}: reported {won:?}, stored {from_log:?}"));
-        }
-    }
-    let (ok, failed) = all.iter().fold((0, 0), |(o, f), a| match a.outcome {
-        Ok(_) => (o + 1, f),
-        Err(_) => (o, f + 1),
-    });
+    let race = pupsourcing_testkit::group_races::mixed_expected_versions_outcomes(&store).await;
+    let mut problems = race.problems.clone();
     let schema = store.config().schema.to_string();
     let (transactions, events): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT count(DISTINCT xmin::text), count(*) FROM {schema}.events"
@@ -364,14 +242,18 @@ async fn group_commit_mixed_expected_versions_race() {
         problems.push(format!("{ghosts} head rows created by Exact on missing streams"));
     }
     println!(
-        "{} attempts: {ok} appended, {failed} rejected; {events} events in {transactions} transactions",
-        all.len()
+        "{} attempts: {} appended, {} conflicts; {events} events in {transactions} transactions",
+        race.attempts, race.appended, race.conflicts
     );
     assert!(
         problems.is_empty(),
         "{} problems, first: {:?}",
         problems.len(),
         &problems[..problems.len().min(5)]
+    );
+    assert!(
+        transactions < events,
+        "no group formed: {events} events in {transactions} transactions"
     );
 }
 

@@ -10,6 +10,7 @@ pub mod dcb;
 pub mod decisions;
 mod fixtures;
 pub mod global_log;
+pub mod group_races;
 pub mod identifiers;
 pub mod lifecycle;
 pub mod limits;
@@ -48,6 +49,7 @@ macro_rules! event_store_conformance {
             global_log::out_of_order_commits_are_never_skipped,
             lifecycle::rollback_discards_the_transaction,
             lifecycle::read_all_in_reads_the_transactions_own_appends,
+            group_races::mixed_expected_versions_race,
         );
     };
 }
@@ -76,6 +78,7 @@ macro_rules! dcb_conformance {
             dcb::transaction_sees_its_own_appends,
             dcb::own_reads_never_open_gaps,
             dcb::query_tails_never_skip_out_of_order_commits,
+            group_races::grouped_boundaries_race,
             decisions::cached_decisions_number_without_repeats,
             decisions::cached_refusals_are_made_again_on_fresh_state,
             decisions::cached_events_are_what_a_read_returns,
