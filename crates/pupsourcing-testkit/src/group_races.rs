@@ -453,3 +453,81 @@ pub async fn grouped_boundaries_race<S: DcbStore>(store: S) {
     );
     assert!(wins > 50 && conflicts > 0, "the race was real: {wins} wins, {conflicts} conflicts");
 }
+
+/// Rounds of [`concurrent_replays_are_recognised`].
+const REPLAY_ROUNDS: usize = 10;
+
+/// Retries racing their original: each round, 16 tasks at once append one and the same DCB
+/// event (half of them under a condition its own tag matches), one and the same stream event
+/// (`Any`), and an event of their own. However appends are grouped (a stored id fails a group
+/// statement as a whole), exactly one append of each shared event writes it, every other one
+/// is recognised as a replay with the same positions (and versions), the log holds each
+/// shared event once, and every task's own event is appended, not replayed.
+pub async fn concurrent_replays_are_recognised<S: DcbStore>(store: S) {
+    const RACERS: usize = 16;
+    for round in 0..REPLAY_ROUNDS {
+        let tag = format!("replayed-{}", Uuid::now_v7().simple());
+        let shared = NewEvent::new("Replayed", b"{}".to_vec()).with_tags([tag.as_str()]);
+        let stream = new_stream();
+        let in_stream = event("ReplayedInStream");
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(RACERS));
+        let tasks: Vec<_> = (0..RACERS)
+            .map(|task| {
+                let (store, barrier) = (store.clone(), barrier.clone());
+                let (shared, stream, in_stream) =
+                    (shared.clone(), stream.clone(), in_stream.clone());
+                let condition = (task % 2 == 0).then(|| {
+                    AppendCondition::none_match(Query::from_items([QueryItem::tags([tag.clone()])]))
+                });
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let own_event = [event("Own")];
+                    let (dcb, streamed, own) = tokio::join!(
+                        store.append_if(std::slice::from_ref(&shared), condition.as_ref()),
+                        store.append(
+                            &stream,
+                            ExpectedVersion::Any,
+                            std::slice::from_ref(&in_stream)
+                        ),
+                        store.append_if(&own_event, None),
+                    );
+                    (dcb, streamed, own)
+                })
+            })
+            .collect();
+        let mut dcb = Vec::new();
+        let mut streamed = Vec::new();
+        for task in tasks {
+            let (d, s, own) = task.await.expect("a racing task panicked");
+            dcb.push(d.unwrap_or_else(|e| panic!("round {round}: a DCB replay failed: {e}")));
+            streamed
+                .push(s.unwrap_or_else(|e| panic!("round {round}: a stream replay failed: {e}")));
+            let own = own.unwrap_or_else(|e| panic!("round {round}: an own event failed: {e}"));
+            assert!(!own.replayed && own.positions.len() == 1, "round {round}: {own:?}");
+        }
+        for (what, results) in [("DCB", &dcb), ("stream", &streamed)] {
+            let written: Vec<_> = results.iter().filter(|r| !r.replayed).collect();
+            assert_eq!(
+                written.len(),
+                1,
+                "round {round}: {what} event written {} times",
+                written.len()
+            );
+            for r in results {
+                assert_eq!(r.positions, written[0].positions, "round {round}: {what} positions");
+                assert_eq!(r.versions, written[0].versions, "round {round}: {what} versions");
+            }
+        }
+        assert_eq!(streamed[0].versions, vec![1], "round {round}");
+        let query = Query::from_items([QueryItem::tags([tag.as_str()])]);
+        let stored = store.read(&query, ReadOptions::new()).await.unwrap().events;
+        assert_eq!(stored.len(), 1, "round {round}: the DCB event is stored once");
+        assert_eq!(
+            (stored[0].event_id, stored[0].position),
+            (shared.event_id, dcb[0].positions[0])
+        );
+        let in_log = store.read_stream(&stream, VersionRange::all()).await.unwrap();
+        assert_eq!(in_log.len(), 1, "round {round}: the stream event is stored once");
+        assert_eq!(in_log[0].position, streamed[0].positions[0], "round {round}");
+    }
+}
