@@ -304,6 +304,18 @@ async fn condition_race(store: PgEventStore, secs: u64) {
     let q = hot_query(&k);
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut tasks = Vec::new();
+    // Keeps the store's cached log head fresh, so deciders' reads are often answered below
+    // it without the query's head (dcb::read_below_known): their heads must be as sound.
+    {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                store.head().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Vec::new()
+        }));
+    }
     // Background writers: same shapes as the tail race (own, group, caller tx, batch).
     for w in 0..4usize {
         let (store, k) = (store.clone(), k.clone());

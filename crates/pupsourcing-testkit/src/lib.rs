@@ -76,6 +76,7 @@ macro_rules! dcb_conformance {
             dcb::transaction_sees_its_own_appends,
             dcb::own_reads_never_open_gaps,
             dcb::query_tails_never_skip_out_of_order_commits,
+            dcb::query_tails_below_a_fresh_log_head_never_skip,
             decisions::cached_decisions_number_without_repeats,
             decisions::cached_refusals_are_made_again_on_fresh_state,
             decisions::cached_events_are_what_a_read_returns,

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use pupsourcing_core::dcb::{Query, QueryItem, ReadOptions, global_key, query_keys};
-use pupsourcing_core::{Error, Position, Result};
+use pupsourcing_core::{Error, Position, RecordedEvent, Result};
 use sqlx::{AssertSqlSafe, PgConnection};
 
 use crate::error::db_error;
@@ -107,6 +107,10 @@ pub(crate) enum Session {
 /// statement, so its snapshot is newer than the head) the events up to it. In a caller's
 /// transaction that keeps one snapshot (REPEATABLE READ, SERIALIZABLE) the later statement
 /// would not be newer, so such a read is refused.
+///
+/// `known` is the store's cached head of the whole log, for reads on the store's own
+/// autocommit connection (`None` in a caller's transaction): when the read can be answered
+/// below it, it costs one statement and no head query (see [`read_below_known`]).
 pub(crate) async fn read(
     conn: &mut PgConnection,
     sql: &Statements,
@@ -114,7 +118,17 @@ pub(crate) async fn read(
     options: ReadOptions,
     session: Session,
     max_keys: usize,
-) -> Result<(Vec<pupsourcing_core::RecordedEvent>, Position)> {
+    known: Option<Position>,
+) -> Result<(Vec<RecordedEvent>, Position)> {
+    let limit = options.limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
+    let mut prefix = None;
+    if let Some(known) = known.filter(|_| session == Session::Autocommit) {
+        match read_below_known(&mut *conn, sql, query, options, limit, known).await? {
+            Below::Answered(events) => return Ok((events, known)),
+            Below::Prefix(events) => prefix = Some((events, known)),
+            Below::Untried => {}
+        }
+    }
     // Only appends that could add a matching event hold this read back (read-your-writes
     // while unrelated writers are in flight); see `{events}_query_head`.
     let keys = query_keys(sql.lock_namespace, query, max_keys);
@@ -126,15 +140,95 @@ pub(crate) async fn read(
     if session == Session::Callers && !read_committed {
         return Err(READS_NEED_READ_COMMITTED);
     }
-    let limit = options.limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
     if limit == 0 || head == 0 {
         return Ok((Vec::new(), head));
     }
-    let (low, high) = match (options.backwards, options.from) {
+    let (mut low, high) = match (options.backwards, options.from) {
         (false, from) => (from.unwrap_or(1), head),
         (true, from) => (1, from.map_or(head, |f| f.min(head))),
     };
-    let (text, binds) = compile(sql, query, options.backwards);
+    // A forward read already has every matching event up to the cached head: it goes on after
+    // it. (The query's head is never below the cached one: a writer in flight then held the
+    // cached head at or below its marker, and a later one registered above it.)
+    let (mut events, mut limit) = (Vec::new(), limit);
+    if let Some((found, known)) = prefix.filter(|(_, known)| *known <= head) {
+        low = low.max(known.saturating_add(1));
+        limit -= i64::try_from(found.len()).unwrap_or(i64::MAX);
+        events = found;
+    }
+    if limit > 0 && low <= high {
+        events.extend(select(conn, sql, query, options.backwards, low, high, limit).await?);
+    }
+    Ok((events, head))
+}
+
+/// What [`read_below_known`] found.
+enum Below {
+    /// The whole read: every event found lies at or below the cached head.
+    Answered(Vec<RecordedEvent>),
+    /// A forward read found an event above the cached head: the events at or below it, every
+    /// matching one from `from` up to it, for the read to continue after it.
+    Prefix(Vec<RecordedEvent>),
+    /// Not tried, or a backward read found an event above the cached head.
+    Untried,
+}
+
+/// The read answered below `known`, a gap-free head of the whole log computed by a statement
+/// that ended before this one started, when it can be.
+///
+/// One statement selects the matching events from `from` with no upper bound. Every event at
+/// or below `known` had committed (or will never exist) before that statement's snapshot was
+/// taken, so the statement sees all of them. If every event it returns lies at or below
+/// `known`, the result is therefore exactly the read capped at `known`, and `known` is a sound
+/// head: gap-free for the whole log, hence for this query, so a condition with `after = known`
+/// catches any matching event still to commit above it. An event above `known` may sit above a
+/// matching append still in flight below it, so such an event is never returned from here (nor
+/// is a head raised to it): the caller pays for the query's head and reads on from `known`.
+/// Read-your-writes holds: the client's own earlier append is committed, so the statement sees
+/// it, and if it lies above `known` the read goes on to the query's head.
+///
+/// Tried only when the head returned cannot fall below what the caller has already read:
+/// forward reads starting at most just after `known` (a tail continuing after a newer head
+/// would otherwise be sent back to re-read events), and backward reads. A limit of 0 asks for
+/// the head alone, which this path would return stale: it is not tried either.
+async fn read_below_known(
+    conn: &mut PgConnection,
+    sql: &Statements,
+    query: &Query,
+    options: ReadOptions,
+    limit: i64,
+    known: Position,
+) -> Result<Below> {
+    let (low, high) = match (options.backwards, options.from) {
+        (false, from) => (from.unwrap_or(1), Position::MAX),
+        (true, from) => (1, from.unwrap_or(Position::MAX)),
+    };
+    if limit == 0 || (!options.backwards && low > known.saturating_add(1)) {
+        return Ok(Below::Untried);
+    }
+    let mut events = select(conn, sql, query, options.backwards, low, high, limit).await?;
+    if events.iter().all(|e| e.position <= known) {
+        return Ok(Below::Answered(events));
+    }
+    if options.backwards {
+        return Ok(Below::Untried);
+    }
+    events.retain(|e| e.position <= known);
+    Ok(Below::Prefix(events))
+}
+
+/// The events matching `query` with `low <= position <= high`, at most `limit`, in the read's
+/// direction.
+async fn select(
+    conn: &mut PgConnection,
+    sql: &Statements,
+    query: &Query,
+    backwards: bool,
+    low: Position,
+    high: Position,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>> {
+    let (text, binds) = compile(sql, query, backwards);
     let mut q = sqlx::query(AssertSqlSafe(text)).bind(low).bind(high).bind(limit);
     for bind in binds {
         q = match bind {
@@ -143,6 +237,5 @@ pub(crate) async fn read(
         };
     }
     let rows = q.fetch_all(&mut *conn).await.map_err(db_error)?;
-    let events = rows.iter().map(decode).collect::<Result<_, _>>().map_err(db_error)?;
-    Ok((events, head))
+    rows.iter().map(decode).collect::<Result<_, _>>().map_err(db_error)
 }
