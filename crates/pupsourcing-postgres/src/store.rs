@@ -210,7 +210,7 @@ impl PgEventStore {
         query.validate(&self.inner.config.limits)?;
         let max_keys = self.inner.config.limits.max_lock_keys;
         // The cached head lets a read that finds nothing above it skip the query's head (see
-        // dcb::read_below_known). Loaded before the read's statement starts, so the head
+        // dcb::Below::read). Loaded before the read's statement starts, so the head
         // statement that produced it ended before that statement's snapshot. Never in a
         // caller's transaction, whose snapshot may be older.
         let known = (session == dcb::Session::Autocommit).then(|| self.known_head());

@@ -305,7 +305,7 @@ async fn condition_race(store: PgEventStore, secs: u64) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut tasks = Vec::new();
     // Keeps the store's cached log head fresh, so deciders' reads are often answered below
-    // it without the query's head (dcb::read_below_known): their heads must be as sound.
+    // it without the query's head (dcb::Below::read): their heads must be as sound.
     {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
