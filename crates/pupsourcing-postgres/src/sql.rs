@@ -61,6 +61,8 @@ pub(crate) struct Statements {
     pub events_table: String,
     /// The tag index table, schema-qualified.
     pub tags_table: String,
+    /// The query head function (`{events}_query_head`), schema-qualified.
+    pub query_head_fn: String,
     /// This store's namespace in the advisory lock space.
     pub lock_namespace: u64,
 }
@@ -118,6 +120,7 @@ impl Statements {
             select_events: render(include_str!("dcb/select_events.sql")).trim_end().to_string(),
             events_table: render("{schema}.{events}").to_string(),
             tags_table: render("{schema}.{events}_tags").to_string(),
+            query_head_fn: render("{schema}.{events}_query_head").to_string(),
             lock_namespace: u64::from(marker_tag(config)),
         }
     }

@@ -33,12 +33,14 @@ use crate::{append, dcb, migrate, read};
 /// # The cached head
 ///
 /// A store remembers the highest gap-free head it has seen, so that catch-up reads
-/// ([`EventStore::read_all`], [`EventStore::stream_all`]) below it skip the head query. That
-/// relies on heads only growing: events are never deleted and positions never reused. Deleting
-/// events (`TRUNCATE`, `DELETE`) or restoring the database from an older backup while a store
-/// is running breaks that assumption: its reads may then return events above the true head
-/// (positions the log has not reached yet). Build new stores (restart the process) after such
-/// maintenance.
+/// ([`EventStore::read_all`], [`EventStore::stream_all`]) below it skip the head query, and a
+/// DCB read ([`DcbStore::read`]) that finds no matching event above it returns it as its head
+/// without computing the query's head. That relies on heads only growing: events are never
+/// deleted and positions never reused. Deleting events (`TRUNCATE`, `DELETE`) or restoring the
+/// database from an older backup while a store is running breaks that assumption: its reads
+/// may then return events above the true head (positions the log has not reached yet), and
+/// DCB reads a head that later appends could land below. Build new stores (restart the
+/// process) after such maintenance.
 ///
 /// ```no_run
 /// # async fn demo() -> pupsourcing_core::Result<()> {
@@ -207,8 +209,13 @@ impl PgEventStore {
     ) -> Result<ReadResult> {
         query.validate(&self.inner.config.limits)?;
         let max_keys = self.inner.config.limits.max_lock_keys;
+        // The cached head lets a read that finds nothing above it skip the query's head (see
+        // dcb::Below::read). Loaded before the read's statement starts, so the head
+        // statement that produced it ended before that statement's snapshot. Never in a
+        // caller's transaction, whose snapshot may be older.
+        let known = (session == dcb::Session::Autocommit).then(|| self.known_head());
         let (events, head) =
-            dcb::read(conn, &self.inner.sql, query, options, session, max_keys).await?;
+            dcb::read(conn, &self.inner.sql, query, options, session, max_keys, known).await?;
         // A head read in a caller's transaction may cover that transaction's own uncommitted
         // events (see `{events}_safe_head`): gap-free for it alone, so it is never shared. The
         // head of a narrower query is gap-free for that query alone.

@@ -47,6 +47,51 @@ async fn a_query_head_waits_only_for_writers_of_matching_events() {
     assert_eq!(store.read(&Query::all(), ReadOptions::new()).await.unwrap().events.len(), 4);
 }
 
+/// A read that finds nothing above the store's cached log head is answered below it, in one
+/// statement (its head is the cached one, not the query's newer head); a read that finds an
+/// event above it pays for the query's head, which a matching writer in flight holds back. A
+/// read answering with a head above that writer's event (say the last event it found) would
+/// let the stale condition below pass.
+#[tokio::test]
+async fn reads_below_the_cached_head_never_pass_a_matching_writer_in_flight() {
+    let Some(store) = common::fresh_store().await else { return };
+    let mine = Query::from_items([QueryItem::tags(["mine:2"])]);
+    let first = store.append_if(&[tagged("mine:2")], None).await.unwrap().positions[0];
+    let known = store.head().await.unwrap();
+    assert_eq!(known, first);
+
+    // An unrelated writer in flight: a fresh boundary's query head would pass it, the cached
+    // head does not, and the read of the fresh boundary is answered below the cached head.
+    let mut unrelated = store.begin().await.unwrap();
+    store.append_if_in(&mut unrelated, &[tagged("other:2")], None).await.unwrap();
+    let fresh = Query::from_items([QueryItem::tags(["fresh:2"])]);
+    let cold = store.read(&fresh, ReadOptions::new()).await.unwrap();
+    assert_eq!((cold.events.len(), cold.head), (0, known), "answered below the cached head");
+    let read = store.read(&mine, ReadOptions::new()).await.unwrap();
+    assert_eq!((read.events.len(), read.head), (1, known), "answered below the cached head");
+    store.commit(unrelated).await.unwrap();
+
+    // A matching writer in flight, then a matching commit above it: the read must not answer
+    // with a head at or above the writer's event.
+    let mut related = store.begin().await.unwrap();
+    let held = store.append_if_in(&mut related, &[tagged("mine:2")], None).await.unwrap();
+    let above = store.append_if(&[tagged("mine:2")], None).await.unwrap();
+    assert!(above.positions[0] > held.positions[0] && held.positions[0] > known);
+    let read = store.read(&mine, ReadOptions::new()).await.unwrap();
+    assert!(read.head < held.positions[0], "the head passed a matching writer in flight");
+    assert_eq!(read.events.len(), 1, "only the events up to the head");
+    let stale = AppendCondition::none_after(mine.clone(), read.head);
+    store.commit(related).await.unwrap();
+    let refused = store.append_if(&[tagged("mine:2")], Some(&stale)).await;
+    assert!(matches!(refused, Err(pupsourcing_core::Error::ConditionFailed { .. })));
+
+    // Read-your-writes: the client's own append above the cached head is read.
+    let own = store.append_if(&[tagged("mine:2")], None).await.unwrap().positions[0];
+    let read = store.read(&mine, ReadOptions::new()).await.unwrap();
+    assert_eq!(read.events.last().map(|e| e.position), Some(own));
+    assert!(read.head >= own);
+}
+
 /// The command executor's write: the events and the command's record in one statement, the
 /// record (with the events' positions) only when the events were appended.
 #[tokio::test]

@@ -643,11 +643,33 @@ pub async fn own_reads_never_open_gaps<S: DcbStore>(store: S) {
 /// that could add a matching event, so this checks that it never runs ahead of one: the reader
 /// must see every committed `hot` event exactly once and never a rolled-back one.
 pub async fn query_tails_never_skip_out_of_order_commits<S: DcbStore>(store: S) {
+    query_tail(store, false).await;
+}
+
+/// [`query_tails_never_skip_out_of_order_commits`] while another task keeps asking for the
+/// head of the whole log, so a store that caches it (PostgreSQL) answers reads below it
+/// without the query's head whenever it can: such a read must still never return a head above
+/// a matching event in flight, nor an event above the head it returns.
+pub async fn query_tails_below_a_fresh_log_head_never_skip<S: DcbStore>(store: S) {
+    query_tail(store, true).await;
+}
+
+async fn query_tail<S: DcbStore>(store: S, refresh_log_head: bool) {
     const WRITERS: usize = 8;
     let deadline = Instant::now() + stress_duration();
     let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let hot = format!("hot:{}", Uuid::now_v7());
     let query = tags(&[&hot]);
+
+    let refresher = refresh_log_head.then(|| {
+        let (store, writing) = (store.clone(), writing.clone());
+        tokio::spawn(async move {
+            while writing.load(std::sync::atomic::Ordering::SeqCst) {
+                store.head().await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        })
+    });
 
     let reader = {
         let (store, writing, query) = (store.clone(), writing.clone(), query.clone());
@@ -658,6 +680,9 @@ pub async fn query_tails_never_skip_out_of_order_commits<S: DcbStore>(store: S) 
                 let still_writing = writing.load(std::sync::atomic::Ordering::SeqCst);
                 let read = store.read(&query, ReadOptions::new().after(after)).await.unwrap();
                 let caught_up = read.events.is_empty();
+                for e in &read.events {
+                    assert!(e.position > after && e.position <= read.head, "outside the read");
+                }
                 seen.extend(read.events.iter().map(|e| e.event_id));
                 after = after.max(read.head);
                 if caught_up && !still_writing {
@@ -707,6 +732,9 @@ pub async fn query_tails_never_skip_out_of_order_commits<S: DcbStore>(store: S) 
         rolled_back.extend(r);
     }
     writing.store(false, std::sync::atomic::Ordering::SeqCst);
+    if let Some(refresher) = refresher {
+        refresher.await.unwrap();
+    }
     let seen = reader.await.unwrap();
     let unique: std::collections::HashSet<Uuid> = seen.iter().copied().collect();
     assert_eq!(unique.len(), seen.len(), "an event was read twice");

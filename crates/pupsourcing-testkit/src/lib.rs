@@ -80,6 +80,7 @@ macro_rules! dcb_conformance {
             dcb::query_tails_never_skip_out_of_order_commits,
             group_races::grouped_boundaries_race,
             group_races::concurrent_replays_are_recognised,
+            dcb::query_tails_below_a_fresh_log_head_never_skip,
             decisions::cached_decisions_number_without_repeats,
             decisions::cached_refusals_are_made_again_on_fresh_state,
             decisions::cached_events_are_what_a_read_returns,
