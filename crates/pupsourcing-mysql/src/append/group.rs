@@ -42,15 +42,18 @@ use crate::error::db;
 use crate::sql::repeated;
 use crate::store::BEGIN;
 
-/// The bounds of a store's groups. Two writers keep a small server busy (one group commits
-/// while the next locks and checks); a group's events must fit one call of the write
+/// The bounds of a store's groups ([`WRITERS`]); a group's events must fit one call of the write
 /// procedure, so its size is counted in bytes against the packet budget of a chunk.
 pub(crate) fn limits(chunk_bytes: usize, max_lock_keys: usize) -> GroupLimits {
     GroupLimits { writers: WRITERS, requests: 64, size: chunk_bytes, lock_keys: max_lock_keys }
 }
 
-/// Writer tasks (and connections) at once.
-const WRITERS: usize = 8;
+/// Appends in flight at once (direct ones and writer tasks). Measured on MariaDB 10.11, 2 cores,
+/// single-event appends at 8 and 32 tasks (docs/benchmarks.md): 1 writer 0.40x/0.77x the floor,
+/// 2 writers 0.32x/0.66x, 4 writers 0.23x/0.44x, 8 writers 0.16x/0.28x; 100-event batches did
+/// better with 2 than with 1. More writers make smaller groups that wait for each other on the
+/// counter row (every group holds it from its write to its COMMIT).
+const WRITERS: usize = 2;
 
 /// How long a group waits for a row lock held by someone else, in seconds (InnoDB's least). A
 /// group holds the locks of all its requests, so waiting on a caller's long transaction would
