@@ -155,8 +155,12 @@ pub(crate) async fn read(
         (true, from) => (1, from.map_or(head, |f| f.min(head))),
     };
     // A forward read already has every matching event up to the cached head: it goes on after
-    // it. (The query's head is never below the cached one: a writer in flight then held the
-    // cached head at or below its marker, and a later one registered above it.)
+    // it. Unless the query's head is below the cached one: an append reads the sequence for
+    // its marker before it takes the marker's lock, so a writer that read it before the cached
+    // head was computed and registered after holds a marker below that head (its events land
+    // above it). Then what was found is dropped and the read ends at the query's head, else it
+    // would return events above the head it returns (test
+    // `a_query_head_below_the_cached_head_caps_the_read`).
     let (mut events, mut limit) = (Vec::new(), limit);
     if let Some((found, known)) = prefix.filter(|(_, known)| *known <= head) {
         low = low.max(known.saturating_add(1));
