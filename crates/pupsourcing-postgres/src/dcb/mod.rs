@@ -228,12 +228,15 @@ impl Below {
         let (found, binds) = compile(sql, query, options.backwards);
         let next = binds.len() + 4;
         let (k, g, h) = (next, next + 1, next + 2);
-        // The found events, each carrying the query's head when one lies above `known` (an
-        // init plan, run once; CASE runs the volatile function only when needed).
+        // The found events at or below `known`, each carrying the query's head when one lies
+        // above it (an init plan, run once; CASE runs the volatile function only when needed).
+        // Of the events above `known`, only the last is sent, to carry that head: the rest
+        // would be read again after `known` anyway.
         let text = format!(
-            "WITH found AS ({found}) SELECT f.*, (SELECT CASE WHEN max(x.global_position) > ${h} \
-             THEN {}(${k}, ${g}, FALSE) END FROM found x) FROM found f \
-             ORDER BY f.global_position {dir}",
+            "WITH found AS ({found}), top AS (SELECT max(global_position) AS p FROM found) \
+             SELECT f.*, (SELECT CASE WHEN top.p > ${h} THEN {}(${k}, ${g}, FALSE) END \
+             FROM top) FROM found f WHERE f.global_position <= ${h} \
+             OR f.global_position = (SELECT p FROM top) ORDER BY f.global_position {dir}",
             sql.query_head_fn
         );
         let rows = bound(&text, low, high, limit, binds)
