@@ -45,32 +45,32 @@ pub struct TableArgs {
     /// Name of the events table (at most 44 bytes, so that names derived from it fit).
     #[arg(long, global = true, default_value = "events")]
     pub events_table: String,
-    /// Name of the aggregate heads table [default: `aggregate_heads` for the events table
-    /// `events`, `<events>_heads` otherwise, as `StoreConfig::events_table` names it].
+    /// Name of the aggregate heads table (default: `aggregate_heads` for the events table
+    /// `events`, `<events>_heads` otherwise, as `StoreConfig::events_table` names it).
     #[arg(long, global = true)]
     pub aggregate_heads_table: Option<String>,
-    /// Name of the DCB commands table [default: `commands` for the events table `events`,
-    /// `<events>_commands` otherwise].
+    /// Name of the DCB commands table (default: `commands` for the events table `events`,
+    /// `<events>_commands` otherwise).
     #[arg(long, global = true)]
     pub commands_table: Option<String>,
-    /// Name of the projection checkpoints table [default: `projection_checkpoints` for the
-    /// events table `events`, `<events>_checkpoints` otherwise].
+    /// Name of the projection checkpoints table (default: `projection_checkpoints` for the
+    /// events table `events`, `<events>_checkpoints` otherwise).
     #[arg(long, global = true)]
     pub checkpoints_table: Option<String>,
-    /// Name of the projection dead letters table [default: `projection_dead_letters` for the
-    /// events table `events`, `<events>_dead_letters` otherwise].
+    /// Name of the projection dead letters table (default: `projection_dead_letters` for the
+    /// events table `events`, `<events>_dead_letters` otherwise).
     #[arg(long, global = true)]
     pub dead_letters_table: Option<String>,
-    /// Name of the orchestrator workers table [default: `workers` for the events table
-    /// `events`, `<events>_workers` otherwise].
+    /// Name of the orchestrator workers table (default: `workers` for the events table
+    /// `events`, `<events>_workers` otherwise).
     #[arg(long, global = true)]
     pub workers_table: Option<String>,
-    /// Name of the orchestrator shards table [default: `projection_shards` for the events
-    /// table `events`, `<events>_shards` otherwise].
+    /// Name of the orchestrator shards table (default: `projection_shards` for the events
+    /// table `events`, `<events>_shards` otherwise).
     #[arg(long, global = true)]
     pub projection_shards_table: Option<String>,
-    /// Name of the orchestrator recreate lock table [default: `recreate_lock` for the events
-    /// table `events`, `<events>_recreate_lock` otherwise].
+    /// Name of the orchestrator recreate lock table (default: `recreate_lock` for the events
+    /// table `events`, `<events>_recreate_lock` otherwise).
     #[arg(long, global = true)]
     pub recreate_lock_table: Option<String>,
 }

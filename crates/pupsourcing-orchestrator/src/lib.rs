@@ -9,7 +9,7 @@
 //! - [`FencedShard`]: a processor's checkpoint kept in its shard row, fenced by owner and
 //!   epoch.
 //!
-//! - [`status`]: workers, generation and shards (owner, epoch, checkpoint, lag, last error).
+//! - [`status()`]: workers, generation and shards (owner, epoch, checkpoint, lag, last error).
 //!
 //! A projection's shard count changes at a generation boundary (see the `reshard` steps in
 //! [`Recreate`]). Not yet: a Rolling strategy.

@@ -18,6 +18,10 @@
 //!
 //! Every SQL statement lives in a `.sql` file beside the module that runs it, rendered once per
 //! store with the configured names; [`migration_sql`] renders the schema for a configuration.
+//!
+//! The [sqlx](https://docs.rs/sqlx) 0.9 it runs on is re-exported as [`sqlx`], so that a caller's
+//! transaction (`sqlx::Transaction<'static, sqlx::Postgres>`, which `append_in` joins) names the
+//! same crate version as the store.
 
 #![warn(missing_docs)]
 
@@ -34,4 +38,5 @@ mod sql;
 mod store;
 
 pub use migrate::migration_sql;
+pub use sqlx;
 pub use store::PgEventStore;

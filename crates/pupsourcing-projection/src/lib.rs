@@ -8,7 +8,7 @@
 //!   follow a [`PoisonPolicy`].
 //! - [`Runner`]: several projections and partitions in one process, stopped together by a
 //!   cancellation token.
-//! - [`status`]: checkpoints, lag, errors, dead letters and stalls, for operators and alerts.
+//! - [`status()`]: checkpoints, lag, errors, dead letters and stalls, for operators and alerts.
 //!
 //! Backends implement [`pupsourcing_core::projection::ProjectionStore`] (PostgreSQL and
 //! SQLite do).

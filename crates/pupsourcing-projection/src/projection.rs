@@ -78,7 +78,7 @@ pub trait Projection<S: EventStore>: Send + Sync + 'static {
     }
 
     /// Clears the read model, in the transaction that removes the projection's checkpoints
-    /// (see [`crate::reset`]). Default: nothing to clear.
+    /// (see [`crate::reset()`]). Default: nothing to clear.
     fn reset(
         &self,
         conn: &mut S::Connection,

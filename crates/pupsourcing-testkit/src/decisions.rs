@@ -408,13 +408,13 @@ async fn race_every_path_of_writing<S: DcbStore>(store: S, query: Query, tag: &s
     assert!(numbered.len() >= 3 * 25 + 15, "only {} decisions", numbered.len());
 }
 
-/// [`race_every_path_of_writing`] on a boundary of one tag.
+/// `race_every_path_of_writing` on a boundary of one tag.
 pub async fn cached_decisions_see_every_path_of_writing<S: DcbStore>(store: S) {
     let tag = format!("count:{}", Uuid::new_v4());
     race_every_path_of_writing(store, boundary(&tag), &tag, &tag).await;
 }
 
-/// [`race_every_path_of_writing`] on a boundary of two items, one of which shares its tag with
+/// `race_every_path_of_writing` on a boundary of two items, one of which shares its tag with
 /// events outside it ("Noise" events tagged like the "Numbered" ones).
 pub async fn cached_multi_item_decisions_see_every_path_of_writing<S: DcbStore>(store: S) {
     let (tag, noise) = (format!("count:{}", Uuid::new_v4()), format!("noise:{}", Uuid::new_v4()));
@@ -427,7 +427,7 @@ pub async fn cached_multi_item_decisions_see_every_path_of_writing<S: DcbStore>(
     assert!(outside.events.iter().all(|e| e.event_type == "Numbered"));
 }
 
-/// [`race_every_path_of_writing`] on [`Query::all`]: every event of the log is the boundary
+/// `race_every_path_of_writing` on [`Query::all`]: every event of the log is the boundary
 /// (the store must be one of this test's own).
 pub async fn cached_decisions_on_all_events_see_every_path_of_writing<S: DcbStore>(store: S) {
     let tag = format!("count:{}", Uuid::new_v4());

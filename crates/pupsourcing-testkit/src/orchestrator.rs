@@ -427,7 +427,7 @@ pub async fn reset_replays_an_orchestrated_projection<S: CoordinationStore, M: R
 /// The projection name of the process-crash test.
 const KILLED_PROJECTION: &str = "killed_worker";
 
-/// The child half of the process-crash test: one worker of [`KILLED_PROJECTION`], run until
+/// The child half of the process-crash test: one worker of `KILLED_PROJECTION`, run until
 /// its process is killed.
 pub async fn run_worker_until_killed<S: CoordinationStore, M: ReadModel<S>>(store: S, model: M) {
     let worker = worker(&store, Recorder::new(KILLED_PROJECTION, model), strategy());

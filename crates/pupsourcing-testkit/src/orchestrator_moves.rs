@@ -7,7 +7,7 @@
 //!
 //! A *move* is a shard whose owner differs between two settled assignments (every shard owned
 //! by a live worker, balanced). After each change of the pool the moves must be exactly the
-//! fewest a balanced assignment needs ([`minimum_moves`]), each shard's epoch must show no
+//! fewest a balanced assignment needs (`minimum_moves`), each shard's epoch must show no
 //! hidden moves (a shard that moved away and back), and nothing may move for 10 heartbeats
 //! afterwards (no oscillation).
 

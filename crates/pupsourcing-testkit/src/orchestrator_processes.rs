@@ -7,7 +7,7 @@
 //! handled it, its shard, and the owner and epoch of that shard's row as the committing
 //! transaction sees it. The row lock taken by the checkpoint's compare-and-set (first in the
 //! batch's transaction) keeps that owner and epoch until the commit, so the ledger shows who
-//! owned each shard at each commit: [`check_ledger`] then asserts that every event was applied
+//! owned each shard at each commit: `check_ledger` then asserts that every event was applied
 //! exactly once per projection and that only the owner of a shard ever committed to it.
 //!
 //! Short intervals: heartbeat 200 ms, stale threshold 3 s. Unix only (signals).
@@ -505,7 +505,7 @@ fn chaos_duration() -> Duration {
     Duration::from_secs_f64(secs)
 }
 
-/// For [`chaos_duration`], three worker processes are kept alive while writers append: every
+/// For `chaos_duration`, three worker processes are kept alive while writers append: every
 /// 0.5 to 3 s a random one is SIGKILLed and a new one started (a process that ended by itself
 /// is replaced too, and reported). Then the writers stop, the survivors catch up, and the
 /// ledger holds every event exactly once per projection, each commit by its shard's owner.

@@ -36,7 +36,7 @@ pub struct Append {
     #[arg(long, value_name = "JSON")]
     metadata: Option<String>,
     /// The event id (the idempotency key: appending the same id again changes nothing)
-    /// [default: a new UUIDv7].
+    /// (default: a new UUIDv7).
     #[arg(long)]
     event_id: Option<Uuid>,
     /// The payload's schema version.

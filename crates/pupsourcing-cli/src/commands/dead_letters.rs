@@ -144,7 +144,7 @@ impl List {
 pub struct Replay {
     /// The projection's name.
     projection: String,
-    /// Only the letters at these positions (repeatable) [default: all of the projection's].
+    /// Only the letters at these positions (repeatable) (default: all of the projection's).
     #[arg(long = "position", value_name = "POSITION")]
     positions: Vec<Position>,
     /// Remove each letter once its line is written (at least once: a letter whose line was

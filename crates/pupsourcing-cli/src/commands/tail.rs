@@ -23,7 +23,7 @@ use crate::output::{event_json, event_line};
 /// --no-follow, once caught up.
 #[derive(Args)]
 pub struct Tail {
-    /// First position to print (inclusive) [default: the end of the log: only new events].
+    /// First position to print (inclusive) (default: the end of the log: only new events).
     #[arg(long)]
     from: Option<Position>,
     /// Only events of these aggregate types (repeatable).

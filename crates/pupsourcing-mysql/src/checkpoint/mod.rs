@@ -443,7 +443,7 @@ impl ProjectionStore for MySqlEventStore {
         limited(self.config().timeouts.query, pending).await
     }
 
-    /// The transaction holding the counter row (an append in flight), see [`stall`]: the head
+    /// The transaction holding the counter row (an append in flight), see the `stall` module: the head
     /// as [`Stall::position`] (the write holds positions above it), the holder's connection id
     /// (`CONNECTION_ID()`, what `KILL` takes) as the session, its transaction's age, and its
     /// `user@host` as the application name (MySQL sessions have no application name). `None`

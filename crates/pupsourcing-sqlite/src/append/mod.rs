@@ -13,7 +13,7 @@
 //! has one writer at a time). In a caller's transaction that was begun as a plain (deferred)
 //! `BEGIN`, the first write upgrades it to a writer; if another writer committed since the
 //! transaction's snapshot, SQLite refuses that upgrade (`SQLITE_BUSY_SNAPSHOT`), so a stale check
-//! can never be written either. Use [`crate::SqliteEventStore::begin`] to get a transaction that
+//! can never be written either. Use [`EventStore::begin`](pupsourcing_core::EventStore::begin) to get a transaction that
 //! waits for the lock instead.
 
 use std::collections::HashMap;

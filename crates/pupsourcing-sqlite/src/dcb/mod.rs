@@ -4,7 +4,7 @@
 //! # No locks needed
 //!
 //! SQLite lets one writer at a time hold the database's write lock. Every append of the store
-//! (stream or DCB) runs in a write transaction: [`crate::SqliteEventStore::begin`] and the
+//! (stream or DCB) runs in a write transaction: [`EventStore::begin`](pupsourcing_core::EventStore::begin) and the
 //! store's own appends start with `BEGIN IMMEDIATE` on the one-connection write pool, and the
 //! condition check runs inside that transaction, before the insert. No other writer can commit
 //! between the check and the insert, so a conditional append is serialised with every other
@@ -15,7 +15,7 @@
 //! In a caller's transaction begun as a plain (deferred) `BEGIN`, the check reads the
 //! transaction's snapshot; the insert that follows upgrades it to a writer, which SQLite refuses
 //! (`SQLITE_BUSY_SNAPSHOT`) if another writer committed since that snapshot. A stale check is
-//! therefore never written either; use [`crate::SqliteEventStore::begin`] for a transaction that
+//! therefore never written either; use [`EventStore::begin`](pupsourcing_core::EventStore::begin) for a transaction that
 //! waits for the lock instead of failing.
 //!
 //! # Compiling queries

@@ -3,7 +3,7 @@
 //! # Gap-free by construction
 //!
 //! SQLite lets one writer at a time hold the database's write lock, from the first write of a
-//! transaction (from `BEGIN IMMEDIATE`, for [`crate::SqliteEventStore::begin`]) until commit
+//! transaction (from `BEGIN IMMEDIATE`, for [`EventStore::begin`](pupsourcing_core::EventStore::begin)) until commit
 //! or rollback. An append allocates its positions while holding that lock, so a later append
 //! gets higher positions *and* commits later: commits happen in position order. A reader in WAL
 //! mode sees one committed snapshot per statement, which therefore is always a prefix of the log
