@@ -68,7 +68,10 @@ mod tests {
 
     #[test]
     fn bytes_are_hex_digits_only() {
-        assert_eq!(render(|o| bytes(o, &[0x00, 0x0f, 0xa5, 0xff, b'\'', b'\\'])), "X'000FA5FF275C'");
+        assert_eq!(
+            render(|o| bytes(o, &[0x00, 0x0f, 0xa5, 0xff, b'\'', b'\\'])),
+            "X'000FA5FF275C'"
+        );
         assert_eq!(render(|o| bytes(o, &[])), "X''");
         let all: Vec<u8> = (0..=255).collect();
         let literal = render(|o| bytes(o, &all));

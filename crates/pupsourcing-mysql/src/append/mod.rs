@@ -36,12 +36,12 @@ mod write;
 
 use std::collections::HashMap;
 
+use futures_util::TryStreamExt;
 use pupsourcing_core::dcb::AppendCondition;
 use pupsourcing_core::{
     AppendResult, Error, ExpectedVersion, NewEvent, Position, Result, StoreConfig, StreamId,
     ValidationError, Version, validate_batch,
 };
-use futures_util::TryStreamExt;
 use sqlx::mysql::MySqlRow;
 use sqlx::{AssertSqlSafe, Either, MySqlConnection, MySqlPool, Row};
 use uuid::Uuid;

@@ -87,8 +87,10 @@ impl EventRows {
 
     /// Bytes the event's rows take once rendered, at most, besides its stream's literals.
     fn bytes(&self, stream: usize) -> usize {
-        let event = 1 + POSITION_ROOM + self.head.len() + 1 + stream + VERSION_ROOM + self.tail.len();
-        let tags: usize = self.tags.iter().map(|t| t.len() + POSITION_ROOM + self.tag_tail.len() + 1).sum();
+        let event =
+            1 + POSITION_ROOM + self.head.len() + 1 + stream + VERSION_ROOM + self.tail.len();
+        let tags: usize =
+            self.tags.iter().map(|t| t.len() + POSITION_ROOM + self.tag_tail.len() + 1).sum();
         event + 1 + tags
     }
 }

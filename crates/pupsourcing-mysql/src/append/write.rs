@@ -158,10 +158,8 @@ impl WriteSql {
 
     /// Adds the creation of a new stream's head row (`stream`: its literals) at `version`.
     pub(crate) fn head_insert(&self, script: &mut Script, stream: &str, version: Version) {
-        let statement = self
-            .head_insert
-            .replace("{version}", &version.to_string())
-            .replace("{stream}", stream);
+        let statement =
+            self.head_insert.replace("{version}", &version.to_string()).replace("{stream}", stream);
         script.push(Step::Head, &statement);
     }
 
@@ -174,8 +172,10 @@ impl WriteSql {
         bump: &[(String, Version)],
     ) {
         let rows = |heads: &[(String, Version)]| {
-            let rows: Vec<String> =
-                heads.iter().map(|(stream, version)| format!("({stream},{version},{NOW})")).collect();
+            let rows: Vec<String> = heads
+                .iter()
+                .map(|(stream, version)| format!("({stream},{version},{NOW})"))
+                .collect();
             rows.join(",")
         };
         if !create.is_empty() {

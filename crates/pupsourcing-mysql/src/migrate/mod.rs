@@ -82,11 +82,8 @@ pub(crate) async fn apply(pool: &MySqlPool, config: &StoreConfig) -> Result<()> 
 /// (role, suffix). Appends fail without any of them, and MySQL's DDL is not transactional, so a
 /// migration cut short can leave some missing: the status checks them too. (The write
 /// procedure of older stores is no longer used, so its absence is no gap.)
-const DERIVED: [(&str, &str); 3] = [
-    ("position counter", COUNTER_SUFFIX),
-    ("tag index", TAGS_SUFFIX),
-    ("lock rows", LOCKS_SUFFIX),
-];
+const DERIVED: [(&str, &str); 3] =
+    [("position counter", COUNTER_SUFFIX), ("tag index", TAGS_SUFFIX), ("lock rows", LOCKS_SUFFIX)];
 
 /// Which of the store's tables (the configured ones, then [`DERIVED`]) exist in its database:
 /// `config.schema`, or the connection's for the default `public`.
