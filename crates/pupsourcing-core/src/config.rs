@@ -71,7 +71,7 @@ impl TableNames {
         "_locks",
         "_counter",
         "_write",
-        "_write_rows",
+        "_write_rows", // no longer created; older stores keep it, unused
         // default heads, commands, checkpoints and dead letters tables
         "_heads",
         "_commands",

@@ -7,9 +7,9 @@
 //!
 //! - Gap-free global reads: positions come from one counter row whose lock every append holds
 //!   from allocation to commit, so commits happen in position order and the counter's committed
-//!   value is the head (see `read`). The allocation and the inserts are one call of a stored
-//!   procedure, taken after every lock wait and check: the serialised section is that call and
-//!   the COMMIT.
+//!   value is the head (see `read`). The allocation, the inserts and the COMMIT are text
+//!   statements of literals sent in one round trip, after every lock wait and check: the
+//!   serialised section is that round trip (see `append`).
 //! - Sound DCB conditions without SERIALIZABLE: one row per lock key of core's lock plan, taken
 //!   shared by appends and exclusively by conditions, in key order (see `dcb::locks`).
 //! - Optimistic concurrency on an O(1) heads row, idempotent re-appends by the unique event id.
@@ -22,7 +22,8 @@
 //!   owner and epoch fence every batch commit (see `coordination`).
 //! - The store's own transactions run at READ COMMITTED, on sessions in strict SQL mode.
 //! - Every SQL statement lives in a `.sql` file beside the module that runs it, rendered once per
-//!   store with the configured names.
+//!   store with the configured names; the append's values travel as hex literals
+//!   (`append/literal.rs`) or bound parameters, never as text spliced as it is.
 
 #![warn(missing_docs)]
 

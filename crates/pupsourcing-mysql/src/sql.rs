@@ -20,8 +20,6 @@ pub(crate) const TAGS_SUFFIX: &str = "_tags";
 pub(crate) const LOCKS_SUFFIX: &str = "_locks";
 /// The suffix naming the position counter table after the events table.
 pub(crate) const COUNTER_SUFFIX: &str = "_counter";
-/// The suffix naming the write procedure after the events table.
-pub(crate) const WRITE_SUFFIX: &str = "_write_rows";
 
 /// Replaces every placeholder in `template` with the qualified, quoted table from `config`:
 ///
@@ -31,7 +29,6 @@ pub(crate) const WRITE_SUFFIX: &str = "_write_rows";
 /// - `{events_counter}`: the position counter, one row (`<events>_counter`);
 /// - `{checkpoints}`, `{dead_letters}`, `{workers}`, `{shards}`, `{recreate_lock}`: the
 ///   projection and orchestrator tables;
-/// - `{events_write_rows}`: the procedure writing events (`<events>_write_rows`);
 /// - `{database}`: the database (`config.schema`), for `CREATE DATABASE`;
 /// - `{now}`: the database clock now, in microseconds since the Unix epoch, UTC ([`NOW`]).
 ///
@@ -52,7 +49,6 @@ pub(crate) fn render(template: &str, config: &StoreConfig) -> String {
         .replace("{workers}", &table(config.tables.workers.as_str()))
         .replace("{shards}", &table(config.tables.shards.as_str()))
         .replace("{recreate_lock}", &table(config.tables.recreate_lock.as_str()))
-        .replace("{events_write_rows}", &table(&format!("{events}{WRITE_SUFFIX}")))
         .replace("{database}", &quote(config.schema.as_str()))
         .replace("{now}", NOW)
 }
@@ -130,7 +126,7 @@ mod tests {
     /// The core's length limit on the events table accounts for the names derived here.
     #[test]
     fn derived_names_are_known_to_the_core() {
-        for suffix in [TAGS_SUFFIX, LOCKS_SUFFIX, COUNTER_SUFFIX, WRITE_SUFFIX] {
+        for suffix in [TAGS_SUFFIX, LOCKS_SUFFIX, COUNTER_SUFFIX] {
             assert!(pupsourcing_core::TableNames::DERIVED_SUFFIXES.contains(&suffix), "{suffix}");
         }
     }

@@ -79,8 +79,9 @@ const READS_NEED_READ_COMMITTED: Error = Error::Unsupported {
 ///
 /// Every append takes its positions from one counter row and holds that row's lock until its
 /// transaction ends: that is what makes reads of the global log gap-free (commits happen in
-/// position order). The store's own appends take it last, after every lock wait and check, so
-/// only their write (one procedure call) and COMMIT run one at a time. An append in a
+/// position order). The store's own appends take it last, after every lock wait and check, and
+/// send their write and COMMIT in one round trip, so that round trip is all that runs one at a
+/// time. An append in a
 /// transaction of yours holds it until you commit or roll back: every other append of the store
 /// waits meanwhile, so keep such transactions short.
 ///
@@ -201,9 +202,9 @@ impl MySqlEventStore {
     /// Which of the store's tables exist in its database (`config.schema`, or the
     /// connection's for the default `public`): all of them once [`MySqlEventStore::migrate`]
     /// (or the generated migration) has run. Besides the configured tables it lists those
-    /// named after the events table (the position counter, the tag index, the lock rows) and
-    /// the write procedure, since a MySQL migration cut short can leave some of them missing
-    /// (DDL is not transactional). Indexes are not checked.
+    /// named after the events table (the position counter, the tag index, the lock rows), since
+    /// a MySQL migration cut short can leave some of them missing (DDL is not transactional).
+    /// Indexes are not checked. (Older stores also have a write procedure, no longer used.)
     pub async fn schema_status(&self) -> Result<SchemaStatus> {
         migrate::status(&self.inner.pool, &self.inner.config).await
     }
@@ -373,7 +374,10 @@ impl MySqlEventStore {
                 Some(chunks) => chunks,
                 None => self.chunks(&mut conn, target, events).await?,
             };
-            let append = self.append_step(target, events, &chunks, true);
+            // A COMMIT in the write's round trip could not be cut short by the time limit, and
+            // a record must go before it: then the COMMIT follows on its own.
+            let commit = record.is_none() && limit.is_none();
+            let append = self.append_step(target, events, &chunks, commit);
             let (open, result) = self.run_own(&mut conn, &append, &plan).await?;
             if let (true, Some(record)) = (open, record) {
                 let record =
@@ -396,10 +400,11 @@ impl MySqlEventStore {
     }
 
     /// Runs `append` in a transaction of its own on `conn`, which is in none: the lock rows
-    /// first (autocommit), then BEGIN and the append. Returns whether the transaction is left
-    /// open to commit (not after a replay, which is rolled back). BEGIN, COMMIT and ROLLBACK
-    /// are statements here, not a `sqlx::Transaction`, so that an append that lost the race to
-    /// create its stream's head row can run again in a new transaction.
+    /// first (autocommit), then BEGIN and the append ([`Append::run_own`]). Returns whether the
+    /// transaction is left open to commit: not when the append committed in its write's round
+    /// trip ([`Append::commit`]), nor after a replay, which is rolled back. BEGIN, COMMIT and
+    /// ROLLBACK are statements here, not a `sqlx::Transaction`, so that an append that lost the
+    /// race to create its stream's head row can run again in a new transaction.
     async fn run_own(
         &self,
         conn: &mut MySqlConnection,
@@ -409,13 +414,13 @@ impl MySqlEventStore {
         let inner = &self.inner;
         inner.locks.ensure_rows(Some(&mut *conn), &inner.side, plan).await?;
         for _ in 0..HEAD_RACES {
-            sqlx::raw_sql(BEGIN).execute(&mut *conn).await.map_err(db)?;
-            let outcome = run_locked(&inner.locks, conn, plan, append).await;
+            let outcome = append.run_own(conn, &inner.locks, plan).await;
             let replayed = match outcome {
-                Ok(Outcome::Appended(result)) => return Ok((true, result)),
+                Ok(Outcome::Appended(result)) => return Ok((!append.commit, result)),
                 Ok(Outcome::Replayed(result)) => Some(result),
                 Ok(Outcome::Raced) => None,
                 Err(err) => {
+                    // Harmless after a failed COMMIT too: the outcome is unknown either way.
                     let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
                     return Err(err);
                 }
@@ -457,7 +462,7 @@ impl MySqlEventStore {
             other => other.map_err(db)?,
         };
         let append = self.append_step(target, events, &chunks, false);
-        let outcome = run_locked(&inner.locks, conn, &plan, &append).await;
+        let outcome = append.run_in(conn, &inner.locks, &plan).await;
         match outcome {
             Ok(Outcome::Appended(result)) => Ok(result),
             Ok(Outcome::Replayed(result)) => {
@@ -482,7 +487,7 @@ impl MySqlEventStore {
         target: Target<'a>,
         events: &'a [NewEvent],
         chunks: &'a Chunks,
-        own_transaction: bool,
+        commit: bool,
     ) -> Append<'a> {
         let inner = &self.inner;
         Append {
@@ -493,7 +498,7 @@ impl MySqlEventStore {
             events,
             chunks,
             side: &inner.side,
-            own_transaction,
+            commit,
         }
     }
 
@@ -522,17 +527,6 @@ const HEAD_RACES: usize = 3;
 #[derive(Debug, thiserror::Error)]
 #[error("concurrent appends created the stream's head row first; retry the append")]
 struct HeadRaced;
-
-/// The boundary locks, then the append.
-async fn run_locked(
-    locks: &Locks,
-    conn: &mut MySqlConnection,
-    plan: &[LockKey],
-    append: &Append<'_>,
-) -> Result<Outcome> {
-    locks.take(conn, plan).await?;
-    append.run(conn).await
-}
 
 pub(crate) async fn setup_session(
     conn: &mut MySqlConnection,

@@ -63,7 +63,7 @@ async fn migrations_are_idempotent_and_name_the_database() {
 }
 
 /// `schema_status` reports nothing in a database never migrated, everything after `migrate`
-/// (the configured tables, those named after the events table and the write procedure), what
+/// (the configured tables and those named after the events table), what
 /// a migration cut short left out, and, for the default schema, the connection's database.
 #[tokio::test]
 async fn schema_status_tells_a_migrated_database_from_an_empty_one() {
@@ -73,28 +73,25 @@ async fn schema_status_tells_a_migrated_database_from_an_empty_one() {
     let before = store.schema_status().await.unwrap();
     assert!(before.is_empty(), "{before:?}");
     assert_eq!(before.location, database);
-    assert_eq!(before.tables.len(), 12, "8 configured, 3 derived tables, the procedure");
+    assert_eq!(before.tables.len(), 11, "8 configured, 3 derived tables");
     store.migrate().await.unwrap();
     let after = store.schema_status().await.unwrap();
     assert!(after.is_applied(), "{after:?}");
     let names: Vec<&str> = after.tables.iter().map(|t| t.name.as_str()).collect();
-    for name in
-        ["ledger", "ledger_dead_letters", "ledger_counter", "ledger_tags", "ledger_write_rows"]
-    {
+    for name in ["ledger", "ledger_dead_letters", "ledger_counter", "ledger_tags", "ledger_locks"] {
         assert!(names.contains(&name), "{name}: {names:?}");
     }
-    // A migration cut short: the tag index and the procedure missing (a table of that name
-    // would not stand in for the procedure).
+    assert!(!names.contains(&"ledger_write_rows"), "the write procedure is gone: {names:?}");
+    // A migration cut short: the tag index and the counter missing.
     for sql in [
         format!("DROP TABLE `{database}`.ledger_tags"),
-        format!("DROP PROCEDURE `{database}`.ledger_write_rows"),
-        format!("CREATE TABLE `{database}`.ledger_write_rows (id INT)"),
+        format!("DROP TABLE `{database}`.ledger_counter"),
     ] {
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(store.pool()).await.unwrap();
     }
     let partial = store.schema_status().await.unwrap();
     let missing: Vec<&str> = partial.missing().map(|t| t.name.as_str()).collect();
-    assert_eq!(missing, ["ledger_tags", "ledger_write_rows"]);
+    assert_eq!(missing, ["ledger_counter", "ledger_tags"]);
     assert!(!partial.is_applied() && !partial.is_empty());
     store.migrate().await.unwrap();
     assert!(store.schema_status().await.unwrap().is_applied(), "migrate repairs it");

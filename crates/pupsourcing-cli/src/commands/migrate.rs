@@ -39,10 +39,10 @@ pub struct Generate {
     /// File name inside the folder.
     #[arg(long, default_value = "001_pupsourcing.sql")]
     file_name: String,
-    /// MySQL: write the file for the `mysql` command-line client (`mysql DB < FILE`), with the
-    /// stored procedure between DELIMITER lines. Without it the file is for tools that send it
-    /// to the server as one script (sqlx, golang-migrate with multiStatements), which do not
-    /// know DELIMITER.
+    /// MySQL: write the file for the `mysql` command-line client (`mysql DB < FILE`), with any
+    /// stored procedure between DELIMITER lines (the schema has none at present, so both files
+    /// are the same). Without it the file is for tools that send it to the server as one
+    /// script (sqlx, golang-migrate with multiStatements), which do not know DELIMITER.
     #[arg(long)]
     mysql_client: bool,
 }

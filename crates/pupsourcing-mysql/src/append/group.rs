@@ -4,20 +4,23 @@
 //! Every append holds the position counter from taking its positions to COMMIT (that is what
 //! keeps reads gap-free, see the module docs of `append`), so appends alone run that section
 //! one at a time, and the section's per-call work caps the whole server's appends. A group
-//! runs it once for all its requests: one call of the write procedure and one COMMIT. The
-//! transaction, on a writer connection of the store's own ([`GroupLimits::writers`] at most):
+//! runs it once for all its requests: one round trip of write statements ending with the
+//! COMMIT. The transaction, on a writer connection of the store's own
+//! ([`GroupLimits::writers`] at most):
 //!
 //! 1. the union of the requests' boundary locks (no key wanted in both modes: the queue's rule),
-//!    their missing rows created first in autocommit statements (see `dcb::locks`);
-//! 2. the head rows of the requests' streams, locked in key order with their versions read
-//!    (`group_heads_lock.sql`), the missing ones created at version 0
-//!    (`group_heads_create.sql`);
+//!    their missing rows created first in autocommit statements (see `dcb::locks`), sent with
+//!    BEGIN and
+//! 2. the locking read of the head rows of the requests' streams, in key order, with their
+//!    versions (`group_heads_lock.sql`): one round trip; a missing row counts as version 0;
 //! 3. every request's check as if alone: its expected version against its locked head, its
 //!    condition (one statement for all of them, after the locks); the requests that fail are
 //!    left out, and their callers run them alone, which reports why;
-//! 4. the heads of the appended streams moved to their new versions;
-//! 5. one call of the write procedure for the events of every appended request, in request
-//!    order, so each request's block of positions is contiguous; then COMMIT.
+//! 4. one round trip (`write.rs`): the heads of the appended streams moved to their new
+//!    versions, the missing ones created at them (`group_heads_create.sql`: a concurrent creator
+//!    fails it on the duplicate key, before the counter), then the write of the events of every
+//!    appended request, in request order, so each request's block of positions is contiguous,
+//!    and the COMMIT.
 //!
 //! Any error (a stored event id, a deadlock or a lock wait with a caller's transaction, a lost
 //! connection, even at COMMIT) rolls the group back and answers every request `None`: its
@@ -31,19 +34,18 @@ use pupsourcing_core::dcb::{AppendCondition, LockKey};
 use pupsourcing_core::group::{BoxFuture, GroupLimits, GroupWriter, Grouped};
 use pupsourcing_core::{AppendResult, ExpectedVersion, Result, StreamId, Version};
 use sqlx::mysql::MySqlPoolOptions;
-use sqlx::{AssertSqlSafe, MySqlConnection, MySqlPool, Row};
+use sqlx::{MySqlConnection, MySqlPool, Row};
 
-use super::rows::{Chunk, close_array};
-use super::{AppendSql, Target, write_rows};
+use super::rows::{Chunk, Rows, stream_literals, stream_parts};
+use super::write::Script;
+use super::{AppendSql, Target, begin_with};
 use crate::connection::OwnConnection;
 use crate::dcb::locks::Locks;
 use crate::dcb::{self, DcbSql};
 use crate::error::db;
-use crate::sql::repeated;
-use crate::store::BEGIN;
 
-/// The bounds of a store's groups ([`WRITERS`]); a group's events must fit one call of the write
-/// procedure, so its size is counted in bytes against the packet budget of a chunk.
+/// The bounds of a store's groups ([`WRITERS`]); a group's write must fit one packet, so its
+/// size is counted in bytes against the packet budget of a chunk.
 pub(crate) fn limits(chunk_bytes: usize, max_lock_keys: usize) -> GroupLimits {
     GroupLimits { writers: WRITERS, requests: 64, size: chunk_bytes, lock_keys: max_lock_keys }
 }
@@ -62,7 +64,7 @@ const WRITERS: usize = 2;
 const GROUP_LOCK_WAIT: &str = "SET SESSION innodb_lock_wait_timeout = 1";
 
 /// A queued append, owned so that a writer task can run it: validated, its events rendered (one
-/// chunk: it fits a call of the write procedure) and its lock plan made.
+/// chunk: it fits a packet) and its lock plan made.
 #[derive(Debug)]
 pub(crate) struct Request {
     stream: Option<StreamId>,
@@ -107,22 +109,15 @@ impl Grouped for Request {
     }
 }
 
-/// The head rows statements of a group, rendered for one store (`{rows}` left to fill).
+/// The locking read of a group's head rows, rendered for one store (`{rows}` left to fill).
 #[derive(Debug, Clone)]
 pub(crate) struct HeadsSql {
     lock: String,
-    create: String,
-    bump: String,
 }
 
 impl HeadsSql {
     pub(crate) fn new(config: &pupsourcing_core::StoreConfig) -> Self {
-        let render = |template: &str| crate::sql::render(template, config);
-        Self {
-            lock: render(include_str!("group_heads_lock.sql")),
-            create: render(include_str!("group_heads_create.sql")),
-            bump: render(include_str!("group_heads_bump.sql")),
-        }
+        Self { lock: super::write::template(include_str!("group_heads_lock.sql"), config) }
     }
 }
 
@@ -190,19 +185,19 @@ impl MySqlGroupWriter {
         let plan: Vec<LockKey> =
             plan.into_iter().map(|(key, exclusive)| LockKey { key, exclusive }).collect();
         self.locks.ensure_rows(Some(&mut *conn), &self.side, &plan).await?;
-        sqlx::raw_sql(BEGIN).execute(&mut *conn).await.map_err(db)?;
-        self.locks.take(conn, &plan).await?;
-        let now = chrono::Utc::now().timestamp_micros();
-        let heads = self.lock_heads(conn, group, now).await?;
+        let heads = self.begin(conn, group, &plan).await?;
         let conditions: Vec<&AppendCondition> =
             group.iter().filter_map(|r| r.condition.as_ref()).collect();
         let mut matched = dcb::conditions_matching(conn, &self.dcb_sql, &conditions).await?;
         matched.reverse();
-        // Each request's stream version before it (0 on the DCB path), if it is appended.
+        // Each request's stream version before it (0 on the DCB path, and for a stream with
+        // no head row), if it is appended.
         let current: Vec<Option<Version>> = group
             .iter()
             .map(|r| match &r.stream {
-                Some(stream) => heads.get(&key(stream)).copied().filter(|&v| r.holds(v)),
+                Some(stream) => {
+                    Some(heads.get(&key(stream)).copied().unwrap_or(0)).filter(|&v| r.holds(v))
+                }
                 None if r.condition.is_some() => (!matched.pop().unwrap_or(true)).then_some(0),
                 None => Some(0),
             })
@@ -211,42 +206,48 @@ impl MySqlGroupWriter {
             sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.map_err(db)?;
             return Ok(group.iter().map(|_| None).collect());
         }
-        self.bump_heads(conn, group, &current, now).await?;
-        let (mut array, mut count) = (String::new(), 0);
-        for (request, current) in group.iter().zip(&current) {
-            if let Some(current) = current {
-                request.chunk.render(&mut array, request.stream.as_ref().map(|_| current + 1));
-                count += request.chunk.len();
-            }
+        let mut script = Script::default();
+        self.heads(&mut script, group, &current, &heads);
+        let appended = || group.iter().zip(&current).filter_map(|(r, c)| Some((r, (*c)?)));
+        let count = appended().map(|(r, _)| r.chunk.len()).sum();
+        let mut rows = Rows::new(count, appended().map(|(r, _)| r.chunk.bytes).sum());
+        for (request, current) in appended() {
+            rows.push(&request.chunk, request.stream.as_ref().map(|_| current + 1));
         }
-        close_array(&mut array);
-        let first = write_rows(conn, &self.append_sql, array, count).await.map_err(db)?;
-        sqlx::raw_sql("COMMIT").execute(&mut *conn).await.map_err(db)?;
+        self.append_sql.write.rows(&mut script, &rows);
+        script.commit();
+        let last = script.run(conn).await.map_err(|f| db(f.error))?;
+        let first = last.first().copied().unwrap_or_default() - (count as i64 - 1);
         Ok(results(group, &current, first))
     }
 
-    /// Locks the head rows of the group's streams (creating the missing ones at version 0)
-    /// and returns their versions.
-    async fn lock_heads(
+    /// One round trip: BEGIN, the group's boundary locks and the locking read of the head rows
+    /// of its streams (in key order). Returns the versions of the rows found.
+    async fn begin(
         &self,
         conn: &mut MySqlConnection,
         group: &[Request],
-        now: i64,
+        plan: &[LockKey],
     ) -> Result<HashMap<HeadKey, Version>> {
-        let mut streams: Vec<HeadKey> =
-            group.iter().filter_map(|r| r.stream.as_ref()).map(key).collect();
-        if streams.is_empty() {
-            return Ok(HashMap::new());
-        }
-        streams.sort();
-        let rows = vec!["(aggregate_type = ? AND aggregate_id = ?)"; streams.len()].join(" OR ");
-        let text = self.heads_sql.lock.replace("{rows}", &rows);
-        let mut lock = sqlx::query(AssertSqlSafe(text));
-        for (kind, id) in &streams {
-            lock = lock.bind(kind.as_slice()).bind(id.as_slice());
-        }
+        let mut streams: Vec<&StreamId> = group.iter().filter_map(|r| r.stream.as_ref()).collect();
+        streams.sort_by_key(|s| key(s));
+        let read = (!streams.is_empty()).then(|| {
+            let rows: Vec<String> = streams
+                .iter()
+                .map(|stream| {
+                    let (kind, id) = stream_parts(stream);
+                    format!("(aggregate_type = {kind} AND aggregate_id = {id})")
+                })
+                .collect();
+            self.heads_sql.lock.replace("{rows}", &rows.join(" OR "))
+        });
+        let statements = self.locks.statements(plan).into_iter().chain(read.clone());
+        let rows = begin_with(conn, statements).await?;
         let mut heads = HashMap::with_capacity(streams.len());
-        for row in lock.fetch_all(&mut *conn).await.map_err(db)? {
+        if read.is_none() {
+            return Ok(heads);
+        }
+        for row in rows {
             let kind: Vec<u8> = row.try_get(0).map_err(db)?;
             let id: Vec<u8> = row.try_get(1).map_err(db)?;
             let version: Version = row.try_get(2).map_err(db)?;
@@ -254,44 +255,33 @@ impl MySqlGroupWriter {
                 heads.insert((kind, id), version);
             }
         }
-        let missing: Vec<&HeadKey> = streams.iter().filter(|s| !heads.contains_key(*s)).collect();
-        if !missing.is_empty() {
-            let text =
-                self.heads_sql.create.replace("{rows}", &repeated("(?, ?, 0, ?)", missing.len()));
-            let mut create = sqlx::query(AssertSqlSafe(text));
-            for (kind, id) in &missing {
-                create = create.bind(kind.as_slice()).bind(id.as_slice()).bind(now);
-            }
-            create.execute(&mut *conn).await.map_err(db)?;
-            heads.extend(missing.into_iter().map(|s| (s.clone(), 0)));
-        }
         Ok(heads)
     }
 
-    /// Moves the heads of the appended streams to their new versions, in key order.
-    async fn bump_heads(
+    /// Adds the head rows of the appended streams at their new versions, in key order: the
+    /// locked ones moved, the missing ones created.
+    fn heads(
         &self,
-        conn: &mut MySqlConnection,
+        script: &mut Script,
         group: &[Request],
         current: &[Option<Version>],
-        now: i64,
-    ) -> Result<()> {
-        let mut bumps: Vec<(HeadKey, Version)> = group
+        locked: &HashMap<HeadKey, Version>,
+    ) {
+        let mut heads: Vec<(HeadKey, String, Version)> = group
             .iter()
             .zip(current)
-            .filter_map(|(r, c)| Some((key(r.stream.as_ref()?), (*c)? + r.chunk.len() as i64)))
+            .filter_map(|(r, c)| {
+                let stream = r.stream.as_ref()?;
+                Some((key(stream), stream_literals(stream), (*c)? + r.chunk.len() as i64))
+            })
             .collect();
-        if bumps.is_empty() {
-            return Ok(());
-        }
-        bumps.sort();
-        let text = self.heads_sql.bump.replace("{rows}", &repeated("(?, ?, ?, ?)", bumps.len()));
-        let mut bump = sqlx::query(AssertSqlSafe(text));
-        for ((kind, id), version) in &bumps {
-            bump = bump.bind(kind.as_slice()).bind(id.as_slice()).bind(*version).bind(now);
-        }
-        bump.execute(&mut *conn).await.map_err(db)?;
-        Ok(())
+        heads.sort();
+        let (bump, create): (Vec<_>, Vec<_>) =
+            heads.into_iter().partition(|(key, ..)| locked.contains_key(key));
+        let rows = |heads: Vec<(HeadKey, String, Version)>| {
+            heads.into_iter().map(|(_, stream, version)| (stream, version)).collect::<Vec<_>>()
+        };
+        self.append_sql.write.group_heads(script, &rows(create), &rows(bump));
     }
 }
 

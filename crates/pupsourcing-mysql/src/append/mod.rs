@@ -3,39 +3,58 @@
 //! transaction, in this order:
 //!
 //! 1. the DCB boundary locks (`crate::dcb::locks`), in key order;
-//! 2. for a stream, its head row, locked (created at version 0 if new), and the expected
-//!    version check; for a condition, the check, in a statement after the locks;
+//! 2. for a stream, its head row, locked, and the expected version check (a missing row means
+//!    version 0, see below); for a condition, the check, in a statement after the locks;
 //! 3. after a failed check: a replay (every event id already stored) returns the original
 //!    positions, anything else the typed error;
-//! 4. for a stream, the head's new version;
-//! 5. the write, one call of the `<events>_write` procedure per packet-sized chunk (usually one):
-//!    one contiguous block of positions from the counter row, whose lock is held until the
-//!    transaction ends, the events and their tag index rows. It comes last, so that the
-//!    section every append runs one at a time (from allocation to commit) holds no lock wait
-//!    and no check: the call and the COMMIT, two round trips.
+//! 4. the write (`write.rs`), text statements of literals sent together, one round trip per
+//!    packet-sized chunk (usually one): for a stream, its head row moved to the new version (or
+//!    created at it); then one contiguous block of positions from the counter row, whose lock
+//!    is held until the transaction ends, the events and their tag index rows; and in the
+//!    store's own transaction, the COMMIT. The counter comes last, so that the section every
+//!    append runs one at a time (from allocation to commit) holds no lock wait and no client
+//!    decision: one round trip.
 //!
-//! A stored event id fails the insert on the unique index: the outcome is then a replay or a
-//! partial duplicate, and the writes made so far are undone (the store's own transaction is
-//! rolled back; in a caller's transaction, the append's savepoint).
+//! In the store's own transaction, BEGIN, the locks and the head's locking read travel in one
+//! round trip too ([`Append::run_own`]): a lone stream append is two round trips. Under READ
+//! COMMITTED a locking read of a missing head row locks nothing; the row is then inserted by the
+//! write, before the counter statement: a concurrent creator of the same stream makes that
+//! insert wait and then fail on the duplicate key, so the check against version 0 is never
+//! wrong ([`Outcome::Raced`], the append runs again). In a caller's transaction (maybe
+//! REPEATABLE READ) a missing head row is created on the side pool first, then locked.
+//!
+//! The server stops a multi-statement round trip at the first statement that fails. A stored
+//! event id fails the events insert on the unique index, so the COMMIT after it never runs: the
+//! outcome is then a replay or a partial duplicate, and the writes made so far are undone (the
+//! store's own transaction is rolled back; in a caller's transaction, the append's savepoint).
+//! A failed COMMIT (or a lost connection) leaves the outcome unknown, as any COMMIT does.
 
 pub(crate) mod group;
+mod literal;
 mod rows;
+mod write;
 
 use std::collections::HashMap;
 
+use futures_util::TryStreamExt;
 use pupsourcing_core::dcb::AppendCondition;
 use pupsourcing_core::{
     AppendResult, Error, ExpectedVersion, NewEvent, Position, Result, StoreConfig, StreamId,
     ValidationError, Version, validate_batch,
 };
-use sqlx::{AssertSqlSafe, MySqlConnection, MySqlPool, Row};
+use sqlx::mysql::MySqlRow;
+use sqlx::{AssertSqlSafe, Either, MySqlConnection, MySqlPool, Row};
 use uuid::Uuid;
 
+use crate::dcb::locks::Locks;
 use crate::dcb::{self, DcbSql};
 use crate::error::{CorruptRow, DUPLICATE_KEY, db, number};
 use crate::sql::{Statement, repeated};
+use crate::store::BEGIN;
 
 pub(crate) use rows::{Chunks, budget};
+use rows::{Rows, stream_parts};
+use write::{Failure, Script, Step, WriteSql};
 
 /// Ids per idempotency lookup (MySQL allows 65,535 placeholders per statement).
 const IDS_PER_LOOKUP: usize = 10_000;
@@ -47,26 +66,38 @@ const OUT_OF_RANGE: u16 = 1690;
 #[derive(Debug, Clone)]
 pub(crate) struct AppendSql {
     head_create: Statement,
-    head_insert: Statement,
     head_exists: Statement,
-    head_read: Statement,
-    head_bump: Statement,
-    write: Statement,
+    /// `head_read.sql`, the stream's literals left to fill.
+    head_read: String,
     stored: Statement,
+    write: WriteSql,
 }
 
 impl AppendSql {
     pub(crate) fn new(config: &StoreConfig) -> Self {
         Self {
             head_create: Statement::new(include_str!("head_create.sql"), config),
-            head_insert: Statement::new(include_str!("head_insert.sql"), config),
             head_exists: Statement::new(include_str!("head_exists.sql"), config),
-            head_read: Statement::new(include_str!("head_read.sql"), config),
-            head_bump: Statement::new(include_str!("head_bump.sql"), config),
-            write: Statement::new(include_str!("write.sql"), config),
+            head_read: write::template(include_str!("head_read.sql"), config),
             stored: Statement::new(include_str!("stored.sql"), config),
+            write: WriteSql::new(config),
         }
     }
+
+    /// The locking read of `stream`'s head row (`head_read.sql`).
+    fn head_read(&self, stream: &StreamId) -> String {
+        let (kind, id) = stream_parts(stream);
+        self.head_read.replace("{type}", &kind).replace("{id}", &id)
+    }
+}
+
+/// A stream's head row as an append found it, locked.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Head {
+    /// The row, at this version, locked until the transaction ends.
+    Locked(Version),
+    /// No row (version 0): the write creates it (see `write_head_insert.sql`).
+    Missing,
 }
 
 /// Where an append goes.
@@ -114,13 +145,13 @@ impl Target<'_> {
 /// What an append did, for the caller to end its transaction or savepoint accordingly.
 #[derive(Debug)]
 pub(crate) enum Outcome {
-    /// The events were written: commit.
+    /// The events were written: committed if [`Append::commit`], else to commit.
     Appended(AppendResult),
     /// Every event id was stored already: the original positions. Writes made on the way (a
-    /// new head row, the counter) must be undone: roll back.
+    /// head row, the counter) must be undone: roll back.
     Replayed(AppendResult),
-    /// Another append created the stream's head row first (see `head_insert.sql`): nothing
-    /// was decided; roll back and run the append again.
+    /// Another append created the stream's head row first (see `write_head_insert.sql`):
+    /// nothing was decided; roll back and run the append again.
     Raced,
 }
 
@@ -133,21 +164,72 @@ pub(crate) struct Append<'a> {
     pub(crate) events: &'a [NewEvent],
     /// The batch's rows, split to fit the server's packet (validated before the transaction).
     pub(crate) chunks: &'a Chunks,
-    /// Where missing head rows are created (see `head_create.sql`).
+    /// Where missing head rows are created in a caller's transaction (see `head_create.sql`).
     pub(crate) side: &'a MySqlPool,
-    /// Whether the transaction is the store's own (READ COMMITTED for sure).
-    pub(crate) own_transaction: bool,
+    /// Whether the write's last round trip ends with COMMIT: an append in a transaction of
+    /// the store's own that nothing follows (no command record, no time limit: a COMMIT sent
+    /// may not be cut short).
+    pub(crate) commit: bool,
 }
 
 impl Append<'_> {
-    /// Runs steps 2 to 6 of the module docs on `conn`, inside a transaction whose boundary
-    /// locks are held. On `Err` or [`Outcome::Replayed`] the caller rolls back.
-    pub(crate) async fn run(&self, conn: &mut MySqlConnection) -> Result<Outcome> {
-        let now = chrono::Utc::now().timestamp_micros();
+    /// The append in a transaction of the store's own, opened here on `conn` (which is in
+    /// none): BEGIN, the boundary locks and the head's locking read in one round trip, then
+    /// the rest. On `Err`, [`Outcome::Replayed`] or [`Outcome::Raced`] the caller rolls back.
+    pub(crate) async fn run_own(
+        &self,
+        conn: &mut MySqlConnection,
+        locks: &Locks,
+        plan: &[pupsourcing_core::dcb::LockKey],
+    ) -> Result<Outcome> {
+        let head = self.begin(conn, locks, plan).await?;
+        self.run(conn, head).await
+    }
+
+    /// The append in a caller's transaction on `conn`, in its savepoint: the locks, the head
+    /// (created at version 0 on the side pool if missing, then locked), then the rest. On `Err`
+    /// or anything but [`Outcome::Appended`] the caller rolls back to the savepoint.
+    pub(crate) async fn run_in(
+        &self,
+        conn: &mut MySqlConnection,
+        locks: &Locks,
+        plan: &[pupsourcing_core::dcb::LockKey],
+    ) -> Result<Outcome> {
+        locks.take(conn, plan).await?;
+        let head = match self.target.stream() {
+            Some(stream) => Some(Head::Locked(self.lock_head_in(conn, stream).await?)),
+            None => None,
+        };
+        self.run(conn, head).await
+    }
+
+    /// One round trip: BEGIN, the lock statements, and for a stream its head's locking read,
+    /// whose rows come last.
+    async fn begin(
+        &self,
+        conn: &mut MySqlConnection,
+        locks: &Locks,
+        plan: &[pupsourcing_core::dcb::LockKey],
+    ) -> Result<Option<Head>> {
+        let read = self.target.stream().map(|stream| self.sql.head_read(stream));
+        let statements = locks.statements(plan).into_iter().chain(read.clone());
+        let rows = begin_with(conn, statements).await?;
+        if read.is_none() {
+            return Ok(None);
+        }
+        match rows.first() {
+            Some(row) => Ok(Some(Head::Locked(row.try_get(0).map_err(db)?))),
+            None => Ok(Some(Head::Missing)),
+        }
+    }
+
+    /// Steps 2 to 4 of the module docs, the locks held and, for a stream, its `head` locked.
+    async fn run(&self, conn: &mut MySqlConnection, head: Option<Head>) -> Result<Outcome> {
         let current = match self.target {
             Target::Stream(stream, expected) => {
-                let Some(current) = self.lock_head(conn, stream, now).await? else {
-                    return Ok(Outcome::Raced);
+                let current = match head {
+                    Some(Head::Locked(version)) => version,
+                    Some(Head::Missing) | None => 0,
                 };
                 let holds = match expected {
                     ExpectedVersion::Any => true,
@@ -174,62 +256,89 @@ impl Append<'_> {
         if self.target.stream().is_some() && current.checked_add(count).is_none() {
             return Err(ValidationError::VERSION_OVERFLOW.into());
         }
-        // The head moves before the positions are taken, to keep the serialised section short;
-        // a replay or a failure rolls it back with everything else.
         let versions = match self.target.stream() {
-            Some(stream) => {
-                let new_version = current + count;
-                self.bump_head(conn, stream, new_version, now).await?;
-                (current + 1..=new_version).collect()
-            }
+            Some(_) => (current + 1..=current + count).collect(),
             None => Vec::new(),
         };
-        match self.write(conn, current).await {
-            Err(err) if number(&err) == Some(DUPLICATE_KEY) => {
-                let duplicate = Error::database(err);
-                self.replay_or(conn, duplicate).await
-            }
-            Err(err) if number(&err) == Some(OUT_OF_RANGE) => Err(ValidationError::OutOfRange {
-                field: "global position",
-                reason: "the position counter reached the largest 64-bit integer",
-            }
-            .into()),
-            Err(err) => Err(db(err)),
+        match self.write(conn, head, current).await {
             Ok(first) => {
                 // Inclusive: the block may end at i64::MAX, one past which does not exist.
                 let positions: Vec<Position> = (first..=first + (count - 1)).collect();
                 Ok(Outcome::Appended(AppendResult { positions, versions, replayed: false }))
             }
+            Err(Failure { step: Some(Step::Head), error })
+                if number(&error) == Some(DUPLICATE_KEY) =>
+            {
+                Ok(Outcome::Raced)
+            }
+            Err(Failure { step: Some(Step::Events | Step::Tags), error })
+                if number(&error) == Some(DUPLICATE_KEY) =>
+            {
+                self.replay_or(conn, Error::database(error)).await
+            }
+            Err(Failure { step: Some(Step::Counter), error })
+                if number(&error) == Some(OUT_OF_RANGE) =>
+            {
+                Err(ValidationError::OutOfRange {
+                    field: "global position",
+                    reason: "the position counter reached the largest 64-bit integer",
+                }
+                .into())
+            }
+            Err(failure) => Err(db(failure.error)),
         }
     }
 
-    /// Locks the stream's head row and returns its version, creating the row at version 0
-    /// first if it is missing; `None` when a concurrent append created it first.
-    async fn lock_head(
+    /// Writes the batch (`write.rs`), one round trip per chunk (see `rows`): the first also
+    /// moves or creates the stream's head, the last commits if [`Append::commit`]. Each chunk
+    /// takes its positions from the counter, whose lock the first takes and the transaction
+    /// keeps, so the chunks' blocks are contiguous. Returns the first position.
+    async fn write(
         &self,
         conn: &mut MySqlConnection,
-        stream: &StreamId,
-        now: i64,
-    ) -> Result<Option<Version>> {
+        head: Option<Head>,
+        current: Version,
+    ) -> std::result::Result<Position, Failure> {
+        let stream = self.target.stream();
+        let chunks = &self.chunks.0;
+        let mut first = None;
+        for (i, chunk) in chunks.iter().enumerate() {
+            let mut script = Script::default();
+            if let (0, Some(stream), Some(head)) = (i, stream, head) {
+                let version = current + self.events.len() as i64;
+                let (kind, id) = stream_parts(stream);
+                match head {
+                    Head::Locked(_) => self.sql.write.head_bump(&mut script, &kind, &id, version),
+                    Head::Missing => {
+                        self.sql.write.head_insert(&mut script, &format!("{kind},{id}"), version);
+                    }
+                }
+            }
+            let mut rows = Rows::new(chunk.len(), chunk.bytes);
+            rows.push(chunk, stream.map(|_| current + chunk.start as i64 + 1));
+            self.sql.write.rows(&mut script, &rows);
+            if self.commit && i + 1 == chunks.len() {
+                script.commit();
+            }
+            let last = script.run(conn).await?.first().copied().unwrap_or_default();
+            first.get_or_insert(last - (chunk.len() as i64 - 1));
+        }
+        first.ok_or_else(|| Failure {
+            step: None,
+            error: sqlx::Error::Protocol("an empty batch reached the write".into()),
+        })
+    }
+
+    /// In a caller's transaction: locks the stream's head row and returns its version,
+    /// creating the row at version 0 first if it is missing.
+    ///
+    /// The transaction may be REPEATABLE READ, where a locking read of a missing row takes a
+    /// gap lock: a plain read asks first, and a missing row is created outside the transaction
+    /// (see head_create.sql), so that the caller's transaction never holds the lock of a new
+    /// row another creator would wait for.
+    async fn lock_head_in(&self, conn: &mut MySqlConnection, stream: &StreamId) -> Result<Version> {
         let (kind, id) =
             (stream.aggregate_type.as_str(), stream.aggregate_id.as_bytes().as_slice());
-        if self.own_transaction {
-            // READ COMMITTED: a locking read of a missing row locks nothing, and the new row
-            // is inserted in this transaction (see head_insert.sql).
-            if let Some(version) = self.read_head(conn, kind, id).await? {
-                return Ok(Some(version));
-            }
-            let insert = sqlx::query(self.sql.head_insert.sql()).bind(kind).bind(id).bind(now);
-            return match insert.execute(&mut *conn).await {
-                Ok(_) => Ok(Some(0)),
-                Err(err) if number(&err) == Some(DUPLICATE_KEY) => Ok(None),
-                Err(err) => Err(db(err)),
-            };
-        }
-        // A caller's transaction may be REPEATABLE READ, where a locking read of a missing row
-        // takes a gap lock: a plain read asks first, and a missing row is created outside the
-        // transaction (see head_create.sql), so that the caller's transaction never holds the
-        // lock of a new row another creator would wait for.
         let exists = sqlx::query(self.sql.head_exists.sql())
             .bind(kind)
             .bind(id)
@@ -237,72 +346,20 @@ impl Append<'_> {
             .await
             .map_err(db)?;
         if exists.is_none() {
+            let now = chrono::Utc::now().timestamp_micros();
             let mut side = self.side.acquire().await.map_err(db)?;
             let create = sqlx::query(self.sql.head_create.sql()).bind(kind).bind(id).bind(now);
             create.execute(&mut *side).await.map_err(db)?;
         }
-        match self.read_head(conn, kind, id).await? {
-            Some(version) => Ok(Some(version)),
+        let read = AssertSqlSafe(self.sql.head_read(stream));
+        match sqlx::raw_sql(read).fetch_optional(&mut *conn).await.map_err(db)? {
+            Some(row) => row.try_get(0).map_err(db),
             None => Err(CorruptRow::error(
                 self.config.tables.aggregate_heads.as_str(),
                 "aggregate_version",
                 "the head row just created is missing",
             )),
         }
-    }
-
-    /// The head row's version, locked until the transaction ends; `None` if there is no row.
-    async fn read_head(
-        &self,
-        conn: &mut MySqlConnection,
-        kind: &str,
-        id: &[u8],
-    ) -> Result<Option<Version>> {
-        sqlx::query_scalar(self.sql.head_read.sql())
-            .bind(kind)
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db)
-    }
-
-    async fn bump_head(
-        &self,
-        conn: &mut MySqlConnection,
-        stream: &StreamId,
-        version: Version,
-        now: i64,
-    ) -> Result<()> {
-        sqlx::query(self.sql.head_bump.sql())
-            .bind(version)
-            .bind(now)
-            .bind(stream.aggregate_type.as_str())
-            .bind(stream.aggregate_id.as_bytes().as_slice())
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?;
-        Ok(())
-    }
-
-    /// Writes the batch, one procedure call per chunk (see `rows`): each takes its positions
-    /// from the counter, whose lock the first call takes and the transaction keeps, so the
-    /// chunks' blocks are contiguous. Returns the first position.
-    async fn write(
-        &self,
-        conn: &mut MySqlConnection,
-        current: Version,
-    ) -> std::result::Result<Position, sqlx::Error> {
-        let stream = self.target.stream();
-        let mut first = None;
-        for chunk in &self.chunks.0 {
-            let version = stream.map(|_| current + chunk.start as i64 + 1);
-            let mut array = String::with_capacity(chunk.bytes);
-            chunk.render(&mut array, version);
-            rows::close_array(&mut array);
-            let position = write_rows(conn, self.sql, array, chunk.len()).await?;
-            first.get_or_insert(position);
-        }
-        first.ok_or_else(|| sqlx::Error::Protocol("an empty batch reached the write".into()))
     }
 
     /// After a rejection: a replay when every event id is stored, a partial duplicate when
@@ -361,14 +418,25 @@ impl Append<'_> {
     }
 }
 
-/// One call of the write procedure: `count` events as a JSON `array` (see `rows`), written at
-/// the next positions of the counter, whose row lock the transaction keeps. Returns the first.
-pub(crate) async fn write_rows(
+/// Runs BEGIN (`store::BEGIN`) and `statements` in one round trip, and returns the rows of the
+/// last statement. The server stops at the first statement that fails; the caller rolls back.
+pub(crate) async fn begin_with(
     conn: &mut MySqlConnection,
-    sql: &AppendSql,
-    array: String,
-    count: usize,
-) -> std::result::Result<Position, sqlx::Error> {
-    let row = sqlx::query(sql.write.sql()).bind(array).bind(count as i64).fetch_one(conn).await?;
-    row.try_get(0)
+    statements: impl IntoIterator<Item = String>,
+) -> Result<Vec<MySqlRow>> {
+    let mut text = String::from(BEGIN);
+    for statement in statements {
+        text.push_str(";\n");
+        text.push_str(&statement);
+    }
+    let mut results = sqlx::raw_sql(AssertSqlSafe(text)).fetch_many(&mut *conn);
+    // The rows of the statement running, and of the last one ended.
+    let (mut pending, mut last) = (Vec::new(), Vec::new());
+    while let Some(result) = results.try_next().await.map_err(db)? {
+        match result {
+            Either::Left(_) => last = std::mem::take(&mut pending),
+            Either::Right(row) => pending.push(row),
+        }
+    }
+    Ok(last)
 }

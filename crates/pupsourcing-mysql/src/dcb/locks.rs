@@ -43,22 +43,25 @@ impl Locks {
     }
 
     /// Takes `plan` (sorted by key, each key once) on `conn`, inside its transaction, whose
-    /// rows [`Locks::ensure_rows`] created: runs of keys of one mode, in key order.
+    /// rows [`Locks::ensure_rows`] created: the [`Locks::statements`], one round trip each.
     pub(crate) async fn take(&self, conn: &mut MySqlConnection, plan: &[LockKey]) -> Result<()> {
-        for run in plan.chunk_by(|a, b| a.exclusive == b.exclusive) {
-            let mode = if run[0].exclusive { "FOR UPDATE" } else { "LOCK IN SHARE MODE" };
-            let text = format!(
-                "{} ({}) ORDER BY lock_key {mode}",
-                self.take.text(),
-                repeated("?", run.len())
-            );
-            let mut query = sqlx::query(AssertSqlSafe(text));
-            for key in run {
-                query = query.bind(key.key);
-            }
-            query.fetch_all(&mut *conn).await.map_err(db)?;
+        for statement in self.statements(plan) {
+            sqlx::raw_sql(AssertSqlSafe(statement)).execute(&mut *conn).await.map_err(db)?;
         }
         Ok(())
+    }
+
+    /// The statements taking `plan` (sorted by key, each key once): one per run of keys of one
+    /// mode, in key order, the keys as integer literals (text statements, so that an append of
+    /// the store's own sends them with its BEGIN in one round trip, see `append`).
+    pub(crate) fn statements(&self, plan: &[LockKey]) -> Vec<String> {
+        plan.chunk_by(|a, b| a.exclusive == b.exclusive)
+            .map(|run| {
+                let mode = if run[0].exclusive { "FOR UPDATE" } else { "LOCK IN SHARE MODE" };
+                let keys: Vec<String> = run.iter().map(|k| k.key.to_string()).collect();
+                format!("{} ({}) ORDER BY lock_key {mode}", self.take.text(), keys.join(", "))
+            })
+            .collect()
     }
 
     /// Creates the rows of the keys not known to exist, in autocommit statements on `conn`

@@ -5,7 +5,7 @@ use pupsourcing_core::{Identifier, Result, SchemaStatus, SchemaTable, StoreConfi
 use sqlx::{AssertSqlSafe, MySqlPool};
 
 use crate::error::db;
-use crate::sql::{COUNTER_SUFFIX, LOCKS_SUFFIX, TAGS_SUFFIX, WRITE_SUFFIX, own_database, render};
+use crate::sql::{COUNTER_SUFFIX, LOCKS_SUFFIX, TAGS_SUFFIX, own_database, render};
 
 const SCHEMA: &str = include_str!("schema.sql");
 const DATABASE: &str = "CREATE DATABASE IF NOT EXISTS {database} \
@@ -34,15 +34,18 @@ pub fn migration_sql(config: &StoreConfig) -> String {
 }
 
 /// [`migration_sql`] for the `mysql` command-line client (`mysql DB < file.sql`): the same
-/// statements, each stored procedure between `DELIMITER $$` lines. The client splits a script
-/// at every `;`, the procedure's body included; the server, which tools that send a file as
-/// one multi-statement script rely on (sqlx, [`crate::MySqlEventStore::migrate`]), does not,
-/// and does not know `DELIMITER` (a client command): hence two forms of one schema.
+/// statements, each stored procedure (if any) between `DELIMITER $$` lines. The client splits a
+/// script at every `;`, a procedure's body included; the server, which tools that send a file
+/// as one multi-statement script rely on (sqlx, [`crate::MySqlEventStore::migrate`]), does
+/// not, and does not know `DELIMITER` (a client command): hence two forms of one schema. The
+/// schema has no procedure at present (the write procedure of older stores is gone), so the
+/// two are the same text.
 ///
 /// ```
 /// use pupsourcing_core::StoreConfig;
-/// let script = pupsourcing_mysql::migration_script(&StoreConfig::default());
-/// assert!(script.contains("DELIMITER $$\nCREATE PROCEDURE IF NOT EXISTS `events_write_rows`"));
+/// let config = StoreConfig::default();
+/// let script = pupsourcing_mysql::migration_script(&config);
+/// assert_eq!(script, pupsourcing_mysql::migration_sql(&config));
 /// ```
 pub fn migration_script(config: &StoreConfig) -> String {
     let mut out = String::new();
@@ -76,15 +79,11 @@ pub(crate) async fn apply(pool: &MySqlPool, config: &StoreConfig) -> Result<()> 
 }
 
 /// What the schema creates beyond the configured tables, named after the events table:
-/// (role, suffix, whether it is a procedure). Appends fail without any of them, and MySQL's
-/// DDL is not transactional, so a migration cut short (or refused CREATE ROUTINE) can leave
-/// some missing: the status checks them too.
-const DERIVED: [(&str, &str, bool); 4] = [
-    ("position counter", COUNTER_SUFFIX, false),
-    ("tag index", TAGS_SUFFIX, false),
-    ("lock rows", LOCKS_SUFFIX, false),
-    ("write procedure", WRITE_SUFFIX, true),
-];
+/// (role, suffix). Appends fail without any of them, and MySQL's DDL is not transactional, so a
+/// migration cut short can leave some missing: the status checks them too. (The write
+/// procedure of older stores is no longer used, so its absence is no gap.)
+const DERIVED: [(&str, &str); 3] =
+    [("position counter", COUNTER_SUFFIX), ("tag index", TAGS_SUFFIX), ("lock rows", LOCKS_SUFFIX)];
 
 /// Which of the store's tables (the configured ones, then [`DERIVED`]) exist in its database:
 /// `config.schema`, or the connection's for the default `public`.
@@ -100,22 +99,18 @@ pub(crate) async fn status(pool: &MySqlPool, config: &StoreConfig) -> Result<Sch
         name.map(|n| String::from_utf8_lossy(&n).into_owned())
     };
     // No database (a URL naming none, with the default schema): nothing is there.
-    let objects: Vec<(String, Vec<u8>)> = sqlx::query_as(include_str!("objects.sql"))
-        .bind(&database)
+    let tables: Vec<Vec<u8>> = sqlx::query_scalar(include_str!("objects.sql"))
         .bind(&database)
         .fetch_all(&mut *conn)
         .await
         .map_err(db)?;
-    let exists = |procedure: bool, name: &str| {
-        let kind = if procedure { "procedure" } else { "table" };
-        objects.iter().any(|(k, n)| k == kind && n == name.as_bytes())
-    };
+    let exists = |name: &str| tables.iter().any(|n| n == name.as_bytes());
     let location = database.unwrap_or_else(|| "(no database)".to_string());
-    let mut status = SchemaStatus::new(location, &config.tables, |t| exists(false, t.as_str()));
-    for (role, suffix, procedure) in DERIVED {
+    let mut status = SchemaStatus::new(location, &config.tables, |t| exists(t.as_str()));
+    for (role, suffix) in DERIVED {
         let name = format!("{}{suffix}", config.tables.events.as_str());
         let name = Identifier::new(name).expect("core's length limit covers the derived names");
-        let present = exists(procedure, name.as_str());
+        let present = exists(name.as_str());
         status.tables.push(SchemaTable { role, name, present });
     }
     Ok(status)
@@ -126,21 +121,12 @@ mod tests {
     use super::*;
 
     /// The client's script is the server's SQL with each procedure between DELIMITER lines:
-    /// nothing else changes, and every procedure is wrapped.
+    /// the schema has none, so nothing changes.
     #[test]
     fn the_client_script_only_adds_delimiters() {
         let config = StoreConfig::default().schema("billing").unwrap();
         let sql = migration_sql(&config);
-        let script = migration_script(&config);
-        let procedures = sql.matches("CREATE PROCEDURE").count();
-        assert!(procedures >= 1);
-        assert_eq!(script.matches("DELIMITER $$\nCREATE PROCEDURE").count(), procedures);
-        assert_eq!(script.matches("END $$\nDELIMITER ;\n").count(), procedures);
-        let back: Vec<&str> = script
-            .lines()
-            .filter(|l| !l.starts_with("DELIMITER"))
-            .map(|l| if l == "END $$" { "END;" } else { l })
-            .collect();
-        assert_eq!(back, sql.lines().collect::<Vec<_>>());
+        assert!(!sql.contains("CREATE PROCEDURE"));
+        assert_eq!(migration_script(&config), sql);
     }
 }

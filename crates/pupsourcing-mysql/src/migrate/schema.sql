@@ -10,6 +10,9 @@
 -- 1000 to 9999, and the log stores years 1 to 9999.
 -- CHECK constraints are unnamed: MySQL 8 wants constraint names unique in a database, and two
 -- stores may share one.
+-- Stores made before the write became text statements (append/write.rs) also have the
+-- procedures `<events>_write_rows` and, older still, `<events>_write`: nothing calls them any
+-- more, new stores do not get them, and their names stay reserved (core's DERIVED_SUFFIXES).
 
 -- The global log. global_position is given by the store from {events_counter}, never by
 -- AUTO_INCREMENT (whose values are not committed in order).
@@ -182,61 +185,3 @@ CREATE TABLE IF NOT EXISTS {recreate_lock} (
 
 INSERT INTO {recreate_lock} (id, generation, phase, updated_at) VALUES (1, 0, 'running', {now})
 ON DUPLICATE KEY UPDATE id = id;
--- Writes events in one round trip, as the last step of an append or of a group of appends (see
--- append/mod.rs and append/group.rs): takes `n` positions from the counter (its row lock held
--- until the transaction ends), inserts the events and their tag index rows, and returns the
--- first position. The section that appends run one at a time is then this call and the COMMIT.
--- batch: a JSON array of one object per event, in position order (append/rows.rs):
---   id, tr, co, ca: UUIDs in hex; st: the stream's aggregate type, sid: its id in hex, sv: the
---   event's version in it (a string; all three absent outside a stream); t: type; v: payload
---   version; c: bounded context; tj: the tags as JSON text; tags: the tags; p: the payload in
---   base64; m: the metadata as JSON text; at: created_at in microseconds (a string: JSON
---   numbers may pass through a double); h: partition hash.
--- (Stores made before group commit also have `<events>_write`, which took one stream per call;
--- nothing calls it any more.)
-CREATE PROCEDURE IF NOT EXISTS {events_write_rows} (
-    IN batch LONGTEXT CHARACTER SET utf8mb4,
-    IN n BIGINT
-)
-MODIFIES SQL DATA
-BEGIN
-    DECLARE last BIGINT;
-    UPDATE {events_counter} SET last_position = last_position + n WHERE id = 1;
-    SELECT last_position INTO last FROM {events_counter} WHERE id = 1;
-    INSERT INTO {events} (
-        global_position, event_id, event_type, event_version, bounded_context,
-        aggregate_type, aggregate_id, aggregate_version, tags, payload, metadata,
-        trace_id, correlation_id, causation_id, created_at, partition_hash
-    )
-    SELECT last - n + j.ord, UNHEX(j.id), j.t, j.v, j.c,
-           j.st, UNHEX(j.sid), CAST(j.sv AS SIGNED), j.tj, FROM_BASE64(j.p), j.m,
-           UNHEX(j.tr), UNHEX(j.co), UNHEX(j.ca), CAST(j.at AS SIGNED), j.h
-    FROM JSON_TABLE(batch, '$[*]' COLUMNS (
-        ord FOR ORDINALITY,
-        id CHAR(32) CHARACTER SET ascii PATH '$.id',
-        st VARCHAR(2048) CHARACTER SET utf8mb4 PATH '$.st',
-        sid CHAR(32) CHARACTER SET ascii PATH '$.sid',
-        sv VARCHAR(24) CHARACTER SET ascii PATH '$.sv',
-        t VARCHAR(2048) CHARACTER SET utf8mb4 PATH '$.t',
-        v INT PATH '$.v',
-        c VARCHAR(2048) CHARACTER SET utf8mb4 PATH '$.c',
-        tj LONGTEXT CHARACTER SET utf8mb4 PATH '$.tj',
-        p LONGTEXT CHARACTER SET ascii PATH '$.p',
-        m LONGTEXT CHARACTER SET utf8mb4 PATH '$.m',
-        tr CHAR(32) CHARACTER SET ascii PATH '$.tr',
-        co CHAR(32) CHARACTER SET ascii PATH '$.co',
-        ca CHAR(32) CHARACTER SET ascii PATH '$.ca',
-        at VARCHAR(24) CHARACTER SET ascii PATH '$.at',
-        h BIGINT PATH '$.h'
-    )) AS j
-    ORDER BY j.ord;
-    INSERT INTO {events_tags} (tag, global_position, event_type)
-    SELECT g.tag, last - n + g.ord, g.t
-    FROM JSON_TABLE(batch, '$[*]' COLUMNS (
-        ord FOR ORDINALITY,
-        t VARCHAR(2048) CHARACTER SET utf8mb4 PATH '$.t',
-        NESTED PATH '$.tags[*]' COLUMNS (tag VARCHAR(2048) CHARACTER SET utf8mb4 PATH '$')
-    )) AS g
-    WHERE g.tag IS NOT NULL;
-    SELECT last - n + 1 AS first_position;
-END;
