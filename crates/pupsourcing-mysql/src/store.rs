@@ -303,6 +303,7 @@ impl MySqlEventStore {
                 inner.dcb_sql.clone(),
                 HeadsSql::new(&inner.config),
                 inner.locks.clone(),
+                budget(max_packet),
             );
             let limits = group::limits(budget(max_packet), inner.config.limits.max_lock_keys);
             Arc::new(GroupQueue::new(writer, limits))
@@ -499,6 +500,8 @@ impl MySqlEventStore {
             chunks,
             side: &inner.side,
             commit,
+            // Known once the chunks were planned (they needed it).
+            packet: inner.max_packet.get().map_or(0, |&max| budget(max)),
         }
     }
 
