@@ -10,12 +10,14 @@
 //!
 //! 1. the union of the requests' boundary locks (no key wanted in both modes: the queue's rule),
 //!    their missing rows created first in autocommit statements (see `dcb::locks`), sent with
-//!    BEGIN and
+//!    BEGIN (a plain `START TRANSACTION`, see [`GROUP_BEGIN`]),
 //! 2. the locking read of the head rows of the requests' streams, in key order, with their
-//!    versions (`group_heads_lock.sql`): one round trip; a missing row counts as version 0;
-//! 3. every request's check as if alone: its expected version against its locked head, its
-//!    condition (one statement for all of them, after the locks); the requests that fail are
-//!    left out, and their callers run them alone, which reports why;
+//!    versions (`group_heads_lock.sql`; a missing row counts as version 0), and
+//! 3. the requests' conditions, one statement of literals for all of them, after the locks
+//!    (`dcb::conditions_statement`; when too long for the packet, a statement of its own after
+//!    the round trip): one round trip; then every request's check as if alone, its expected
+//!    version against its locked head, its condition's result; the requests that fail are left
+//!    out, and their callers run them alone, which reports why;
 //! 4. one round trip (`write.rs`): the heads of the appended streams moved to their new
 //!    versions, the missing ones created at them (`group_heads_create.sql`: a concurrent creator
 //!    fails it on the duplicate key, before the counter), then the write of the events of every

@@ -15,8 +15,12 @@
 //!    append runs one at a time (from allocation to commit) holds no lock wait and no client
 //!    decision: one round trip.
 //!
-//! In the store's own transaction, BEGIN, the locks and the head's locking read travel in one
-//! round trip too ([`Append::run_own`]): a lone stream append is two round trips. Under READ
+//! In the store's own transaction, BEGIN, the locks and the head's locking read (or the
+//! condition check, a text statement of literals after the lock statements) travel in one
+//! round trip too ([`Append::run_own`]): a lone stream or conditional append is two round trips.
+//! A DCB append without a condition has nothing to decide: BEGIN and its lock statements go
+//! first in the write's round trip, one round trip in all (the failure rules below still hold:
+//! a statement that fails before the COMMIT leaves the transaction open). Under READ
 //! COMMITTED a locking read of a missing head row locks nothing; the row is then inserted by the
 //! write, before the counter statement: a concurrent creator of the same stream makes that
 //! insert wait and then fail on the duplicate key, so the check against version 0 is never
