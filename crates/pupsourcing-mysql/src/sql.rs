@@ -77,6 +77,15 @@ fn quote(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
+/// `template` rendered for `config` ([`render`]) without its comment lines (`--` at a line's
+/// start), for statements sent as text with every call: the comments need not travel each
+/// time, and placeholders filled later by `str::replace` must not be filled in comments that
+/// name them.
+pub(crate) fn uncommented(template: &str, config: &StoreConfig) -> String {
+    let lines: Vec<&str> = template.lines().filter(|line| !line.starts_with("--")).collect();
+    render(&lines.join("\n"), config).trim().to_string()
+}
+
 /// A statement rendered once, shared by every clone of a store.
 #[derive(Debug, Clone)]
 pub(crate) struct Statement(Arc<str>);
@@ -85,6 +94,11 @@ impl Statement {
     /// Renders `template` for `config`.
     pub(crate) fn new(template: &str, config: &StoreConfig) -> Self {
         Self(render(template, config).into())
+    }
+
+    /// Renders `template` for `config` without its comment lines ([`uncommented`]).
+    pub(crate) fn uncommented(template: &str, config: &StoreConfig) -> Self {
+        Self(uncommented(template, config).into())
     }
 
     /// The statement for `sqlx::query`: built only from a template in this crate and validated
@@ -129,6 +143,15 @@ mod tests {
         for suffix in [TAGS_SUFFIX, LOCKS_SUFFIX, COUNTER_SUFFIX] {
             assert!(pupsourcing_core::TableNames::DERIVED_SUFFIXES.contains(&suffix), "{suffix}");
         }
+    }
+
+    #[test]
+    fn comment_lines_are_left_out() {
+        let text = uncommented(
+            "-- {events} here\nSELECT 1 FROM {events}\n-- end\n",
+            &StoreConfig::default(),
+        );
+        assert_eq!(text, "SELECT 1 FROM `events`");
     }
 
     #[test]

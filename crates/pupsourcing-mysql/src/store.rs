@@ -27,7 +27,9 @@ use crate::error::{ConnectError, NotCommitted, db, number};
 use crate::migrate;
 use crate::read::{self, ReadSql};
 
-/// Opens every transaction of the store's (and [`EventStore::begin`]'s): READ COMMITTED for
+/// Opens every transaction of the store's (and [`EventStore::begin`]'s; a group's writer
+/// connections, which nothing else uses, open theirs with `START TRANSACTION` only, see
+/// `append/group.rs`): READ COMMITTED for
 /// the session (so that the level is visible to the checks of `*_in` calls), on MariaDB the
 /// server's idle limit for transactions back (a batch's lease may have changed it, see
 /// `coordination`; MySQL skips the `/*M! */` comment), then the transaction. One round trip.
@@ -303,6 +305,7 @@ impl MySqlEventStore {
                 inner.dcb_sql.clone(),
                 HeadsSql::new(&inner.config),
                 inner.locks.clone(),
+                budget(max_packet),
             );
             let limits = group::limits(budget(max_packet), inner.config.limits.max_lock_keys);
             Arc::new(GroupQueue::new(writer, limits))
@@ -499,6 +502,8 @@ impl MySqlEventStore {
             chunks,
             side: &inner.side,
             commit,
+            // Known once the chunks were planned (they needed it).
+            packet: inner.max_packet.get().map_or(0, |&max| budget(max)),
         }
     }
 

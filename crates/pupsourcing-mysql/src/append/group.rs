@@ -10,12 +10,14 @@
 //!
 //! 1. the union of the requests' boundary locks (no key wanted in both modes: the queue's rule),
 //!    their missing rows created first in autocommit statements (see `dcb::locks`), sent with
-//!    BEGIN and
+//!    BEGIN (a plain `START TRANSACTION`, see [`GROUP_BEGIN`]),
 //! 2. the locking read of the head rows of the requests' streams, in key order, with their
-//!    versions (`group_heads_lock.sql`): one round trip; a missing row counts as version 0;
-//! 3. every request's check as if alone: its expected version against its locked head, its
-//!    condition (one statement for all of them, after the locks); the requests that fail are
-//!    left out, and their callers run them alone, which reports why;
+//!    versions (`group_heads_lock.sql`; a missing row counts as version 0), and
+//! 3. the requests' conditions, one statement of literals for all of them, after the locks
+//!    (`dcb::conditions_statement`; when too long for the packet, a statement of its own after
+//!    the round trip): one round trip; then every request's check as if alone, its expected
+//!    version against its locked head, its condition's result; the requests that fail are left
+//!    out, and their callers run them alone, which reports why;
 //! 4. one round trip (`write.rs`): the heads of the appended streams moved to their new
 //!    versions, the missing ones created at them (`group_heads_create.sql`: a concurrent creator
 //!    fails it on the duplicate key, before the counter), then the write of the events of every
@@ -62,6 +64,12 @@ const WRITERS: usize = 2;
 /// stall every request behind one busy stream or boundary; past this wait the group rolls
 /// back and its requests run alone (each then waits as it would have without grouping).
 const GROUP_LOCK_WAIT: &str = "SET SESSION innodb_lock_wait_timeout = 1";
+
+/// Opens a group's transaction. Unlike `store::BEGIN`, it leaves the session's isolation level
+/// and idle limit alone: the writer connections are the writer's only (never handed to callers,
+/// never given a batch's lease, see `coordination`), set up READ COMMITTED when they connect
+/// (`store::setup_session`), and nothing changes that afterwards.
+const GROUP_BEGIN: &str = "START TRANSACTION";
 
 /// A queued append, owned so that a writer task can run it: validated, its events rendered (one
 /// chunk: it fits a packet) and its lock plan made.
@@ -132,6 +140,8 @@ pub(crate) struct MySqlGroupWriter {
     dcb_sql: DcbSql,
     heads_sql: HeadsSql,
     locks: Arc<Locks>,
+    /// Most bytes of one round trip's text (`rows::budget`).
+    packet: usize,
 }
 
 impl MySqlGroupWriter {
@@ -143,6 +153,7 @@ impl MySqlGroupWriter {
         dcb_sql: DcbSql,
         heads_sql: HeadsSql,
         locks: Arc<Locks>,
+        packet: usize,
     ) -> Self {
         let options = pool.connect_options().as_ref().clone();
         let writers = MySqlPoolOptions::new()
@@ -155,7 +166,7 @@ impl MySqlGroupWriter {
                 })
             })
             .connect_lazy_with(options);
-        Self { writers, side, append_sql, dcb_sql, heads_sql, locks }
+        Self { writers, side, append_sql, dcb_sql, heads_sql, locks, packet }
     }
 
     /// Closes the writer connections.
@@ -185,10 +196,13 @@ impl MySqlGroupWriter {
         let plan: Vec<LockKey> =
             plan.into_iter().map(|(key, exclusive)| LockKey { key, exclusive }).collect();
         self.locks.ensure_rows(Some(&mut *conn), &self.side, &plan).await?;
-        let heads = self.begin(conn, group, &plan).await?;
         let conditions: Vec<&AppendCondition> =
             group.iter().filter_map(|r| r.condition.as_ref()).collect();
-        let mut matched = dcb::conditions_matching(conn, &self.dcb_sql, &conditions).await?;
+        let (heads, checked) = self.begin(conn, group, &plan, &conditions).await?;
+        let mut matched = match checked {
+            Some(matched) => matched,
+            None => dcb::conditions_matching(conn, &self.dcb_sql, &conditions).await?,
+        };
         matched.reverse();
         // Each request's stream version before it (0 on the DCB path, and for a stream with
         // no head row), if it is appended.
@@ -221,14 +235,17 @@ impl MySqlGroupWriter {
         Ok(results(group, &current, first))
     }
 
-    /// One round trip: BEGIN, the group's boundary locks and the locking read of the head rows
-    /// of its streams (in key order). Returns the versions of the rows found.
+    /// One round trip: BEGIN, the group's boundary locks, the locking read of the head rows
+    /// of its streams (in key order) and the check of its `conditions` (after the locks; left
+    /// out when too long for the packet: `None`, the caller checks after). Returns the
+    /// versions of the head rows found and whether each condition matched.
     async fn begin(
         &self,
         conn: &mut MySqlConnection,
         group: &[Request],
         plan: &[LockKey],
-    ) -> Result<HashMap<HeadKey, Version>> {
+        conditions: &[&AppendCondition],
+    ) -> Result<(HashMap<HeadKey, Version>, Option<Vec<bool>>)> {
         let mut streams: Vec<&StreamId> = group.iter().filter_map(|r| r.stream.as_ref()).collect();
         streams.sort_by_key(|s| key(s));
         let read = (!streams.is_empty()).then(|| {
@@ -241,13 +258,31 @@ impl MySqlGroupWriter {
                 .collect();
             self.heads_sql.lock.replace("{rows}", &rows.join(" OR "))
         });
-        let statements = self.locks.statements(plan).into_iter().chain(read.clone());
-        let rows = begin_with(conn, statements).await?;
+        let mut statements = self.locks.statements(plan);
+        statements.extend(read.clone());
+        let used: usize = statements.iter().map(|s| s.len() + 2).sum();
+        let check = dcb::conditions_statement(
+            &self.dcb_sql,
+            conditions,
+            self.packet.saturating_sub(used + GROUP_BEGIN.len()),
+        );
+        let checked = check.is_some();
+        statements.extend(check);
+        let last = usize::from(read.is_some()) + usize::from(checked);
+        let mut rows = begin_with(conn, GROUP_BEGIN, statements, last).await?;
+        let matched = match checked {
+            true => {
+                let row = rows.pop().unwrap_or_default();
+                let row = row.first().ok_or_else(|| db(super::no_check_row()))?;
+                Some(dcb::matches(row, conditions.len())?)
+            }
+            false => None,
+        };
         let mut heads = HashMap::with_capacity(streams.len());
         if read.is_none() {
-            return Ok(heads);
+            return Ok((heads, matched));
         }
-        for row in rows {
+        for row in rows.pop().unwrap_or_default() {
             let kind: Vec<u8> = row.try_get(0).map_err(db)?;
             let id: Vec<u8> = row.try_get(1).map_err(db)?;
             let version: Version = row.try_get(2).map_err(db)?;
@@ -255,7 +290,7 @@ impl MySqlGroupWriter {
                 heads.insert((kind, id), version);
             }
         }
-        Ok(heads)
+        Ok((heads, matched))
     }
 
     /// Adds the head rows of the appended streams at their new versions, in key order: the

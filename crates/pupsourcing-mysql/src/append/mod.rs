@@ -15,8 +15,12 @@
 //!    append runs one at a time (from allocation to commit) holds no lock wait and no client
 //!    decision: one round trip.
 //!
-//! In the store's own transaction, BEGIN, the locks and the head's locking read travel in one
-//! round trip too ([`Append::run_own`]): a lone stream append is two round trips. Under READ
+//! In the store's own transaction, BEGIN, the locks and the head's locking read (or the
+//! condition check, a text statement of literals after the lock statements) travel in one
+//! round trip too ([`Append::run_own`]): a lone stream or conditional append is two round trips.
+//! A DCB append without a condition has nothing to decide: BEGIN and its lock statements go
+//! first in the write's round trip, one round trip in all (the failure rules below still hold:
+//! a statement that fails before the COMMIT leaves the transaction open). Under READ
 //! COMMITTED a locking read of a missing head row locks nothing; the row is then inserted by the
 //! write, before the counter statement: a concurrent creator of the same stream makes that
 //! insert wait and then fail on the duplicate key, so the check against version 0 is never
@@ -30,7 +34,7 @@
 //! A failed COMMIT (or a lost connection) leaves the outcome unknown, as any COMMIT does.
 
 pub(crate) mod group;
-mod literal;
+pub(crate) mod literal;
 mod rows;
 mod write;
 
@@ -155,6 +159,19 @@ pub(crate) enum Outcome {
     Raced,
 }
 
+/// What an append of the store's own learned in BEGIN's round trip, and what it left to the
+/// write's.
+#[derive(Debug, Default)]
+struct Opened {
+    /// For a stream, its head row, locked.
+    head: Option<Head>,
+    /// For a condition checked in that round trip, whether an event matched it.
+    matched: Option<bool>,
+    /// When nothing was sent yet (nothing to decide): the lock statements, which the write's
+    /// first round trip sends after BEGIN.
+    begin: Option<Vec<String>>,
+}
+
 /// Everything an append needs besides the connection.
 pub(crate) struct Append<'a> {
     pub(crate) sql: &'a AppendSql,
@@ -170,20 +187,30 @@ pub(crate) struct Append<'a> {
     /// the store's own that nothing follows (no command record, no time limit: a COMMIT sent
     /// may not be cut short).
     pub(crate) commit: bool,
+    /// Most bytes of a statement sent as text besides the write's (the condition check sent
+    /// with BEGIN's round trip): the packet's budget (`rows::budget`), 0 when unknown.
+    pub(crate) packet: usize,
 }
 
 impl Append<'_> {
     /// The append in a transaction of the store's own, opened here on `conn` (which is in
-    /// none): BEGIN, the boundary locks and the head's locking read in one round trip, then
-    /// the rest. On `Err`, [`Outcome::Replayed`] or [`Outcome::Raced`] the caller rolls back.
+    /// none): BEGIN, the boundary locks and the head's locking read or the condition check in
+    /// one round trip, then the rest; an append with nothing to decide (no stream, no
+    /// condition) sends BEGIN and the locks with its write instead: one round trip in all. On
+    /// `Err`, [`Outcome::Replayed`] or [`Outcome::Raced`] the caller rolls back.
     pub(crate) async fn run_own(
         &self,
         conn: &mut MySqlConnection,
         locks: &Locks,
         plan: &[pupsourcing_core::dcb::LockKey],
     ) -> Result<Outcome> {
-        let head = self.begin(conn, locks, plan).await?;
-        self.run(conn, head).await
+        let opened = match self.target {
+            Target::Dcb(None) => {
+                Opened { begin: Some(locks.statements(plan)), ..Opened::default() }
+            }
+            _ => self.begin(conn, locks, plan).await?,
+        };
+        self.run(conn, opened).await
     }
 
     /// The append in a caller's transaction on `conn`, in its savepoint: the locks, the head
@@ -200,31 +227,48 @@ impl Append<'_> {
             Some(stream) => Some(Head::Locked(self.lock_head_in(conn, stream).await?)),
             None => None,
         };
-        self.run(conn, head).await
+        self.run(conn, Opened { head, ..Opened::default() }).await
     }
 
-    /// One round trip: BEGIN, the lock statements, and for a stream its head's locking read,
-    /// whose rows come last.
+    /// One round trip: BEGIN, the lock statements, then for a stream its head's locking read,
+    /// or for a condition its check (after the locks: see `dcb::conditions_statement`), whose
+    /// rows come last. A check too long for a packet is left to [`Append::run`].
     async fn begin(
         &self,
         conn: &mut MySqlConnection,
         locks: &Locks,
         plan: &[pupsourcing_core::dcb::LockKey],
-    ) -> Result<Option<Head>> {
-        let read = self.target.stream().map(|stream| self.sql.head_read(stream));
-        let statements = locks.statements(plan).into_iter().chain(read.clone());
-        let rows = begin_with(conn, statements).await?;
-        if read.is_none() {
-            return Ok(None);
+    ) -> Result<Opened> {
+        let last = match self.target {
+            Target::Stream(stream, _) => Some(self.sql.head_read(stream)),
+            Target::Dcb(Some(condition)) => {
+                dcb::conditions_statement(self.dcb, &[condition], self.packet)
+            }
+            Target::Dcb(None) => None,
+        };
+        let statements = locks.statements(plan).into_iter().chain(last.clone());
+        let rows = begin_with(conn, BEGIN, statements, 1).await?.pop().unwrap_or_default();
+        let mut opened = Opened::default();
+        match (self.target, last) {
+            (_, None) => {}
+            (Target::Stream(..), Some(_)) => {
+                opened.head = Some(match rows.first() {
+                    Some(row) => Head::Locked(row.try_get(0).map_err(db)?),
+                    None => Head::Missing,
+                });
+            }
+            (Target::Dcb(_), Some(_)) => {
+                let row = rows.first().ok_or_else(|| db(no_check_row()))?;
+                opened.matched = dcb::matches(row, 1)?.first().copied();
+            }
         }
-        match rows.first() {
-            Some(row) => Ok(Some(Head::Locked(row.try_get(0).map_err(db)?))),
-            None => Ok(Some(Head::Missing)),
-        }
+        Ok(opened)
     }
 
-    /// Steps 2 to 4 of the module docs, the locks held and, for a stream, its `head` locked.
-    async fn run(&self, conn: &mut MySqlConnection, head: Option<Head>) -> Result<Outcome> {
+    /// Steps 2 to 4 of the module docs, the locks held (or, when `opened.begin`, to be taken
+    /// by the write's first round trip) and, for a stream, its head locked.
+    async fn run(&self, conn: &mut MySqlConnection, opened: Opened) -> Result<Outcome> {
+        let head = opened.head;
         let current = match self.target {
             Target::Stream(stream, expected) => {
                 let current = match head {
@@ -244,7 +288,11 @@ impl Append<'_> {
                 current
             }
             Target::Dcb(Some(condition)) => {
-                if dcb::condition_matches(conn, self.dcb, condition).await? {
+                let matched = match opened.matched {
+                    Some(matched) => matched,
+                    None => dcb::condition_matches(conn, self.dcb, condition).await?,
+                };
+                if matched {
                     let failed = Error::ConditionFailed { condition: Box::new(condition.clone()) };
                     return self.replay_or(conn, failed).await;
                 }
@@ -260,7 +308,7 @@ impl Append<'_> {
             Some(_) => (current + 1..=current + count).collect(),
             None => Vec::new(),
         };
-        match self.write(conn, head, current).await {
+        match self.write(conn, head, current, opened.begin).await {
             Ok(first) => {
                 // Inclusive: the block may end at i64::MAX, one past which does not exist.
                 let positions: Vec<Position> = (first..=first + (count - 1)).collect();
@@ -290,20 +338,25 @@ impl Append<'_> {
     }
 
     /// Writes the batch (`write.rs`), one round trip per chunk (see `rows`): the first also
-    /// moves or creates the stream's head, the last commits if [`Append::commit`]. Each chunk
-    /// takes its positions from the counter, whose lock the first takes and the transaction
-    /// keeps, so the chunks' blocks are contiguous. Returns the first position.
+    /// opens the transaction with BEGIN and `begin`'s lock statements when given, and moves or
+    /// creates the stream's head; the last commits if [`Append::commit`]. Each chunk takes its
+    /// positions from the counter, whose lock the first takes and the transaction keeps, so the
+    /// chunks' blocks are contiguous. Returns the first position.
     async fn write(
         &self,
         conn: &mut MySqlConnection,
         head: Option<Head>,
         current: Version,
+        mut begin: Option<Vec<String>>,
     ) -> std::result::Result<Position, Failure> {
         let stream = self.target.stream();
         let chunks = &self.chunks.0;
         let mut first = None;
         for (i, chunk) in chunks.iter().enumerate() {
             let mut script = Script::default();
+            if let Some(locks) = begin.take() {
+                script.begin(BEGIN, locks);
+            }
             if let (0, Some(stream), Some(head)) = (i, stream, head) {
                 let version = current + self.events.len() as i64;
                 let (kind, id) = stream_parts(stream);
@@ -418,25 +471,38 @@ impl Append<'_> {
     }
 }
 
-/// Runs BEGIN (`store::BEGIN`) and `statements` in one round trip, and returns the rows of the
-/// last statement. The server stops at the first statement that fails; the caller rolls back.
+/// Runs `begin` (`store::BEGIN`, or a plain `START TRANSACTION` on a session known to be set
+/// up) and `statements` in one round trip, and returns the rows of the last `last` statements,
+/// in order. The server stops at the first statement that fails; the caller rolls back.
 pub(crate) async fn begin_with(
     conn: &mut MySqlConnection,
+    begin: &str,
     statements: impl IntoIterator<Item = String>,
-) -> Result<Vec<MySqlRow>> {
-    let mut text = String::from(BEGIN);
+    last: usize,
+) -> Result<Vec<Vec<MySqlRow>>> {
+    let mut text = String::from(begin);
     for statement in statements {
         text.push_str(";\n");
         text.push_str(&statement);
     }
     let mut results = sqlx::raw_sql(AssertSqlSafe(text)).fetch_many(&mut *conn);
-    // The rows of the statement running, and of the last one ended.
-    let (mut pending, mut last) = (Vec::new(), Vec::new());
+    // The rows of the statement running, and of the last ones ended (BEGIN's count varies).
+    let (mut pending, mut ended) = (Vec::new(), std::collections::VecDeque::new());
     while let Some(result) = results.try_next().await.map_err(db)? {
         match result {
-            Either::Left(_) => last = std::mem::take(&mut pending),
+            Either::Left(_) => {
+                ended.push_back(std::mem::take(&mut pending));
+                if ended.len() > last {
+                    ended.pop_front();
+                }
+            }
             Either::Right(row) => pending.push(row),
         }
     }
-    Ok(last)
+    Ok(ended.into())
+}
+
+/// The condition check of a round trip returned no row (an `EXISTS` select always returns one).
+fn no_check_row() -> sqlx::Error {
+    sqlx::Error::Protocol("the condition check returned no row".into())
 }

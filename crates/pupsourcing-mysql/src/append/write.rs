@@ -16,11 +16,13 @@ use pupsourcing_core::Version;
 use sqlx::{AssertSqlSafe, Either, MySqlConnection};
 
 use super::rows::Rows;
-use crate::sql::{NOW, render};
+use crate::sql::{NOW, uncommented};
 
 /// What a statement of a [`Script`] does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Step {
+    /// Opens the transaction (a statement of `store::BEGIN`) or takes boundary locks.
+    Begin,
     /// Creates or moves head rows.
     Head,
     /// Takes positions from the counter.
@@ -56,6 +58,14 @@ impl Script {
         }
         self.text.push_str(statement);
         self.steps.push(step);
+    }
+
+    /// Adds `begin`'s statements (`store::BEGIN`: statements separated by `;`, none holding
+    /// one) and the boundary lock statements, for a write with nothing to decide before it.
+    pub(crate) fn begin(&mut self, begin: &str, locks: Vec<String>) {
+        for statement in begin.split(';').map(str::trim).chain(locks.iter().map(String::as_str)) {
+            self.push(Step::Begin, statement);
+        }
     }
 
     /// Adds the COMMIT.
@@ -102,12 +112,9 @@ impl Script {
     }
 }
 
-/// `text` rendered for `config` (see `sql::render`) without its comment lines: its
-/// placeholders for literals are filled by `str::replace`, which must not fill the comments
-/// (they name the placeholders), and the comments need not travel with every append.
+/// `text` rendered for `config` without its comment lines (see `sql::uncommented`).
 pub(crate) fn template(text: &str, config: &pupsourcing_core::StoreConfig) -> String {
-    let lines: Vec<&str> = text.lines().filter(|line| !line.starts_with("--")).collect();
-    render(&lines.join("\n"), config).trim().to_string()
+    uncommented(text, config)
 }
 
 /// The write statements, rendered for one store (placeholders for the literals left to fill).

@@ -37,7 +37,8 @@ impl Locks {
         Self {
             existing: Statement::new(include_str!("locks_existing.sql"), config),
             create: Statement::new(include_str!("locks_create.sql"), config),
-            take: Statement::new(include_str!("locks_take.sql"), config),
+            // Sent as text with every append: without its comment lines.
+            take: Statement::uncommented(include_str!("locks_take.sql"), config),
             known: Mutex::new(HashSet::new()),
         }
     }

@@ -30,6 +30,7 @@ use sqlx::mysql::MySqlArguments;
 use sqlx::query::Query as SqlxQuery;
 use sqlx::{AssertSqlSafe, MySql, MySqlConnection};
 
+use crate::append::literal;
 use crate::error::db;
 use crate::read::{self, COLUMNS, ReadSql};
 use crate::sql::{Statement, repeated};
@@ -69,6 +70,32 @@ impl Compiled {
     fn push_list(&mut self, values: &[String]) {
         let _ = write!(self.text, "({})", repeated("?", values.len()));
         self.binds.extend(values.iter().cloned().map(Bind::Text));
+    }
+
+    /// The statement with its binds written in as literals (`append::literal`: integers in
+    /// decimal, text as hex literals, compared byte for byte with the `VARBINARY` columns as the
+    /// bound values are), for a round trip of text statements. The fragments compiled hold no
+    /// `?` but their placeholders (their only other text is table names, which are
+    /// identifiers), so each `?` is the next bind's.
+    pub(crate) fn inline(&self) -> String {
+        let extra: usize = self
+            .binds
+            .iter()
+            .map(|b| match b {
+                Bind::Int(_) => 20,
+                Bind::Text(v) => literal::bytes_len(v.len()),
+            })
+            .sum();
+        let mut out = String::with_capacity(self.text.len() + extra);
+        let mut binds = self.binds.iter().peekable();
+        for c in self.text.chars() {
+            match (c, binds.next_if(|_| c == '?')) {
+                (_, Some(Bind::Int(v))) => literal::int(&mut out, *v),
+                (_, Some(Bind::Text(v))) => literal::bytes(&mut out, v.as_bytes()),
+                (c, None) => out.push(c),
+            }
+        }
+        out
     }
 
     /// The statement with its binds, ready to run.
@@ -234,7 +261,6 @@ pub(crate) async fn conditions_matching(
     sql: &DcbSql,
     conditions: &[&AppendCondition],
 ) -> Result<Vec<bool>> {
-    use sqlx::Row;
     let mut matched = Vec::with_capacity(conditions.len());
     let mut rest = conditions;
     while !rest.is_empty() {
@@ -255,13 +281,37 @@ pub(crate) async fn conditions_matching(
             taken += 1;
         }
         let row = c.query().fetch_one(&mut *conn).await.map_err(db)?;
-        for i in 0..taken {
-            let found: i64 = row.try_get(i).map_err(db)?;
-            matched.push(found != 0);
-        }
+        matched.extend(matches(&row, taken)?);
         rest = &rest[taken..];
     }
     Ok(matched)
+}
+
+/// The check of `conditions` as one text statement of literals ([`Compiled::inline`]), to run
+/// after the boundary locks in the same round trip as them (READ COMMITTED: a statement of its
+/// own, so it sees every commit made while the locks were awaited); its one row holds one
+/// `EXISTS` per condition, in order ([`matches`]). `None` when the text would pass `max` bytes:
+/// the caller then checks with [`conditions_matching`] after the round trip.
+pub(crate) fn conditions_statement(
+    sql: &DcbSql,
+    conditions: &[&AppendCondition],
+    max: usize,
+) -> Option<String> {
+    let mut c = Compiled::default();
+    for condition in conditions {
+        sql.push_condition(&condition.fail_if_events_match, condition.after.unwrap_or(0), &mut c);
+        if c.text.len() > max {
+            return None;
+        }
+    }
+    let text = c.inline();
+    (!conditions.is_empty() && text.len() <= max).then_some(text)
+}
+
+/// The results of `count` conditions from a row of their check: whether each matched.
+pub(crate) fn matches(row: &sqlx::mysql::MySqlRow, count: usize) -> Result<Vec<bool>> {
+    use sqlx::Row;
+    (0..count).map(|i| row.try_get::<i64, _>(i).map(|found| found != 0).map_err(db)).collect()
 }
 
 /// Stores `command` in the commands table on `conn`.
@@ -339,6 +389,27 @@ mod tests {
         assert!(cond.text.starts_with("SELECT EXISTS (") && cond.text.contains("), EXISTS ("));
         assert_eq!(cond.binds.len(), 2 * one);
         assert_eq!(cond.binds[one], Bind::Int(8));
+    }
+
+    #[test]
+    fn inlined_conditions_carry_their_binds_as_literals() {
+        let query = Query::from_items([
+            QueryItem::types(["A", "B"]).with_tags(["t1", "t2", "t3"]),
+            QueryItem::types(["C"]),
+        ]);
+        let mut c = Compiled::default();
+        sql().push_condition(&query, 4, &mut c);
+        let text = c.inline();
+        assert!(!text.contains('?'), "{text}");
+        // t1, A, t2: hex literals; after = 4: from 5 on.
+        for literal in ["X'7431'", "X'41'", "X'7432'", "BETWEEN 5 AND 9223372036854775807"] {
+            assert!(text.contains(literal), "{literal} missing from {text}");
+        }
+        let condition = AppendCondition { fail_if_events_match: query, after: Some(4) };
+        let both = conditions_statement(&sql(), &[&condition, &condition], usize::MAX).unwrap();
+        assert_eq!(both, format!("{text}, {}", &text["SELECT ".len()..]));
+        assert!(conditions_statement(&sql(), &[&condition], text.len() - 1).is_none());
+        assert!(conditions_statement(&sql(), &[], usize::MAX).is_none());
     }
 
     #[test]
