@@ -283,7 +283,7 @@ impl Append<'_> {
                 if !holds {
                     let stream = stream.clone();
                     let conflict = Error::Concurrency { stream, expected, actual: current };
-                    return self.replay_or(conn, conflict).await;
+                    return self.replay_or(conn, conflict, 0).await;
                 }
                 current
             }
@@ -294,7 +294,7 @@ impl Append<'_> {
                 };
                 if matched {
                     let failed = Error::ConditionFailed { condition: Box::new(condition.clone()) };
-                    return self.replay_or(conn, failed).await;
+                    return self.replay_or(conn, failed, 0).await;
                 }
                 0
             }
@@ -314,17 +314,20 @@ impl Append<'_> {
                 let positions: Vec<Position> = (first..=first + (count - 1)).collect();
                 Ok(Outcome::Appended(AppendResult { positions, versions, replayed: false }))
             }
-            Err(Failure { step: Some(Step::Head), error })
+            Err((Failure { step: Some(Step::Head), error }, _))
                 if number(&error) == Some(DUPLICATE_KEY) =>
             {
                 Ok(Outcome::Raced)
             }
-            Err(Failure { step: Some(Step::Events | Step::Tags), error })
+            // Only the events insert can meet a stored id. A duplicate in the tag index comes
+            // after this chunk's events went in: they were not stored before, so it is no replay
+            // (and the lookup would find them, in this very transaction).
+            Err((Failure { step: Some(Step::Events), error }, written))
                 if number(&error) == Some(DUPLICATE_KEY) =>
             {
-                self.replay_or(conn, Error::database(error)).await
+                self.replay_or(conn, Error::database(error), written).await
             }
-            Err(Failure { step: Some(Step::Counter), error })
+            Err((Failure { step: Some(Step::Counter), error }, _))
                 if number(&error) == Some(OUT_OF_RANGE) =>
             {
                 Err(ValidationError::OutOfRange {
@@ -333,7 +336,7 @@ impl Append<'_> {
                 }
                 .into())
             }
-            Err(failure) => Err(db(failure.error)),
+            Err((failure, _)) => Err(db(failure.error)),
         }
     }
 
@@ -341,14 +344,15 @@ impl Append<'_> {
     /// opens the transaction with BEGIN and `begin`'s lock statements when given, and moves or
     /// creates the stream's head; the last commits if [`Append::commit`]. Each chunk takes its
     /// positions from the counter, whose lock the first takes and the transaction keeps, so the
-    /// chunks' blocks are contiguous. Returns the first position.
+    /// chunks' blocks are contiguous. Returns the first position; on failure, how many of the
+    /// batch's events the earlier chunks inserted (in the transaction still).
     async fn write(
         &self,
         conn: &mut MySqlConnection,
         head: Option<Head>,
         current: Version,
         mut begin: Option<Vec<String>>,
-    ) -> std::result::Result<Position, Failure> {
+    ) -> std::result::Result<Position, (Failure, usize)> {
         let stream = self.target.stream();
         let chunks = &self.chunks.0;
         let mut first = None;
@@ -373,12 +377,13 @@ impl Append<'_> {
             if self.commit && i + 1 == chunks.len() {
                 script.commit();
             }
-            let last = script.run(conn).await?.first().copied().unwrap_or_default();
+            let lasts = script.run(conn).await.map_err(|failure| (failure, chunk.start))?;
+            let last = lasts.first().copied().unwrap_or_default();
             first.get_or_insert(last - (chunk.len() as i64 - 1));
         }
-        first.ok_or_else(|| Failure {
-            step: None,
-            error: sqlx::Error::Protocol("an empty batch reached the write".into()),
+        first.ok_or_else(|| {
+            let error = sqlx::Error::Protocol("an empty batch reached the write".into());
+            (Failure { step: None, error }, 0)
         })
     }
 
@@ -417,9 +422,21 @@ impl Append<'_> {
 
     /// After a rejection: a replay when every event id is stored, a partial duplicate when
     /// some are and `rejection` is the insert's duplicate key, else `rejection`.
-    async fn replay_or(&self, conn: &mut MySqlConnection, rejection: Error) -> Result<Outcome> {
-        let stored = self.stored(conn).await?;
-        if stored.len() == self.events.len() {
+    ///
+    /// The batch's first `written` events were inserted by this append's own earlier chunks:
+    /// the lookup finds them (in this transaction) but they were not stored before, so the
+    /// batch is no replay, and they do not count as stored.
+    async fn replay_or(
+        &self,
+        conn: &mut MySqlConnection,
+        rejection: Error,
+        written: usize,
+    ) -> Result<Outcome> {
+        let mut stored = self.stored(conn).await?;
+        for event in &self.events[..written] {
+            stored.remove(&event.event_id);
+        }
+        if written == 0 && stored.len() == self.events.len() {
             let (positions, versions): (Vec<Position>, Vec<Version>) = self
                 .events
                 .iter()
