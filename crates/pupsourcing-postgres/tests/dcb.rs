@@ -272,3 +272,38 @@ async fn a_command_is_recorded_with_its_events_or_not_at_all() {
     assert!(nothing.positions.is_empty());
     assert_eq!(count().await, 2, "a decision to append nothing is recorded");
 }
+
+/// A writer whose lock plan collapsed to the global key (more keys than `max_lock_keys`) holds
+/// none of a query's own keys, only the global key exclusively: the query head's cheap answer
+/// (the query's keys taken exclusively, the global key shared) must see it and hold the head
+/// below its event, on the cached-head path and without it.
+#[tokio::test]
+async fn a_collapsed_writer_in_flight_holds_the_query_head_back() {
+    let mut config =
+        pupsourcing_core::StoreConfig::default().schema(&common::unique_schema()).unwrap();
+    config.limits.max_lock_keys = 2;
+    let Some(store) = common::store_with(config).await else { return };
+    let mine = Query::from_items([QueryItem::tags(["mine:3"])]);
+    let first = store.append_if(&[tagged("mine:3")], None).await.unwrap().positions[0];
+    let known = store.head().await.unwrap();
+    // Above the cached head: the read needs the query's head.
+    let second = store.append_if(&[tagged("mine:3")], None).await.unwrap().positions[0];
+
+    // Every other append waits for the collapsed writer (it holds the global key
+    // exclusively), so the reads run while it is the only writer in flight.
+    let mut collapsed = store.begin().await.unwrap();
+    let wide = NewEvent::new("Tick", b"{}".to_vec()).with_tags(["mine:3", "b:3", "c:3", "d:3"]);
+    let held = store.append_if_in(&mut collapsed, &[wide], None).await.unwrap().positions[0];
+    assert!(held > second && second > known);
+    for read in [
+        store.read(&mine, ReadOptions::new()).await.unwrap(),
+        read_without_the_cached_head(&store, &mine, ReadOptions::new()).await,
+    ] {
+        assert!(read.head < held, "the head {} passed a collapsed writer at {held}", read.head);
+        assert_eq!(read.events.len(), 2, "only the events up to the head");
+    }
+    store.commit(collapsed).await.unwrap();
+    let read = store.read(&mine, ReadOptions::new()).await.unwrap();
+    let positions: Vec<Position> = read.events.iter().map(|e| e.position).collect();
+    assert_eq!(positions, vec![first, second, held]);
+}

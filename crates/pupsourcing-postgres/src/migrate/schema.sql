@@ -533,6 +533,27 @@ BEGIN
     IF v_sequence = 0 THEN
         RETURN 0;
     END IF;
+    -- First the cheap answer, for the store's own reads (p_skip_own false: autocommit, so the
+    -- locks below end with the statement; in a caller's transaction they would hold writers
+    -- back until it ends, so it is not tried there). The query's keys are taken
+    -- exclusively and the global key shared, without waiting: when every one is granted, no
+    -- append that could add a matching event holds a position (each holds one of these keys,
+    -- or the global key exclusively, from before it takes a position until it ends), and none
+    -- can take one before this statement ends. So every matching append with a position at or
+    -- below the sequence, read after the locks, has ended: that value is a head for the query,
+    -- with no pg_locks scan. A key held by someone else sends the head to the scan below.
+    -- Only tried before this transaction wrote anything: a session's own locks never conflict
+    -- with its tries, so a pooled session left inside a transaction by accident, whose own
+    -- append there is uncommitted, must count its own markers (the scan does).
+    IF p_keys IS NOT NULL AND p_global IS NOT NULL AND NOT p_skip_own
+       AND txid_current_if_assigned() IS NULL
+       AND pg_try_advisory_xact_lock_shared((p_global >> 32)::int, ((p_global << 32) >> 32)::int)
+       AND (SELECT bool_and(pg_try_advisory_xact_lock((k >> 32)::int, ((k << 32) >> 32)::int))
+              FROM unnest(p_keys) AS k) THEN
+        SELECT CASE WHEN is_called THEN last_value ELSE 0 END INTO v_sequence
+          FROM {schema}.{events}_position_seq;
+        RETURN v_sequence;
+    END IF;
     -- One pg_locks snapshot: each holder's lowest marker and whether it holds a query key.
     SELECT array_agg(h.marker), array_agg(h.holder)
       INTO v_markers, v_holders
