@@ -290,7 +290,7 @@ pub(crate) async fn conditions_matching(
 /// The check of `conditions` as one text statement of literals ([`Compiled::inline`]), to run
 /// after the boundary locks in the same round trip as them (READ COMMITTED: a statement of its
 /// own, so it sees every commit made while the locks were awaited); its one row holds one
-/// `EXISTS` per condition, in order ([`matches`]). `None` when the text would pass `max` bytes:
+/// `EXISTS` per condition, in order ([`matches()`]). `None` when the text would pass `max` bytes:
 /// the caller then checks with [`conditions_matching`] after the round trip.
 pub(crate) fn conditions_statement(
     sql: &DcbSql,
