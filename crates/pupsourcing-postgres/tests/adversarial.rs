@@ -372,3 +372,34 @@ async fn commit_after_a_callers_own_commit_says_the_caller_ended_it() {
     assert!(message.contains("a statement of yours"), "{message}");
     assert!(!message.contains("nothing of it is stored"), "{message}");
 }
+
+/// A DCB read of the store's own on a pooled connection left inside a transaction (see
+/// [`poison_one`]) that has written nothing must not keep the query's keys locked: the query
+/// head's cheap answer takes them as transaction locks, which then last until that lingering
+/// transaction ends (a later COMMIT or ROLLBACK on the connection, or its close), and every
+/// append of a matching event (and every collapsed plan, through the global key) waits for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_on_a_poisoned_connection_keeps_no_writer_waiting() {
+    let Some((store, config)) = one_connection_store().await else { return };
+    let other = PgEventStore::connect(&common::url(), config).await.unwrap();
+    let tag = format!("stalled-{}", uuid::Uuid::now_v7());
+    other.append_if(&[tagged(&tag)], None).await.unwrap();
+    poison_one(&store).await;
+    let query = Query::from_items([QueryItem::tags([tag.as_str()])]);
+    for read in
+        [store.read(&query, Default::default()), store.read(&Query::all(), Default::default())]
+    {
+        read.await.unwrap();
+    }
+    // A matching append, and a collapsed plan (global key exclusively), by another process.
+    let wide = |n: usize| {
+        let tags: Vec<String> = (0..100).map(|i| format!("{tag}-{n}-{i}")).collect();
+        NewEvent::new("Wide", b"{}".to_vec()).with_tags(tags)
+    };
+    for events in [vec![tagged(&tag)], vec![wide(1), wide(2)]] {
+        let append = other.append_if(&events, None);
+        let waited = tokio::time::timeout(Duration::from_secs(3), append).await;
+        assert!(waited.is_ok(), "an append waited 3 s for a read's locks on a poisoned connection");
+        waited.unwrap().unwrap();
+    }
+}

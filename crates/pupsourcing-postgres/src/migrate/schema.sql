@@ -527,32 +527,70 @@ DECLARE
     v_markers  BIGINT[];
     v_holders  TEXT[];
     v_lowest   BIGINT;
+    v_cheap    BIGINT;
+    v_global   BOOL := FALSE;
+    v_free     BOOL;
+    v_taken    INT := 0;
 BEGIN
     SELECT CASE WHEN is_called THEN last_value ELSE 0 END INTO v_sequence
       FROM {schema}.{events}_position_seq;
     IF v_sequence = 0 THEN
         RETURN 0;
     END IF;
-    -- First the cheap answer, for the store's own reads (p_skip_own false: autocommit, so the
-    -- locks below end with the statement; in a caller's transaction they would hold writers
-    -- back until it ends, so it is not tried there). The query's keys are taken
-    -- exclusively and the global key shared, without waiting: when every one is granted, no
-    -- append that could add a matching event holds a position (each holds one of these keys,
-    -- or the global key exclusively, from before it takes a position until it ends), and none
-    -- can take one before this statement ends. So every matching append with a position at or
-    -- below the sequence, read after the locks, has ended: that value is a head for the query,
-    -- with no pg_locks scan. A key held by someone else sends the head to the scan below.
-    -- Only tried before this transaction wrote anything: a session's own locks never conflict
-    -- with its tries, so a pooled session left inside a transaction by accident, whose own
-    -- append there is uncommitted, must count its own markers (the scan does).
+    -- First the cheap answer, for the store's own reads (p_skip_own false; a caller's
+    -- transaction uses the scan). The query's keys are taken exclusively and the global key
+    -- shared, without waiting: when every one is granted, no append that could add a matching
+    -- event is in flight (each holds one of these keys, or the global key exclusively, from
+    -- before it takes a position until it ends), and none can take a position while we hold
+    -- them. So every matching append with a position at or below the sequence, read while we
+    -- hold them, had ended before we took them: that value is a head for the query, with no
+    -- pg_locks scan. A key held by someone else sends the head to the scan below.
+    -- The keys are session locks, released before returning (also on error or cancel), not
+    -- transaction locks: on a pooled session left inside a transaction by accident, these would
+    -- last until that transaction ends and stall every matching writer until then (test
+    -- `a_read_on_a_poisoned_connection_keeps_no_writer_waiting`). Only tried before this
+    -- transaction wrote anything: a session's own locks never conflict with its tries, so such
+    -- a session whose own append there is uncommitted must count its own markers (the scan does).
     IF p_keys IS NOT NULL AND p_global IS NOT NULL AND NOT p_skip_own
-       AND txid_current_if_assigned() IS NULL
-       AND pg_try_advisory_xact_lock_shared((p_global >> 32)::int, ((p_global << 32) >> 32)::int)
-       AND (SELECT bool_and(pg_try_advisory_xact_lock((k >> 32)::int, ((k << 32) >> 32)::int))
-              FROM unnest(p_keys) AS k) THEN
-        SELECT CASE WHEN is_called THEN last_value ELSE 0 END INTO v_sequence
-          FROM {schema}.{events}_position_seq;
-        RETURN v_sequence;
+       AND txid_current_if_assigned() IS NULL THEN
+        BEGIN
+            v_global := pg_try_advisory_lock_shared((p_global >> 32)::int,
+                                                    ((p_global << 32) >> 32)::int);
+            v_free := v_global;
+            IF v_free THEN
+                -- Stops at the first key held elsewhere: the rest need not be locked.
+                FOR i IN 1 .. cardinality(p_keys) LOOP
+                    v_free := pg_try_advisory_lock((p_keys[i] >> 32)::int,
+                                                   ((p_keys[i] << 32) >> 32)::int);
+                    EXIT WHEN NOT v_free;
+                    v_taken := i;
+                END LOOP;
+            END IF;
+            IF v_free THEN
+                SELECT CASE WHEN is_called THEN last_value ELSE 0 END INTO v_cheap
+                  FROM {schema}.{events}_position_seq;
+            END IF;
+            FOR i IN 1 .. v_taken LOOP
+                PERFORM pg_advisory_unlock((p_keys[i] >> 32)::int,
+                                           ((p_keys[i] << 32) >> 32)::int);
+            END LOOP;
+            IF v_global THEN
+                PERFORM pg_advisory_unlock_shared((p_global >> 32)::int,
+                                                  ((p_global << 32) >> 32)::int);
+            END IF;
+        EXCEPTION WHEN OTHERS OR query_canceled THEN
+            -- Which keys are held is unknown here: release every one this may have taken
+            -- (unlocking a key not held only warns). A leaked session lock would stall every
+            -- matching writer for the session's life.
+            PERFORM pg_advisory_unlock((k >> 32)::int, ((k << 32) >> 32)::int)
+               FROM unnest(p_keys) AS k;
+            PERFORM pg_advisory_unlock_shared((p_global >> 32)::int,
+                                              ((p_global << 32) >> 32)::int);
+            RAISE;
+        END;
+        IF v_cheap IS NOT NULL THEN
+            RETURN v_cheap;
+        END IF;
     END IF;
     -- One pg_locks snapshot: each holder's lowest marker and whether it holds a query key.
     SELECT array_agg(h.marker), array_agg(h.holder)
