@@ -22,6 +22,24 @@ pub enum ExpectedVersion {
     Exact(Version),
 }
 
+impl ExpectedVersion {
+    /// Whether an append expecting this may go on a stream now at version `current` (0 for
+    /// no stream): the one rule every backend checks under the stream's lock.
+    ///
+    /// ```
+    /// use pupsourcing_core::ExpectedVersion;
+    /// assert!(ExpectedVersion::NoStream.allows(0) && ExpectedVersion::Exact(0).allows(0));
+    /// assert!(!ExpectedVersion::Exact(2).allows(3) && ExpectedVersion::Any.allows(3));
+    /// ```
+    pub fn allows(self, current: Version) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => current == 0,
+            ExpectedVersion::Exact(version) => current == version,
+        }
+    }
+}
+
 impl std::fmt::Display for ExpectedVersion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -95,11 +95,7 @@ impl Request {
     /// the expected version holds and the new versions fit.
     fn holds(&self, current: Version) -> bool {
         let fits = current.checked_add(self.chunk.len() as i64).is_some();
-        fits && match self.expected {
-            ExpectedVersion::Any => true,
-            ExpectedVersion::NoStream => current == 0,
-            ExpectedVersion::Exact(version) => current == version,
-        }
+        fits && self.expected.allows(current)
     }
 }
 

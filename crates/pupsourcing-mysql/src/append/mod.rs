@@ -275,11 +275,7 @@ impl Append<'_> {
                     Some(Head::Locked(version)) => version,
                     Some(Head::Missing) | None => 0,
                 };
-                let holds = match expected {
-                    ExpectedVersion::Any => true,
-                    ExpectedVersion::NoStream => current == 0,
-                    ExpectedVersion::Exact(version) => current == version,
-                };
+                let holds = expected.allows(current);
                 if !holds {
                     let stream = stream.clone();
                     let conflict = Error::Concurrency { stream, expected, actual: current };

@@ -209,11 +209,7 @@ async fn check(
 
     match target {
         Target::Stream(stream, expected) => {
-            let holds = match expected {
-                ExpectedVersion::Any => true,
-                ExpectedVersion::NoStream => current == 0,
-                ExpectedVersion::Exact(version) => current == version,
-            };
+            let holds = expected.allows(current);
             if !holds {
                 let stream = stream.clone();
                 return Err(Error::Concurrency { stream, expected, actual: current });
