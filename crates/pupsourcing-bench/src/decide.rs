@@ -149,11 +149,10 @@ impl ExecutorAppender {
         task: usize,
         outcomes: Arc<Outcomes>,
     ) -> Self {
-        let mut executor = CommandExecutor::new(store).record_commands(records);
-        if cache {
-            // Each task has its own executor (as each client would): its own boundaries only.
-            executor = executor.cache_boundaries(16);
-        }
+        // Each task has its own executor (as each client would): its own boundaries only.
+        let boundaries = if cache { 16 } else { 0 };
+        let executor =
+            CommandExecutor::new(store).record_commands(records).cache_boundaries(boundaries);
         let (tag, _) = boundary(run, task);
         let run = run.to_string();
         Self { executor, handler: Deposit { tag }, outcomes, run, task, commands: 0 }

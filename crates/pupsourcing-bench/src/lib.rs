@@ -517,9 +517,10 @@ async fn decision_scenarios(
     for (i, tasks) in [1, 8, 32].into_iter().enumerate() {
         for kind in [
             Decision::Loop,
-            Decision::Executor(true),
-            Decision::Executor(false),
-            Decision::CachedExecutor,
+            Decision::Executor { cache: true, records: true },
+            Decision::Executor { cache: true, records: false },
+            Decision::Executor { cache: false, records: true },
+            Decision::Executor { cache: false, records: false },
         ] {
             let name = kind.name(tasks);
             if args.filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
@@ -545,11 +546,7 @@ async fn decision_scenarios(
                             });
                             measure(appenders.collect(), 1, duration).await?
                         }
-                        Decision::Executor(_) | Decision::CachedExecutor => {
-                            let (records, cache) = match kind {
-                                Decision::Executor(records) => (records, false),
-                                _ => (true, true),
-                            };
+                        Decision::Executor { cache, records } => {
                             let appenders = (0..tasks).map(|task| {
                                 decide::ExecutorAppender::new(
                                     store.clone(),
@@ -596,26 +593,24 @@ async fn decision_scenarios(
 enum Decision {
     /// Read the boundary, decide, append under its condition.
     Loop,
-    /// `CommandExecutor::execute`, with command records or without.
-    Executor(bool),
-    /// `CommandExecutor::execute` with records and `cache_boundaries`.
-    CachedExecutor,
+    /// `CommandExecutor::execute`, with or without its boundary cache and command records.
+    Executor { cache: bool, records: bool },
 }
 
 impl Decision {
     fn name(self, tasks: usize) -> String {
-        match self {
-            Decision::Loop => format!("read-decide-append, {tasks} tasks"),
-            Decision::Executor(true) => {
-                format!("command executor vs conditional append, {tasks} tasks")
+        let executor = match self {
+            Decision::Loop => return format!("read-decide-append, {tasks} tasks"),
+            Decision::Executor { cache: true, records: true } => "command executor",
+            Decision::Executor { cache: true, records: false } => {
+                "command executor without records"
             }
-            Decision::Executor(false) => {
-                format!("command executor without records vs conditional append, {tasks} tasks")
+            Decision::Executor { cache: false, records: true } => "command executor without cache",
+            Decision::Executor { cache: false, records: false } => {
+                "command executor without cache or records"
             }
-            Decision::CachedExecutor => {
-                format!("command executor with boundary cache vs conditional append, {tasks} tasks")
-            }
-        }
+        };
+        format!("{executor} vs conditional append, {tasks} tasks")
     }
 }
 
@@ -662,9 +657,9 @@ fn goals(rows: &[Row]) -> String {
     ratio_goal("100-event batch, 32 tasks", find("append 100 events, 32 tasks"), 0.9);
     ratio_goal("executor, 1 task", find("command executor vs conditional append, 1 task"), 0.8);
     ratio_goal("executor, 32 tasks", find("command executor vs conditional append, 32"), 0.8);
-    let cached = "command executor with boundary cache vs conditional append";
-    ratio_goal("executor with boundary cache, 1 task", find(&format!("{cached}, 1 task")), 0.8);
-    ratio_goal("executor with boundary cache, 32 tasks", find(&format!("{cached}, 32")), 0.8);
+    let uncached = "command executor without cache vs conditional append";
+    ratio_goal("executor without cache, 1 task", find(&format!("{uncached}, 1 task")), 0.8);
+    ratio_goal("executor without cache, 32 tasks", find(&format!("{uncached}, 32")), 0.8);
     ratio_goal("single-event append, 1 task", find("append 1 event, 1 task"), 0.8);
     ratio_goal("single-event append, 32 tasks", find("append 1 event, 32 tasks"), 0.8);
     ratio_goal("100-event batch, 8 tasks", find("append 100 events, 8 tasks"), 0.9);

@@ -68,7 +68,7 @@ pub async fn cached_decisions_number_without_repeats<S: DcbStore>(store: S) {
     let next = Next { tag: tag.clone() };
     let a = CommandExecutor::new(store.clone()).cache_boundaries(8);
     let b = CommandExecutor::new(store.clone()).cache_boundaries(8).record_commands(false);
-    let plain = CommandExecutor::new(store.clone());
+    let plain = CommandExecutor::new(store.clone()).cache_boundaries(0);
     let attempts = |outcome: Result<_, ExecuteError<Infallible>>| match outcome {
         Ok(pupsourcing_core::dcb::CommandOutcome { attempts, .. }) => attempts,
         Err(e) => panic!("the executor failed: {e}"),
@@ -389,7 +389,7 @@ async fn race_every_path_of_writing<S: DcbStore>(store: S, query: Query, tag: &s
             }
         }
     }));
-    let plain = CommandExecutor::new(store.clone()).max_attempts(200);
+    let plain = CommandExecutor::new(store.clone()).cache_boundaries(0).max_attempts(200);
     let counter = counter();
     tasks.push(tokio::spawn(async move {
         for n in 0..15_u64 {

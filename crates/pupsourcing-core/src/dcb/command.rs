@@ -77,9 +77,11 @@ pub struct CommandOutcome {
 /// the condition fails (another writer changed the boundary), nothing was written and the
 /// command is re-decided on fresh state, up to `max_attempts`.
 ///
-/// With [`CommandExecutor::cache_boundaries`], the executor keeps the events of the boundaries
-/// it decided on recently and decides the next command on one of them without reading it; the
-/// append's condition then confirms that nothing changed since. Clones share the cache.
+/// The executor keeps the events of the boundaries it decided on recently (the
+/// [`DEFAULT_CACHED_BOUNDARIES`](Self::DEFAULT_CACHED_BOUNDARIES) last ones, see
+/// [`CommandExecutor::cache_boundaries`]) and decides the next command on one of them without
+/// reading it; the append's condition then confirms that nothing changed since. Clones share
+/// the cache.
 #[derive(Clone)]
 pub struct CommandExecutor<S> {
     store: S,
@@ -100,9 +102,15 @@ impl<S: std::fmt::Debug> std::fmt::Debug for CommandExecutor<S> {
 }
 
 impl<S: DcbStore> CommandExecutor<S> {
-    /// An executor making at most 5 attempts per command and recording every command.
+    /// How many boundaries a new executor keeps in its cache.
+    pub const DEFAULT_CACHED_BOUNDARIES: usize = 256;
+
+    /// An executor making at most 5 attempts per command, recording every command, and caching
+    /// the last [`DEFAULT_CACHED_BOUNDARIES`](Self::DEFAULT_CACHED_BOUNDARIES) boundaries it
+    /// decided on.
     pub fn new(store: S) -> Self {
-        Self { store, max_attempts: 5, record_commands: true, cache: None }
+        let cache = Some(Arc::new(BoundaryCache::new(Self::DEFAULT_CACHED_BOUNDARIES)));
+        Self { store, max_attempts: 5, record_commands: true, cache }
     }
 
     /// Whether executed commands are recorded in the commands table (default: yes). Without
@@ -119,7 +127,8 @@ impl<S: DcbStore> CommandExecutor<S> {
     }
 
     /// Keeps, in memory, the events of up to `boundaries` recently decided boundaries (each of
-    /// at most 1,000 events), so that the next command on one of them is decided without a
+    /// at most 1,000 events; default [`DEFAULT_CACHED_BOUNDARIES`](Self::DEFAULT_CACHED_BOUNDARIES),
+    /// 0 turns the cache off), so that the next command on one of them is decided without a
     /// read: one round trip instead of two or three. The cached events are those read, plus
     /// those this executor (or a clone) appended since under its condition, so they are every
     /// event of the boundary up to the last of them; the append's condition ("nothing new after
@@ -129,8 +138,10 @@ impl<S: DcbStore> CommandExecutor<S> {
     /// never trusted to the cache: it is made again on a fresh read.
     ///
     /// Worth it when one process decides most commands of a boundary (a single service, or
-    /// requests routed by boundary); with many processes writing the same boundaries, stale
-    /// entries cost a failed append each. Off by default.
+    /// requests routed by boundary), which is why it is on by default. With many processes
+    /// writing the same boundaries, a stale entry costs one failed append (counted in
+    /// [`CommandOutcome::attempts`]) before the fresh read: turn it off there with
+    /// `cache_boundaries(0)`.
     ///
     /// Memory: up to `boundaries` × 1,000 events, payloads included (the bound counts events,
     /// not bytes). Like the store's cached head, the cache assumes the log only grows: an
