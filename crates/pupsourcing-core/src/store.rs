@@ -140,6 +140,16 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     ///
     /// Fails with [`crate::Error::Concurrency`] when `expected` does not hold. Nothing of a rejected
     /// append is written.
+    ///
+    /// # Cancellation
+    ///
+    /// Call it inside a transaction from [`EventStore::begin`]: dropping that transaction rolls
+    /// everything back, a dropped append included. On a connection outside any transaction
+    /// the append opens one of its own; on MySQL/MariaDB that takes more than one round trip,
+    /// and a future dropped between them leaves the connection inside that transaction,
+    /// holding the append's locks, without sqlx knowing (neither a pool nor the next caller
+    /// rolls it back). Close such a connection rather than reuse it, or use
+    /// [`EventStore::append`], whose connection is closed when it is dropped midway.
     fn append_in(
         &self,
         conn: &mut Self::Connection,

@@ -44,6 +44,9 @@ pub trait DcbStore: EventStore {
     /// With a `condition`, fails with [`crate::Error::ConditionFailed`] and writes nothing when
     /// an event matching the condition's query exists after its `after` position. Events whose
     /// ids are all stored already return their original positions (`replayed`).
+    ///
+    /// Cancellation: as [`EventStore::append_in`], call it inside a transaction from
+    /// [`EventStore::begin`].
     fn append_if_in(
         &self,
         conn: &mut Self::Connection,
