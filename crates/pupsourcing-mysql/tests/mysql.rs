@@ -190,3 +190,154 @@ async fn the_last_position_is_usable_and_then_refused() {
     let read = store.read_all(i64::MAX - 1, 10).await.unwrap();
     assert_eq!(read.iter().map(|e| e.position).collect::<Vec<_>>(), vec![i64::MAX - 1, i64::MAX]);
 }
+
+/// A large batch (300 events of every column's awkward values, sent as hex literals): every
+/// column reads back exactly as written, positions are contiguous, a replay returns the
+/// original positions, and a stored event id anywhere in the batch (near its end, its middle,
+/// its start, or every event after the first 256) is a partial duplicate that writes nothing,
+/// also when the events before it were inserted by this very append.
+#[tokio::test]
+async fn large_batches_round_trip_and_detect_duplicates() {
+    use chrono::TimeZone;
+    let Some(store) = common::fresh_store().await else { return };
+    let batch = |tag: &str| -> Vec<NewEvent> {
+        (0..300u32)
+            .map(|i| {
+                let mut payload = vec![0u8, b'\'', b'\\', 0xff, 0xfe, b'"'];
+                payload.extend_from_slice(&i.to_be_bytes());
+                let at = chrono::Utc.timestamp_micros(1_000_000 + i64::from(i)).unwrap();
+                let mut event = NewEvent::new(format!("T\u{e1}{i}'"), payload)
+                    .with_event_version(i as i32 + 2)
+                    .with_tags([tag.to_string(), format!("n:{}", i % 3)])
+                    .with_created_at(at);
+                if i % 2 == 0 {
+                    event = event
+                        .with_bounded_context("ctx \u{1f600}")
+                        .with_metadata(serde_json::json!({ "i": i, "s": "'\\" }))
+                        .with_trace_id(uuid::Uuid::now_v7())
+                        .with_correlation_id(uuid::Uuid::now_v7())
+                        .with_causation_id(uuid::Uuid::now_v7());
+                }
+                event
+            })
+            .collect()
+    };
+    let stream = pupsourcing_testkit::new_stream();
+    store.append(&stream, ExpectedVersion::Any, &batch("warm")[..5]).await.unwrap();
+    let events = batch("big");
+    let written = store.append(&stream, ExpectedVersion::Exact(5), &events).await.unwrap();
+    assert_eq!(written.versions, (6..=305).collect::<Vec<_>>());
+    let first = written.positions[0];
+    assert_eq!(written.positions, (first..first + 300).collect::<Vec<_>>());
+    let read = store.read_stream(&stream, pupsourcing_core::VersionRange::all()).await.unwrap();
+    assert_eq!(read.len(), 305);
+    for ((recorded, event), position) in read[5..].iter().zip(&events).zip(&written.positions) {
+        assert_eq!(recorded.position, *position);
+        assert_eq!(recorded.event_id, event.event_id);
+        assert_eq!(recorded.event_type, event.event_type);
+        assert_eq!(recorded.event_version, event.event_version);
+        assert_eq!(recorded.bounded_context, event.bounded_context);
+        assert_eq!(recorded.tags, event.tags);
+        assert_eq!(recorded.payload, event.payload);
+        assert_eq!(recorded.metadata, event.metadata);
+        assert_eq!(recorded.trace_id, event.trace_id);
+        assert_eq!(recorded.correlation_id, event.correlation_id);
+        assert_eq!(recorded.causation_id, event.causation_id);
+        assert_eq!(recorded.created_at, event.created_at);
+        let (in_stream, version) = recorded.stream.clone().unwrap();
+        assert_eq!((in_stream, version), (stream.clone(), recorded.position - first + 6));
+    }
+    // The tag index rows of both parts, at their events' positions.
+    let by_tag = Query::from_items([QueryItem::tags(["big", "n:1"])]);
+    let tagged = store.read(&by_tag, ReadOptions::new()).await.unwrap();
+    let expected: Vec<i64> = written.positions.iter().copied().skip(1).step_by(3).collect();
+    assert_eq!(tagged.events.iter().map(|e| e.position).collect::<Vec<_>>(), expected);
+    let replay = store.append(&stream, ExpectedVersion::Exact(5), &events).await.unwrap();
+    assert!(replay.replayed);
+    assert_eq!(replay.positions, written.positions);
+
+    // One stored id near the end, in the middle, at the start; and every event after the
+    // first 256 stored (the 256 before them inserted by this append, in its transaction:
+    // still no replay).
+    let head = store.head().await.unwrap();
+    for (case, stored) in [(0, vec![295]), (1, vec![270]), (2, vec![0]), (3, (256..300).collect())]
+    {
+        let stream = pupsourcing_testkit::new_stream();
+        let events = batch(&format!("case{case}"));
+        let before: Vec<NewEvent> = stored.iter().map(|&i| events[i].clone()).collect();
+        let other = pupsourcing_testkit::new_stream();
+        store.append(&other, ExpectedVersion::Any, &before).await.unwrap();
+        let head = store.head().await.unwrap();
+        match store.append(&stream, ExpectedVersion::Any, &events).await {
+            Err(pupsourcing_core::Error::PartialDuplicate { stored: n, total: 300, first: id }) => {
+                assert_eq!(n, stored.len(), "case {case}");
+                assert_eq!(id, events[stored[0]].event_id, "case {case}");
+            }
+            other => panic!("case {case}: expected a partial duplicate, got {other:?}"),
+        }
+        assert_eq!(store.head().await.unwrap(), head, "case {case}: nothing written");
+        assert_eq!(store.stream_version(&stream).await.unwrap(), 0, "case {case}");
+    }
+    assert!(store.head().await.unwrap() > head);
+}
+
+/// Large batches (32 to 121 events) from racing writers, lone and grouped, while a reader tails
+/// the log: the reader sees every event exactly once, in position order, none skipped by a
+/// commit below its checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn large_batches_never_open_gaps() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let Some(store) = common::fresh_store().await else { return };
+    let writing = Arc::new(AtomicBool::new(true));
+    let reader = {
+        let (store, writing) = (store.clone(), writing.clone());
+        tokio::spawn(async move {
+            let (mut seen, mut next) = (Vec::new(), 1);
+            loop {
+                let still_writing = writing.load(Ordering::SeqCst);
+                let page = store.read_all(next, 500).await.unwrap();
+                if let Some(last) = page.last() {
+                    next = last.position + 1;
+                }
+                let caught_up = page.is_empty();
+                seen.extend(page.into_iter().map(|e| (e.position, e.event_id)));
+                if caught_up && !still_writing {
+                    return seen;
+                }
+            }
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let writers: Vec<_> = (0..6u64)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let stream = pupsourcing_testkit::new_stream();
+                let mut written = Vec::new();
+                let mut n = 0u64;
+                while std::time::Instant::now() < deadline {
+                    n += 1;
+                    let size = 32 + ((n * 37 + w * 11) % 90) as usize;
+                    let batch: Vec<_> = (0..size)
+                        .map(|_| pupsourcing_testkit::event("Big").with_tags(["t"]))
+                        .collect();
+                    store.append(&stream, ExpectedVersion::Any, &batch).await.unwrap();
+                    written.extend(batch.iter().map(|e| e.event_id));
+                }
+                written
+            })
+        })
+        .collect();
+    let mut written = std::collections::HashSet::new();
+    for writer in writers {
+        written.extend(writer.await.unwrap());
+    }
+    writing.store(false, Ordering::SeqCst);
+    let seen = reader.await.unwrap();
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "positions strictly increase");
+    let ids: std::collections::HashSet<_> = seen.iter().map(|(_, id)| *id).collect();
+    let missed = written.difference(&ids).count();
+    assert_eq!(missed, 0, "the reader skipped {missed} of {} events", written.len());
+    assert_eq!(ids.len(), written.len());
+}
