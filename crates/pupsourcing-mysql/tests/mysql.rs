@@ -290,24 +290,7 @@ async fn large_batches_never_open_gaps() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let Some(store) = common::fresh_store().await else { return };
     let writing = Arc::new(AtomicBool::new(true));
-    let reader = {
-        let (store, writing) = (store.clone(), writing.clone());
-        tokio::spawn(async move {
-            let (mut seen, mut next) = (Vec::new(), 1);
-            loop {
-                let still_writing = writing.load(Ordering::SeqCst);
-                let page = store.read_all(next, 500).await.unwrap();
-                if let Some(last) = page.last() {
-                    next = last.position + 1;
-                }
-                let caught_up = page.is_empty();
-                seen.extend(page.into_iter().map(|e| (e.position, e.event_id)));
-                if caught_up && !still_writing {
-                    return seen;
-                }
-            }
-        })
-    };
+    let reader = pupsourcing_testkit::spawn_tail(store.clone(), writing.clone(), 500);
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
     let writers: Vec<_> = (0..6u64)
         .map(|w| {

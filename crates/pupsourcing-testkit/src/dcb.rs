@@ -578,25 +578,7 @@ pub async fn own_reads_never_open_gaps<S: DcbStore>(store: S) {
     const WRITERS: usize = 6;
     let deadline = Instant::now() + stress_duration();
     let writing = Arc::new(AtomicBool::new(true));
-    let reader = {
-        let (store, writing) = (store.clone(), writing.clone());
-        tokio::spawn(async move {
-            let (mut seen, mut next) = (Vec::new(), 1);
-            loop {
-                let still_writing = writing.load(Ordering::SeqCst);
-                let page = store.read_all(next, 50).await.unwrap();
-                next = page.last().map_or(next, |e| e.position + 1);
-                let caught_up = page.is_empty();
-                seen.extend(page.into_iter().map(|e| e.event_id));
-                if caught_up && !still_writing {
-                    return seen;
-                }
-                if caught_up {
-                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-                }
-            }
-        })
-    };
+    let reader = crate::spawn_tail(store.clone(), writing.clone(), 50);
     let writers: Vec<_> = (0..WRITERS)
         .map(|_| {
             let store = store.clone();
@@ -632,7 +614,7 @@ pub async fn own_reads_never_open_gaps<S: DcbStore>(store: S) {
         committed.extend(writer.await.unwrap());
     }
     writing.store(false, Ordering::SeqCst);
-    let seen: HashSet<Uuid> = reader.await.unwrap().into_iter().collect();
+    let seen: HashSet<Uuid> = reader.await.unwrap().into_iter().map(|(_, id)| id).collect();
     let missed = committed.difference(&seen).count();
     assert_eq!(missed, 0, "the tailing reader skipped {missed} of {} events", committed.len());
 }

@@ -1,8 +1,10 @@
 //! Small helpers shared by the conformance tests and backend test files.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use pupsourcing_core::{NewEvent, StreamId};
+use pupsourcing_core::{EventStore, NewEvent, Position, StreamId};
 use uuid::Uuid;
 
 /// A fresh stream of aggregate type `Account`.
@@ -14,6 +16,37 @@ pub fn new_stream() -> StreamId {
 pub fn event(event_type: &str) -> NewEvent {
     NewEvent::json(event_type, &serde_json::json!({ "n": rand::random::<u32>() }))
         .expect("a JSON value always serializes")
+}
+
+/// Spawns a reader tailing the global log from position 1, `page` events per read, each read
+/// continuing after the last position it returned, until `writing` is false and a read comes
+/// back empty. Returns every event it saw, as (position, id), in the order read: a gap-free log
+/// gives each committed event exactly once, in increasing positions.
+pub fn spawn_tail<S>(
+    store: S,
+    writing: Arc<AtomicBool>,
+    page: usize,
+) -> tokio::task::JoinHandle<Vec<(Position, Uuid)>>
+where
+    S: EventStore + Clone + Send + Sync + 'static,
+{
+    tokio::spawn(async move {
+        let (mut seen, mut next) = (Vec::new(), 1);
+        loop {
+            // Read before the page: a page read after the writers stopped has everything.
+            let still_writing = writing.load(Ordering::SeqCst);
+            let events = store.read_all(next, page).await.unwrap();
+            next = events.last().map_or(next, |e| e.position + 1);
+            let caught_up = events.is_empty();
+            seen.extend(events.into_iter().map(|e| (e.position, e.event_id)));
+            if caught_up && !still_writing {
+                return seen;
+            }
+            if caught_up {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    })
 }
 
 /// The value of environment variable `name`, or `default`.

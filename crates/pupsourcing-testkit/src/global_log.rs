@@ -85,28 +85,7 @@ pub async fn out_of_order_commits_are_never_skipped<S: EventStore>(store: S) {
     let deadline = Instant::now() + stress_duration();
     let writing = Arc::new(AtomicBool::new(true));
 
-    let reader = {
-        let (store, writing) = (store.clone(), writing.clone());
-        tokio::spawn(async move {
-            let mut seen: Vec<(Position, Uuid)> = Vec::new();
-            let mut next = 1;
-            loop {
-                let still_writing = writing.load(Ordering::SeqCst);
-                let page = store.read_all(next, 50).await.unwrap();
-                if let Some(last) = page.last() {
-                    next = last.position + 1;
-                }
-                let caught_up = page.is_empty();
-                seen.extend(page.into_iter().map(|e| (e.position, e.event_id)));
-                if caught_up && !still_writing {
-                    return seen;
-                }
-                if caught_up {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-            }
-        })
-    };
+    let reader = crate::spawn_tail(store.clone(), writing.clone(), 50);
 
     let writers: Vec<_> = (0..WRITERS)
         .map(|_| {

@@ -24,7 +24,7 @@ pub mod scaling;
 pub mod streams;
 
 pub use fixtures::{
-    CHILD_DATABASE, env_or, event, new_stream, spawner, stress_duration, unreachable,
+    CHILD_DATABASE, env_or, event, new_stream, spawn_tail, spawner, stress_duration, unreachable,
 };
 
 /// Expands to one `#[tokio::test]` per conformance test, each calling `$make().await` for a
