@@ -8,6 +8,11 @@
 //! win. No `GET_LOCK`, no SERIALIZABLE. Every time is the database clock (`crate::sql::NOW`),
 //! in microseconds since the Unix epoch, UTC.
 //!
+//! Shard rows are created (`ensure_shards`) and their count changed (`reshard`) only under the
+//! recreate lock's row, locked exclusively first (`lock_counts.sql`): a check that no row of
+//! another count exists cannot lock rows that do not exist yet, so without it two ensures of
+//! different counts, or an ensure and a reshard, would both pass their checks.
+//!
 //! # Fencing and removal
 //!
 //! [`CoordinationStore::advance_shard_in`] runs in the batch's transaction: it locks the
@@ -66,6 +71,7 @@ pub(crate) struct CoordinationSql {
     lock_worker: Statement,
     advance_shard: Statement,
     shard_error: Statement,
+    lock_counts: Statement,
     lock_shards: Statement,
     delete_shards: Statement,
     create_shards: Statement,
@@ -92,6 +98,7 @@ impl CoordinationSql {
             lock_worker: s(include_str!("lock_worker.sql")),
             advance_shard: s(include_str!("advance_shard.sql")),
             shard_error: s(include_str!("shard_error.sql")),
+            lock_counts: s(include_str!("lock_counts.sql")),
             lock_shards: s(include_str!("lock_shards.sql")),
             delete_shards: s(include_str!("delete_shards.sql")),
             create_shards: s(include_str!("create_shards.sql")),
@@ -339,7 +346,10 @@ impl CoordinationStore for MySqlEventStore {
         Ok(done.rows_affected() == 1)
     }
 
-    /// One statement. A negative `start` is refused.
+    /// One transaction: the recreate lock's row is locked first (`lock_counts.sql`), so that
+    /// concurrent ensures and reshards of any count run one after the other and each checks
+    /// the rows the one before committed; then the missing rows are created. A negative
+    /// `start` is refused.
     async fn ensure_shards(&self, projection: &str, count: u32, start: Position) -> Result<()> {
         check_projection(projection)?;
         let (_, count) = partition_args(Partition::new(0, count)?);
@@ -347,17 +357,22 @@ impl CoordinationStore for MySqlEventStore {
             let reason = "must not be negative";
             return Err(ValidationError::OutOfRange { field: "shard start", reason }.into());
         }
-        sqlx::query(self.coordination_sql().ensure_shards.sql())
-            .bind(count)
-            .bind(projection)
-            .bind(count)
-            .bind(start)
-            .bind(projection)
-            .bind(count)
-            .execute(self.pool())
-            .await
-            .map_err(db)?;
-        Ok(())
+        let sql = self.coordination_sql();
+        self.transaction(async |conn: &mut MySqlConnection| {
+            sqlx::query(sql.lock_counts.sql()).execute(&mut *conn).await.map_err(db)?;
+            sqlx::query(sql.ensure_shards.sql())
+                .bind(count)
+                .bind(projection)
+                .bind(count)
+                .bind(start)
+                .bind(projection)
+                .bind(count)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn shards(&self) -> Result<Vec<Shard>> {
@@ -448,8 +463,9 @@ impl CoordinationStore for MySqlEventStore {
         Ok(done.rows_affected() == 1)
     }
 
-    /// One transaction: the projection's rows are locked (`FOR UPDATE`, waiting for a batch in
-    /// flight), checked by `reshard_epoch`, deleted and replaced.
+    /// One transaction: the recreate lock's row is locked first (as by `ensure_shards`), then
+    /// the projection's rows (`FOR UPDATE`, waiting for a batch in flight), checked by
+    /// `reshard_epoch`, deleted and replaced.
     async fn reshard(
         &self,
         projection: &str,
@@ -462,6 +478,7 @@ impl CoordinationStore for MySqlEventStore {
         let table = self.config().tables.shards.as_str();
         let sql = self.coordination_sql();
         self.transaction(async |conn: &mut MySqlConnection| {
+            sqlx::query(sql.lock_counts.sql()).execute(&mut *conn).await.map_err(db)?;
             let rows = sqlx::query(sql.lock_shards.sql())
                 .bind(projection)
                 .fetch_all(&mut *conn)
