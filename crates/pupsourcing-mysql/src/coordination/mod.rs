@@ -21,8 +21,11 @@
 //! it waits for the batches in flight), then releases the worker's shards: the same lock order,
 //! so the two never deadlock, and a batch after a removal finds no worker row. InnoDB has no
 //! lock like PostgreSQL's KEY SHARE: a heartbeat (an update of the worker row) also waits for
-//! the worker's batches in flight, but only for the end of their transactions, which
-//! `advance_shard_in` comes last in.
+//! the worker's batches in flight, and for the whole of each (a processor moves its checkpoint
+//! first in the batch's transaction, before its handler runs: `pupsourcing-projection`'s
+//! `pass.rs`). A removal that finds the worker stale meanwhile queues behind that heartbeat
+//! (InnoDB grants row locks in order) and re-checks the heartbeat it committed; only a batch
+//! longer than `innodb_lock_wait_timeout` fails the heartbeat's wait.
 //!
 //! # Lease
 //!
