@@ -23,9 +23,11 @@
 //! lock like PostgreSQL's KEY SHARE: a heartbeat (an update of the worker row) also waits for
 //! the worker's batches in flight, and for the whole of each (a processor moves its checkpoint
 //! first in the batch's transaction, before its handler runs: `pupsourcing-projection`'s
-//! `pass.rs`). A removal that finds the worker stale meanwhile queues behind that heartbeat
-//! (InnoDB grants row locks in order) and re-checks the heartbeat it committed; only a batch
-//! longer than `innodb_lock_wait_timeout` fails the heartbeat's wait.
+//! `pass.rs`), so a batch longer than the stale threshold delays the heartbeat past it. A
+//! removal that finds the worker stale meanwhile waits for the batch too, then re-checks the
+//! heartbeat on the committed row (a heartbeat granted before it keeps the worker; not
+//! measured here, nor a batch longer than `innodb_lock_wait_timeout`, which fails the
+//! heartbeat's wait).
 //!
 //! # Lease
 //!
