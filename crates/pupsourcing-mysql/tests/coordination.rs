@@ -171,82 +171,38 @@ async fn a_removal_waits_for_the_batch_in_flight() {
     assert!(!late.await.unwrap(), "a batch after the removal commits nothing");
 }
 
-/// Two workers configured with different shard counts start at once on a projection without
-/// shard rows: `ensure_shards` creates the rows of one count only ("none while the projection
-/// has rows of another count"), whichever comes first. Under READ COMMITTED each statement's
-/// `NOT EXISTS` reads a snapshot without the other's uncommitted rows, and rows of different
-/// counts have different keys, so nothing but a lock taken before the check serializes them.
-/// Rows of two counts stop every worker of the pool and no reshard can replace them.
+/// The conformance race of two `ensure_shards` of different counts
+/// (`concurrent_ensures_of_two_counts_create_one_count`) on a schema made by hand without the
+/// recreate lock's row, which the ensures lock first: the lock creates the row, and still only
+/// one count's rows are created; the generation still reads 0, running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_ensures_of_two_counts_create_one_count() {
+async fn concurrent_ensures_without_the_recreate_row_create_one_count() {
     let Some(store) = common::fresh_store().await else { return };
     let missing = format!("DELETE FROM `{}`.recreate_lock", store.config().schema);
-    for round in 0..60 {
-        if round % 2 == 1 {
-            // A schema made by hand without the recreate lock's row: the lock creates it.
-            sqlx::query(sqlx::AssertSqlSafe(missing.clone())).execute(store.pool()).await.unwrap();
-        }
+    for round in 0..30 {
+        sqlx::query(sqlx::AssertSqlSafe(missing.clone())).execute(store.pool()).await.unwrap();
         let projection = format!("p{round}");
-        let ensure = |count: u32| {
-            let (store, projection) = (store.clone(), projection.clone());
-            tokio::spawn(async move { store.ensure_shards(&projection, count, 0).await })
-        };
-        let (a, b) = (ensure(2), ensure(3));
-        a.await.unwrap().unwrap();
-        b.await.unwrap().unwrap();
-        let counts: std::collections::BTreeSet<u32> = store
-            .shards()
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|s| s.id.projection == projection)
-            .map(|s| s.id.count)
-            .collect();
+        let counts =
+            pupsourcing_testkit::coordination::ensure_two_counts_at_once(&store, &projection).await;
         assert_eq!(counts.len(), 1, "round {round}: rows of counts {counts:?}");
     }
     let generation = store.generation().await.unwrap();
     assert_eq!((generation.number, generation.phase), (0, RecreatePhase::Running));
 }
 
-/// An `ensure_shards` of the old count while a reshard is in flight: it creates nothing once
-/// the reshard commits. Without a lock taken before its check, the ensure's snapshot still has
-/// the old rows (so no row of another count), and its insert waits for the reshard's lock on
-/// the deleted old row, then succeeds once that row is gone: the old count comes back beside
-/// the new. An uncommitted row of the new count (a test transaction) holds the reshard between
-/// its delete and its insert, so that the ensure surely runs in that window.
+/// The conformance test `an_ensure_racing_a_reshard_creates_nothing`: the reshard is held by
+/// an uncommitted row of the new count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_ensure_racing_a_reshard_creates_nothing() {
     let Some(store) = common::fresh_store().await else { return };
-    store.register_worker("worker-a", 1, WorkerState::Running).await.unwrap();
-    store.ensure_shards("totals", 2, 0).await.unwrap();
-    let mut old = Vec::new();
-    for k in 0..2 {
-        let id = ShardId { projection: "totals".into(), shard: k, count: 2 };
-        let fence = store.assign_shard(&id, 0, Some("worker-a")).await.unwrap().unwrap();
-        old.push((id, fence));
-    }
-    let mut blocker = store.begin().await.unwrap();
     let insert = format!(
         "INSERT INTO `{}`.projection_shards (projection_name, shard, shard_count, epoch, \
          position, updated_at) VALUES ('totals', 0, 3, 0, 0, 0)",
         store.config().schema
     );
-    sqlx::query(sqlx::AssertSqlSafe(insert)).execute(&mut *blocker).await.unwrap();
-    let reshard = {
-        let store = store.clone();
-        tokio::spawn(async move { store.reshard("totals", &old, 3, 0).await })
+    let hold = async |tx: &mut <MySqlEventStore as EventStore>::Transaction| {
+        sqlx::query(sqlx::AssertSqlSafe(insert)).execute(&mut **tx).await.unwrap();
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let ensure = {
-        let store = store.clone();
-        tokio::spawn(async move { store.ensure_shards("totals", 2, 0).await })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!reshard.is_finished() && !ensure.is_finished(), "both wait");
-    store.rollback(blocker).await.unwrap();
-    assert!(reshard.await.unwrap().unwrap(), "the reshard commits");
-    ensure.await.unwrap().unwrap();
-    let shards = store.shards().await.unwrap();
-    let counts: Vec<u32> = shards.iter().map(|s| s.id.count).collect();
-    assert_eq!(counts, [3, 3, 3], "only the new count's rows");
+    pupsourcing_testkit::coordination::an_ensure_racing_a_reshard_creates_nothing(store, hold)
+        .await;
 }

@@ -15,6 +15,24 @@ async fn a_fenced_out_owner_cannot_commit() {
     }
 }
 
+/// Not in the macro: the reshard is held by an uncommitted row of the new count, in SQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_ensure_racing_a_reshard_creates_nothing() {
+    use pupsourcing_core::EventStore;
+    use pupsourcing_postgres::PgEventStore;
+    let Some(store) = common::fresh_store().await else { return };
+    let insert = format!(
+        "INSERT INTO \"{}\".projection_shards (projection_name, shard, shard_count, epoch, \
+         position) VALUES ('totals', 0, 3, 0, 0)",
+        store.config().schema
+    );
+    let hold = async |tx: &mut <PgEventStore as EventStore>::Transaction| {
+        sqlx::query(sqlx::AssertSqlSafe(insert)).execute(&mut **tx).await.unwrap();
+    };
+    pupsourcing_testkit::coordination::an_ensure_racing_a_reshard_creates_nothing(store, hold)
+        .await;
+}
+
 #[test]
 fn the_migration_creates_the_coordination_tables() {
     let config = StoreConfig::default()

@@ -196,6 +196,86 @@ pub async fn ensure_shards_is_idempotent<S: CoordinationStore>(store: S) {
     assert!(is_validation(store.assign_shard(&shard("totals", 4, 4), 0, Some("w")).await));
 }
 
+/// Two workers configured with different shard counts start at once on a projection without
+/// shard rows: `ensure_shards` creates the rows of one count only ("none while the projection
+/// has rows of another count"), whichever runs first, every time. A check that reads no row of
+/// another count cannot lock rows that do not exist yet, and rows of different counts have
+/// different keys: only something taken before the check serializes the two. Rows of two
+/// counts would stop every worker of the pool, and no reshard replaces them.
+pub async fn concurrent_ensures_of_two_counts_create_one_count<S: CoordinationStore>(store: S) {
+    for round in 0..RACES {
+        let counts = ensure_two_counts_at_once(&store, &format!("p{round}")).await;
+        assert_eq!(counts.len(), 1, "round {round}: rows of counts {counts:?}");
+    }
+}
+
+/// Runs `ensure_shards(projection, 2)` and `ensure_shards(projection, 3)` at once and returns
+/// the counts of the projection's rows afterwards.
+pub async fn ensure_two_counts_at_once<S: CoordinationStore>(
+    store: &S,
+    projection: &str,
+) -> std::collections::BTreeSet<u32> {
+    let start = Arc::new(Barrier::new(2));
+    let ensure = |count: u32| {
+        let (store, projection, start) = (store.clone(), projection.to_string(), start.clone());
+        tokio::spawn(async move {
+            start.wait().await;
+            store.ensure_shards(&projection, count, 0).await
+        })
+    };
+    let (a, b) = (ensure(2), ensure(3));
+    a.await.unwrap().unwrap();
+    b.await.unwrap().unwrap();
+    let shards = store.shards().await.unwrap();
+    shards.into_iter().filter(|s| s.id.projection == projection).map(|s| s.id.count).collect()
+}
+
+/// An `ensure_shards` of the old count while a reshard is in flight creates nothing once the
+/// reshard commits. Without a lock taken before its check, the ensure's snapshot still has the
+/// old rows (so no row of another count), and its insert waits for the reshard, which deleted
+/// those rows, then succeeds once they are gone: the old count comes back beside the new.
+///
+/// `hold` runs in a transaction left open while the reshard of projection `totals` from 2 to 3
+/// shards starts: it must insert the row of shard 0 of count 3, uncommitted, which holds the
+/// reshard at its insert (on that row's key). On MySQL the reshard has deleted the old rows by
+/// then, so the ensure surely runs in the window. PostgreSQL's reshard is one statement whose
+/// delete runs after its insert, so there the hold does not open the window: what the test
+/// shows there is that the ensure waits for the reshard (the lock that closes the window), and
+/// it fails when `ensure_shards` or `reshard` skips that lock. Not in the macro: `hold` needs
+/// the backend's SQL.
+pub async fn an_ensure_racing_a_reshard_creates_nothing<S, F>(store: S, hold: F)
+where
+    S: CoordinationStore,
+    F: AsyncFnOnce(&mut S::Transaction),
+{
+    register(&store, &["w"]).await;
+    store.ensure_shards("totals", 2, 0).await.unwrap();
+    let mut old = Vec::new();
+    for k in 0..2 {
+        let id = shard("totals", k, 2);
+        let fence = store.assign_shard(&id, 0, Some("w")).await.unwrap().unwrap();
+        old.push((id, fence));
+    }
+    let mut blocker = store.begin().await.unwrap();
+    hold(&mut blocker).await;
+    let reshard = {
+        let store = store.clone();
+        tokio::spawn(async move { store.reshard("totals", &old, 3, 0).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ensure = {
+        let store = store.clone();
+        tokio::spawn(async move { store.ensure_shards("totals", 2, 0).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!reshard.is_finished() && !ensure.is_finished(), "both wait");
+    store.rollback(blocker).await.unwrap();
+    assert!(reshard.await.unwrap().unwrap(), "the reshard commits");
+    ensure.await.unwrap().unwrap();
+    let counts: Vec<u32> = store.shards().await.unwrap().iter().map(|s| s.id.count).collect();
+    assert_eq!(counts, [3, 3, 3], "only the new count's rows");
+}
+
 /// Two assignments of one shard from the same epoch: exactly one wins, every time, and the
 /// row names the winner under the bumped epoch; an assignment from an old epoch does nothing.
 pub async fn assignment_compare_and_set_has_one_winner<S: CoordinationStore>(store: S) {

@@ -106,6 +106,7 @@ macro_rules! coordination_conformance {
             coordination::stale_workers_are_removed_by_the_database_clock,
             coordination::generation_compare_and_set_has_one_winner,
             coordination::ensure_shards_is_idempotent,
+            coordination::concurrent_ensures_of_two_counts_create_one_count,
             coordination::assignment_compare_and_set_has_one_winner,
             coordination::a_reassignment_waits_for_the_batch_in_flight,
             coordination::a_removed_worker_cannot_commit,

@@ -218,7 +218,10 @@ impl CoordinationStore for PgEventStore {
         Ok(done.rows_affected() == 1)
     }
 
-    /// A negative `start` is refused.
+    /// One transaction: the recreate lock's row is locked first (`lock_counts.sql`), so that
+    /// concurrent ensures and reshards of any count run one after the other and each checks
+    /// the rows the one before committed; then the missing rows are created. A negative
+    /// `start` is refused.
     async fn ensure_shards(&self, projection: &str, count: u32, start: Position) -> Result<()> {
         validate_projection_name(projection)?;
         let (_, count) = partition_args(Partition::new(0, count)?);
@@ -226,14 +229,20 @@ impl CoordinationStore for PgEventStore {
             let reason = "must not be negative";
             return Err(ValidationError::OutOfRange { field: "shard start", reason }.into());
         }
-        sqlx::query(AssertSqlSafe(self.statements().coordination_ensure_shards.clone()))
+        let statements = self.statements();
+        let mut tx = self.pool().begin().await.map_err(db_error)?;
+        sqlx::query(AssertSqlSafe(statements.coordination_lock_counts.clone()))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query(AssertSqlSafe(statements.coordination_ensure_shards.clone()))
             .bind(projection)
             .bind(count)
             .bind(start)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        Ok(())
+        tx.commit().await.map_err(db_error)
     }
 
     async fn shards(&self) -> Result<Vec<Shard>> {
@@ -307,8 +316,9 @@ impl CoordinationStore for PgEventStore {
         Ok(done.rows_affected() == 1)
     }
 
-    /// One transaction: the projection's rows are locked (`FOR UPDATE`, waiting for a batch in
-    /// flight), checked by `reshard_epoch`, then replaced by one statement.
+    /// One transaction: the recreate lock's row is locked first (as by `ensure_shards`), then
+    /// the projection's rows (`FOR UPDATE`, waiting for a batch in flight), checked by
+    /// `reshard_epoch`, then replaced by one statement.
     async fn reshard(
         &self,
         projection: &str,
@@ -320,6 +330,10 @@ impl CoordinationStore for PgEventStore {
         let (_, count) = partition_args(Partition::new(0, count)?);
         let statements = self.statements();
         let mut tx = self.pool().begin().await.map_err(db_error)?;
+        sqlx::query(AssertSqlSafe(statements.coordination_lock_counts.clone()))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         let rows = sqlx::query(AssertSqlSafe(statements.coordination_lock_shards.clone()))
             .bind(projection)
             .fetch_all(&mut *tx)
