@@ -27,4 +27,4 @@ pub use event::{NewEvent, Position, RecordedEvent, StreamId, Version};
 pub use identifier::Identifier;
 pub use schema::{SchemaStatus, SchemaTable};
 pub use store::{AppendResult, EventStore, EventStream, ExpectedVersion, VersionRange};
-pub use validate::{Limits, storable_timestamps, validate_batch};
+pub use validate::{Limits, storable_timestamps, validate_batch, validate_position};

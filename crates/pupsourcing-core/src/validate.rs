@@ -98,6 +98,27 @@ impl Limits {
     }
 }
 
+/// Refuses a negative position, naming it `field` in the error: positions start at 1, and 0
+/// means "before the first event". Every backend checks a position it stores (a checkpoint, a
+/// shard's) this way before it reaches the database, so they all answer alike.
+///
+/// ```
+/// use pupsourcing_core::{validate_position, ValidationError};
+/// assert!(validate_position("checkpoint position", 0).is_ok());
+/// let reason = "must not be negative";
+/// let field = "checkpoint position";
+/// assert_eq!(validate_position(field, -1), Err(ValidationError::OutOfRange { field, reason }));
+/// ```
+pub fn validate_position(
+    field: &'static str,
+    position: crate::event::Position,
+) -> Result<(), ValidationError> {
+    if position < 0 {
+        return Err(ValidationError::OutOfRange { field, reason: "must not be negative" });
+    }
+    Ok(())
+}
+
 /// Checks a stream append: the stream name, the expected version and every event.
 ///
 /// ```

@@ -193,7 +193,16 @@ pub async fn ensure_shards_is_idempotent<S: CoordinationStore>(store: S) {
 
     assert!(is_validation(store.ensure_shards("totals", 0, 0).await));
     assert!(is_validation(store.ensure_shards(" ", 1, 0).await));
+    assert!(is_validation(store.ensure_shards("totals", 4, -1).await));
     assert!(is_validation(store.assign_shard(&shard("totals", 4, 4), 0, Some("w")).await));
+    // A negative position is refused before the database, alike on every backend, and the
+    // batch's transaction stays usable.
+    let fence = shard_row(&store, &id).await;
+    let fence = Fence { owner: "w".into(), epoch: fence.epoch };
+    let mut tx = store.begin().await.unwrap();
+    assert!(is_validation(store.advance_shard_in(&mut tx, &id, &fence, 20, -1, LEASE).await));
+    assert!(store.advance_shard_in(&mut tx, &id, &fence, 20, 21, LEASE).await.unwrap());
+    store.commit(tx).await.unwrap();
 }
 
 /// Two workers configured with different shard counts start at once on a projection without

@@ -336,6 +336,13 @@ pub async fn checkpoints_advance_by_compare_and_set<S: ProjectionStore>(store: S
     assert!(store.advance_checkpoint_in(&mut tx, "orders", part, 5, 9).await.unwrap());
     store.rollback(tx).await.unwrap();
     assert_eq!(store.checkpoint("orders", part).await.unwrap().position, 5, "rolled back");
+    // A negative position is refused before the database, alike on every backend, and the
+    // caller's transaction stays usable (on PostgreSQL a refused statement would abort it).
+    let mut tx = store.begin().await.unwrap();
+    let negative = store.advance_checkpoint_in(&mut tx, "orders", part, 5, -1).await;
+    assert!(matches!(negative, Err(Error::Validation(ValidationError::OutOfRange { .. }))));
+    assert!(store.advance_checkpoint_in(&mut tx, "orders", part, 5, 5).await.unwrap());
+    store.commit(tx).await.unwrap();
     // Another partition count is another checkpoint; a missing one never advances.
     let other = Partition::new(1, 2).unwrap();
     let mut tx = store.begin().await.unwrap();

@@ -16,10 +16,7 @@ pub fn validate_reshard(
 ) -> Result<()> {
     validate_projection_name(projection)?;
     Partition::new(0, count)?;
-    if at < 0 {
-        let reason = "must not be negative";
-        return Err(ValidationError::OutOfRange { field: "reshard position", reason }.into());
-    }
+    crate::validate_position("reshard position", at)?;
     for (shard, _) in old {
         Partition::new(shard.shard, shard.count)?;
         if shard.projection != projection || shard.count == count {

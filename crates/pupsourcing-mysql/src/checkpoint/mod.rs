@@ -307,6 +307,7 @@ impl ProjectionStore for MySqlEventStore {
         to: Position,
     ) -> Result<bool> {
         check_projection(projection)?;
+        pupsourcing_core::validate_position("checkpoint position", to)?;
         let (key, count) = partition_args(partition);
         let done = sqlx::query(self.checkpoint_sql().advance.sql())
             .bind(to)

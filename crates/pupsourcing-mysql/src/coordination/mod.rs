@@ -358,10 +358,7 @@ impl CoordinationStore for MySqlEventStore {
     async fn ensure_shards(&self, projection: &str, count: u32, start: Position) -> Result<()> {
         check_projection(projection)?;
         let (_, count) = partition_args(Partition::new(0, count)?);
-        if start < 0 {
-            let reason = "must not be negative";
-            return Err(ValidationError::OutOfRange { field: "shard start", reason }.into());
-        }
+        pupsourcing_core::validate_position("shard start", start)?;
         let sql = self.coordination_sql();
         self.transaction(async |conn: &mut MySqlConnection| {
             sqlx::query(sql.lock_counts.sql()).execute(&mut *conn).await.map_err(db)?;
@@ -425,6 +422,7 @@ impl CoordinationStore for MySqlEventStore {
     ) -> Result<bool> {
         let (key, count) = shard_args(shard)?;
         validate_worker_id(&fence.owner)?;
+        pupsourcing_core::validate_position("shard position", to)?;
         let lease =
             include_str!("lease.sql").replace("{seconds}", &lease_seconds(lease).to_string());
         sqlx::raw_sql(AssertSqlSafe(lease)).execute(&mut *conn).await.map_err(db)?;

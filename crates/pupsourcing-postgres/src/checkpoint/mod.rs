@@ -15,7 +15,9 @@ use pupsourcing_core::projection::{
     storable_text, validate_projection_name,
 };
 use pupsourcing_core::timeout::within as limited;
-use pupsourcing_core::{Error, Position, RecordedEvent, Result, ValidationError};
+use pupsourcing_core::{
+    Error, Position, RecordedEvent, Result, ValidationError, validate_position,
+};
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, PgConnection, Postgres};
@@ -297,6 +299,7 @@ impl ProjectionStore for PgEventStore {
         to: Position,
     ) -> Result<bool> {
         validate_projection_name(projection)?;
+        validate_position("checkpoint position", to)?;
         let (key, count) = partition_args(partition);
         let done = sqlx::query(AssertSqlSafe(self.statements().checkpoint_advance.clone()))
             .bind(projection)

@@ -16,7 +16,7 @@ use pupsourcing_core::coordination::{
 };
 use pupsourcing_core::projection::{Partition, storable_text, validate_projection_name};
 use pupsourcing_core::timeout::within as limited;
-use pupsourcing_core::{Error, Position, Result, ValidationError};
+use pupsourcing_core::{Error, Position, Result, ValidationError, validate_position};
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgConnection};
 
@@ -225,10 +225,7 @@ impl CoordinationStore for PgEventStore {
     async fn ensure_shards(&self, projection: &str, count: u32, start: Position) -> Result<()> {
         validate_projection_name(projection)?;
         let (_, count) = partition_args(Partition::new(0, count)?);
-        if start < 0 {
-            let reason = "must not be negative";
-            return Err(ValidationError::OutOfRange { field: "shard start", reason }.into());
-        }
+        validate_position("shard start", start)?;
         let statements = self.statements();
         let mut tx = self.pool().begin().await.map_err(db_error)?;
         sqlx::query(AssertSqlSafe(statements.coordination_lock_counts.clone()))
@@ -285,6 +282,7 @@ impl CoordinationStore for PgEventStore {
     ) -> Result<bool> {
         let (key, count) = shard_args(shard)?;
         validate_worker_id(&fence.owner)?;
+        validate_position("shard position", to)?;
         let done = sqlx::query(AssertSqlSafe(self.statements().coordination_advance.clone()))
             .bind(&shard.projection)
             .bind(count)

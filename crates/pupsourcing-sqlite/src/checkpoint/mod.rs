@@ -280,6 +280,7 @@ impl ProjectionStore for SqliteEventStore {
         to: Position,
     ) -> Result<bool> {
         check_projection(projection)?;
+        pupsourcing_core::validate_position("checkpoint position", to)?;
         let done = sqlx::query(self.checkpoint_sql.advance.sql())
             .bind(projection)
             .bind(i64::from(partition.key()))

@@ -41,7 +41,7 @@ use pupsourcing_core::coordination::{
 };
 use pupsourcing_core::projection::{Partition, storable_text, validate_projection_name};
 use pupsourcing_core::timeout::within as limited;
-use pupsourcing_core::{Error, Position, Result, StoreConfig, ValidationError};
+use pupsourcing_core::{Error, Position, Result, StoreConfig, validate_position};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
@@ -110,14 +110,6 @@ fn check_worker(id: &str) -> Result<()> {
 fn check_shard(shard: &ShardId) -> Result<()> {
     validate_projection_name(&shard.projection)?;
     Partition::new(shard.shard, shard.count)?;
-    Ok(())
-}
-
-/// A position must not be negative (the shards table refuses it).
-fn check_position(field: &'static str, position: Position) -> Result<()> {
-    if position < 0 {
-        return Err(ValidationError::OutOfRange { field, reason: "must not be negative" }.into());
-    }
     Ok(())
 }
 
@@ -332,7 +324,7 @@ impl CoordinationStore for SqliteEventStore {
     async fn ensure_shards(&self, projection: &str, count: u32, start: Position) -> Result<()> {
         validate_projection_name(projection)?;
         Partition::new(0, count)?;
-        check_position("shard start position", start)?;
+        validate_position("shard start", start)?;
         sqlx::query(self.coordination_sql.ensure_shards.sql())
             .bind(projection)
             .bind(i64::from(count))
@@ -395,7 +387,7 @@ impl CoordinationStore for SqliteEventStore {
         _lease: Duration,
     ) -> Result<bool> {
         check_shard(shard)?;
-        check_position("shard position", to)?;
+        validate_position("shard position", to)?;
         let done = sqlx::query(self.coordination_sql.advance_shard.sql())
             .bind(shard.projection.as_str())
             .bind(i64::from(shard.count))
