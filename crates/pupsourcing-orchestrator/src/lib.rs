@@ -28,5 +28,6 @@ pub use assignment::{Move, assign};
 pub use error::OrchestratorError;
 pub use fence::FencedShard;
 pub use orchestrator::{Orchestrator, OrchestratorBuilder};
+pub use pupsourcing_core::coordination::MAX_SHARDS;
 pub use status::{OrchestratorStatus, ShardState, ShardStatus, WorkerStatus, status};
-pub use strategy::{MAX_SHARDS, Recreate};
+pub use strategy::Recreate;

@@ -2,10 +2,9 @@
 
 use std::time::Duration;
 
-use crate::error::OrchestratorError;
+use pupsourcing_core::coordination::MAX_SHARDS;
 
-/// The most shards a projection may have (each is a row and, on its owner, a task).
-pub const MAX_SHARDS: u32 = 4096;
+use crate::error::OrchestratorError;
 
 /// The Recreate strategy: a new generation (a new deployment) stops every worker of the older
 /// generations before any projection runs in it, like a Kubernetes `Recreate` deployment.

@@ -194,6 +194,8 @@ pub async fn ensure_shards_is_idempotent<S: CoordinationStore>(store: S) {
     assert!(is_validation(store.ensure_shards("totals", 0, 0).await));
     assert!(is_validation(store.ensure_shards(" ", 1, 0).await));
     assert!(is_validation(store.ensure_shards("totals", 4, -1).await));
+    let too_many = pupsourcing_core::coordination::MAX_SHARDS + 1;
+    assert!(is_validation(store.ensure_shards("huge", too_many, 0).await), "refused up front");
     assert!(is_validation(store.assign_shard(&shard("totals", 4, 4), 0, Some("w")).await));
     // A negative position is refused before the database, alike on every backend, and the
     // batch's transaction stays usable.

@@ -9,7 +9,7 @@ mod reshard;
 mod store;
 mod types;
 
-pub use names::{MAX_WORKER_ID_LEN, validate_worker_id};
+pub use names::{MAX_SHARDS, MAX_WORKER_ID_LEN, validate_shard_count, validate_worker_id};
 pub use reshard::{reshard_epoch, validate_reshard};
 pub use store::CoordinationStore;
 pub use types::{Fence, Generation, RecreatePhase, Shard, ShardId, Worker, WorkerState};

@@ -15,7 +15,7 @@ pub fn validate_reshard(
     at: Position,
 ) -> Result<()> {
     validate_projection_name(projection)?;
-    Partition::new(0, count)?;
+    super::validate_shard_count(count)?;
     crate::validate_position("reshard position", at)?;
     for (shard, _) in old {
         Partition::new(shard.shard, shard.count)?;

@@ -357,6 +357,7 @@ impl CoordinationStore for MySqlEventStore {
     /// `start` is refused.
     async fn ensure_shards(&self, projection: &str, count: u32, start: Position) -> Result<()> {
         check_projection(projection)?;
+        pupsourcing_core::coordination::validate_shard_count(count)?;
         let (_, count) = partition_args(Partition::new(0, count)?);
         pupsourcing_core::validate_position("shard start", start)?;
         let sql = self.coordination_sql();

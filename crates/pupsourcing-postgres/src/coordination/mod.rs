@@ -224,6 +224,7 @@ impl CoordinationStore for PgEventStore {
     /// `start` is refused.
     async fn ensure_shards(&self, projection: &str, count: u32, start: Position) -> Result<()> {
         validate_projection_name(projection)?;
+        pupsourcing_core::coordination::validate_shard_count(count)?;
         let (_, count) = partition_args(Partition::new(0, count)?);
         validate_position("shard start", start)?;
         let statements = self.statements();

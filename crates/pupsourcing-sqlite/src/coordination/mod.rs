@@ -323,7 +323,7 @@ impl CoordinationStore for SqliteEventStore {
     /// projection name, a count of 0 or above [`Partition::MAX_COUNT`], or a negative start.
     async fn ensure_shards(&self, projection: &str, count: u32, start: Position) -> Result<()> {
         validate_projection_name(projection)?;
-        Partition::new(0, count)?;
+        pupsourcing_core::coordination::validate_shard_count(count)?;
         validate_position("shard start", start)?;
         sqlx::query(self.coordination_sql.ensure_shards.sql())
             .bind(projection)
