@@ -22,7 +22,18 @@ use sqlx::{AssertSqlSafe, PgConnection};
 
 use crate::checkpoint::{partition_args, stored_partition};
 use crate::error::{column, db_error};
+use crate::sql::Statements;
 use crate::store::PgEventStore;
+
+/// Locks the recreate lock's row until the transaction on `conn` ends (`lock_counts.sql`):
+/// the first step of every creation of a projection's shard rows and change of its count.
+async fn lock_counts(conn: &mut PgConnection, statements: &Statements) -> Result<()> {
+    sqlx::query(AssertSqlSafe(statements.coordination_lock_counts.clone()))
+        .execute(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
 
 /// Checks a shard against the partition rules and returns its key and count as the table
 /// stores them (INT: `Partition::MAX_COUNT` keeps both in range).
@@ -229,10 +240,7 @@ impl CoordinationStore for PgEventStore {
         validate_position("shard start", start)?;
         let statements = self.statements();
         let mut tx = self.pool().begin().await.map_err(db_error)?;
-        sqlx::query(AssertSqlSafe(statements.coordination_lock_counts.clone()))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        lock_counts(&mut tx, statements).await?;
         sqlx::query(AssertSqlSafe(statements.coordination_ensure_shards.clone()))
             .bind(projection)
             .bind(count)
@@ -329,10 +337,7 @@ impl CoordinationStore for PgEventStore {
         let (_, count) = partition_args(Partition::new(0, count)?);
         let statements = self.statements();
         let mut tx = self.pool().begin().await.map_err(db_error)?;
-        sqlx::query(AssertSqlSafe(statements.coordination_lock_counts.clone()))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        lock_counts(&mut tx, statements).await?;
         let rows = sqlx::query(AssertSqlSafe(statements.coordination_lock_shards.clone()))
             .bind(projection)
             .fetch_all(&mut *tx)
