@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use pupsourcing_core::coordination::MAX_SHARDS;
+use pupsourcing_core::coordination::{MAX_SHARDS, validate_shard_count};
 
 use crate::error::OrchestratorError;
 
@@ -89,10 +89,9 @@ impl Recreate {
                 self.stale_threshold, self.heartbeat_interval
             ));
         }
-        let max = MAX_SHARDS;
-        if self.shards_per_projection == 0 || self.shards_per_projection > max {
+        if validate_shard_count(self.shards_per_projection).is_err() {
             return invalid(format!(
-                "shards per projection must be 1 to {max}, not {}",
+                "shards per projection must be 1 to {MAX_SHARDS}, not {}",
                 self.shards_per_projection
             ));
         }
