@@ -459,7 +459,9 @@ async fn the_largest_accepted_event_is_written_whole() {
         let append = |size: usize| {
             let (store, stream) = (store.clone(), stream.clone());
             let bytes: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-            let event = NewEvent::new("Edge", bytes).with_tags(["edge"]);
+            // One partition key for all: the partition hash is sent as a decimal literal, and
+            // hashed from each event's random id its digits (1 to 10) would move the edge.
+            let event = NewEvent::new("Edge", bytes).with_tags(["edge"]).with_partition_key("edge");
             async move {
                 let result = match &stream {
                     Some(s) => {
