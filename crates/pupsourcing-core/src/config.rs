@@ -87,7 +87,8 @@ impl TableNames {
     /// backend, so a configuration means the same thing everywhere.
     pub const MAX_EVENTS_LEN: usize = Identifier::MAX_LEN - longest(Self::DERIVED_SUFFIXES);
 
-    /// The names for `events` with the heads and commands tables named after it. Fails when
+    /// The names for `events` with every other table named after it (`<events>_heads`, ...;
+    /// the plain names `aggregate_heads`, `commands`, ... for `events`). Fails when
     /// `events` is longer than [`TableNames::MAX_EVENTS_LEN`].
     pub fn for_events(events: Identifier) -> Result<Self, ValidationError> {
         check_events_len(&events)?;
@@ -164,13 +165,13 @@ impl TableNames {
         |t| &mut t.recreate_lock,
     ];
 
-    /// The tables besides the events table, with what each holds.
     /// Every table with what it holds, the events table first: what a migration creates.
     pub fn all(&self) -> [(&'static str, &Identifier); 8] {
         let [a, b, c, d, e, f, g] = self.others();
         [("events", &self.events), a, b, c, d, e, f, g]
     }
 
+    /// The tables besides the events table, with what each holds.
     fn others(&self) -> [(&'static str, &Identifier); 7] {
         [
             ("aggregate heads", &self.aggregate_heads),
@@ -270,11 +271,12 @@ impl StoreConfig {
     /// Sets the events table name, validating it (at most [`TableNames::MAX_EVENTS_LEN`]
     /// bytes).
     ///
-    /// The heads, commands, checkpoints and dead letters tables follow it unless they were set
-    /// explicitly: `<name>_heads`, `<name>_commands`, ... (`aggregate_heads`, `commands`,
-    /// `projection_checkpoints` and `projection_dead_letters` for `events`), so that stores
-    /// with different events tables in one schema never share a heads table. To name them
-    /// otherwise, set them after this call.
+    /// Every other table (heads, commands, checkpoints, dead letters, workers, shards, recreate
+    /// lock) follows it unless it was set explicitly: `<name>_heads`, `<name>_commands`, ...
+    /// (`aggregate_heads`, `commands`, `projection_checkpoints`, `projection_dead_letters`,
+    /// `workers`, `projection_shards` and `recreate_lock` for `events`), so that stores with
+    /// different events tables in one schema never share a table. To name them otherwise, set
+    /// them after this call.
     ///
     /// ```
     /// use pupsourcing_core::StoreConfig;
