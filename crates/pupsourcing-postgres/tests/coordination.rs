@@ -33,6 +33,20 @@ async fn an_ensure_racing_a_reshard_creates_nothing() {
         .await;
 }
 
+/// Not in the macro: the removal in flight is the worker row's DELETE, in SQL, left uncommitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_removal_waits_for_the_batch_in_flight() {
+    use pupsourcing_core::EventStore;
+    use pupsourcing_postgres::PgEventStore;
+    let Some(store) = common::fresh_store().await else { return };
+    let delete =
+        format!("DELETE FROM \"{}\".workers WHERE worker_id = 'worker-a'", store.config().schema);
+    let delete = async |tx: &mut <PgEventStore as EventStore>::Transaction| {
+        sqlx::query(sqlx::AssertSqlSafe(delete)).execute(&mut **tx).await.unwrap();
+    };
+    pupsourcing_testkit::coordination::a_removal_waits_for_the_batch_in_flight(store, delete).await;
+}
+
 #[test]
 fn the_migration_creates_the_coordination_tables() {
     let config = StoreConfig::default()

@@ -464,6 +464,64 @@ pub async fn a_removed_worker_cannot_commit<S: CoordinationStore>(store: S) {
     assert_eq!(shard_row(&store, &id).await.position, 5);
 }
 
+/// A removal and a batch of the removed worker, in both orders. A removal of the owner waits
+/// for its batch in flight, which commits, then the shards are released. A batch that starts
+/// while a removal is in flight (the worker row deleted, not yet committed) waits for it, then
+/// finds no worker row and commits nothing, even under a fence given after a planner listed
+/// the worker: a batch's snapshot taken before the removal commits still has the row, so only
+/// a lock on it (PostgreSQL `FOR KEY SHARE`, InnoDB `LOCK IN SHARE MODE`) makes the batch wait
+/// and see the delete.
+///
+/// `delete` runs in a transaction left open: it must delete the row of worker `worker-a`, as a
+/// removal does first. Not in the macro: it needs the backend's SQL.
+pub async fn a_removal_waits_for_the_batch_in_flight<S, F>(store: S, delete: F)
+where
+    S: CoordinationStore,
+    F: AsyncFnOnce(&mut S::Transaction),
+{
+    register(&store, &["worker-a"]).await;
+    store.ensure_shards("totals", 1, 0).await.unwrap();
+    let id = shard("totals", 0, 1);
+    let fence = store.assign_shard(&id, 0, Some("worker-a")).await.unwrap().unwrap();
+
+    let mut batch = store.begin().await.unwrap();
+    assert!(store.advance_shard_in(&mut batch, &id, &fence, 0, 5, LEASE).await.unwrap());
+    let removal = {
+        let store = store.clone();
+        tokio::spawn(async move { store.remove_worker("worker-a").await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!removal.is_finished(), "the removal waits for the batch in flight");
+    store.commit(batch).await.unwrap();
+    removal.await.unwrap().unwrap();
+    let row = shard_row(&store, &id).await;
+    assert_eq!((row.position, row.owner), (5, None), "the batch committed, then the release");
+
+    // The worker registers again and a planner gives it the shard; then a removal starts.
+    register(&store, &["worker-a"]).await;
+    let fence = store.assign_shard(&id, row.epoch, Some("worker-a")).await.unwrap().unwrap();
+    let mut removing = store.begin().await.unwrap();
+    delete(&mut removing).await;
+    let late = {
+        let (store, id) = (store.clone(), id.clone());
+        tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            let moved = store.advance_shard_in(&mut tx, &id, &fence, 5, 9, LEASE).await.unwrap();
+            if moved {
+                store.commit(tx).await.unwrap();
+            } else {
+                store.rollback(tx).await.unwrap();
+            }
+            moved
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!late.is_finished(), "the batch waits for the removal in flight");
+    store.commit(removing).await.unwrap();
+    assert!(!late.await.unwrap(), "a batch after the removal commits nothing");
+    assert_eq!(shard_row(&store, &id).await.position, 5);
+}
+
 /// Moves `id` from `from` to `to` under `fence` in a transaction of its own; whether it moved.
 async fn advance<S: CoordinationStore>(
     store: &S,
