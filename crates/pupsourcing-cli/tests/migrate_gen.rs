@@ -200,6 +200,7 @@ fn writes_mysql_sql_with_every_configured_name() {
         "ledger_streams",
         "ledger_tags",
         "ledger_locks",
+        "ledger_worker_locks",
         "ledger_cmds",
         "read_model_positions",
         "parked",
@@ -249,7 +250,7 @@ fn a_generated_mysql_migration_applies_and_migrate_status_agrees() {
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["applied"], true, "{status}");
     assert_eq!(status["location"], schema.as_str());
-    assert_eq!(status["tables"].as_array().unwrap().len(), 11, "{status}");
+    assert_eq!(status["tables"].as_array().unwrap().len(), 12, "{status}");
     let out = db.ok(&[&MYSQL_TABLES[..], &["migrate", "apply"]].concat());
     assert!(out.contains("already applied"), "{out}");
     db.ok(&[&MYSQL_TABLES[..], &["append", "--type", "Booked", "--tag", "a:1"]].concat());

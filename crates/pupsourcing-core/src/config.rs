@@ -72,6 +72,8 @@ impl TableNames {
         "_counter",
         "_write",
         "_write_rows", // no longer created; older stores keep it, unused
+        "_worker_locks",
+        "_worker_locks_fk",
         // default heads, commands, checkpoints and dead letters tables
         "_heads",
         "_commands",

@@ -20,6 +20,13 @@ pub(crate) const TAGS_SUFFIX: &str = "_tags";
 pub(crate) const LOCKS_SUFFIX: &str = "_locks";
 /// The suffix naming the position counter table after the events table.
 pub(crate) const COUNTER_SUFFIX: &str = "_counter";
+/// The suffix naming the worker lock rows table (one row per registered worker, which batch
+/// commits lock shared; see `coordination`) after the events table.
+pub(crate) const WORKER_LOCKS_SUFFIX: &str = "_worker_locks";
+/// The suffix naming that table's foreign key after the events table. Named, because the name
+/// InnoDB would make up (`<table>_ibfk_1`) is too long for MariaDB with the longest events
+/// table name; and after the events table, because constraint names are unique per database.
+pub(crate) const WORKER_LOCKS_FK_SUFFIX: &str = "_worker_locks_fk";
 
 /// Replaces every placeholder in `template` with the qualified, quoted table from `config`:
 ///
@@ -29,6 +36,9 @@ pub(crate) const COUNTER_SUFFIX: &str = "_counter";
 /// - `{events_counter}`: the position counter, one row (`<events>_counter`);
 /// - `{checkpoints}`, `{dead_letters}`, `{workers}`, `{shards}`, `{recreate_lock}`: the
 ///   projection and orchestrator tables;
+/// - `{worker_locks}`: one row per registered worker, locked by its batch commits
+///   (`<events>_worker_locks`), and `{worker_locks_fk}`, its foreign key (a constraint name:
+///   quoted, not qualified);
 /// - `{database}`: the database (`config.schema`), for `CREATE DATABASE`;
 /// - `{now}`: the database clock now, in microseconds since the Unix epoch, UTC ([`NOW`]).
 ///
@@ -47,6 +57,8 @@ pub(crate) fn render(template: &str, config: &StoreConfig) -> String {
         .replace("{checkpoints}", &table(config.tables.checkpoints.as_str()))
         .replace("{dead_letters}", &table(config.tables.dead_letters.as_str()))
         .replace("{workers}", &table(config.tables.workers.as_str()))
+        .replace("{worker_locks}", &table(&format!("{events}{WORKER_LOCKS_SUFFIX}")))
+        .replace("{worker_locks_fk}", &quote(&format!("{events}{WORKER_LOCKS_FK_SUFFIX}")))
         .replace("{shards}", &table(config.tables.shards.as_str()))
         .replace("{recreate_lock}", &table(config.tables.recreate_lock.as_str()))
         .replace("{database}", &quote(config.schema.as_str()))
@@ -126,12 +138,14 @@ mod tests {
     fn replaces_every_placeholder_with_a_quoted_name() {
         let config = StoreConfig::default().events_table("order").unwrap();
         let sql = render(
-            "{events} {aggregate_heads} {commands} {events_tags} {events_locks} {events_counter}",
+            "{events} {aggregate_heads} {commands} {events_tags} {events_locks} {events_counter} \
+             {workers} {worker_locks}",
             &config,
         );
         assert_eq!(
             sql,
-            "`order` `order_heads` `order_commands` `order_tags` `order_locks` `order_counter`"
+            "`order` `order_heads` `order_commands` `order_tags` `order_locks` `order_counter` \
+             `order_workers` `order_worker_locks`"
         );
         let config = config.schema("Billing").unwrap();
         assert_eq!(render("{events} {database}", &config), "`billing`.`order` `billing`");
@@ -140,7 +154,9 @@ mod tests {
     /// The core's length limit on the events table accounts for the names derived here.
     #[test]
     fn derived_names_are_known_to_the_core() {
-        for suffix in [TAGS_SUFFIX, LOCKS_SUFFIX, COUNTER_SUFFIX] {
+        for suffix in
+            [TAGS_SUFFIX, LOCKS_SUFFIX, COUNTER_SUFFIX, WORKER_LOCKS_SUFFIX, WORKER_LOCKS_FK_SUFFIX]
+        {
             assert!(pupsourcing_core::TableNames::DERIVED_SUFFIXES.contains(&suffix), "{suffix}");
         }
     }

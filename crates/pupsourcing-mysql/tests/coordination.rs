@@ -1,6 +1,6 @@
 //! The coordination conformance suite (the orchestrator's store) on MySQL / MariaDB, plus
-//! what is particular to it: the coordination tables in the migration, and the batch lease
-//! (`idle_transaction_timeout` on MariaDB).
+//! what is particular to it: the coordination tables in the migration, the batch lease
+//! (`idle_transaction_timeout` on MariaDB), and the worker lock rows batches hold.
 
 mod common;
 
@@ -11,15 +11,10 @@ use pupsourcing_core::coordination::{CoordinationStore, RecreatePhase, ShardId, 
 use pupsourcing_core::{StoreConfig, ValidationError};
 use pupsourcing_mysql::{MySqlEventStore, sqlx};
 
-pupsourcing_testkit::coordination_conformance!(common::fresh_store);
+pupsourcing_testkit::coordination_conformance!(common::fresh_store, server);
 
-/// Not in the macro: it needs a reassignment to run while the old owner's transaction is open.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_fenced_out_owner_cannot_commit() {
-    if let Some(store) = common::fresh_store().await {
-        pupsourcing_testkit::coordination::a_fenced_out_owner_cannot_commit(store).await;
-    }
-}
+/// The idle limit of a batch transaction in these tests (long: no test sits idle that long).
+const LEASE: Duration = Duration::from_secs(60);
 
 #[test]
 fn the_migration_creates_the_coordination_tables() {
@@ -33,10 +28,13 @@ fn the_migration_creates_the_coordination_tables() {
         .recreate_lock_table("orch_lock")
         .unwrap();
     let sql = pupsourcing_mysql::migration_sql(&config);
-    for table in ["orch_workers", "orch_shards", "orch_lock"] {
+    for table in ["orch_workers", "orch_shards", "orch_lock", "events_worker_locks"] {
         let create = format!("CREATE TABLE IF NOT EXISTS `shop`.`{table}`");
         assert!(sql.contains(&create), "{create}");
     }
+    let cascade = "CONSTRAINT `events_worker_locks_fk` FOREIGN KEY (worker_id) REFERENCES \
+                   `shop`.`orch_workers` (worker_id)\n        ON DELETE CASCADE";
+    assert!(sql.contains(cascade), "the lock rows go with the workers rows");
     let defaults = pupsourcing_mysql::migration_sql(&StoreConfig::default());
     for table in ["workers", "projection_shards", "recreate_lock", "projection_checkpoints"] {
         let create = format!("CREATE TABLE IF NOT EXISTS `{table}`");
@@ -121,10 +119,10 @@ async fn a_lease_ends_only_its_own_idle_batch() {
     assert_eq!(store.shards().await.unwrap()[0].position, 9);
 }
 
-/// The worker row lock of a batch commit (InnoDB has no KEY SHARE: a shared row lock): a
-/// removal of the owner waits for its batch in flight, which commits; a batch that starts
-/// while a removal is in flight waits for it and then finds no worker row. So a removed worker
-/// never commits after its removal, whatever fence it holds.
+/// The worker lock row of a batch commit (locked shared; deleted with the workers row by the
+/// foreign key): a removal of the owner waits for its batch in flight, which commits; a batch
+/// that starts while a removal is in flight waits for it and then finds no lock row. So a
+/// removed worker never commits after its removal, whatever fence it holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_removal_waits_for_the_batch_in_flight() {
     let Some(store) = common::fresh_store().await else { return };
@@ -147,8 +145,8 @@ async fn a_removal_waits_for_the_batch_in_flight() {
     let row = store.shards().await.unwrap().remove(0);
     assert_eq!((row.position, row.owner), (5, None), "the batch committed, then the release");
 
-    // A removal in flight (its transaction open, the worker row deleted): a batch waits, then
-    // finds no worker row. The shard was given to the worker again meanwhile (a planner that
+    // A removal in flight (its transaction open, the workers row deleted, and with it the lock
+    // row): a batch waits, then finds no lock row. The shard was given to the worker again meanwhile (a planner that
     // listed it before the removal).
     store.register_worker("worker-a", 1, WorkerState::Running).await.unwrap();
     let fence = store.assign_shard(&id, row.epoch, Some("worker-a")).await.unwrap().unwrap();
@@ -169,6 +167,65 @@ async fn a_removal_waits_for_the_batch_in_flight() {
     assert!(!late.is_finished(), "the batch waits for the removal");
     store.commit(removing).await.unwrap();
     assert!(!late.await.unwrap(), "a batch after the removal commits nothing");
+}
+
+/// A database migrated by a version before the worker lock rows, with a worker of that version
+/// registered (a workers row, no lock row): `migrate` run again creates the table. The old
+/// worker's batch (locking its workers row, as that version does) still holds up a removal; a
+/// worker of this version in that state commits nothing and its heartbeat reports it gone
+/// (it stops with `Evicted`); registering again gives it its lock row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_registered_before_the_lock_rows_commits_nothing() {
+    let Some(store) = common::fresh_store().await else { return };
+    let db = format!("`{}`", store.config().schema);
+    let exec = async |sql: String| {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(store.pool()).await.unwrap();
+    };
+    exec(format!("DROP TABLE {db}.events_worker_locks")).await;
+    let older = |worker: &str| {
+        format!(
+            "INSERT INTO {db}.workers (worker_id, generation, state, started_at, last_heartbeat) \
+             VALUES ('{worker}', 1, 'running', 0, 0)"
+        )
+    };
+    exec(older("old-a")).await;
+    exec(older("old-b")).await;
+    assert!(!store.schema_status().await.unwrap().is_applied(), "the lock rows are missing");
+    store.migrate().await.unwrap();
+    assert!(store.schema_status().await.unwrap().is_applied(), "migrate creates them");
+
+    // A batch of the older version, on old-a's workers row: its removal waits for it.
+    store.ensure_shards("totals", 2, 0).await.unwrap();
+    let id = |shard| ShardId { projection: "totals".into(), shard, count: 2 };
+    let fence_a = store.assign_shard(&id(0), 0, Some("old-a")).await.unwrap().unwrap();
+    let mut old_batch = store.begin().await.unwrap();
+    let lock = format!("SELECT 1 FROM {db}.workers WHERE worker_id = 'old-a' LOCK IN SHARE MODE");
+    sqlx::query(sqlx::AssertSqlSafe(lock)).fetch_one(&mut *old_batch).await.unwrap();
+    let removal = {
+        let store = store.clone();
+        tokio::spawn(async move { store.remove_worker("old-a").await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!removal.is_finished(), "the removal waits for the older version's batch");
+    store.commit(old_batch).await.unwrap();
+    removal.await.unwrap().unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert!(!store.advance_shard_in(&mut tx, &id(0), &fence_a, 0, 5, LEASE).await.unwrap());
+    store.rollback(tx).await.unwrap();
+
+    // old-b, run by this version without registering again: no commit, and evicted.
+    let fence_b = store.assign_shard(&id(1), 0, Some("old-b")).await.unwrap().unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert!(!store.advance_shard_in(&mut tx, &id(1), &fence_b, 0, 5, LEASE).await.unwrap());
+    store.rollback(tx).await.unwrap();
+    assert!(!store.heartbeat("old-b", WorkerState::Running).await.unwrap(), "evicted");
+    // Registering again (the same id) gives it its lock row: it commits, and is alive.
+    store.register_worker("old-b", 1, WorkerState::Running).await.unwrap();
+    assert!(store.heartbeat("old-b", WorkerState::Running).await.unwrap());
+    let mut tx = store.begin().await.unwrap();
+    assert!(store.advance_shard_in(&mut tx, &id(1), &fence_b, 0, 5, LEASE).await.unwrap());
+    store.commit(tx).await.unwrap();
+    assert_eq!(store.shards().await.unwrap()[1].position, 5);
 }
 
 /// The conformance race of two `ensure_shards` of different counts

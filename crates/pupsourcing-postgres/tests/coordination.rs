@@ -5,15 +5,7 @@ mod common;
 
 use pupsourcing_core::StoreConfig;
 
-pupsourcing_testkit::coordination_conformance!(common::fresh_store);
-
-/// Not in the macro: it needs a reassignment to run while the old owner's transaction is open.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_fenced_out_owner_cannot_commit() {
-    if let Some(store) = common::fresh_store().await {
-        pupsourcing_testkit::coordination::a_fenced_out_owner_cannot_commit(store).await;
-    }
-}
+pupsourcing_testkit::coordination_conformance!(common::fresh_store, server);
 
 /// Not in the macro: the reshard is held by an uncommitted row of the new count, in SQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -427,6 +427,44 @@ pub async fn a_reassignment_waits_for_the_batch_in_flight<S: CoordinationStore>(
     assert_eq!(shard_row(&store, &id).await.position, 8 as Position);
 }
 
+/// How long a heartbeat may take while a batch of its worker is in flight: a statement on a
+/// warmed connection takes a few milliseconds; a heartbeat queued behind the batch's locks
+/// would wait for the batch's commit (here: never, since the batch waits for the heartbeat).
+const PROMPT: Duration = Duration::from_millis(500);
+
+/// A long batch must not hold up its own worker's heartbeat, or the worker is found stale (and
+/// removed while alive) once a batch outlasts the stale threshold. A's batch has advanced its
+/// checkpoint (taking whatever its commit holds until it ends) when A heartbeats on a
+/// connection of its own, as the orchestrator does: the heartbeat returns at once, moves the
+/// worker's heartbeat, and the batch still commits afterwards. Not for a backend with one
+/// writer at a time (SQLite), where every write queues behind the batch.
+pub async fn a_heartbeat_does_not_wait_for_the_batch_in_flight<S: CoordinationStore>(store: S) {
+    register(&store, &["worker-a"]).await;
+    store.ensure_shards("totals", 1, 0).await.unwrap();
+    let id = shard("totals", 0, 1);
+    let fence = store.assign_shard(&id, 0, Some("worker-a")).await.unwrap().unwrap();
+    let beating = store.dedicated().await.unwrap();
+    // The dedicated connection opens now, so that its connect time is not counted below.
+    assert!(beating.heartbeat("worker-a", WorkerState::Running).await.unwrap());
+    let before = store.workers().await.unwrap().remove(0).last_heartbeat;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    let mut tx = store.begin().await.unwrap();
+    let batch = write_batch(&store, &mut tx).await;
+    assert!(store.advance_shard_in(&mut tx, &id, &fence, 0, 5, LEASE).await.unwrap());
+    let alive = tokio::time::timeout(PROMPT, beating.heartbeat("worker-a", WorkerState::Running))
+        .await
+        .expect("the heartbeat waited for the batch in flight")
+        .unwrap();
+    assert!(alive, "the worker is registered");
+    let after = store.workers().await.unwrap().remove(0).last_heartbeat;
+    assert!(after > before, "the heartbeat is stored while the batch runs");
+
+    store.commit(tx).await.unwrap();
+    assert!(logged(&store, batch).await, "the batch committed after the heartbeat");
+    assert_eq!(shard_row(&store, &id).await.position, 5);
+}
+
 /// A planner's race: worker A's row is removed (stale, or it drained), but another worker that
 /// listed the workers just before reads the shards just after (released, new epoch) and gives
 /// one to A. A, alive but slow, still runs: under that fresh fence its batch must not commit,

@@ -95,11 +95,19 @@ macro_rules! dcb_conformance {
 
 /// Expands to one `#[tokio::test]` per coordination test (the orchestrator's store; see
 /// [`coordination`]). `$make` is an async function returning a fresh store (`Option<S>`, `S:
-/// CoordinationStore`; `None` skips the test). `coordination::a_fenced_out_owner_cannot_commit`
-/// is not in it: it reassigns a shard while the old owner's write transaction is open, which a
-/// backend with one writer at a time (SQLite) cannot interleave; server backends run it too.
+/// CoordinationStore`; `None` skips the test). With `server` (PostgreSQL, MySQL), also the
+/// tests that write on another connection while a batch's transaction is open
+/// (`a_fenced_out_owner_cannot_commit`, `a_heartbeat_does_not_wait_for_the_batch_in_flight`),
+/// which a backend with one writer at a time (SQLite) cannot interleave.
 #[macro_export]
 macro_rules! coordination_conformance {
+    ($make:path, server) => {
+        $crate::coordination_conformance!($make);
+        $crate::__conformance_tests!($make;
+            coordination::a_fenced_out_owner_cannot_commit,
+            coordination::a_heartbeat_does_not_wait_for_the_batch_in_flight,
+        );
+    };
     ($make:path) => {
         $crate::__conformance_tests!($make;
             coordination::workers_round_trip,

@@ -116,9 +116,9 @@ impl Db {
     }
 
     /// How many tables `migrate status` lists: the 8 configured ones, and on MySQL the
-    /// counter, tag index and lock rows tables.
+    /// counter, tag index, lock rows and worker lock rows tables.
     pub fn schema_objects(&self) -> usize {
-        if self.kind == Kind::MySql { 11 } else { 8 }
+        if self.kind == Kind::MySql { 12 } else { 8 }
     }
 
     /// Whether `pup tail` gets wake-ups (PostgreSQL's NOTIFY) rather than polling.

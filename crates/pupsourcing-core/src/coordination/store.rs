@@ -28,7 +28,10 @@ pub trait CoordinationStore: ProjectionStore {
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// Sets the worker's heartbeat to now and its state; false when its row is gone (it was
-    /// removed as stale: it must stop and register again).
+    /// removed as stale: it must stop and register again), or when the worker could not
+    /// commit a batch anyway (MySQL: its row has no lock row, see that backend). It does not
+    /// wait for the worker's batches in flight, but on a backend with one writer at a time
+    /// (SQLite), where every write queues behind an open write transaction.
     fn heartbeat(
         &self,
         worker: &str,

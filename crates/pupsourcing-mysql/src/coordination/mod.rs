@@ -15,19 +15,40 @@
 //!
 //! # Fencing and removal
 //!
-//! [`CoordinationStore::advance_shard_in`] runs in the batch's transaction: it locks the
-//! owner's worker row shared, then moves the shard's checkpoint only if the row still has the
-//! batch's start position, owner and epoch. A removal deletes the worker row first (exclusive:
-//! it waits for the batches in flight), then releases the worker's shards: the same lock order,
-//! so the two never deadlock, and a batch after a removal finds no worker row. InnoDB has no
-//! lock like PostgreSQL's KEY SHARE: a heartbeat (an update of the worker row) also waits for
-//! the worker's batches in flight, and for the whole of each (a processor moves its checkpoint
-//! first in the batch's transaction, before its handler runs: `pupsourcing-projection`'s
-//! `pass.rs`), so a batch longer than the stale threshold delays the heartbeat past it. A
-//! removal that finds the worker stale meanwhile waits for the batch too, then re-checks the
-//! heartbeat on the committed row (a heartbeat granted before it keeps the worker; not
-//! measured here, nor a batch longer than `innodb_lock_wait_timeout`, which fails the
-//! heartbeat's wait).
+//! Each registered worker has two rows: its workers row (state, heartbeat) and its lock row
+//! (`<events>_worker_locks`), inserted together at registration and deleted together: the
+//! lock row's foreign key deletes it with the workers row (`ON DELETE CASCADE`), in the same
+//! statement, whoever deletes it. [`CoordinationStore::advance_shard_in`] runs in the batch's
+//! transaction: it locks the owner's lock row shared, then moves the shard's checkpoint only if
+//! the shard row still has the batch's start position, owner and epoch. A removal deletes the
+//! workers row, and so the lock row (exclusive: it waits for the batches in flight), then
+//! releases the worker's shards; a batch after a removal finds no lock row. The heartbeat
+//! updates the workers row, which no batch locks: InnoDB has no lock like PostgreSQL's KEY
+//! SHARE, so a batch holding the row the heartbeat updates would hold up the heartbeat for the
+//! whole batch (a processor moves its checkpoint first in the batch's transaction, before its
+//! handler runs: `pupsourcing-projection`'s `pass.rs`), past the stale threshold for a long
+//! batch, and fail it past `innodb_lock_wait_timeout`.
+//!
+//! Lock order, every statement that touches a worker's rows (so no cycle): workers row, then
+//! lock row, then shard rows.
+//! - batch commit: lock row shared (`lock_worker.sql`), then its shard row (`advance_shard.sql`);
+//! - heartbeat: workers row (`heartbeat.sql`), then a plain read of the lock row (`has_lock.sql`,
+//!   no lock);
+//! - registration: workers row (`register_worker.sql`), then lock row (`register_lock.sql`), in
+//!   one transaction;
+//! - removal (stale or own): workers row then lock row (`delete_worker.sql` and its cascade),
+//!   then the worker's shard rows (`release_shards.sql`), in one transaction, worker by worker
+//!   in id order;
+//! - assignments, reshards and shard errors take no worker row (shard rows, after the recreate
+//!   lock's row for a reshard);
+//! - plain reads (`workers.sql`, `stale_candidates.sql`) lock nothing.
+//!
+//! A removal holds the workers row while it waits for a batch of that worker, so a heartbeat of
+//! the worker being removed waits too, and then finds no row. A worker registered by a version
+//! before the lock rows has none: a batch of this version under its name commits nothing, and
+//! its heartbeat here reports it gone, so a worker of this version in that state stops
+//! (`Evicted`) instead of running batches that all roll back. Workers of the older version run
+//! their own statements (their batches lock the workers row, which removals delete first).
 //!
 //! # Lease
 //!
@@ -61,7 +82,9 @@ use crate::store::BEGIN;
 #[derive(Debug, Clone)]
 pub(crate) struct CoordinationSql {
     register_worker: Statement,
+    register_lock: Statement,
     heartbeat: Statement,
+    has_lock: Statement,
     delete_worker: Statement,
     stale_candidates: Statement,
     release_shards: Statement,
@@ -88,7 +111,9 @@ impl CoordinationSql {
         let s = |template| Statement::new(template, config);
         Self {
             register_worker: s(include_str!("register_worker.sql")),
+            register_lock: s(include_str!("register_lock.sql")),
             heartbeat: s(include_str!("heartbeat.sql")),
+            has_lock: s(include_str!("has_lock.sql")),
             delete_worker: s(include_str!("delete_worker.sql")),
             stale_candidates: s(include_str!("stale_candidates.sql")),
             release_shards: s(include_str!("release_shards.sql")),
@@ -190,8 +215,9 @@ impl MySqlEventStore {
         }
     }
 
-    /// Deletes a worker's row if its heartbeat is older than `cutoff`, then releases its
-    /// shards, on `conn` (in a transaction); whether the row was deleted. The shards are
+    /// Deletes a worker's row if its heartbeat is older than `cutoff` (and with it its lock
+    /// row, waiting for the worker's batches in flight), then releases its shards, on `conn`
+    /// (in a transaction); whether the row was deleted. The shards are
     /// released either way: no shard stays owned by a worker without a row.
     async fn remove_on(
         &self,
@@ -232,6 +258,7 @@ impl CoordinationStore for MySqlEventStore {
         Ok(self.with_own_connection())
     }
 
+    /// One transaction: the workers row, then the worker's lock row (kept if it exists).
     async fn register_worker(
         &self,
         worker: &str,
@@ -239,25 +266,46 @@ impl CoordinationStore for MySqlEventStore {
         state: WorkerState,
     ) -> Result<()> {
         validate_worker_id(worker)?;
-        sqlx::query(self.coordination_sql().register_worker.sql())
-            .bind(worker)
-            .bind(generation)
-            .bind(state.as_str())
-            .execute(self.pool())
-            .await
-            .map_err(db)?;
-        Ok(())
+        let sql = self.coordination_sql();
+        self.transaction(async |conn: &mut MySqlConnection| {
+            sqlx::query(sql.register_worker.sql())
+                .bind(worker)
+                .bind(generation)
+                .bind(state.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            sqlx::query(sql.register_lock.sql())
+                .bind(worker)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+        .await
     }
 
+    /// The update of the workers row, then, if it matched, a plain read of the lock row:
+    /// false (the worker must stop) when either is missing, since without its lock row the
+    /// worker's batches commit nothing.
     async fn heartbeat(&self, worker: &str, state: WorkerState) -> Result<bool> {
         validate_worker_id(worker)?;
-        let done = sqlx::query(self.coordination_sql().heartbeat.sql())
+        let sql = self.coordination_sql();
+        let done = sqlx::query(sql.heartbeat.sql())
             .bind(state.as_str())
             .bind(worker)
             .execute(self.pool())
             .await
             .map_err(db)?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let lock = sqlx::query(sql.has_lock.sql())
+            .bind(worker)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db)?;
+        Ok(lock.is_some())
     }
 
     /// One transaction: the row's delete, then the release of the worker's shards.
@@ -409,9 +457,9 @@ impl CoordinationStore for MySqlEventStore {
             .then(|| Fence { owner: owner.unwrap_or_default().to_string(), epoch: epoch + 1 }))
     }
 
-    /// Three statements on `conn`: the lease (MariaDB), the worker row locked shared, then
-    /// the fenced compare-and-set. False, changing nothing, when the worker is gone or the
-    /// fence or position moved: roll the transaction back.
+    /// Three statements on `conn`: the lease (MariaDB), the worker's lock row locked shared,
+    /// then the fenced compare-and-set. False, changing nothing, when the worker is gone (or
+    /// has no lock row) or the fence or position moved: roll the transaction back.
     async fn advance_shard_in(
         &self,
         conn: &mut MySqlConnection,

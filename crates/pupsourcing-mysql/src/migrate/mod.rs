@@ -5,7 +5,9 @@ use pupsourcing_core::{Identifier, Result, SchemaStatus, SchemaTable, StoreConfi
 use sqlx::{AssertSqlSafe, MySqlPool};
 
 use crate::error::db;
-use crate::sql::{COUNTER_SUFFIX, LOCKS_SUFFIX, TAGS_SUFFIX, own_database, render};
+use crate::sql::{
+    COUNTER_SUFFIX, LOCKS_SUFFIX, TAGS_SUFFIX, WORKER_LOCKS_SUFFIX, own_database, render,
+};
 
 const SCHEMA: &str = include_str!("schema.sql");
 const DATABASE: &str = "CREATE DATABASE IF NOT EXISTS {database} \
@@ -19,7 +21,9 @@ const DATABASE: &str = "CREATE DATABASE IF NOT EXISTS {database} \
 /// The events-related tables are created: the events, the position counter
 /// (`<events>_counter`), the aggregate heads, the DCB tag index (`<events>_tags`) and lock rows
 /// (`<events>_locks`), and the commands; the projection tables (checkpoints, dead letters) and
-/// the orchestrator's (workers, shards, the recreate lock, its row at generation 0).
+/// the orchestrator's (workers, the worker lock rows `<events>_worker_locks`, shards, the
+/// recreate lock, its row at generation 0). Run over a schema of an older version, it creates
+/// what that schema lacks and leaves the rest as it is.
 ///
 /// ```
 /// use pupsourcing_core::StoreConfig;
@@ -79,11 +83,16 @@ pub(crate) async fn apply(pool: &MySqlPool, config: &StoreConfig) -> Result<()> 
 }
 
 /// What the schema creates beyond the configured tables, named after the events table:
-/// (role, suffix). Appends fail without any of them, and MySQL's DDL is not transactional, so a
-/// migration cut short can leave some missing: the status checks them too. (The write
-/// procedure of older stores is no longer used, so its absence is no gap.)
-const DERIVED: [(&str, &str); 3] =
-    [("position counter", COUNTER_SUFFIX), ("tag index", TAGS_SUFFIX), ("lock rows", LOCKS_SUFFIX)];
+/// (role, suffix). Appends (or, for the worker lock rows, workers' registrations) fail without
+/// any of them, and MySQL's DDL is not transactional, so a migration cut short (or a schema of
+/// an older version) can leave some missing: the status checks them too. (The write procedure
+/// of older stores is no longer used, so its absence is no gap.)
+const DERIVED: [(&str, &str); 4] = [
+    ("position counter", COUNTER_SUFFIX),
+    ("tag index", TAGS_SUFFIX),
+    ("lock rows", LOCKS_SUFFIX),
+    ("worker lock rows", WORKER_LOCKS_SUFFIX),
+];
 
 /// Which of the store's tables (the configured ones, then [`DERIVED`]) exist in its database:
 /// `config.schema`, or the connection's for the default `public`.

@@ -142,8 +142,9 @@ CREATE TABLE IF NOT EXISTS {dead_letters} (
 -- microseconds since the Unix epoch, UTC: heartbeats and the stale cutoff are computed in SQL,
 -- never by a worker's clock.
 
--- Orchestrator workers: one row per live worker. A batch commit locks its worker's row shared
--- (advance_shard_in), so that a removal (which deletes the row first) waits for it.
+-- Orchestrator workers: one row per live worker, its heartbeat updated in place. Batch commits
+-- never lock it (they lock the worker's row in the next table), so a long batch does not hold
+-- up its worker's heartbeat.
 CREATE TABLE IF NOT EXISTS {workers} (
     worker_id      VARBINARY(512) NOT NULL PRIMARY KEY,
     generation     BIGINT         NOT NULL,
@@ -153,6 +154,21 @@ CREATE TABLE IF NOT EXISTS {workers} (
     CHECK (state IN ('starting', 'ready', 'running', 'draining',
         'stopped'))
 ) ENGINE = InnoDB ROW_FORMAT = DYNAMIC;
+
+-- One row per registered worker, inserted with its workers row and deleted with it by the
+-- foreign key (ON DELETE CASCADE: the delete of the workers row locks and deletes this row in
+-- the same statement, whichever version or person deletes it). A batch commit locks its
+-- worker's row here shared (advance_shard_in), so that a removal waits for the batches in
+-- flight and a batch after a removal finds no row. Created by a migration run again over an
+-- older schema: workers registered before it have no row here (see coordination/mod.rs).
+-- The foreign key is named after the events table (unique per store; at most 60 bytes): the
+-- name InnoDB would make up, `<this table>_ibfk_1`, is too long for MariaDB with the longest
+-- events table name.
+CREATE TABLE IF NOT EXISTS {worker_locks} (
+    worker_id VARBINARY(512) NOT NULL PRIMARY KEY,
+    CONSTRAINT {worker_locks_fk} FOREIGN KEY (worker_id) REFERENCES {workers} (worker_id)
+        ON DELETE CASCADE
+) ENGINE = InnoDB;
 
 -- Orchestrator shards: shard `shard` of `shard_count` of a projection, owned by at most one
 -- worker under an epoch bumped on every change of owner, with its own checkpoint. A batch
