@@ -120,53 +120,17 @@ async fn a_lease_ends_only_its_own_idle_batch() {
 }
 
 /// The worker lock row of a batch commit (locked shared; deleted with the workers row by the
-/// foreign key): a removal of the owner waits for its batch in flight, which commits; a batch
-/// that starts while a removal is in flight waits for it and then finds no lock row. So a
-/// removed worker never commits after its removal, whatever fence it holds.
+/// foreign key): the testkit's race, with the removal in flight held open in SQL (deleting the
+/// workers row deletes its lock row too).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_removal_waits_for_the_batch_in_flight() {
     let Some(store) = common::fresh_store().await else { return };
-    store.register_worker("worker-a", 1, WorkerState::Running).await.unwrap();
-    store.ensure_shards("totals", 1, 0).await.unwrap();
-    let id = ShardId { projection: "totals".into(), shard: 0, count: 1 };
-    let fence = store.assign_shard(&id, 0, Some("worker-a")).await.unwrap().unwrap();
-    let lease = Duration::from_secs(60);
-
-    let mut batch = store.begin().await.unwrap();
-    assert!(store.advance_shard_in(&mut batch, &id, &fence, 0, 5, lease).await.unwrap());
-    let removal = {
-        let store = store.clone();
-        tokio::spawn(async move { store.remove_worker("worker-a").await })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!removal.is_finished(), "the removal waits for the batch in flight");
-    store.commit(batch).await.unwrap();
-    removal.await.unwrap().unwrap();
-    let row = store.shards().await.unwrap().remove(0);
-    assert_eq!((row.position, row.owner), (5, None), "the batch committed, then the release");
-
-    // A removal in flight (its transaction open, the workers row deleted, and with it the lock
-    // row): a batch waits, then finds no lock row. The shard was given to the worker again meanwhile (a planner that
-    // listed it before the removal).
-    store.register_worker("worker-a", 1, WorkerState::Running).await.unwrap();
-    let fence = store.assign_shard(&id, row.epoch, Some("worker-a")).await.unwrap().unwrap();
-    let mut removing = store.begin().await.unwrap();
     let delete =
         format!("DELETE FROM `{}`.workers WHERE worker_id = 'worker-a'", store.config().schema);
-    sqlx::query(sqlx::AssertSqlSafe(delete)).execute(&mut *removing).await.unwrap();
-    let late = {
-        let store = store.clone();
-        tokio::spawn(async move {
-            let mut tx = store.begin().await.unwrap();
-            let moved = store.advance_shard_in(&mut tx, &id, &fence, 5, 9, lease).await.unwrap();
-            store.rollback(tx).await.unwrap();
-            moved
-        })
+    let delete = async |tx: &mut <MySqlEventStore as EventStore>::Transaction| {
+        sqlx::query(sqlx::AssertSqlSafe(delete)).execute(&mut **tx).await.unwrap();
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!late.is_finished(), "the batch waits for the removal");
-    store.commit(removing).await.unwrap();
-    assert!(!late.await.unwrap(), "a batch after the removal commits nothing");
+    pupsourcing_testkit::coordination::a_removal_waits_for_the_batch_in_flight(store, delete).await;
 }
 
 /// A database migrated by a version before the worker lock rows, with a worker of that version
