@@ -21,7 +21,7 @@ pub mod timeout;
 mod validate;
 
 pub use config::{StoreConfig, TableNames, Timeouts};
-pub use connect::ConnectOptions;
+pub use connect::{ConnectError, ConnectOptions};
 pub use error::{Error, Result, ValidationError};
 pub use event::{NewEvent, Position, RecordedEvent, StreamId, Version};
 pub use identifier::Identifier;

@@ -30,17 +30,6 @@ pub(crate) fn db(err: sqlx::Error) -> Error {
     }
 }
 
-/// A connection to the server could not be opened: says where, with the driver's error (and
-/// through it the I/O error) as source.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot connect to MySQL at {host}:{port}: {source}")]
-pub(crate) struct ConnectError {
-    pub(crate) host: String,
-    pub(crate) port: u16,
-    #[source]
-    pub(crate) source: sqlx::Error,
-}
-
 /// A stored row that this crate cannot turn back into an event (written by something else, or
 /// damaged). Reported as [`Error::Database`], never as a panic.
 #[derive(Debug, thiserror::Error)]
