@@ -17,6 +17,7 @@ mod identifier;
 pub mod projection;
 mod schema;
 mod store;
+pub mod stored;
 pub mod timeout;
 mod validate;
 
