@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod append;
 mod config;
 mod connect;
 pub mod coordination;

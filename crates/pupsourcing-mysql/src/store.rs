@@ -324,7 +324,7 @@ impl MySqlEventStore {
         if record.is_some() || inner.config.timeouts.append.is_some() {
             return self.append_alone(target, events, record, None).await;
         }
-        target.validate(events, &inner.config)?;
+        target.validate(events, &inner.config.limits)?;
         let max_packet = self.max_packet(None).await?;
         let mut chunks = Chunks::plan(events, target.stream(), max_packet)?;
         if chunks.0.len() != 1 {
@@ -364,7 +364,7 @@ impl MySqlEventStore {
         let limit = if record.is_some() { None } else { inner.config.timeouts.append };
         let started = std::time::Instant::now();
         if chunks.is_none() {
-            target.validate(events, &inner.config)?;
+            target.validate(events, &inner.config.limits)?;
         }
         if let Some(record) = record {
             record.validate(&inner.config.limits)?;
@@ -444,7 +444,7 @@ impl MySqlEventStore {
         events: &[NewEvent],
     ) -> Result<AppendResult> {
         let inner = &self.inner;
-        target.validate(events, &inner.config)?;
+        target.validate(events, &inner.config.limits)?;
         let chunks = self.chunks(conn, target, events).await?;
         let plan = self.plan(target, events);
         if !conn.is_in_transaction() {
