@@ -285,12 +285,7 @@ async fn run_on(
                 }
             }
             let row = Row { name: name.to_string(), library, floor, same_rows: Some(same_rows) };
-            progress.line(&format!(
-                "{name}: library {:.0} ev/s, floor {:.0} ev/s, ratio {:.2}",
-                row.library.events_per_sec(),
-                row.floor.events_per_sec(),
-                row.ratio()
-            ));
+            progress.line(&row.throughput_line());
             rows.push(row);
         }
     }
@@ -320,13 +315,7 @@ async fn run_on(
         }
         let name = format!("catch-up read {}, pages of {}", args.read_events, read::PAGE);
         let row = Row { name, library, floor: floor.clone(), same_rows: None };
-        progress.line(&format!(
-            "{}: library {:.0} ev/s, floor {:.0} ev/s, ratio {:.2}",
-            row.name,
-            row.library.events_per_sec(),
-            row.floor.events_per_sec(),
-            row.ratio()
-        ));
+        progress.line(&row.throughput_line());
         rows.push(row);
 
         rows.extend(projection_scenarios(args, fixture, &floor, progress).await?);

@@ -6,11 +6,10 @@
 //! counted by the writer, no tag-index or head rows, no ordering of commits (a reader following
 //! it could miss events: that is what the library pays for).
 
-use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use pupsourcing_core::{ConnectOptions, NewEvent, StoreConfig};
 use pupsourcing_mysql::MySqlEventStore;
 use pupsourcing_mysql::sqlx::mysql::{MySqlPoolOptions, MySqlRow};
@@ -20,7 +19,7 @@ use uuid::Uuid;
 use crate::append::{self, Appender, LibraryAppender};
 use crate::dcb::{ConditionalAppender, Outcomes};
 use crate::decide::LifecycleAppender;
-use crate::read::Page;
+use crate::read::FloorEvent;
 use crate::report::{Measurement, Report, Row};
 use crate::{Args, BoxError, Progress, WARMUP, load_average};
 
@@ -223,12 +222,7 @@ async fn run_on(
                 }
             }
             let row = Row { name: name.to_string(), library, floor: floor_m, same_rows: None };
-            progress.line(&format!(
-                "{name}: library {:.0} ev/s, floor {:.0} ev/s, ratio {:.2}",
-                row.library.events_per_sec(),
-                row.floor.events_per_sec(),
-                row.ratio()
-            ));
+            progress.line(&row.throughput_line());
             rows.push(row);
         }
     }
@@ -345,26 +339,6 @@ impl Appender for FloorAppender {
 
 const PAGE: usize = crate::read::PAGE;
 
-/// What the floor decodes a row into: the field types of the library's `RecordedEvent`.
-#[allow(dead_code)] // decoded to be paid for, not looked at
-struct FloorEvent {
-    position: i64,
-    event_id: Uuid,
-    event_type: String,
-    event_version: i32,
-    bounded_context: Option<String>,
-    aggregate_type: Option<String>,
-    aggregate_id: Option<Uuid>,
-    aggregate_version: Option<i64>,
-    tags: Vec<String>,
-    payload: Vec<u8>,
-    metadata: Option<serde_json::Value>,
-    trace_id: Option<Uuid>,
-    correlation_id: Option<Uuid>,
-    causation_id: Option<Uuid>,
-    created_at: DateTime<Utc>,
-}
-
 fn text(bytes: Option<Vec<u8>>) -> Result<Option<String>, BoxError> {
     Ok(bytes.map(String::from_utf8).transpose()?)
 }
@@ -413,11 +387,7 @@ async fn read_floor(pool: &MySqlPool, floor: &str, expected: u64) -> Result<Meas
                 .bind(PAGE as i64)
                 .fetch_all(pool)
                 .await?;
-            let page = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
-            drop(rows);
-            let read = Page { events: page.len(), last: page.last().map(|e| e.position) };
-            black_box(page);
-            Ok(read)
+            crate::read::floor_page(rows, decode)
         }
     })
     .await

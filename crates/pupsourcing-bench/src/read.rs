@@ -15,25 +15,26 @@ use crate::report::Measurement;
 
 pub const PAGE: usize = 1000;
 
-/// What the floor decodes a row into: the same field types as the library's `RecordedEvent`.
+/// What the floor decodes a row into: the same field types as the library's `RecordedEvent`
+/// (both backends' floors decode into it).
 #[allow(dead_code)] // decoded to be paid for, not looked at
 #[derive(Debug)]
-struct FloorEvent {
-    position: i64,
-    event_id: Uuid,
-    event_type: String,
-    event_version: i32,
-    bounded_context: Option<String>,
-    aggregate_type: Option<String>,
-    aggregate_id: Option<Uuid>,
-    aggregate_version: Option<i64>,
-    tags: Vec<String>,
-    payload: Vec<u8>,
-    metadata: Option<serde_json::Value>,
-    trace_id: Option<Uuid>,
-    correlation_id: Option<Uuid>,
-    causation_id: Option<Uuid>,
-    created_at: DateTime<Utc>,
+pub(crate) struct FloorEvent {
+    pub(crate) position: i64,
+    pub(crate) event_id: Uuid,
+    pub(crate) event_type: String,
+    pub(crate) event_version: i32,
+    pub(crate) bounded_context: Option<String>,
+    pub(crate) aggregate_type: Option<String>,
+    pub(crate) aggregate_id: Option<Uuid>,
+    pub(crate) aggregate_version: Option<i64>,
+    pub(crate) tags: Vec<String>,
+    pub(crate) payload: Vec<u8>,
+    pub(crate) metadata: Option<serde_json::Value>,
+    pub(crate) trace_id: Option<Uuid>,
+    pub(crate) correlation_id: Option<Uuid>,
+    pub(crate) causation_id: Option<Uuid>,
+    pub(crate) created_at: DateTime<Utc>,
 }
 
 fn decode(row: &PgRow) -> Result<FloorEvent, sqlx::Error> {
@@ -85,14 +86,23 @@ pub async fn floor(pool: &PgPool, floor: &str, expected: u64) -> Result<Measurem
                 .bind(PAGE as i64)
                 .fetch_all(pool)
                 .await?;
-            let page = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
-            drop(rows);
-            let read = Page { events: page.len(), last: page.last().map(|e| e.position) };
-            black_box(page);
-            Ok(read)
+            floor_page(rows, decode)
         }
     })
     .await
+}
+
+/// Decodes a page of the floor's rows into [`FloorEvent`]s, as the library decodes its own
+/// (paid for, then dropped), and says what the page held.
+pub(crate) fn floor_page<R, E: Into<BoxError>>(
+    rows: Vec<R>,
+    decode: impl Fn(&R) -> Result<FloorEvent, E>,
+) -> Result<Page, BoxError> {
+    let page = rows.iter().map(decode).collect::<Result<Vec<_>, _>>().map_err(Into::into)?;
+    drop(rows);
+    let read = Page { events: page.len(), last: page.last().map(|e| e.position) };
+    black_box(page);
+    Ok(read)
 }
 
 /// One page of a catch-up read: how many events, and the last one's position.

@@ -55,6 +55,17 @@ impl Row {
         ratio(&self.library, &self.floor)
     }
 
+    /// The progress line of a throughput row: both sides' events/s and their ratio.
+    pub fn throughput_line(&self) -> String {
+        format!(
+            "{}: library {:.0} ev/s, floor {:.0} ev/s, ratio {:.2}",
+            self.name,
+            self.library.events_per_sec(),
+            self.floor.events_per_sec(),
+            self.ratio()
+        )
+    }
+
     /// Library events/s over the same-rows floor's, when measured.
     pub fn same_rows_ratio(&self) -> Option<f64> {
         self.same_rows.as_ref().map(|f| ratio(&self.library, f))

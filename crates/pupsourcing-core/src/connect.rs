@@ -1,6 +1,9 @@
-//! [`ConnectOptions`]: the pool settings of a backend's `connect_with`.
+//! [`ConnectOptions`]: the pool settings of a backend's `connect_with`; [`ConnectError`]: why
+//! it could not connect.
 
 use std::time::Duration;
+
+use crate::error::Error;
 
 /// Pool settings for a backend's `connect_with` (`connect` uses the defaults).
 ///
@@ -44,5 +47,44 @@ impl ConnectOptions {
     pub fn acquire_timeout(mut self, limit: Duration) -> Self {
         self.acquire_timeout = limit;
         self
+    }
+}
+
+/// A backend's `connect_with` could not open its first connection (a wrong URL, an unreachable
+/// server, refused credentials): says which database and where, with the driver's error (and
+/// through it the I/O error) as source. Carried by [`Error::Database`], at once rather than
+/// after the pool's acquire timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to {database} at {host}:{port}: {source}")]
+pub struct ConnectError {
+    /// The database product, as users name it (`PostgreSQL`, `MySQL`).
+    pub database: &'static str,
+    /// The host connected to.
+    pub host: String,
+    /// The port connected to.
+    pub port: u16,
+    /// The driver's error.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl ConnectError {
+    /// The [`Error::Database`] reporting that `database` at `host`:`port` refused or could
+    /// not be reached, for `source`.
+    ///
+    /// ```
+    /// use pupsourcing_core::ConnectError;
+    /// let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    /// let err = ConnectError::error("PostgreSQL", "127.0.0.1", 1, refused);
+    /// assert!(err.to_string().starts_with("database error: cannot connect to PostgreSQL at 127.0.0.1:1: "));
+    /// ```
+    pub fn error(
+        database: &'static str,
+        host: &str,
+        port: u16,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        let source = Box::new(source);
+        Error::database(ConnectError { database, host: host.to_string(), port, source })
     }
 }

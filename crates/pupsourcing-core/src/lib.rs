@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod append;
 mod config;
 mod connect;
 pub mod coordination;
@@ -17,11 +18,12 @@ mod identifier;
 pub mod projection;
 mod schema;
 mod store;
+pub mod stored;
 pub mod timeout;
 mod validate;
 
 pub use config::{StoreConfig, TableNames, Timeouts};
-pub use connect::ConnectOptions;
+pub use connect::{ConnectError, ConnectOptions};
 pub use error::{Error, Result, ValidationError};
 pub use event::{NewEvent, Position, RecordedEvent, StreamId, Version};
 pub use identifier::Identifier;

@@ -1,4 +1,5 @@
-//! Mapping of driver errors and unreadable rows onto [`pupsourcing_core::Error`].
+//! Mapping of driver errors onto [`pupsourcing_core::Error`], and this crate's own error sources
+//! (unreadable rows are core's [`CorruptRow`]).
 
 use pupsourcing_core::Error;
 use sqlx::mysql::MySqlDatabaseError;
@@ -30,32 +31,9 @@ pub(crate) fn db(err: sqlx::Error) -> Error {
     }
 }
 
-/// A connection to the server could not be opened: says where, with the driver's error (and
-/// through it the I/O error) as source.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot connect to MySQL at {host}:{port}: {source}")]
-pub(crate) struct ConnectError {
-    pub(crate) host: String,
-    pub(crate) port: u16,
-    #[source]
-    pub(crate) source: sqlx::Error,
-}
-
-/// A stored row that this crate cannot turn back into an event (written by something else, or
-/// damaged). Reported as [`Error::Database`], never as a panic.
-#[derive(Debug, thiserror::Error)]
-#[error("unreadable {column} in table {table}: {reason}")]
-pub(crate) struct CorruptRow {
-    pub(crate) table: String,
-    pub(crate) column: &'static str,
-    pub(crate) reason: String,
-}
-
-impl CorruptRow {
-    pub(crate) fn error(table: &str, column: &'static str, reason: impl ToString) -> Error {
-        Error::database(CorruptRow { table: table.to_string(), column, reason: reason.to_string() })
-    }
-}
+/// A stored row that this crate cannot turn back into the model: core's, shared by every
+/// backend so that a damaged row reads as the same error on each.
+pub(crate) use pupsourcing_core::stored::CorruptRow;
 
 /// `EventStore::commit` of (or an append in) a transaction the server had already ended (InnoDB
 /// rolls a whole transaction back on a deadlock, after which the session runs in autocommit

@@ -9,8 +9,8 @@ use pupsourcing_core::dcb::{
 use pupsourcing_core::group::{Entry, GroupQueue};
 use pupsourcing_core::timeout::{within as limited, write_within};
 use pupsourcing_core::{
-    AppendResult, ConnectOptions, Error, EventStore, ExpectedVersion, NewEvent, Position,
-    RecordedEvent, Result, SchemaStatus, StoreConfig, StreamId, Version, VersionRange,
+    AppendResult, ConnectError, ConnectOptions, Error, EventStore, ExpectedVersion, NewEvent,
+    Position, RecordedEvent, Result, SchemaStatus, StoreConfig, StreamId, Version, VersionRange,
 };
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{Connection, MySql, MySqlConnection, MySqlPool, Transaction};
@@ -23,7 +23,7 @@ use crate::connection::OwnConnection;
 use crate::coordination::CoordinationSql;
 use crate::dcb::locks::Locks;
 use crate::dcb::{self, DcbSql};
-use crate::error::{ConnectError, NotCommitted, db, number};
+use crate::error::{NotCommitted, db, number};
 use crate::migrate;
 use crate::read::{self, ReadSql};
 
@@ -179,8 +179,7 @@ impl MySqlEventStore {
     ) -> Result<Self> {
         let connect: MySqlConnectOptions = url.parse().map_err(db)?;
         let first = MySqlConnection::connect_with(&connect).await.map_err(|source| {
-            let (host, port) = (connect.get_host().to_string(), connect.get_port());
-            Error::database(ConnectError { host, port, source })
+            ConnectError::error("MySQL", connect.get_host(), connect.get_port(), source)
         })?;
         let _ = first.close().await;
         let pool = MySqlPoolOptions::new()
@@ -326,7 +325,7 @@ impl MySqlEventStore {
         if record.is_some() || inner.config.timeouts.append.is_some() {
             return self.append_alone(target, events, record, None).await;
         }
-        target.validate(events, &inner.config)?;
+        target.validate(events, &inner.config.limits)?;
         let max_packet = self.max_packet(None).await?;
         let mut chunks = Chunks::plan(events, target.stream(), max_packet)?;
         if chunks.0.len() != 1 {
@@ -366,7 +365,7 @@ impl MySqlEventStore {
         let limit = if record.is_some() { None } else { inner.config.timeouts.append };
         let started = std::time::Instant::now();
         if chunks.is_none() {
-            target.validate(events, &inner.config)?;
+            target.validate(events, &inner.config.limits)?;
         }
         if let Some(record) = record {
             record.validate(&inner.config.limits)?;
@@ -446,7 +445,7 @@ impl MySqlEventStore {
         events: &[NewEvent],
     ) -> Result<AppendResult> {
         let inner = &self.inner;
-        target.validate(events, &inner.config)?;
+        target.validate(events, &inner.config.limits)?;
         let chunks = self.chunks(conn, target, events).await?;
         let plan = self.plan(target, events);
         if !conn.is_in_transaction() {

@@ -2,7 +2,6 @@
 
 use pupsourcing_core::Error;
 
-/// Converts a sqlx error into [`Error`], keeping the typed cases callers act on.
 /// Column `index` of `row`, a decoding failure as a database error.
 pub(crate) fn column<'r, T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>>(
     row: &'r sqlx::postgres::PgRow,
@@ -11,6 +10,7 @@ pub(crate) fn column<'r, T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::
     sqlx::Row::try_get(row, index).map_err(db_error)
 }
 
+/// Converts a sqlx error into [`Error`], keeping the typed cases callers act on.
 pub(crate) fn db_error(err: sqlx::Error) -> Error {
     match err {
         sqlx::Error::PoolClosed => Error::PoolClosed,
@@ -38,17 +38,6 @@ pub(crate) fn append_error(err: sqlx::Error) -> Error {
         }),
         _ => db_error(err),
     }
-}
-
-/// A connection to the server could not be opened: says where, with the driver's error (and
-/// through it the I/O error) as source.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot connect to PostgreSQL at {host}:{port}: {source}")]
-pub(crate) struct ConnectError {
-    pub(crate) host: String,
-    pub(crate) port: u16,
-    #[source]
-    pub(crate) source: sqlx::Error,
 }
 
 /// `EventStore::commit` of a transaction the server had already ended: aborted by an earlier

@@ -8,8 +8,8 @@ use pupsourcing_core::dcb::{
 };
 use pupsourcing_core::timeout::{within as limited, write_within};
 use pupsourcing_core::{
-    AppendResult, ConnectOptions, Error, EventStore, ExpectedVersion, NewEvent, Position,
-    RecordedEvent, Result, SchemaStatus, StoreConfig, StreamId, Version, VersionRange,
+    AppendResult, ConnectError, ConnectOptions, Error, EventStore, ExpectedVersion, NewEvent,
+    Position, RecordedEvent, Result, SchemaStatus, StoreConfig, StreamId, Version, VersionRange,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Row, Transaction};
@@ -17,7 +17,7 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Row, Transaction};
 use crate::append::group::GroupCommit;
 use crate::append::{Route, Target};
 use crate::connection::OwnConnection;
-use crate::error::{ConnectError, EndedByCaller, NotCommitted, db_error};
+use crate::error::{EndedByCaller, NotCommitted, db_error};
 use crate::notify::Notifier;
 use crate::sql::Statements;
 use crate::{append, dcb, migrate, read};
@@ -111,8 +111,7 @@ impl PgEventStore {
         // sqlx's pool retries a refused connection until its acquire timeout and then reports
         // only the timeout: open the first connection directly to fail fast with the cause.
         let first = PgConnection::connect_with(&connect).await.map_err(|source| {
-            let (host, port) = (connect.get_host().to_string(), connect.get_port());
-            Error::database(ConnectError { host, port, source })
+            ConnectError::error("PostgreSQL", connect.get_host(), connect.get_port(), source)
         })?;
         let _ = first.close().await;
         let pool = PgPoolOptions::new()

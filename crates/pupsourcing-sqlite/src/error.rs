@@ -1,4 +1,5 @@
-//! Mapping of driver errors and unreadable rows onto [`pupsourcing_core::Error`].
+//! Mapping of driver errors onto [`pupsourcing_core::Error`], and this crate's own error sources
+//! (unreadable rows are core's [`CorruptRow`]).
 
 use pupsourcing_core::Error;
 
@@ -17,21 +18,9 @@ pub(crate) fn db(err: sqlx::Error) -> Error {
     }
 }
 
-/// A stored row that this crate cannot turn back into an event (written by something else, or
-/// damaged). Reported as [`Error::Database`], never as a panic.
-#[derive(Debug, thiserror::Error)]
-#[error("unreadable {column} in table {table}: {reason}")]
-pub(crate) struct CorruptRow {
-    pub(crate) table: String,
-    pub(crate) column: &'static str,
-    pub(crate) reason: String,
-}
-
-impl CorruptRow {
-    pub(crate) fn error(table: &str, column: &'static str, reason: impl ToString) -> Error {
-        Error::database(CorruptRow { table: table.to_string(), column, reason: reason.to_string() })
-    }
-}
+/// A stored row that this crate cannot turn back into the model: core's, shared by every
+/// backend so that a damaged row reads as the same error on each.
+pub(crate) use pupsourcing_core::stored::CorruptRow;
 
 /// `EventStore::commit` of a transaction SQLite had already ended (rolled back by an error such
 /// as `SQLITE_FULL`, or by a statement of the caller's): nothing of it is stored.

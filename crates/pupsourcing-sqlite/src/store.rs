@@ -379,7 +379,7 @@ async fn commit_own(tx: sqlx::Transaction<'_, Sqlite>) -> Result<()> {
 impl SqliteEventStore {
     /// Validates and appends in a write transaction of the store's own, committed on success.
     async fn append_own(&self, target: Target<'_>, events: &[NewEvent]) -> Result<AppendResult> {
-        target.validate(events, &self.config)?;
+        target.validate(events, &self.config.limits)?;
         let work = async {
             let mut tx = self.begin().await?;
             let result = append::append(

@@ -21,4 +21,4 @@ pub use locks::{LockKey, global_key, lock_plan, query_keys};
 pub use projector::{DecisionModel, Handle, StateProjector, States};
 pub use query::{Query, QueryItem, tag};
 pub use scenario::{Scenario, Then, project_events};
-pub use store::{CommandRecord, DcbStore};
+pub use store::{CommandJson, CommandRecord, DcbStore};

@@ -35,6 +35,39 @@ impl CommandRecord {
             None => Ok(()),
         }
     }
+
+    /// The record's JSON values as compact JSON text, as the commands tables of the backends
+    /// without a JSON bind type (SQLite, MySQL) store them.
+    ///
+    /// ```
+    /// use pupsourcing_core::dcb::CommandRecord;
+    /// let record = CommandRecord {
+    ///     command_type: "Subscribe".into(),
+    ///     data: serde_json::json!({"course": "c1"}),
+    ///     metadata: None,
+    ///     positions: vec![4, 5],
+    /// };
+    /// let text = record.json_text();
+    /// assert_eq!((text.data.as_str(), text.positions.as_str()), (r#"{"course":"c1"}"#, "[4,5]"));
+    /// ```
+    pub fn json_text(&self) -> CommandJson {
+        CommandJson {
+            data: self.data.to_string(),
+            metadata: self.metadata.as_ref().map(ToString::to_string),
+            positions: serde_json::Value::from(self.positions.clone()).to_string(),
+        }
+    }
+}
+
+/// A [`CommandRecord`]'s JSON columns as text ([`CommandRecord::json_text`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandJson {
+    /// The command.
+    pub data: String,
+    /// Its metadata, if any.
+    pub metadata: Option<String>,
+    /// The positions of the events it appended, as a JSON array.
+    pub positions: String,
 }
 
 /// Dynamic Consistency Boundary operations. Implemented by every backend on the same global log

@@ -38,17 +38,15 @@ pub(crate) mod literal;
 mod rows;
 mod write;
 
-use std::collections::HashMap;
-
 use futures_util::TryStreamExt;
-use pupsourcing_core::dcb::AppendCondition;
+use pupsourcing_core::append::{self, StoredIds};
+use pupsourcing_core::stored;
 use pupsourcing_core::{
-    AppendResult, Error, ExpectedVersion, NewEvent, Position, Result, StoreConfig, StreamId,
-    ValidationError, Version, validate_batch,
+    AppendResult, Error, NewEvent, Position, Result, StoreConfig, StreamId, ValidationError,
+    Version,
 };
 use sqlx::mysql::MySqlRow;
 use sqlx::{AssertSqlSafe, Either, MySqlConnection, MySqlPool, Row};
-use uuid::Uuid;
 
 use crate::dcb::locks::Locks;
 use crate::dcb::{self, DcbSql};
@@ -104,47 +102,8 @@ pub(crate) enum Head {
     Missing,
 }
 
-/// Where an append goes.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Target<'a> {
-    /// An aggregate stream, with what the append expects of its version.
-    Stream(&'a StreamId, ExpectedVersion),
-    /// The DCB path: no stream, optionally under an append condition.
-    Dcb(Option<&'a AppendCondition>),
-}
-
-impl Target<'_> {
-    /// Checks the batch (and the condition) before anything reaches the database.
-    pub(crate) fn validate(&self, events: &[NewEvent], config: &StoreConfig) -> Result<()> {
-        let limits = &config.limits;
-        match *self {
-            Target::Stream(stream, expected) => {
-                validate_batch(Some(stream), expected, events, limits)?;
-            }
-            Target::Dcb(condition) => {
-                validate_batch(None, ExpectedVersion::Any, events, limits)?;
-                if let Some(condition) = condition {
-                    condition.validate(limits)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    pub(crate) fn stream(&self) -> Option<&StreamId> {
-        match *self {
-            Target::Stream(stream, _) => Some(stream),
-            Target::Dcb(_) => None,
-        }
-    }
-
-    pub(crate) fn condition(&self) -> Option<&AppendCondition> {
-        match *self {
-            Target::Stream(..) | Target::Dcb(None) => None,
-            Target::Dcb(Some(condition)) => Some(condition),
-        }
-    }
-}
+/// Where an append goes, validated and read as on every backend (core's).
+pub(crate) use pupsourcing_core::append::Target;
 
 /// What an append did, for the caller to end its transaction or savepoint accordingly.
 #[derive(Debug)]
@@ -429,38 +388,26 @@ impl Append<'_> {
         written: usize,
     ) -> Result<Outcome> {
         let mut stored = self.stored(conn).await?;
+        // Removing them also rules out a replay once any chunk was written: fewer ids than
+        // the batch's are then left.
         for event in &self.events[..written] {
             stored.remove(&event.event_id);
         }
-        if written == 0 && stored.len() == self.events.len() {
-            let (positions, versions): (Vec<Position>, Vec<Version>) = self
-                .events
-                .iter()
-                .map(|e| stored.get(&e.event_id).copied().unwrap_or_default())
-                .unzip();
-            // DCB appends report no versions, as when they were first written.
-            let versions = if self.target.stream().is_some() { versions } else { Vec::new() };
-            return Ok(Outcome::Replayed(AppendResult { positions, versions, replayed: true }));
-        }
+        // A partial duplicate only explains a failed insert: a failed expected version or
+        // condition is reported as such, as on PostgreSQL.
         let is_duplicate = matches!(&rejection, Error::Database(_));
-        match self.events.iter().find(|e| stored.contains_key(&e.event_id)) {
-            Some(first) if is_duplicate => Err(Error::PartialDuplicate {
-                stored: stored.len(),
-                total: self.events.len(),
-                first: first.event_id,
-            }),
-            _ => Err(rejection),
+        match append::replay(self.target, self.events, &stored) {
+            Ok(Some(replayed)) => Ok(Outcome::Replayed(replayed)),
+            Err(partial) if is_duplicate => Err(partial),
+            Ok(None) | Err(_) => Err(rejection),
         }
     }
 
     /// The batch's event ids that are stored, with their positions and versions (0 outside a
     /// stream).
-    async fn stored(
-        &self,
-        conn: &mut MySqlConnection,
-    ) -> Result<HashMap<Uuid, (Position, Version)>> {
+    async fn stored(&self, conn: &mut MySqlConnection) -> Result<StoredIds> {
         let table = self.config.tables.events.as_str();
-        let mut stored = HashMap::new();
+        let mut stored = StoredIds::new();
         for ids in self.events.chunks(IDS_PER_LOOKUP) {
             let text = format!(
                 "{} ({}) LOCK IN SHARE MODE",
@@ -473,8 +420,7 @@ impl Append<'_> {
             }
             for row in query.fetch_all(&mut *conn).await.map_err(db)? {
                 let id: Vec<u8> = row.try_get(0).map_err(db)?;
-                let id =
-                    Uuid::from_slice(&id).map_err(|e| CorruptRow::error(table, "event_id", e))?;
+                let id = stored::id(table, "event_id", &id)?;
                 let position: Position = row.try_get(1).map_err(db)?;
                 let version: Option<Version> = row.try_get(2).map_err(db)?;
                 stored.insert(id, (position, version.unwrap_or(0)));

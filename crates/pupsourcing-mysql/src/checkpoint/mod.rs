@@ -34,11 +34,11 @@ use pupsourcing_core::projection::{
     Batch, Checkpoint, DeadLetter, Partition, Pending, ProjectionStore, Scope, Stall,
     storable_text, validate_projection_name,
 };
+use pupsourcing_core::stored;
 use pupsourcing_core::timeout::within as limited;
 use pupsourcing_core::{Error, Position, Result, StoreConfig, ValidationError};
 use sqlx::mysql::MySqlRow;
 use sqlx::{Connection, MySqlConnection, Row};
-use uuid::Uuid;
 
 use crate::MySqlEventStore;
 use crate::dcb::{Bind, Compiled};
@@ -114,12 +114,8 @@ impl CheckpointSql {
     }
 }
 
-/// A partition's key and count as the tables store them (INT: `Partition::MAX_COUNT` keeps
-/// both in range).
-pub(crate) fn partition_args(partition: Partition) -> (i32, i32) {
-    let int = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
-    (int(partition.key()), int(partition.count()))
-}
+/// A partition's key and count as the tables store them (core's, as on every backend).
+pub(crate) use pupsourcing_core::stored::partition_columns as partition_args;
 
 /// A projection name as every backend checks it.
 pub(crate) fn check_projection(name: &str) -> Result<()> {
@@ -132,9 +128,7 @@ pub(crate) fn decode_time(
     table: &str,
     column: &'static str,
 ) -> Result<DateTime<Utc>> {
-    let micros: i64 = row.try_get(column).map_err(db)?;
-    DateTime::from_timestamp_micros(micros)
-        .ok_or_else(|| CorruptRow::error(table, column, format!("{micros} µs is out of range")))
+    stored::timestamp(table, column, row.try_get(column).map_err(db)?)
 }
 
 /// A name stored as VARBINARY (written as UTF-8 by the store).
@@ -143,14 +137,11 @@ pub(crate) fn decode_name(row: &MySqlRow, table: &str, column: &'static str) -> 
     read::text(table, column, bytes)
 }
 
+/// The partition of a checkpoint or dead letter row.
 fn decode_partition(row: &MySqlRow, table: &str) -> Result<Partition> {
     let key: i32 = row.try_get("partition_key").map_err(db)?;
     let count: i32 = row.try_get("partition_count").map_err(db)?;
-    let corrupt = |reason: String| CorruptRow::error(table, "partition_key", reason);
-    match (u32::try_from(key), u32::try_from(count)) {
-        (Ok(key), Ok(count)) => Partition::new(key, count).map_err(|e| corrupt(e.to_string())),
-        _ => Err(corrupt(format!("partition {key} of {count} is out of range"))),
-    }
+    stored::partition(table, key.into(), count.into())
 }
 
 fn decode_checkpoint(row: &MySqlRow, table: &str) -> Result<Checkpoint> {
@@ -170,7 +161,7 @@ fn decode_dead_letter(row: &MySqlRow, table: &str) -> Result<DeadLetter> {
         projection: decode_name(row, table, "projection_name")?,
         partition: decode_partition(row, table)?,
         position: row.try_get("position").map_err(db)?,
-        event_id: Uuid::from_slice(&id).map_err(|e| CorruptRow::error(table, "event_id", e))?,
+        event_id: stored::id(table, "event_id", &id)?,
         error: row.try_get("error").map_err(db)?,
         attempts: u32::try_from(attempts).map_err(|e| CorruptRow::error(table, "attempts", e))?,
         recorded_at: decode_time(row, table, "recorded_at")?,
@@ -215,13 +206,8 @@ impl MySqlEventStore {
         let events: i64 = row.try_get(0).map_err(db)?;
         let oldest: Option<i64> = row.try_get(1).map_err(db)?;
         let table = self.config().tables.events.as_str();
-        let oldest = oldest
-            .map(|micros| {
-                DateTime::from_timestamp_micros(micros).ok_or_else(|| {
-                    CorruptRow::error(table, "created_at", format!("{micros} µs is out of range"))
-                })
-            })
-            .transpose()?;
+        let oldest =
+            oldest.map(|micros| stored::timestamp(table, "created_at", micros)).transpose()?;
         Ok(Pending { events: u64::try_from(events).unwrap_or(0), oldest })
     }
 

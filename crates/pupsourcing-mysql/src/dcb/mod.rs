@@ -25,7 +25,7 @@ use std::fmt::Write;
 use pupsourcing_core::dcb::{
     AppendCondition, CommandRecord, Query, QueryItem, ReadOptions, ReadResult,
 };
-use pupsourcing_core::{Error, Position, Result, StoreConfig};
+use pupsourcing_core::{Position, Result, StoreConfig};
 use sqlx::mysql::MySqlArguments;
 use sqlx::query::Query as SqlxQuery;
 use sqlx::{AssertSqlSafe, MySql, MySqlConnection};
@@ -320,19 +320,12 @@ pub(crate) async fn record_command(
     sql: &DcbSql,
     command: &CommandRecord,
 ) -> Result<()> {
-    let data = serde_json::to_string(&command.data).map_err(Error::database)?;
-    let metadata = command
-        .metadata
-        .as_ref()
-        .map(serde_json::to_string)
-        .transpose()
-        .map_err(Error::database)?;
-    let positions = serde_json::to_string(&command.positions).map_err(Error::database)?;
+    let json = command.json_text();
     sqlx::query(sql.record_command.sql())
         .bind(&command.command_type)
-        .bind(data)
-        .bind(metadata)
-        .bind(positions)
+        .bind(json.data)
+        .bind(json.metadata)
+        .bind(json.positions)
         .bind(chrono::Utc::now().timestamp_micros())
         .execute(&mut *conn)
         .await

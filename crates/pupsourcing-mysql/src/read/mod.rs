@@ -17,6 +17,7 @@
 //! `h` are read by a later read, after `h`. Nothing is skipped, and `h` is never held back by
 //! anything but an append in flight, which holds no position at or below it.
 
+use pupsourcing_core::stored;
 use pupsourcing_core::{
     Error, Position, RecordedEvent, Result, StoreConfig, StreamId, Version, VersionRange,
 };
@@ -158,7 +159,7 @@ fn decode_event(row: &MySqlRow, table: &str) -> Result<RecordedEvent> {
     };
     let get_uuid = |column: &'static str| -> Result<Option<Uuid>> {
         let bytes: Option<Vec<u8>> = row.try_get(column).map_err(db)?;
-        bytes.map(|b| Uuid::from_slice(&b).map_err(|e| corrupt(column, &e))).transpose()
+        bytes.map(|b| stored::id(table, column, &b)).transpose()
     };
     let get_text = |column: &'static str| -> Result<Option<String>> {
         let bytes: Option<Vec<u8>> = row.try_get(column).map_err(db)?;
@@ -183,9 +184,8 @@ fn decode_event(row: &MySqlRow, table: &str) -> Result<RecordedEvent> {
     let metadata = metadata
         .map(|m| serde_json::from_str(&m).map_err(|e| corrupt("metadata", &e)))
         .transpose()?;
-    let micros: i64 = row.try_get("created_at").map_err(db)?;
-    let created_at = chrono::DateTime::from_timestamp_micros(micros)
-        .ok_or_else(|| corrupt("created_at", &format!("{micros} µs is out of range")))?;
+    let created_at =
+        stored::timestamp(table, "created_at", row.try_get("created_at").map_err(db)?)?;
 
     Ok(RecordedEvent {
         position: row.try_get("global_position").map_err(db)?,

@@ -137,7 +137,7 @@ impl GroupCommit {
         record: Option<&CommandRecord>,
     ) -> Result<AppendResult> {
         let events = std::slice::from_ref(event);
-        append::validate(target, events, &self.limits)?;
+        target.validate(events, &self.limits)?;
         if self.pool.is_closed() {
             // The writers' pool follows the store's: closing the store's stops the appends.
             self.close().await;
@@ -259,11 +259,11 @@ impl Request {
         event: &NewEvent,
         record: Option<&CommandRecord>,
     ) -> Self {
-        let (stream, expected, condition) = append::parts(target);
+        let condition = target.condition();
         let events = std::slice::from_ref(event);
         Self {
-            stream: stream.cloned(),
-            expected,
+            stream: target.stream().cloned(),
+            expected: target.expected(),
             condition: condition.cloned(),
             event: event.clone(),
             locks: lock_plan(sql.lock_namespace, events, condition, limits.max_lock_keys),

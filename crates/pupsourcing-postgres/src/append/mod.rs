@@ -9,9 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use pupsourcing_core::dcb::{AppendCondition, CommandRecord, LockKey, lock_plan};
 use pupsourcing_core::projection::partition_hash;
-use pupsourcing_core::{
-    AppendResult, Error, ExpectedVersion, Limits, NewEvent, Result, StreamId, validate_batch,
-};
+use pupsourcing_core::{AppendResult, Error, ExpectedVersion, Limits, NewEvent, Result, StreamId};
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Row};
@@ -93,14 +91,8 @@ impl Columns<'_> {
     }
 }
 
-/// Where an append goes.
-#[derive(Clone, Copy)]
-pub(crate) enum Target<'a> {
-    /// An aggregate stream, with an expected version.
-    Stream(&'a StreamId, ExpectedVersion),
-    /// The DCB path: no stream, optionally under a condition.
-    Dcb(Option<&'a AppendCondition>),
-}
+/// Where an append goes, validated and read as on every backend (core's).
+pub(crate) use pupsourcing_core::append::Target;
 
 /// The advisory lock plan as the function takes it: 32-bit halves and modes.
 pub(crate) struct Locks {
@@ -337,26 +329,6 @@ pub(crate) async fn try_direct(
     }
 }
 
-/// The parts of an append target.
-pub(crate) fn parts<'a>(
-    target: Target<'a>,
-) -> (Option<&'a StreamId>, ExpectedVersion, Option<&'a AppendCondition>) {
-    match target {
-        Target::Stream(stream, expected) => (Some(stream), expected, None),
-        Target::Dcb(condition) => (None, ExpectedVersion::Any, condition),
-    }
-}
-
-/// Rejects a batch or condition the store must not write.
-pub(crate) fn validate(target: Target<'_>, events: &[NewEvent], limits: &Limits) -> Result<()> {
-    let (stream, expected, condition) = parts(target);
-    validate_batch(stream, expected, events, limits)?;
-    match condition {
-        Some(condition) => Ok(condition.validate(limits)?),
-        None => Ok(()),
-    }
-}
-
 /// The expected version as the statements take it: NULL = any, 0 = no stream, n = exactly n.
 pub(crate) fn expected_arg(stream: Option<&StreamId>, expected: ExpectedVersion) -> Option<i64> {
     match (stream, expected) {
@@ -385,11 +357,11 @@ impl<'a> Arguments<'a> {
         target: Target<'a>,
         events: &'a [NewEvent],
     ) -> Result<Self> {
-        validate(target, events, limits)?;
-        let (stream, expected, condition) = parts(target);
+        target.validate(events, limits)?;
+        let (stream, condition) = (target.stream(), target.condition());
         Ok(Self {
             stream,
-            expected: expected_arg(stream, expected),
+            expected: expected_arg(stream, target.expected()),
             columns: Columns::new(events.iter().map(|event| (stream, event))),
             locks: Locks::new(lock_plan(
                 sql.lock_namespace,

@@ -104,12 +104,8 @@ fn bind_filter<'q>(
     query
 }
 
-/// A partition's key and count as the tables store them (INT: `Partition::MAX_COUNT` keeps
-/// both in range).
-pub(crate) fn partition_args(partition: Partition) -> (i32, i32) {
-    let int = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
-    (int(partition.key()), int(partition.count()))
-}
+/// A partition's key and count as the tables store them (core's, as on every backend).
+pub(crate) use pupsourcing_core::stored::partition_columns as partition_args;
 
 /// A stored partition, checked again on the way out.
 pub(crate) fn stored_partition(key: i32, count: i32) -> Result<Partition> {

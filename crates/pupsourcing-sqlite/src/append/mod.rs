@@ -18,11 +18,11 @@
 
 use std::collections::HashMap;
 
-use pupsourcing_core::dcb::AppendCondition;
+use pupsourcing_core::append::{self, StoredIds};
 use pupsourcing_core::projection::partition_hash;
+use pupsourcing_core::stored;
 use pupsourcing_core::{
-    AppendResult, Error, ExpectedVersion, NewEvent, Position, Result, StoreConfig, StreamId,
-    Version, validate_batch,
+    AppendResult, Error, NewEvent, Position, Result, StoreConfig, StreamId, Version,
 };
 use serde::Serialize;
 use sqlx::{Connection, Row, SqliteConnection};
@@ -57,40 +57,8 @@ impl AppendSql {
     }
 }
 
-/// Where an append goes.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Target<'a> {
-    /// An aggregate stream, with what the append expects of its version.
-    Stream(&'a StreamId, ExpectedVersion),
-    /// The DCB path: no stream, optionally under an append condition.
-    Dcb(Option<&'a AppendCondition>),
-}
-
-impl Target<'_> {
-    /// Checks the batch (and the condition) before anything reaches the database.
-    pub(crate) fn validate(&self, events: &[NewEvent], config: &StoreConfig) -> Result<()> {
-        let limits = &config.limits;
-        match *self {
-            Target::Stream(stream, expected) => {
-                validate_batch(Some(stream), expected, events, limits)?;
-            }
-            Target::Dcb(condition) => {
-                validate_batch(None, ExpectedVersion::Any, events, limits)?;
-                if let Some(condition) = condition {
-                    condition.validate(limits)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn stream(&self) -> Option<&StreamId> {
-        match *self {
-            Target::Stream(stream, _) => Some(stream),
-            Target::Dcb(_) => None,
-        }
-    }
-}
+/// Where an append goes, validated and read as on every backend (core's).
+pub(crate) use pupsourcing_core::append::Target;
 
 /// How the writes of an append are made atomic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +80,7 @@ pub(crate) async fn append_in(
     target: Target<'_>,
     events: &[NewEvent],
 ) -> Result<AppendResult> {
-    target.validate(events, config)?;
+    target.validate(events, &config.limits)?;
     if conn.is_in_transaction() {
         return append(conn, sql, config, target, events, Atomicity::Savepoint).await;
     }
@@ -176,35 +144,22 @@ async fn check(
 
     let table = config.tables.events.as_str();
     let mut current = 0;
-    let mut stored: HashMap<Uuid, (Position, Version)> = HashMap::new();
+    let mut stored = StoredIds::new();
     for row in &rows {
         let id: Option<Vec<u8>> = row.try_get("event_id").map_err(db)?;
         let version: Option<Version> = row.try_get("aggregate_version").map_err(db)?;
         match id {
             None => current = version.unwrap_or(0),
             Some(id) => {
-                let id =
-                    Uuid::from_slice(&id).map_err(|e| CorruptRow::error(table, "event_id", e))?;
+                let id = stored::id(table, "event_id", &id)?;
                 let position: Position = row.try_get("global_position").map_err(db)?;
                 // An event appended outside any stream has no version; report 0 for it.
                 stored.insert(id, (position, version.unwrap_or(0)));
             }
         }
     }
-
-    if stored.len() == events.len() {
-        let (positions, versions): (Vec<Position>, Vec<Version>) =
-            events.iter().map(|e| stored.get(&e.event_id).copied().unwrap_or_default()).unzip();
-        // DCB appends report no versions, as when they were first written.
-        let versions = if stream.is_some() { versions } else { Vec::new() };
-        return Ok(Checked::Replayed(AppendResult { positions, versions, replayed: true }));
-    }
-    if let Some(first) = events.iter().find(|e| stored.contains_key(&e.event_id)) {
-        return Err(Error::PartialDuplicate {
-            stored: stored.len(),
-            total: events.len(),
-            first: first.event_id,
-        });
+    if let Some(replayed) = append::replay(target, events, &stored)? {
+        return Ok(Checked::Replayed(replayed));
     }
 
     match target {
@@ -335,7 +290,7 @@ fn placed(
     let mut by_id = HashMap::with_capacity(rows.len());
     for row in rows {
         let id: Vec<u8> = row.try_get("event_id").map_err(db)?;
-        let id = Uuid::from_slice(&id).map_err(|e| CorruptRow::error(table, "event_id", e))?;
+        let id = stored::id(table, "event_id", &id)?;
         let position: Position = row.try_get("global_position").map_err(db)?;
         by_id.insert(id, position);
     }

@@ -35,11 +35,11 @@ use pupsourcing_core::projection::{
     Batch, Checkpoint, DeadLetter, Partition, Pending, ProjectionStore, Scope, Stall,
     storable_text, validate_projection_name,
 };
+use pupsourcing_core::stored;
 use pupsourcing_core::timeout::within as limited;
 use pupsourcing_core::{Error, Position, Result, StoreConfig, ValidationError};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, Connection, Row, Sqlite, SqliteConnection};
-use uuid::Uuid;
 
 use crate::SqliteEventStore;
 use crate::dcb::{Compiled, DcbSql};
@@ -154,11 +154,7 @@ fn now_micros() -> i64 {
 fn decode_partition(row: &SqliteRow, table: &str) -> Result<Partition> {
     let key: i64 = row.try_get("partition_key").map_err(db)?;
     let count: i64 = row.try_get("partition_count").map_err(db)?;
-    let corrupt = |reason: String| CorruptRow::error(table, "partition_key", reason);
-    match (u32::try_from(key), u32::try_from(count)) {
-        (Ok(key), Ok(count)) => Partition::new(key, count).map_err(|e| corrupt(e.to_string())),
-        _ => Err(corrupt(format!("partition {key} of {count} is out of range"))),
-    }
+    stored::partition(table, key, count)
 }
 
 /// A timestamp column (microseconds since 1970), refused when out of chrono's range.
@@ -167,9 +163,7 @@ pub(crate) fn decode_time(
     table: &str,
     column: &'static str,
 ) -> Result<DateTime<Utc>> {
-    let micros: i64 = row.try_get(column).map_err(db)?;
-    DateTime::from_timestamp_micros(micros)
-        .ok_or_else(|| CorruptRow::error(table, column, format!("{micros} µs is out of range")))
+    stored::timestamp(table, column, row.try_get(column).map_err(db)?)
 }
 
 fn decode_checkpoint(row: &SqliteRow, table: &str) -> Result<Checkpoint> {
@@ -189,7 +183,7 @@ fn decode_dead_letter(row: &SqliteRow, table: &str) -> Result<DeadLetter> {
         projection: row.try_get("projection_name").map_err(db)?,
         partition: decode_partition(row, table)?,
         position: row.try_get("position").map_err(db)?,
-        event_id: Uuid::from_slice(&id).map_err(|e| CorruptRow::error(table, "event_id", e))?,
+        event_id: stored::id(table, "event_id", &id)?,
         error: row.try_get("error").map_err(db)?,
         attempts: u32::try_from(attempts).map_err(|e| CorruptRow::error(table, "attempts", e))?,
         recorded_at: decode_time(row, table, "recorded_at")?,
@@ -426,17 +420,8 @@ impl ProjectionStore for SqliteEventStore {
             let events: i64 = row.try_get(0).map_err(db)?;
             let oldest: Option<i64> = row.try_get(1).map_err(db)?;
             let table = self.config().tables.events.as_str();
-            let oldest = oldest
-                .map(|micros| {
-                    DateTime::from_timestamp_micros(micros).ok_or_else(|| {
-                        CorruptRow::error(
-                            table,
-                            "created_at",
-                            format!("{micros} µs is out of range"),
-                        )
-                    })
-                })
-                .transpose()?;
+            let oldest =
+                oldest.map(|micros| stored::timestamp(table, "created_at", micros)).transpose()?;
             Ok(Pending { events: u64::try_from(events).unwrap_or(0), oldest })
         })
         .await

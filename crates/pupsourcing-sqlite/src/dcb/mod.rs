@@ -86,6 +86,15 @@ const ROW_TAG: &str = "EXISTS (SELECT 1 FROM {events_tags} AS t \
 const ALL: &str = "SELECT x.global_position FROM {events} AS x \
      WHERE x.global_position BETWEEN ?1 AND ?2";
 
+/// What a query item compiles to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// A scan of matching positions within `[?1, ?2]` ([`BY_TYPE`], [`BY_TAG`]).
+    Scan,
+    /// A condition on the events row `e` ([`ROW_TYPES`], [`ROW_TAG`]).
+    Row,
+}
+
 /// The DCB statements and fragments, rendered for one store.
 #[derive(Debug, Clone)]
 pub(crate) struct DcbSql {
@@ -149,7 +158,7 @@ impl DcbSql {
 
     fn or_tree(&self, items: &[QueryItem], fixed: usize, c: &mut Compiled) -> Result<()> {
         if let [item] = items {
-            return self.push_row_item(item, fixed, c);
+            return self.push_item(item, Form::Row, fixed, c);
         }
         let (left, right) = items.split_at(items.len() / 2);
         c.text.push('(');
@@ -157,24 +166,6 @@ impl DcbSql {
         c.text.push_str(" OR ");
         self.or_tree(right, fixed, c)?;
         c.text.push(')');
-        Ok(())
-    }
-
-    /// Appends one item's condition on the row `e`.
-    fn push_row_item(&self, item: &QueryItem, fixed: usize, c: &mut Compiled) -> Result<()> {
-        match item.tags.split_first() {
-            None => c.push(&self.row_types, json_array(&item.types)?, fixed),
-            Some((first, others)) => {
-                c.push(&self.row_tag, first.clone(), fixed);
-                if !item.types.is_empty() {
-                    c.push(&self.tag_types, json_array(&item.types)?, fixed);
-                }
-                if !others.is_empty() {
-                    c.push(&self.other_tags, json_array(others)?, fixed);
-                }
-                c.text.push(')');
-            }
-        }
         Ok(())
     }
 
@@ -189,11 +180,11 @@ impl DcbSql {
             c.text.push_str("\nWHERE e.global_position IN (");
             union(&query.items, &mut c, &mut |item, c| {
                 if !limited {
-                    return self.push_item(item, 3, c);
+                    return self.push_item(item, Form::Scan, 3, c);
                 }
                 // Each item's first `limit` positions hold the union's first `limit`.
                 c.text.push_str("SELECT global_position FROM (");
-                self.push_item(item, 3, c)?;
+                self.push_item(item, Form::Scan, 3, c)?;
                 let _ = write!(c.text, " ORDER BY 1 {dir} LIMIT ?3)");
                 Ok(())
             })?;
@@ -210,22 +201,38 @@ impl DcbSql {
         if query.is_all() {
             c.text.push_str(self.all.text());
         }
-        union(&query.items, &mut c, &mut |item, c| self.push_item(item, 2, c))?;
+        union(&query.items, &mut c, &mut |item, c| self.push_item(item, Form::Scan, 2, c))?;
         c.text.push(')');
         Ok(c)
     }
 
-    /// Appends one item's position scan; its binds are numbered after the `fixed` ones.
-    fn push_item(&self, item: &QueryItem, fixed: usize, c: &mut Compiled) -> Result<()> {
+    /// Appends one item in `form`; its binds are numbered after the `fixed` ones. Both forms
+    /// narrow an item with tags by the same fragments; only how it starts (and, on a row,
+    /// ends) differs.
+    fn push_item(
+        &self,
+        item: &QueryItem,
+        form: Form,
+        fixed: usize,
+        c: &mut Compiled,
+    ) -> Result<()> {
+        let (by_type, by_tag) = match form {
+            Form::Scan => (&self.by_type, &self.by_tag),
+            Form::Row => (&self.row_types, &self.row_tag),
+        };
         match item.tags.split_first() {
-            None => c.push(&self.by_type, json_array(&item.types)?, fixed),
+            None => c.push(by_type, json_array(&item.types)?, fixed),
             Some((first, others)) => {
-                c.push(&self.by_tag, first.clone(), fixed);
+                c.push(by_tag, first.clone(), fixed);
                 if !item.types.is_empty() {
                     c.push(&self.tag_types, json_array(&item.types)?, fixed);
                 }
                 if !others.is_empty() {
                     c.push(&self.other_tags, json_array(others)?, fixed);
+                }
+                if form == Form::Row {
+                    // Closes the `EXISTS (` that [`ROW_TAG`] opens.
+                    c.text.push(')');
                 }
             }
         }
@@ -341,19 +348,12 @@ pub(crate) async fn record_command(
     sql: &DcbSql,
     command: &CommandRecord,
 ) -> Result<()> {
-    let data = serde_json::to_string(&command.data).map_err(Error::database)?;
-    let metadata = command
-        .metadata
-        .as_ref()
-        .map(serde_json::to_string)
-        .transpose()
-        .map_err(Error::database)?;
-    let positions = serde_json::to_string(&command.positions).map_err(Error::database)?;
+    let json = command.json_text();
     sqlx::query(sql.record_command.sql())
         .bind(&command.command_type)
-        .bind(data)
-        .bind(metadata)
-        .bind(positions)
+        .bind(json.data)
+        .bind(json.metadata)
+        .bind(json.positions)
         .bind(chrono::Utc::now().timestamp_micros())
         .execute(&mut *conn)
         .await

@@ -10,6 +10,7 @@
 //! that can no longer change below its highest position. No in-flight markers are needed, and
 //! the head is simply the highest stored position.
 
+use pupsourcing_core::stored;
 use pupsourcing_core::{
     Position, RecordedEvent, Result, StoreConfig, StreamId, Version, VersionRange,
 };
@@ -112,7 +113,7 @@ fn decode_event(row: &SqliteRow, table: &str) -> Result<RecordedEvent> {
     };
     let get_uuid = |column: &'static str| -> Result<Option<Uuid>> {
         let bytes: Option<Vec<u8>> = row.try_get(column).map_err(db)?;
-        bytes.map(|b| Uuid::from_slice(&b).map_err(|e| corrupt(column, &e))).transpose()
+        bytes.map(|b| stored::id(table, column, &b)).transpose()
     };
 
     let aggregate_type: Option<String> = row.try_get("aggregate_type").map_err(db)?;
@@ -133,9 +134,8 @@ fn decode_event(row: &SqliteRow, table: &str) -> Result<RecordedEvent> {
     let metadata = metadata
         .map(|m| serde_json::from_str(&m).map_err(|e| corrupt("metadata", &e)))
         .transpose()?;
-    let micros: i64 = row.try_get("created_at").map_err(db)?;
-    let created_at = chrono::DateTime::from_timestamp_micros(micros)
-        .ok_or_else(|| corrupt("created_at", &format!("{micros} µs is out of range")))?;
+    let created_at =
+        stored::timestamp(table, "created_at", row.try_get("created_at").map_err(db)?)?;
 
     Ok(RecordedEvent {
         position: row.try_get("global_position").map_err(db)?,
