@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use pupsourcing_core::dcb::{DcbStore, Query, QueryItem, ReadOptions};
-use pupsourcing_core::{Error, EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId};
+use pupsourcing_core::{EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId};
 use pupsourcing_mysql::{MySqlEventStore, migration_sql, sqlx};
 
 /// Tags, types and aggregate types that MySQL's default collations would take for one another
@@ -35,23 +35,6 @@ async fn text_matches_exactly() {
         let stream = StreamId::new(name, uuid::Uuid::nil());
         assert_eq!(store.stream_version(&stream).await.unwrap(), 1, "{name:?}");
     }
-}
-
-/// Ids found stored after a failed expected version make a replay only when all of the
-/// batch's are; when only some are, the failed expected version is the answer, as on
-/// PostgreSQL: a partial duplicate answers only an insert that failed on a stored id.
-#[tokio::test]
-async fn a_conflict_with_some_ids_stored_is_reported_as_the_conflict() {
-    let Some(store) = common::fresh_store().await else { return };
-    let stream = pupsourcing_testkit::new_stream();
-    let stored = pupsourcing_testkit::event("A");
-    store.append(&stream, ExpectedVersion::NoStream, std::slice::from_ref(&stored)).await.unwrap();
-    let batch = [stored, pupsourcing_testkit::event("B")];
-    let err = store.append(&stream, ExpectedVersion::NoStream, &batch).await.unwrap_err();
-    assert!(matches!(err, Error::Concurrency { actual: 1, .. }), "{err:?}");
-    let err = store.append(&stream, ExpectedVersion::Any, &batch).await.unwrap_err();
-    assert!(matches!(err, Error::PartialDuplicate { stored: 1, total: 2, .. }), "{err:?}");
-    assert_eq!(store.stream_version(&stream).await.unwrap(), 1, "nothing more was written");
 }
 
 /// `migrate` is idempotent, and the generated SQL names the database only when one is

@@ -171,6 +171,18 @@ pub async fn idempotent_dcb_appends<S: DcbStore>(store: S) {
     let again = store.append_if(&batch, Some(&cond)).await.unwrap();
     assert!(again.replayed);
     assert_eq!(again.positions, first.positions);
+    // Some ids stored: refused as a partial duplicate when the condition holds, and as the
+    // failed condition when it does not, on every backend alike.
+    let mixed = [batch[0].clone(), ev("Thanked", &["user:ada"])];
+    let other = AppendCondition::none_match(tags(&["user:bob"]));
+    assert!(
+        matches!(
+            store.append_if(&mixed, Some(&other)).await,
+            Err(Error::PartialDuplicate { stored: 1, total: 2, .. })
+        ),
+        "a partial duplicate under a condition that holds"
+    );
+    assert_condition_failed(store.append_if(&mixed, Some(&cond)).await, "some ids stored");
     assert_eq!(store.read(&Query::all(), ReadOptions::new()).await.unwrap().events.len(), 2);
 }
 

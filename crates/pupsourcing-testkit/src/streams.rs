@@ -196,6 +196,12 @@ pub async fn idempotent_reappend<S: EventStore>(store: S) {
         }
         other => panic!("expected PartialDuplicate, got {other:?}"),
     }
+    // Some ids stored and a failed expected version: the conflict is reported, on every
+    // backend alike (the server backends find stored ids only when an insert fails).
+    match store.append(&stream, ExpectedVersion::NoStream, &mixed).await {
+        Err(Error::Concurrency { actual: 3, .. }) => {}
+        other => panic!("expected the conflict, got {other:?}"),
+    }
     // The same ids appended to another stream are still the same events.
     let elsewhere = store.append(&new_stream(), ExpectedVersion::Any, &batch).await.unwrap();
     assert!(elsewhere.replayed);

@@ -123,7 +123,8 @@ enum Checked {
 }
 
 /// Idempotency first (a retry of a stored batch is a replay even if its expected version or its
-/// condition would now fail), then the expected version or the append condition.
+/// condition would now fail), then the expected version or the append condition, then a batch
+/// with only some ids stored is refused as a partial duplicate.
 async fn check(
     conn: &mut SqliteConnection,
     sql: &AppendSql,
@@ -158,10 +159,27 @@ async fn check(
             }
         }
     }
-    if let Some(replayed) = append::replay(target, events, &stored)? {
+    // Every id stored: a replay, whatever the check would say now. Some stored: the check
+    // first, so a refused batch reports its conflict as on the server backends (which find
+    // stored ids only when their insert fails), and a partial duplicate only when it holds.
+    if stored.len() == events.len()
+        && let Some(replayed) = append::replay(target, events, &stored)?
+    {
         return Ok(Checked::Replayed(replayed));
     }
+    refuse_if_unmet(conn, sql, target, current).await?;
+    append::replay(target, events, &stored)?;
+    Ok(Checked::Write { current })
+}
 
+/// The expected version or the append condition, checked against `current` (the stream's
+/// version) or the store.
+async fn refuse_if_unmet(
+    conn: &mut SqliteConnection,
+    sql: &AppendSql,
+    target: Target<'_>,
+    current: Version,
+) -> Result<()> {
     match target {
         Target::Stream(stream, expected) => {
             let holds = expected.allows(current);
@@ -177,7 +195,7 @@ async fn check(
         }
         Target::Dcb(None) => {}
     }
-    Ok(Checked::Write { current })
+    Ok(())
 }
 
 /// One event of the insert's JSON array parameter.
