@@ -227,3 +227,89 @@ async fn an_ensure_racing_a_reshard_creates_nothing() {
     pupsourcing_testkit::coordination::an_ensure_racing_a_reshard_creates_nothing(store, hold)
         .await;
 }
+
+/// A stale removal of several workers deletes every workers row (and so lock row) before it
+/// releases any shard row. A batch of the second worker, holding that worker's lock row (the
+/// first statement of `advance_shard_in`, `lock_worker.sql`) under a fence from before its
+/// shard moved to the first worker, then updates the shard row: the removal holds no shard row
+/// yet, so the batch is fenced out at once, and the removal goes on once the batch ends. With
+/// the first worker's shards released before the second worker's row is deleted, the removal
+/// held that shard row while it waited for the batch's lock row: a deadlock, and InnoDB rolled
+/// one of them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stale_removal_of_two_workers_does_not_deadlock_a_batch() {
+    let Some(store) = common::fresh_store().await else { return };
+    store.register_worker("worker-a", 1, WorkerState::Running).await.unwrap();
+    store.register_worker("worker-b", 1, WorkerState::Running).await.unwrap();
+    store.ensure_shards("totals", 1, 0).await.unwrap();
+    let id = ShardId { projection: "totals".into(), shard: 0, count: 1 };
+    let stale = store.assign_shard(&id, 0, Some("worker-b")).await.unwrap().unwrap();
+    store.assign_shard(&id, stale.epoch, Some("worker-a")).await.unwrap().unwrap();
+
+    // worker-b's batch under its old fence, between its two statements.
+    let mut batch = store.begin().await.unwrap();
+    let lock = format!(
+        "SELECT 1 FROM `{}`.events_worker_locks WHERE worker_id = 'worker-b' LOCK IN SHARE MODE",
+        store.config().schema
+    );
+    sqlx::query(sqlx::AssertSqlSafe(lock)).fetch_one(&mut *batch).await.unwrap();
+    let removal = {
+        let store = store.clone();
+        tokio::spawn(async move { store.remove_stale_workers(Duration::ZERO).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!removal.is_finished(), "the removal waits for worker-b's batch");
+    let moved = store.advance_shard_in(&mut batch, &id, &stale, 0, 5, LEASE).await;
+    assert!(!moved.expect("fenced out, not a deadlock victim"), "the shard moved");
+    store.rollback(batch).await.unwrap();
+    let removed = removal.await.unwrap().expect("the removal is no deadlock victim");
+    assert_eq!(removed, ["worker-a", "worker-b"]);
+    let row = store.shards().await.unwrap().remove(0);
+    assert_eq!((row.owner, row.epoch, row.position), (None, 3, 0), "released once");
+}
+
+/// A stale removal of two workers racing an ensure of a projection whose shards they own
+/// (the first worker owns its last shard, the second the others): the removal releases the
+/// shards of both in one statement, one scan in key order, the order the ensure locks existing
+/// rows in (`INSERT IGNORE`), so neither waits for the other while holding a row the other
+/// wants. Released worker by worker, the second release scanned again from the first row,
+/// which the ensure held while it waited for the last row, held by the first release: a
+/// deadlock, and InnoDB rolled one of them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stale_removal_racing_an_ensure_does_not_deadlock() {
+    let Some(store) = common::fresh_store().await else { return };
+    const SHARDS: u32 = 300;
+    store.ensure_shards("totals", SHARDS, 0).await.unwrap();
+    let owners = format!(
+        "UPDATE `{}`.projection_shards SET owner = IF(shard = {}, 'worker-a', 'worker-b')",
+        store.config().schema,
+        SHARDS - 1
+    );
+    for round in 0..100 {
+        for worker in ["worker-a", "worker-b"] {
+            store.register_worker(worker, 1, WorkerState::Running).await.unwrap();
+        }
+        sqlx::query(sqlx::AssertSqlSafe(owners.clone())).execute(store.pool()).await.unwrap();
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let removal = {
+            let (store, start) = (store.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                store.remove_stale_workers(Duration::ZERO).await
+            })
+        };
+        let ensure = {
+            let (store, start) = (store.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                store.ensure_shards("totals", SHARDS, 0).await
+            })
+        };
+        let removed = removal.await.unwrap();
+        let ensured = ensure.await.unwrap();
+        assert_eq!(removed.unwrap(), ["worker-a", "worker-b"], "round {round}: the removal");
+        ensured.unwrap_or_else(|e| panic!("round {round}: the ensure: {e}"));
+        let owned = store.shards().await.unwrap().iter().filter(|s| s.owner.is_some()).count();
+        assert_eq!(owned, 0, "round {round}: every shard released");
+    }
+}
