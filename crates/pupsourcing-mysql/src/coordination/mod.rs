@@ -16,7 +16,7 @@
 //! # Fencing and removal
 //!
 //! Each registered worker has two rows: its workers row (state, heartbeat) and its lock row
-//! (`<events>_worker_locks`), inserted together at registration and deleted together: the
+//! (`<workers>_locks`), inserted together at registration and deleted together: the
 //! lock row's foreign key deletes it with the workers row (`ON DELETE CASCADE`), in the same
 //! statement, whoever deletes it. [`CoordinationStore::advance_shard_in`] runs in the batch's
 //! transaction: it locks the owner's lock row shared, then moves the shard's checkpoint only if
