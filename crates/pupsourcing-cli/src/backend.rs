@@ -62,7 +62,8 @@ pub struct TableArgs {
     #[arg(long, global = true)]
     pub dead_letters_table: Option<String>,
     /// Name of the orchestrator workers table (default: `workers` for the events table
-    /// `events`, `<events>_workers` otherwise).
+    /// `events`, `<events>_workers` otherwise; at most 54 bytes, so that names derived from it
+    /// fit: MySQL's `<workers>_locks`).
     #[arg(long, global = true)]
     pub workers_table: Option<String>,
     /// Name of the orchestrator shards table (default: `projection_shards` for the events

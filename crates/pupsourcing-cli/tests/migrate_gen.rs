@@ -200,7 +200,7 @@ fn writes_mysql_sql_with_every_configured_name() {
         "ledger_streams",
         "ledger_tags",
         "ledger_locks",
-        "ledger_worker_locks",
+        "pup_workers_locks",
         "ledger_cmds",
         "read_model_positions",
         "parked",

@@ -72,8 +72,6 @@ impl TableNames {
         "_counter",
         "_write",
         "_write_rows", // no longer created; older stores keep it, unused
-        "_worker_locks",
-        "_worker_locks_fk",
         // default heads, commands, checkpoints and dead letters tables
         "_heads",
         "_commands",
@@ -88,6 +86,18 @@ impl TableNames {
     /// derived names could become one) minus the longest derived suffix. The same on every
     /// backend, so a configuration means the same thing everywhere.
     pub const MAX_EVENTS_LEN: usize = Identifier::MAX_LEN - longest(Self::DERIVED_SUFFIXES);
+
+    /// Suffixes that backends append to the workers table's name: MySQL's worker lock rows
+    /// (`<workers>_locks`, one row per workers row) and their foreign key. Named after the
+    /// workers table, not the events table, because they belong to its rows: two orchestrator
+    /// pools on one events table, each with a workers table of its own, each have their own.
+    pub const WORKERS_DERIVED_SUFFIXES: &'static [&'static str] = &["_locks", "_locks_fk"];
+
+    /// The longest workers table name: 63 bytes minus the longest suffix derived from it (the
+    /// same on every backend, as [`TableNames::MAX_EVENTS_LEN`]). The default workers table
+    /// of the longest events table (`<events>_workers`) is shorter.
+    pub const MAX_WORKERS_LEN: usize =
+        Identifier::MAX_LEN - longest(Self::WORKERS_DERIVED_SUFFIXES);
 
     /// The names for `events` with every other table named after it (`<events>_heads`, ...;
     /// the plain names `aggregate_heads`, `commands`, ... for `events`). Fails when
@@ -115,10 +125,12 @@ impl TableNames {
     }
 
     /// Checks that no name the store creates is truncated or taken twice: the events table is
-    /// at most [`TableNames::MAX_EVENTS_LEN`] bytes, and the tables have distinct names, none
-    /// equal to a name derived from the events table.
+    /// at most [`TableNames::MAX_EVENTS_LEN`] bytes and the workers table at most
+    /// [`TableNames::MAX_WORKERS_LEN`], and the tables have distinct names, none equal to a
+    /// name derived from the events table or the workers table.
     pub fn validate(&self) -> Result<(), ValidationError> {
         check_events_len(&self.events)?;
+        self.check_workers_names()?;
         let events = self.events.as_str();
         let own_suffixes = [
             "_heads",
@@ -152,6 +164,44 @@ impl TableNames {
                     reason: format!("the {what} and {other} tables are both {:?}", name.as_str()),
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// The workers table leaves room for the names derived from it, and none of those is
+    /// another table or a name derived from the events table.
+    fn check_workers_names(&self) -> Result<(), ValidationError> {
+        let workers = self.workers.as_str();
+        if workers.len() > Self::MAX_WORKERS_LEN {
+            return Err(ValidationError::TableNames {
+                reason: format!(
+                    "the workers table name {workers:?} has {} bytes; at most {} are allowed, \
+                     so that names derived from it (\"{workers}_locks_fk\", ...) fit in 63 bytes",
+                    workers.len(),
+                    Self::MAX_WORKERS_LEN
+                ),
+            });
+        }
+        let events = self.events.as_str();
+        for suffix in Self::WORKERS_DERIVED_SUFFIXES {
+            let derived = format!("{workers}{suffix}");
+            let table = self.all().into_iter().find(|(_, name)| name.as_str() == derived);
+            let clash = match table {
+                Some((what, _)) => format!("the {what} table"),
+                None if Self::DERIVED_SUFFIXES
+                    .iter()
+                    .any(|s| derived == format!("{events}{s}")) =>
+                {
+                    "a name derived from the events table".to_string()
+                }
+                None => continue,
+            };
+            return Err(ValidationError::TableNames {
+                reason: format!(
+                    "{derived:?}, named after the workers table, is {clash}: name the workers \
+                     table otherwise"
+                ),
+            });
         }
         Ok(())
     }
@@ -420,6 +470,35 @@ mod tests {
             .unwrap();
         assert_eq!(explicit.tables.aggregate_heads.as_str(), "heads");
         assert_eq!(explicit.tables.commands.as_str(), "billing_commands");
+    }
+
+    #[test]
+    fn the_longest_workers_name_leaves_room_for_its_derived_names() {
+        assert_eq!(TableNames::MAX_WORKERS_LEN, 63 - "_locks_fk".len());
+        let longest = "w".repeat(TableNames::MAX_WORKERS_LEN);
+        let config = StoreConfig::default().workers_table(&longest).unwrap();
+        assert_eq!(config.tables.workers.as_str(), longest);
+        let err = StoreConfig::default().workers_table(&format!("{longest}w")).unwrap_err();
+        assert!(matches!(err, ValidationError::TableNames { .. }), "{err:?}");
+        assert!(err.to_string().contains("at most 54"), "{err}");
+        let mut config = StoreConfig::default();
+        config.tables.workers = Identifier::new("w".repeat(63)).unwrap();
+        assert!(matches!(config.validate(), Err(ValidationError::TableNames { .. })));
+        // The default workers table of the longest events table fits.
+        let events = "e".repeat(TableNames::MAX_EVENTS_LEN);
+        assert!(StoreConfig::default().events_table(&events).is_ok());
+    }
+
+    #[test]
+    fn names_derived_from_the_workers_table_are_taken() {
+        let config = StoreConfig::default().workers_table("pool").unwrap();
+        let err = config.clone().shards_table("pool_locks").unwrap_err();
+        assert!(err.to_string().contains("the shards table"), "{err}");
+        assert!(config.clone().checkpoints_table("pool_locks_fk").is_err());
+        let events = StoreConfig::default().events_table("pool_locks").unwrap();
+        let err = events.workers_table("pool").unwrap_err();
+        assert!(err.to_string().contains("the events table"), "{err}");
+        assert!(config.shards_table("pool_shards").is_ok());
     }
 
     #[test]

@@ -21,12 +21,14 @@ pub(crate) const LOCKS_SUFFIX: &str = "_locks";
 /// The suffix naming the position counter table after the events table.
 pub(crate) const COUNTER_SUFFIX: &str = "_counter";
 /// The suffix naming the worker lock rows table (one row per registered worker, which batch
-/// commits lock shared; see `coordination`) after the events table.
-pub(crate) const WORKER_LOCKS_SUFFIX: &str = "_worker_locks";
-/// The suffix naming that table's foreign key after the events table. Named, because the name
-/// InnoDB would make up (`<table>_ibfk_1`) is too long for MariaDB with the longest events
-/// table name; and after the events table, because constraint names are unique per database.
-pub(crate) const WORKER_LOCKS_FK_SUFFIX: &str = "_worker_locks_fk";
+/// commits lock shared; see `coordination`) after the workers table, whose rows they belong
+/// to: two orchestrator pools on one events table, each with its own workers table, each have
+/// their own.
+pub(crate) const WORKER_LOCKS_SUFFIX: &str = "_locks";
+/// The suffix naming that table's foreign key after the workers table. Named, because the name
+/// InnoDB would make up (`<table>_ibfk_1`) can be too long for MariaDB's 64 characters; and
+/// after the workers table, because constraint names are unique per database.
+pub(crate) const WORKER_LOCKS_FK_SUFFIX: &str = "_locks_fk";
 
 /// Replaces every placeholder in `template` with the qualified, quoted table from `config`:
 ///
@@ -37,8 +39,8 @@ pub(crate) const WORKER_LOCKS_FK_SUFFIX: &str = "_worker_locks_fk";
 /// - `{checkpoints}`, `{dead_letters}`, `{workers}`, `{shards}`, `{recreate_lock}`: the
 ///   projection and orchestrator tables;
 /// - `{worker_locks}`: one row per registered worker, locked by its batch commits
-///   (`<events>_worker_locks`), and `{worker_locks_fk}`, its foreign key (a constraint name:
-///   quoted, not qualified);
+///   (`<workers>_locks`), and `{worker_locks_fk}`, its foreign key (`<workers>_locks_fk`, a
+///   constraint name: quoted, not qualified);
 /// - `{database}`: the database (`config.schema`), for `CREATE DATABASE`;
 /// - `{now}`: the database clock now, in microseconds since the Unix epoch, UTC ([`NOW`]).
 ///
@@ -46,6 +48,7 @@ pub(crate) const WORKER_LOCKS_FK_SUFFIX: &str = "_worker_locks_fk";
 /// means the database the connection URL names.
 pub(crate) fn render(template: &str, config: &StoreConfig) -> String {
     let events = config.tables.events.as_str();
+    let workers = config.tables.workers.as_str();
     let table = |name: &str| qualified(config, name);
     template
         .replace("{events}", &table(events))
@@ -56,9 +59,9 @@ pub(crate) fn render(template: &str, config: &StoreConfig) -> String {
         .replace("{events_counter}", &table(&format!("{events}{COUNTER_SUFFIX}")))
         .replace("{checkpoints}", &table(config.tables.checkpoints.as_str()))
         .replace("{dead_letters}", &table(config.tables.dead_letters.as_str()))
-        .replace("{workers}", &table(config.tables.workers.as_str()))
-        .replace("{worker_locks}", &table(&format!("{events}{WORKER_LOCKS_SUFFIX}")))
-        .replace("{worker_locks_fk}", &quote(&format!("{events}{WORKER_LOCKS_FK_SUFFIX}")))
+        .replace("{workers}", &table(workers))
+        .replace("{worker_locks}", &table(&format!("{workers}{WORKER_LOCKS_SUFFIX}")))
+        .replace("{worker_locks_fk}", &quote(&format!("{workers}{WORKER_LOCKS_FK_SUFFIX}")))
         .replace("{shards}", &table(config.tables.shards.as_str()))
         .replace("{recreate_lock}", &table(config.tables.recreate_lock.as_str()))
         .replace("{database}", &quote(config.schema.as_str()))
@@ -145,19 +148,22 @@ mod tests {
         assert_eq!(
             sql,
             "`order` `order_heads` `order_commands` `order_tags` `order_locks` `order_counter` \
-             `order_workers` `order_worker_locks`"
+             `order_workers` `order_workers_locks`"
         );
         let config = config.schema("Billing").unwrap();
         assert_eq!(render("{events} {database}", &config), "`billing`.`order` `billing`");
     }
 
-    /// The core's length limit on the events table accounts for the names derived here.
+    /// The core's length limits on the events and workers tables account for the names
+    /// derived here.
     #[test]
     fn derived_names_are_known_to_the_core() {
-        for suffix in
-            [TAGS_SUFFIX, LOCKS_SUFFIX, COUNTER_SUFFIX, WORKER_LOCKS_SUFFIX, WORKER_LOCKS_FK_SUFFIX]
-        {
-            assert!(pupsourcing_core::TableNames::DERIVED_SUFFIXES.contains(&suffix), "{suffix}");
+        use pupsourcing_core::TableNames;
+        for suffix in [TAGS_SUFFIX, LOCKS_SUFFIX, COUNTER_SUFFIX] {
+            assert!(TableNames::DERIVED_SUFFIXES.contains(&suffix), "{suffix}");
+        }
+        for suffix in [WORKER_LOCKS_SUFFIX, WORKER_LOCKS_FK_SUFFIX] {
+            assert!(TableNames::WORKERS_DERIVED_SUFFIXES.contains(&suffix), "{suffix}");
         }
     }
 

@@ -203,9 +203,11 @@ impl MySqlEventStore {
     /// Which of the store's tables exist in its database (`config.schema`, or the
     /// connection's for the default `public`): all of them once [`MySqlEventStore::migrate`]
     /// (or the generated migration) has run. Besides the configured tables it lists those
-    /// named after the events table (the position counter, the tag index, the lock rows, the
-    /// worker lock rows), since a MySQL migration cut short can leave some of them missing (DDL
-    /// is not transactional), and a schema of an older version lacks the worker lock rows.
+    /// named after the events table (the position counter, the tag index, the lock rows) and
+    /// the workers table (the worker lock rows, `<workers>_locks`), since a MySQL migration cut
+    /// short can leave some of them missing (DDL is not transactional), and a schema of an
+    /// older version lacks the worker lock rows. Names too long to derive from fail with
+    /// [`pupsourcing_core::ValidationError::TableNames`].
     /// Indexes are not checked. (Older stores also have a write procedure, no longer used.)
     pub async fn schema_status(&self) -> Result<SchemaStatus> {
         migrate::status(&self.inner.pool, &self.inner.config).await

@@ -28,11 +28,11 @@ fn the_migration_creates_the_coordination_tables() {
         .recreate_lock_table("orch_lock")
         .unwrap();
     let sql = pupsourcing_mysql::migration_sql(&config);
-    for table in ["orch_workers", "orch_shards", "orch_lock", "events_worker_locks"] {
+    for table in ["orch_workers", "orch_shards", "orch_lock", "orch_workers_locks"] {
         let create = format!("CREATE TABLE IF NOT EXISTS `shop`.`{table}`");
         assert!(sql.contains(&create), "{create}");
     }
-    let cascade = "CONSTRAINT `events_worker_locks_fk` FOREIGN KEY (worker_id) REFERENCES \
+    let cascade = "CONSTRAINT `orch_workers_locks_fk` FOREIGN KEY (worker_id) REFERENCES \
                    `shop`.`orch_workers` (worker_id)\n        ON DELETE CASCADE";
     assert!(sql.contains(cascade), "the lock rows go with the workers rows");
     let defaults = pupsourcing_mysql::migration_sql(&StoreConfig::default());
@@ -145,7 +145,7 @@ async fn a_worker_registered_before_the_lock_rows_commits_nothing() {
     let exec = async |sql: String| {
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(store.pool()).await.unwrap();
     };
-    exec(format!("DROP TABLE {db}.events_worker_locks")).await;
+    exec(format!("DROP TABLE {db}.workers_locks")).await;
     let older = |worker: &str| {
         format!(
             "INSERT INTO {db}.workers (worker_id, generation, state, started_at, last_heartbeat) \
@@ -226,4 +226,162 @@ async fn an_ensure_racing_a_reshard_creates_nothing() {
     };
     pupsourcing_testkit::coordination::an_ensure_racing_a_reshard_creates_nothing(store, hold)
         .await;
+}
+
+/// A stale removal of several workers deletes every workers row (and so lock row) before it
+/// releases any shard row. A batch of the second worker, holding that worker's lock row (the
+/// first statement of `advance_shard_in`, `lock_worker.sql`) under a fence from before its
+/// shard moved to the first worker, then updates the shard row: the removal holds no shard row
+/// yet, so the batch is fenced out at once, and the removal goes on once the batch ends. With
+/// the first worker's shards released before the second worker's row is deleted, the removal
+/// held that shard row while it waited for the batch's lock row: a deadlock, and InnoDB rolled
+/// one of them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stale_removal_of_two_workers_does_not_deadlock_a_batch() {
+    let Some(store) = common::fresh_store().await else { return };
+    store.register_worker("worker-a", 1, WorkerState::Running).await.unwrap();
+    store.register_worker("worker-b", 1, WorkerState::Running).await.unwrap();
+    store.ensure_shards("totals", 1, 0).await.unwrap();
+    let id = ShardId { projection: "totals".into(), shard: 0, count: 1 };
+    let stale = store.assign_shard(&id, 0, Some("worker-b")).await.unwrap().unwrap();
+    store.assign_shard(&id, stale.epoch, Some("worker-a")).await.unwrap().unwrap();
+
+    // worker-b's batch under its old fence, between its two statements.
+    let mut batch = store.begin().await.unwrap();
+    let lock = format!(
+        "SELECT 1 FROM `{}`.workers_locks WHERE worker_id = 'worker-b' LOCK IN SHARE MODE",
+        store.config().schema
+    );
+    sqlx::query(sqlx::AssertSqlSafe(lock)).fetch_one(&mut *batch).await.unwrap();
+    let removal = {
+        let store = store.clone();
+        tokio::spawn(async move { store.remove_stale_workers(Duration::ZERO).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!removal.is_finished(), "the removal waits for worker-b's batch");
+    let moved = store.advance_shard_in(&mut batch, &id, &stale, 0, 5, LEASE).await;
+    assert!(!moved.expect("fenced out, not a deadlock victim"), "the shard moved");
+    store.rollback(batch).await.unwrap();
+    let removed = removal.await.unwrap().expect("the removal is no deadlock victim");
+    assert_eq!(removed, ["worker-a", "worker-b"]);
+    let row = store.shards().await.unwrap().remove(0);
+    assert_eq!((row.owner, row.epoch, row.position), (None, 3, 0), "released once");
+}
+
+/// A stale removal of two workers racing an ensure of a projection whose shards they own
+/// (the first worker owns its last shard, the second the others): the removal releases the
+/// shards of both in one statement, one scan in key order, the order the ensure locks existing
+/// rows in (`INSERT IGNORE`), so neither waits for the other while holding a row the other
+/// wants. Released worker by worker, the second release scanned again from the first row,
+/// which the ensure held while it waited for the last row, held by the first release: a
+/// deadlock, and InnoDB rolled one of them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stale_removal_racing_an_ensure_does_not_deadlock() {
+    let Some(store) = common::fresh_store().await else { return };
+    const SHARDS: u32 = 300;
+    store.ensure_shards("totals", SHARDS, 0).await.unwrap();
+    let owners = format!(
+        "UPDATE `{}`.projection_shards SET owner = IF(shard = {}, 'worker-a', 'worker-b')",
+        store.config().schema,
+        SHARDS - 1
+    );
+    for round in 0..100 {
+        for worker in ["worker-a", "worker-b"] {
+            store.register_worker(worker, 1, WorkerState::Running).await.unwrap();
+        }
+        sqlx::query(sqlx::AssertSqlSafe(owners.clone())).execute(store.pool()).await.unwrap();
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let removal = {
+            let (store, start) = (store.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                store.remove_stale_workers(Duration::ZERO).await
+            })
+        };
+        let ensure = {
+            let (store, start) = (store.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                store.ensure_shards("totals", SHARDS, 0).await
+            })
+        };
+        let removed = removal.await.unwrap();
+        let ensured = ensure.await.unwrap();
+        assert_eq!(removed.unwrap(), ["worker-a", "worker-b"], "round {round}: the removal");
+        ensured.unwrap_or_else(|e| panic!("round {round}: the ensure: {e}"));
+        let owned = store.shards().await.unwrap().iter().filter(|s| s.owner.is_some()).count();
+        assert_eq!(owned, 0, "round {round}: every shard released");
+    }
+}
+
+/// Two orchestrator pools on one event log: the same events table, each pool with workers,
+/// shards and recreate-lock tables of its own (two deployments running different projections
+/// must not plan each other's shards). Each pool's workers get their lock rows, stay alive,
+/// and commit their batches; the lock rows of one pool's workers are not the other's, even
+/// under the same worker id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_pools_on_one_log_keep_their_own_workers() {
+    let Some(first) = common::fresh_store().await else { return };
+    let config = first.config().clone();
+    let config = config.workers_table("billing_workers").unwrap();
+    let config = config.shards_table("billing_shards").unwrap();
+    let config = config.recreate_lock_table("billing_lock").unwrap();
+    let second = common::connect(config).await.unwrap();
+    second.migrate().await.unwrap();
+    let id = ShardId { projection: "totals".into(), shard: 0, count: 1 };
+    for (store, worker) in [(&first, "worker-1"), (&second, "worker-2"), (&second, "worker-1")] {
+        store.register_worker(worker, 1, WorkerState::Running).await.unwrap();
+        assert!(store.heartbeat(worker, WorkerState::Running).await.unwrap(), "{worker} alive");
+        store.ensure_shards("totals", 1, 0).await.unwrap();
+        let epoch = store.shards().await.unwrap()[0].epoch;
+        let fence = store.assign_shard(&id, epoch, Some(worker)).await.unwrap().unwrap();
+        let from = store.shards().await.unwrap()[0].position;
+        let mut tx = store.begin().await.unwrap();
+        let moved = store.advance_shard_in(&mut tx, &id, &fence, from, from + 5, LEASE);
+        assert!(moved.await.unwrap(), "{worker}'s batch commits");
+        store.commit(tx).await.unwrap();
+    }
+    // worker-1 of the first pool goes; worker-1 of the second stays, and still commits.
+    first.remove_worker("worker-1").await.unwrap();
+    assert!(second.heartbeat("worker-1", WorkerState::Running).await.unwrap(), "still alive");
+    let row = second.shards().await.unwrap().remove(0);
+    assert_eq!((row.owner.as_deref(), row.position), (Some("worker-1"), 10), "untouched");
+    let fence =
+        pupsourcing_core::coordination::Fence { owner: "worker-1".into(), epoch: row.epoch };
+    let mut tx = second.begin().await.unwrap();
+    assert!(second.advance_shard_in(&mut tx, &id, &fence, 10, 15, LEASE).await.unwrap());
+    second.commit(tx).await.unwrap();
+}
+
+/// The longest workers table name (core's `MAX_WORKERS_LEN`) migrates, with its lock rows and
+/// their foreign key named after it, and its workers live and commit; a longer name assigned
+/// to the field directly is refused by `migrate` and `schema_status` with a typed error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_longest_workers_name_has_its_lock_rows() {
+    let longest = "w".repeat(pupsourcing_core::TableNames::MAX_WORKERS_LEN);
+    let config = StoreConfig::default().workers_table(&longest).unwrap();
+    let Some(store) = common::store_with(config).await else { return };
+    assert!(store.schema_status().await.unwrap().is_applied());
+    store.register_worker("worker-a", 1, WorkerState::Running).await.unwrap();
+    assert!(store.heartbeat("worker-a", WorkerState::Running).await.unwrap());
+    store.ensure_shards("totals", 1, 0).await.unwrap();
+    let id = ShardId { projection: "totals".into(), shard: 0, count: 1 };
+    let fence = store.assign_shard(&id, 0, Some("worker-a")).await.unwrap().unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert!(store.advance_shard_in(&mut tx, &id, &fence, 0, 5, LEASE).await.unwrap());
+    store.commit(tx).await.unwrap();
+    store.remove_worker("worker-a").await.unwrap();
+    assert!(!store.heartbeat("worker-a", WorkerState::Running).await.unwrap());
+
+    let mut config = store.config().clone();
+    config.tables.workers = pupsourcing_core::Identifier::new(format!("{longest}w")).unwrap();
+    let longer = common::connect(config).await.unwrap();
+    let refused = |result: pupsourcing_core::Result<()>| {
+        matches!(
+            result,
+            Err(pupsourcing_core::Error::Validation(ValidationError::TableNames { .. }))
+        )
+    };
+    assert!(refused(longer.migrate().await), "migrate refuses it");
+    assert!(refused(longer.schema_status().await.map(|_| ())), "and so does the status");
 }

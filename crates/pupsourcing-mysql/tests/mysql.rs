@@ -63,7 +63,7 @@ async fn migrations_are_idempotent_and_name_the_database() {
 }
 
 /// `schema_status` reports nothing in a database never migrated, everything after `migrate`
-/// (the configured tables and those named after the events table), what
+/// (the configured tables and those named after the events and workers tables), what
 /// a migration cut short left out, and, for the default schema, the connection's database.
 #[tokio::test]
 async fn schema_status_tells_a_migrated_database_from_an_empty_one() {
@@ -78,7 +78,7 @@ async fn schema_status_tells_a_migrated_database_from_an_empty_one() {
     let after = store.schema_status().await.unwrap();
     assert!(after.is_applied(), "{after:?}");
     let names: Vec<&str> = after.tables.iter().map(|t| t.name.as_str()).collect();
-    let derived = ["ledger_counter", "ledger_tags", "ledger_locks", "ledger_worker_locks"];
+    let derived = ["ledger_counter", "ledger_tags", "ledger_locks", "ledger_workers_locks"];
     for name in ["ledger", "ledger_dead_letters"].iter().chain(&derived) {
         assert!(names.contains(name), "{name}: {names:?}");
     }

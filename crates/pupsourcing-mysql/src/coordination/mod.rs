@@ -16,7 +16,7 @@
 //! # Fencing and removal
 //!
 //! Each registered worker has two rows: its workers row (state, heartbeat) and its lock row
-//! (`<events>_worker_locks`), inserted together at registration and deleted together: the
+//! (`<workers>_locks`), inserted together at registration and deleted together: the
 //! lock row's foreign key deletes it with the workers row (`ON DELETE CASCADE`), in the same
 //! statement, whoever deletes it. [`CoordinationStore::advance_shard_in`] runs in the batch's
 //! transaction: it locks the owner's lock row shared, then moves the shard's checkpoint only if
@@ -29,18 +29,26 @@
 //! handler runs: `pupsourcing-projection`'s `pass.rs`), past the stale threshold for a long
 //! batch, and fail it past `innodb_lock_wait_timeout`.
 //!
-//! Lock order, every statement that touches a worker's rows (so no cycle): workers row, then
-//! lock row, then shard rows.
-//! - batch commit: lock row shared (`lock_worker.sql`), then its shard row (`advance_shard.sql`);
+//! Lock order, every transaction that touches a worker's rows (so no cycle): workers rows,
+//! then lock rows, then shard rows, and shard rows in key order.
+//! - batch commit: one lock row shared (`lock_worker.sql`), then its shard row
+//!   (`advance_shard.sql`);
 //! - heartbeat: workers row (`heartbeat.sql`), then a plain read of the lock row (`has_lock.sql`,
 //!   no lock);
 //! - registration: workers row (`register_worker.sql`), then lock row (`register_lock.sql`), in
 //!   one transaction;
-//! - removal (stale or own): workers row then lock row (`delete_worker.sql` and its cascade),
-//!   then the worker's shard rows (`release_shards.sql`), in one transaction, worker by worker
-//!   in id order;
-//! - assignments, reshards and shard errors take no worker row (shard rows, after the recreate
-//!   lock's row for a reshard);
+//! - removal (stale or own), one transaction: each removed worker's workers row then lock row
+//!   (`delete_worker.sql` and its cascade), worker by worker in id order; then, once every
+//!   delete is done, the shard rows of all of them in one statement (`release_shards.sql`, one
+//!   scan in key order). A removal that released a worker's shards before deleting the next
+//!   worker held a shard row while it waited for that worker's batch, which could be waiting
+//!   for the same row (a fence from before the shard moved): a deadlock
+//!   (`tests/coordination.rs::a_stale_removal_of_two_workers_does_not_deadlock_a_batch`); and
+//!   worker by worker releases scanned the shard rows from the start again, against the key
+//!   order of an ensure's or a reshard's locks
+//!   (`a_stale_removal_racing_an_ensure_does_not_deadlock`);
+//! - assignments and shard errors take one shard row; ensures and reshards take the recreate
+//!   lock's row, then shard rows in key order; none takes a worker's row;
 //! - plain reads (`workers.sql`, `stale_candidates.sql`) lock nothing.
 //!
 //! A removal holds the workers row while it waits for a batch of that worker, so a heartbeat of
@@ -75,7 +83,7 @@ use sqlx::{AssertSqlSafe, Connection, MySqlConnection, Row};
 use crate::MySqlEventStore;
 use crate::checkpoint::{check_projection, decode_name, decode_time, partition_args};
 use crate::error::{CorruptRow, db};
-use crate::sql::Statement;
+use crate::sql::{Statement, repeated};
 use crate::store::BEGIN;
 
 /// The coordination statements, rendered for one store.
@@ -215,28 +223,46 @@ impl MySqlEventStore {
         }
     }
 
-    /// Deletes a worker's row if its heartbeat is older than `cutoff` (and with it its lock
-    /// row, waiting for the worker's batches in flight), then releases its shards, on `conn`
-    /// (in a transaction); whether the row was deleted. The shards are
-    /// released either way: no shard stays owned by a worker without a row.
-    async fn remove_on(
+    /// Deletes the row of each worker whose heartbeat is older than its cutoff, in the order
+    /// given, on `conn` (in a transaction), and with it its lock row (each delete waits for
+    /// that worker's batches in flight); the ids whose rows were deleted. Nothing else is
+    /// locked meanwhile: the shards are released after every delete ([`Self::release_on`]).
+    async fn delete_on(
         &self,
         conn: &mut MySqlConnection,
-        worker: &str,
-        cutoff: i64,
-    ) -> Result<bool> {
-        let sql = self.coordination_sql();
-        let done = sqlx::query(sql.delete_worker.sql())
-            .bind(worker)
-            .bind(cutoff)
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?;
-        if done.rows_affected() == 0 && cutoff != i64::MAX {
-            return Ok(false);
+        workers: &[(String, i64)],
+    ) -> Result<Vec<String>> {
+        let mut deleted = Vec::new();
+        for (worker, cutoff) in workers {
+            let done = sqlx::query(self.coordination_sql().delete_worker.sql())
+                .bind(worker)
+                .bind(cutoff)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            if done.rows_affected() == 1 {
+                deleted.push(worker.clone());
+            }
         }
-        sqlx::query(sql.release_shards.sql()).bind(worker).execute(&mut *conn).await.map_err(db)?;
-        Ok(done.rows_affected() == 1)
+        Ok(deleted)
+    }
+
+    /// Releases every shard owned by one of `workers` (owner cleared, epoch bumped) in one
+    /// statement on `conn`, after their deletes: one scan in key order, the order reshards and
+    /// ensures lock shard rows in (releases worker by worker would scan again from the start,
+    /// holding rows a reshard or an ensure waits for).
+    async fn release_on(&self, conn: &mut MySqlConnection, workers: &[String]) -> Result<()> {
+        if workers.is_empty() {
+            return Ok(());
+        }
+        let release = self.coordination_sql().release_shards.text();
+        let text = format!("{release} ({})", repeated("?", workers.len()));
+        let mut query = sqlx::query(AssertSqlSafe(text));
+        for worker in workers {
+            query = query.bind(worker);
+        }
+        query.execute(&mut *conn).await.map_err(db)?;
+        Ok(())
     }
 
     async fn rows(&self, statement: &Statement) -> Result<Vec<MySqlRow>> {
@@ -308,19 +334,23 @@ impl CoordinationStore for MySqlEventStore {
         Ok(lock.is_some())
     }
 
-    /// One transaction: the row's delete, then the release of the worker's shards.
+    /// One transaction: the row's delete, then the release of the worker's shards (released
+    /// even when the row was gone already: no shard stays owned by a worker without a row).
     async fn remove_worker(&self, worker: &str) -> Result<()> {
         validate_worker_id(worker)?;
+        let worker = worker.to_string();
         self.transaction(async |conn: &mut MySqlConnection| {
-            self.remove_on(conn, worker, i64::MAX).await.map(|_| ())
+            self.delete_on(conn, &[(worker.clone(), i64::MAX)]).await?;
+            self.release_on(conn, &[worker]).await
         })
         .await
     }
 
     /// Stale means `last_heartbeat < now - threshold` by the database clock. The candidates
-    /// are read without locks, then each is deleted (its heartbeat checked again on the
-    /// committed row: a heartbeat committed meanwhile keeps it) and its shards released, in
-    /// one transaction, by id. The ids come back sorted.
+    /// are read without locks; then, in one transaction, each is deleted by id (its heartbeat
+    /// checked again on the committed row: a heartbeat committed meanwhile keeps it), and
+    /// only then are the shards of those deleted released, so that no shard row is held while
+    /// a delete waits for a batch. The ids come back sorted.
     async fn remove_stale_workers(&self, threshold: Duration) -> Result<Vec<String>> {
         let table = self.config().tables.workers.as_str();
         self.transaction(async |conn: &mut MySqlConnection| {
@@ -329,16 +359,15 @@ impl CoordinationStore for MySqlEventStore {
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(db)?;
-            let mut removed = Vec::new();
+            let mut candidates = Vec::new();
             for row in rows {
                 let id: Option<Vec<u8>> = row.try_get(0).map_err(db)?;
                 let Some(id) = id else { continue };
                 let cutoff: i64 = row.try_get(1).map_err(db)?;
-                let id = crate::read::text(table, "worker_id", id)?;
-                if self.remove_on(conn, &id, cutoff).await? {
-                    removed.push(id);
-                }
+                candidates.push((crate::read::text(table, "worker_id", id)?, cutoff));
             }
+            let removed = self.delete_on(conn, &candidates).await?;
+            self.release_on(conn, &removed).await?;
             Ok(removed)
         })
         .await

@@ -21,7 +21,7 @@ const DATABASE: &str = "CREATE DATABASE IF NOT EXISTS {database} \
 /// The events-related tables are created: the events, the position counter
 /// (`<events>_counter`), the aggregate heads, the DCB tag index (`<events>_tags`) and lock rows
 /// (`<events>_locks`), and the commands; the projection tables (checkpoints, dead letters) and
-/// the orchestrator's (workers, the worker lock rows `<events>_worker_locks`, shards, the
+/// the orchestrator's (workers, the worker lock rows `<workers>_locks`, shards, the
 /// recreate lock, its row at generation 0). Run over a schema of an older version, it creates
 /// what that schema lacks and leaves the rest as it is.
 ///
@@ -82,21 +82,24 @@ pub(crate) async fn apply(pool: &MySqlPool, config: &StoreConfig) -> Result<()> 
     Ok(())
 }
 
-/// What the schema creates beyond the configured tables, named after the events table:
-/// (role, suffix). Appends (or, for the worker lock rows, workers' registrations) fail without
-/// any of them, and MySQL's DDL is not transactional, so a migration cut short (or a schema of
-/// an older version) can leave some missing: the status checks them too. (The write procedure
-/// of older stores is no longer used, so its absence is no gap.)
-const DERIVED: [(&str, &str); 4] = [
-    ("position counter", COUNTER_SUFFIX),
-    ("tag index", TAGS_SUFFIX),
-    ("lock rows", LOCKS_SUFFIX),
-    ("worker lock rows", WORKER_LOCKS_SUFFIX),
+/// What the schema creates beyond the configured tables, named after the events table or,
+/// for the worker lock rows, the workers table: (role, whether after the workers table,
+/// suffix). Appends (or, for the worker lock rows, workers' registrations) fail without any of
+/// them, and MySQL's DDL is not transactional, so a migration cut short (or a schema of an
+/// older version) can leave some missing: the status checks them too. (The write procedure of
+/// older stores is no longer used, so its absence is no gap.)
+const DERIVED: [(&str, bool, &str); 4] = [
+    ("position counter", false, COUNTER_SUFFIX),
+    ("tag index", false, TAGS_SUFFIX),
+    ("lock rows", false, LOCKS_SUFFIX),
+    ("worker lock rows", true, WORKER_LOCKS_SUFFIX),
 ];
 
 /// Which of the store's tables (the configured ones, then [`DERIVED`]) exist in its database:
-/// `config.schema`, or the connection's for the default `public`.
+/// `config.schema`, or the connection's for the default `public`. Names too long to derive
+/// from (assigned to the configuration's fields directly) are a validation error.
 pub(crate) async fn status(pool: &MySqlPool, config: &StoreConfig) -> Result<SchemaStatus> {
+    config.validate()?;
     let mut conn = pool.acquire().await.map_err(db)?;
     let database = if own_database(config) {
         Some(config.schema.as_str().to_string())
@@ -116,8 +119,9 @@ pub(crate) async fn status(pool: &MySqlPool, config: &StoreConfig) -> Result<Sch
     let exists = |name: &str| tables.iter().any(|n| n == name.as_bytes());
     let location = database.unwrap_or_else(|| "(no database)".to_string());
     let mut status = SchemaStatus::new(location, &config.tables, |t| exists(t.as_str()));
-    for (role, suffix) in DERIVED {
-        let name = format!("{}{suffix}", config.tables.events.as_str());
+    for (role, of_workers, suffix) in DERIVED {
+        let base = if of_workers { &config.tables.workers } else { &config.tables.events };
+        let name = format!("{}{suffix}", base.as_str());
         let name = Identifier::new(name).expect("core's length limit covers the derived names");
         let present = exists(name.as_str());
         status.tables.push(SchemaTable { role, name, present });

@@ -161,9 +161,10 @@ CREATE TABLE IF NOT EXISTS {workers} (
 -- worker's row here shared (advance_shard_in), so that a removal waits for the batches in
 -- flight and a batch after a removal finds no row. Created by a migration run again over an
 -- older schema: workers registered before it have no row here (see coordination/mod.rs).
--- The foreign key is named after the events table (unique per store; at most 60 bytes): the
--- name InnoDB would make up, `<this table>_ibfk_1`, is too long for MariaDB with the longest
--- events table name.
+-- Named after the workers table, whose rows these belong to (two orchestrator pools on one
+-- events table, each with its own workers table, have one each), as is the foreign key: unique
+-- per workers table and at most 63 bytes (core's MAX_WORKERS_LEN), where the name InnoDB would
+-- make up, `<this table>_ibfk_1`, can exceed MariaDB's 64.
 CREATE TABLE IF NOT EXISTS {worker_locks} (
     worker_id VARBINARY(512) NOT NULL PRIMARY KEY,
     CONSTRAINT {worker_locks_fk} FOREIGN KEY (worker_id) REFERENCES {workers} (worker_id)
