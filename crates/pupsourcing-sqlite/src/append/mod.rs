@@ -162,13 +162,12 @@ async fn check(
     // Every id stored: a replay, whatever the check would say now. Some stored: the check
     // first, so a refused batch reports its conflict as on the server backends (which find
     // stored ids only when their insert fails), and a partial duplicate only when it holds.
-    if stored.len() == events.len()
-        && let Some(replayed) = append::replay(target, events, &stored)?
-    {
+    let replay = append::replay(target, events, &stored);
+    if let Ok(Some(replayed)) = replay {
         return Ok(Checked::Replayed(replayed));
     }
     refuse_if_unmet(conn, sql, target, current).await?;
-    append::replay(target, events, &stored)?;
+    replay?;
     Ok(Checked::Write { current })
 }
 
