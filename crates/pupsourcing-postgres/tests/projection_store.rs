@@ -13,7 +13,8 @@ use std::time::Duration;
 use pupsourcing_core::dcb::{AppendCondition, CommandRecord, DcbStore, Query, QueryItem};
 use pupsourcing_core::projection::{Partition, ProjectionStore, Scope, partition_hash};
 use pupsourcing_core::{
-    AppendResult, EventStore, ExpectedVersion, Limits, NewEvent, Position, StoreConfig, StreamId,
+    AppendResult, Error, EventStore, ExpectedVersion, Limits, NewEvent, Position, StoreConfig,
+    StreamId,
 };
 use pupsourcing_postgres::PgEventStore;
 use pupsourcing_testkit::{event, new_stream};
@@ -288,4 +289,23 @@ async fn the_migration_names_the_configured_projection_tables() {
     assert!(sql.contains(r#"CREATE TABLE IF NOT EXISTS "shop"."progress""#));
     assert!(sql.contains(r#"CREATE TABLE IF NOT EXISTS "shop"."ledger_dead_letters""#));
     assert!(sql.contains("partition_hash    BIGINT NOT NULL,"));
+}
+
+/// A damaged checkpoint row (a partition key not below its count, written by something other
+/// than the store) reads as the corrupt-row database error that SQLite and MySQL give, naming
+/// the table, never as a validation error of the caller's input.
+#[tokio::test]
+async fn a_damaged_checkpoint_row_reads_as_a_corrupt_row() {
+    let Some(store) = common::fresh_store().await else { return };
+    let table = store.config().tables.checkpoints.as_str().to_string();
+    let damage = format!(
+        "INSERT INTO {}.{table} (projection_name, partition_key, partition_count) \
+         VALUES ('damaged', 5, 3)",
+        store.config().schema
+    );
+    sqlx::query(AssertSqlSafe(damage)).execute(store.pool()).await.unwrap();
+    let err = store.checkpoints().await.unwrap_err();
+    assert!(matches!(err, Error::Database(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains(&format!("unreadable partition_key in table {table}")), "{text}");
 }

@@ -16,7 +16,7 @@ use pupsourcing_core::projection::{
 };
 use pupsourcing_core::timeout::within as limited;
 use pupsourcing_core::{
-    Error, Position, RecordedEvent, Result, ValidationError, validate_position,
+    Error, Identifier, Position, RecordedEvent, Result, ValidationError, stored, validate_position,
 };
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
@@ -107,28 +107,27 @@ fn bind_filter<'q>(
 /// A partition's key and count as the tables store them (core's, as on every backend).
 pub(crate) use pupsourcing_core::stored::partition_columns as partition_args;
 
-/// A stored partition, checked again on the way out.
-pub(crate) fn stored_partition(key: i32, count: i32) -> Result<Partition> {
-    let key = u32::try_from(key).unwrap_or(u32::MAX);
-    let count = u32::try_from(count).unwrap_or(0);
-    Ok(Partition::new(key, count)?)
+/// The partition stored in a row of `table`, checked again on the way out: a corrupt row
+/// error, as on every backend, when its columns do not make one (core's).
+pub(crate) fn stored_partition(table: &Identifier, key: i32, count: i32) -> Result<Partition> {
+    stored::partition(table.as_str(), key.into(), count.into())
 }
 
-fn checkpoint_row(row: &PgRow) -> Result<Checkpoint> {
+fn checkpoint_row(row: &PgRow, table: &Identifier) -> Result<Checkpoint> {
     Ok(Checkpoint {
         projection: column(row, 0)?,
-        partition: stored_partition(column(row, 1)?, column(row, 2)?)?,
+        partition: stored_partition(table, column(row, 1)?, column(row, 2)?)?,
         position: column(row, 3)?,
         updated_at: column(row, 4)?,
         last_error: column(row, 5)?,
     })
 }
 
-fn dead_letter_row(row: &PgRow) -> Result<DeadLetter> {
+fn dead_letter_row(row: &PgRow, table: &Identifier) -> Result<DeadLetter> {
     let attempts: i32 = column(row, 6)?;
     Ok(DeadLetter {
         projection: column(row, 0)?,
-        partition: stored_partition(column(row, 1)?, column(row, 2)?)?,
+        partition: stored_partition(table, column(row, 1)?, column(row, 2)?)?,
         position: column(row, 3)?,
         event_id: column(row, 4)?,
         error: column(row, 5)?,
@@ -337,7 +336,8 @@ impl ProjectionStore for PgEventStore {
                 .fetch_all(self.pool())
                 .await
                 .map_err(db_error)?;
-            rows.iter().map(checkpoint_row).collect()
+            let table = &self.config().tables.checkpoints;
+            rows.iter().map(|row| checkpoint_row(row, table)).collect()
         })
         .await
     }
@@ -406,7 +406,8 @@ impl ProjectionStore for PgEventStore {
                 .fetch_all(self.pool())
                 .await
                 .map_err(db_error)?;
-            rows.iter().map(dead_letter_row).collect()
+            let table = &self.config().tables.dead_letters;
+            rows.iter().map(|row| dead_letter_row(row, table)).collect()
         })
         .await
     }

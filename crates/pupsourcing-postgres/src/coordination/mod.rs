@@ -16,7 +16,7 @@ use pupsourcing_core::coordination::{
 };
 use pupsourcing_core::projection::{Partition, storable_text, validate_projection_name};
 use pupsourcing_core::timeout::within as limited;
-use pupsourcing_core::{Error, Position, Result, ValidationError, validate_position};
+use pupsourcing_core::{Error, Identifier, Position, Result, ValidationError, validate_position};
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgConnection};
 
@@ -59,10 +59,10 @@ fn worker_row(row: &PgRow) -> Result<Worker> {
     })
 }
 
-fn shard_row(row: &PgRow) -> Result<Shard> {
+fn shard_row(row: &PgRow, table: &Identifier) -> Result<Shard> {
     let key: i32 = column(row, 1)?;
     let count: i32 = column(row, 2)?;
-    let partition = stored_partition(key, count)?;
+    let partition = stored_partition(table, key, count)?;
     Ok(Shard {
         id: ShardId {
             projection: column(row, 0)?,
@@ -117,7 +117,8 @@ impl PgEventStore {
             .fetch_all(self.pool())
             .await
             .map_err(db_error)?;
-        rows.iter().map(shard_row).collect()
+        let table = &self.config().tables.shards;
+        rows.iter().map(|row| shard_row(row, table)).collect()
     }
 }
 
@@ -343,7 +344,8 @@ impl CoordinationStore for PgEventStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(db_error)?;
-        let stored = rows.iter().map(shard_row).collect::<Result<Vec<_>>>()?;
+        let table = &self.config().tables.shards;
+        let stored = rows.iter().map(|row| shard_row(row, table)).collect::<Result<Vec<_>>>()?;
         let Some(epoch) = reshard_epoch(&stored, old, at) else { return Ok(false) };
         sqlx::query(AssertSqlSafe(statements.coordination_reshard.clone()))
             .bind(projection)
