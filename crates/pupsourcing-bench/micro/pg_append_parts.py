@@ -2,10 +2,13 @@
 """What each part of PostgreSQL's lone stream append costs on the server.
 
 Runs the store's own direct statement (`append/direct_stream.sql`, read from the repository)
-beside the events floor (one INSERT into a copy of the events table) in ONE pgbench script, so
-that every variant sees the same load, and prints the per-append latency of each: the statement
-as it is, and with one part removed at a time (the boundary locks, the in-flight marker, the
-tag-index step). A lifecycle of 10 appends per stream (the first with NoStream, then Exact).
+beside two floors in ONE pgbench script, so that every variant sees the same load, and prints
+the per-append latency of each. The floors: the events floor (one INSERT into a copy of the
+events table) and the same-rows floor (the rows the store writes, as the bench's same-rows
+floor writes them: the head upserted, the event and its tag-index row, one statement, no
+locks). The variants: the statement as it is, and with one part removed at a time (the
+boundary locks, the in-flight marker, the tag-index step). A lifecycle of 10 appends per stream
+(the first with NoStream, then Exact), each event with one tag, as the bench's.
 
 Needs pgbench and a schema created by the store (`pup migrate apply`), e.g.:
 
@@ -39,7 +42,7 @@ def template(schema):
 def bind(sql, expected):
     """The statement with its parameters as literals and pgbench variables (:sid, :k)."""
     values = {1: "'Order'", 2: ":sid", 3: str(expected), 4: "gen_random_uuid()",
-              5: "'OrderPlaced'", 6: "1", 7: "NULL", 8: "'{}'", 9: "'\\x7b7d'", 10: "NULL",
+              5: "'OrderPlaced'", 6: "1", 7: "NULL", 8: "'{customer:1}'", 9: "'\\x7b7d'", 10: "NULL",
               11: "NULL", 12: "NULL", 13: "NULL", 14: "now()", 15: "42", 16: "'{12345}'",
               17: "ARRAY[:k]", 18: "'{f}'"}
     values.update({i: "NULL" for i in range(19, 26)})
@@ -58,10 +61,24 @@ def variants(schema):
     tags = re.compile(r", indexed AS \(.*?\)\n\)", re.S)
     assert marker.search(base) and tags.search(base), "direct_stream.sql changed"
     floor = (f"INSERT INTO {schema}.micro_floor ({COLUMNS}) VALUES (gen_random_uuid(), "
-             "'OrderPlaced', 1, NULL, 'Order', :sid, {v}, '{{}}', '\\x7b7d', NULL, NULL, NULL, "
-             "NULL, now()) RETURNING global_position;")
+             "'OrderPlaced', 1, NULL, 'Order', :sid, {v}, '{{customer:1}}', '\\x7b7d', NULL, "
+             "NULL, NULL, NULL, now()) RETURNING global_position;")
+    # The rows the store writes, as the bench's same-rows floor writes them: the head upserted,
+    # the event, its tag-index row, in one statement and no locks.
+    same_rows = (f"WITH head AS (INSERT INTO {schema}.micro_heads AS h (aggregate_type, "
+                 "aggregate_id, aggregate_version) VALUES ('Order', :sid, 1) ON CONFLICT "
+                 "(aggregate_type, aggregate_id) DO UPDATE SET aggregate_version = "
+                 "h.aggregate_version + 1, updated_at = now() RETURNING h.aggregate_version), "
+                 f"ev AS (INSERT INTO {schema}.micro_floor ({COLUMNS}) SELECT gen_random_uuid(), "
+                 "'OrderPlaced', 1, NULL, 'Order', :sid, head.aggregate_version, "
+                 "'{customer:1}', '\\x7b7d', NULL, NULL, NULL, NULL, now() FROM head "
+                 "RETURNING global_position, event_type, tags), tagged AS (INSERT INTO "
+                 f"{schema}.micro_floor_tags (tag, global_position, event_type) SELECT "
+                 "unnest(ev.tags), ev.global_position, ev.event_type FROM ev) "
+                 "SELECT global_position FROM ev;")
     return {
         "events floor": lambda v: floor.format(v=v + 1),
+        "same-rows floor": lambda v: same_rows,
         "store's statement": lambda v: bind(base, v),
         "without boundary locks": lambda v: bind(base.replace(locks, "count(*)"), v),
         "without marker": lambda v: bind(marker.sub(
@@ -85,7 +102,10 @@ def main():
                     f"DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES); "
                     f"CREATE SEQUENCE IF NOT EXISTS {s}.micro_floor_seq; "
                     f"ALTER TABLE {s}.micro_floor ALTER global_position SET DEFAULT "
-                    f"nextval('{s}.micro_floor_seq'), ALTER partition_hash SET DEFAULT 0"]
+                    f"nextval('{s}.micro_floor_seq'), ALTER partition_hash SET DEFAULT 0; "
+                    f"CREATE TABLE IF NOT EXISTS {s}.micro_heads (LIKE {s}.aggregate_heads "
+                    f"INCLUDING ALL); CREATE TABLE IF NOT EXISTS {s}.micro_floor_tags "
+                    f"(LIKE {s}.events_tags INCLUDING ALL)"]
                    + conn, check=True)
     lines = ["\\set k random(1, 2000000000)"]
     names = list(variants(s))
