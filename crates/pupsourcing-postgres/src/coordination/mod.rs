@@ -6,6 +6,34 @@
 //! compare-and-set under READ COMMITTED: a concurrent writer of the same row waits for the row
 //! lock and re-checks the condition against the committed row, so two callers never both win.
 //! No advisory locks, no SERIALIZABLE. SQL lives in the `.sql` files beside this module.
+//!
+//! # Lock order
+//!
+//! Every transaction that locks more than one row takes them in one global order, so no two
+//! wait for each other in a cycle: the recreate lock's row, then workers rows in id order, then
+//! shard rows in key order (projection, count, shard).
+//! - ensure and reshard: the recreate lock's row (`lock_counts.sql`), then the projection's
+//!   shard rows in key order (`lock_shards.sql`, `ORDER BY` under `FOR UPDATE`; an ensure
+//!   inserts its missing rows in key order and only waits, without locking, for writers of
+//!   existing ones);
+//! - batch commit: its worker row `FOR KEY SHARE`, then its one shard row (`advance.sql`);
+//! - heartbeat, registration: one worker row; assignment, shard error: one shard row;
+//! - removal, one statement: the workers rows (`remove_stale.sql`: every stale one, locked
+//!   `FOR UPDATE` in id order, then deleted; `remove_worker.sql`: one), then, once every delete
+//!   is done, their shard rows, locked in key order, then updated.
+//!
+//! A plain `UPDATE` or `DELETE` of several rows locks them in the order its scan meets them,
+//! which for a sequential scan is the heap's order, not the key's: an update writes a row's new
+//! version after rows it preceded. Removals that released their shards by one
+//! `UPDATE .. WHERE owner ..` deadlocked with a reshard locking the same rows in key order
+//! (40P01, one of them failing), and two stale removals deleting in heap order deadlocked when
+//! a stale row was rewritten between their snapshots. So the removals lock with
+//! `SELECT .. ORDER BY .. FOR UPDATE` (the plan's `LockRows` above its `Sort`, or above an
+//! index scan in that order) before they write. Tests, in `tests/coordination.rs`:
+//! - `a_stale_removal_waiting_behind_a_reshard_does_not_deadlock`,
+//!   `a_worker_removal_waiting_behind_a_reshard_does_not_deadlock` and
+//!   `a_stale_removal_racing_a_reshard_does_not_deadlock` (shard rows);
+//! - `two_stale_removals_do_not_deadlock` (workers rows).
 
 use std::time::Duration;
 
@@ -174,7 +202,8 @@ impl CoordinationStore for PgEventStore {
         Ok(done.rows_affected() == 1)
     }
 
-    /// One statement: the row's delete and the release of the worker's shards commit together.
+    /// One statement: the row's delete and the release of the worker's shards commit together
+    /// (locked in the module's lock order: the worker row, then the shard rows in key order).
     async fn remove_worker(&self, worker: &str) -> Result<()> {
         validate_worker_id(worker)?;
         sqlx::query(AssertSqlSafe(self.statements().coordination_remove_worker.clone()))
@@ -186,7 +215,8 @@ impl CoordinationStore for PgEventStore {
     }
 
     /// Stale means `last_heartbeat < clock_timestamp() - threshold` on the server; the ids come
-    /// back sorted. One statement: the deletes and the release of the shards commit together.
+    /// back sorted. One statement: the deletes and the release of the shards commit together
+    /// (locked in the module's lock order: workers rows by id, then shard rows in key order).
     async fn remove_stale_workers(&self, threshold: Duration) -> Result<Vec<String>> {
         let rows = sqlx::query(AssertSqlSafe(self.statements().coordination_remove_stale.clone()))
             .bind(micros(threshold))
