@@ -397,3 +397,83 @@ async fn two_stale_removals_do_not_deadlock() {
     let left: Vec<String> = store.workers().await.unwrap().into_iter().map(|w| w.id).collect();
     assert_eq!(left, ["w1", "w3"], "the workers that heartbeat stay");
 }
+
+/// A removal releases only the shards its removed worker still owns when it locks them, though
+/// its snapshot is older: here the removal waits for the worker's batch in flight (on shard 2),
+/// and meanwhile a planner moves shard 1 to `worker-b`. The removal's snapshot still names
+/// `worker-a` as shard 1's owner, and its release (`UPDATE .. FROM owned`) joins the rows by key
+/// only, so it is the lock in `owned` (`FOR NO KEY UPDATE`: after the wait it re-reads the
+/// row's newest version and re-checks the owner) that leaves shard 1 with `worker-b`. Shard 2
+/// is released from the version the batch wrote (its position kept), every released shard's
+/// epoch bumped once. `stale`: the removal is `remove_stale_workers`, else `remove_worker`.
+async fn a_removal_releases_only_the_shards_still_owned(stale: bool) {
+    use std::time::Duration;
+
+    use pupsourcing_core::EventStore;
+    use pupsourcing_core::coordination::{CoordinationStore, ShardId, WorkerState};
+
+    let Some(store) = named_store().await else { return };
+    for worker in ["worker-a", "worker-b"] {
+        store.register_worker(worker, 1, WorkerState::Running).await.unwrap();
+    }
+    let age = format!(
+        "UPDATE \"{}\".workers SET last_heartbeat = now() - interval '1 hour' \
+         WHERE worker_id = 'worker-a'",
+        store.config().schema
+    );
+    sqlx::query(sqlx::AssertSqlSafe(age)).execute(store.pool()).await.unwrap();
+    store.ensure_shards("totals", 3, 0).await.unwrap();
+    let id = |k| ShardId { projection: "totals".into(), shard: k, count: 3 };
+    let mut fences = Vec::new();
+    for k in 0..3 {
+        fences.push(store.assign_shard(&id(k), 0, Some("worker-a")).await.unwrap().unwrap());
+    }
+
+    let lease = Duration::from_secs(30);
+    let mut batch = store.begin().await.unwrap();
+    assert!(store.advance_shard_in(&mut batch, &id(2), &fences[2], 0, 5, lease).await.unwrap());
+    let pid: i32 =
+        sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *batch).await.unwrap();
+    let removal = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            if stale {
+                let removed = store.remove_stale_workers(Duration::from_secs(60)).await?;
+                assert_eq!(removed, ["worker-a"]);
+                Ok(())
+            } else {
+                store.remove_worker("worker-a").await
+            }
+        })
+    };
+    await_waits(&store, 1, Some(pid)).await;
+    let moved = store.assign_shard(&id(1), fences[1].epoch, Some("worker-b")).await.unwrap();
+    let moved = moved.expect("shard 1 moves while the removal waits");
+    store.commit(batch).await.unwrap();
+    let removed = tokio::time::timeout(Duration::from_secs(10), removal).await.unwrap().unwrap();
+    removed.expect("the removal does not fail");
+
+    let workers: Vec<String> = store.workers().await.unwrap().into_iter().map(|w| w.id).collect();
+    assert_eq!(workers, ["worker-b"]);
+    let rows = store.shards().await.unwrap();
+    let state: Vec<_> = rows
+        .iter()
+        .map(|row| (row.id.shard, row.owner.as_deref(), row.epoch, row.position))
+        .collect();
+    assert_eq!(
+        state,
+        [(0, None, 2, 0), (1, Some("worker-b"), moved.epoch, 0), (2, None, 2, 5)],
+        "shard 1 stays moved (epoch {}), shards 0 and 2 released once",
+        moved.epoch
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stale_removal_releases_only_the_shards_still_owned() {
+    a_removal_releases_only_the_shards_still_owned(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_removal_releases_only_the_shards_still_owned() {
+    a_removal_releases_only_the_shards_still_owned(false).await;
+}

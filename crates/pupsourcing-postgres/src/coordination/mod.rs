@@ -33,7 +33,12 @@
 //! - `a_stale_removal_waiting_behind_a_reshard_does_not_deadlock`,
 //!   `a_worker_removal_waiting_behind_a_reshard_does_not_deadlock` and
 //!   `a_stale_removal_racing_a_reshard_does_not_deadlock` (shard rows);
-//! - `two_stale_removals_do_not_deadlock` (workers rows).
+//! - `two_stale_removals_do_not_deadlock` (workers rows);
+//! - `a_stale_removal_releases_only_the_shards_still_owned`,
+//!   `a_worker_removal_releases_only_the_shards_still_owned`: the release joins the locked rows
+//!   by key only, so the shard lock (its wait re-reads the row and re-checks the owner) is also
+//!   what keeps a shard moved to another worker after the removal's snapshot from being
+//!   released.
 
 use std::time::Duration;
 

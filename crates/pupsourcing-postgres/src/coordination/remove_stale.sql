@@ -10,9 +10,12 @@
 -- two_stale_removals_do_not_deadlock, and the removals waiting behind or racing a reshard).
 -- Each FOR UPDATE sits above its sort (LockRows over Sort, or over the primary key's index
 -- scan), so rows are locked in the sorted order; FOR NO KEY UPDATE is the lock the shard
--- UPDATE takes anyway. The worker ids reach the shards as one array (an InitPlan, computed
--- before the first shard row is locked), so every delete is done before any shard row is
--- held: no shard row is held while a delete waits for a batch.
+-- UPDATE takes anyway, and it is what re-checks the owner: a row changed since the snapshot is
+-- re-read and skipped if no longer owned by a stale worker, while the UPDATE joins by key only
+-- (tests/coordination.rs: a_stale_removal_releases_only_the_shards_still_owned). The worker
+-- ids reach the shards as one array (an InitPlan, computed before the first shard row is
+-- locked), so every delete is done before any shard row is held: no shard row is held while
+-- a delete waits for a batch.
 WITH candidates AS (
     SELECT worker_id FROM {schema}.{workers}
      WHERE last_heartbeat < clock_timestamp() - $1::bigint * interval '1 microsecond'

@@ -5,7 +5,9 @@
 -- flight), then its shard rows in key order, as reshards lock them, never in the order a scan
 -- of the heap meets them (see remove_stale.sql). The shard rows are selected only once the
 -- delete is done (its count, an InitPlan, is computed before the shard scan starts); shards
--- named after a worker without a row are released too.
+-- named after a worker without a row are released too. The lock also re-checks the owner of a
+-- row changed since the snapshot (the UPDATE joins by key only), so a shard moved to another
+-- worker meanwhile is not released (a_worker_removal_releases_only_the_shards_still_owned).
 WITH gone AS (
     DELETE FROM {schema}.{workers} WHERE worker_id = $1 RETURNING worker_id
 ), owned AS (
