@@ -26,8 +26,9 @@ WITH candidates AS (
      WHERE worker_id IN (SELECT worker_id FROM candidates)
     RETURNING worker_id
 ), owned AS (
+    -- EXISTS first: a tick that removes no worker (nearly every tick) does not scan the shards.
     SELECT projection_name, shard_count, shard FROM {schema}.{shards}
-     WHERE owner = ANY (ARRAY(SELECT worker_id FROM stale))
+     WHERE EXISTS (SELECT 1 FROM stale) AND owner = ANY (ARRAY(SELECT worker_id FROM stale))
      ORDER BY projection_name, shard_count, shard
        FOR NO KEY UPDATE
 ), released AS (
