@@ -1,11 +1,14 @@
-//! Pooled connections for the store's own writes, which must never go back to the pool inside
-//! a transaction.
+//! Connections of the store's own: pooled ones for its writes, which must never go back to the
+//! pool inside a transaction, and the kept ones of its reads.
 
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use pupsourcing_core::Result;
 use sqlx::pool::PoolConnection;
-use sqlx::{PgConnection, PgPool, Postgres};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
 use crate::error::db_error;
 
@@ -52,5 +55,117 @@ impl Deref for OwnConnection {
 impl DerefMut for OwnConnection {
     fn deref_mut(&mut self) -> &mut PgConnection {
         &mut self.conn
+    }
+}
+
+/// Most connections the store keeps for its own reads ([`Readers`]).
+pub(crate) const MAX_READERS: usize = 4;
+
+/// Connections of the store's own for its DCB reads ([`pupsourcing_core::dcb::DcbStore::read`]),
+/// kept from one read to the next instead of going back to a pool. sqlx pings every connection
+/// given back to a pool: one more round trip per call, which on a busy small server cost the
+/// command executor's first read of a boundary as much as the read's own statement
+/// (docs/benchmarks.md, "tenth"). Up to [`MAX_READERS`] are opened, from the pool's connect
+/// options, in addition to the pool's (as group commit's writers are); a read that finds none
+/// free, or cannot open one, uses the pool.
+///
+/// A connection goes back to the list only from a read that succeeded (in autocommit mode: no
+/// transaction is ever open on it). One whose read was cancelled (the caller's future dropped,
+/// a time limit) may still hold an unread answer, and one whose read failed may be broken: they
+/// are closed instead.
+#[derive(Debug)]
+pub(crate) struct Readers {
+    options: PgConnectOptions,
+    idle: Mutex<Vec<PgConnection>>,
+    /// Connections open, idle or in use, plus slots reserved by opens under way.
+    open: AtomicUsize,
+    closed: AtomicBool,
+}
+
+impl Readers {
+    pub(crate) fn new(pool: &PgPool) -> Self {
+        Self {
+            options: (*pool.connect_options()).clone(),
+            idle: Mutex::new(Vec::new()),
+            open: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// A kept connection, or a new one while fewer than [`MAX_READERS`] are open; `None` when
+    /// every one is busy, a new one could not be opened, or the store is closed.
+    pub(crate) async fn take(&self) -> Option<Reader<'_>> {
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        let kept = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        if let Some(conn) = kept {
+            return Some(Reader { readers: self, conn: Some(conn), finished: false });
+        }
+        if self.open.fetch_add(1, Ordering::AcqRel) >= MAX_READERS {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        // From here the slot is the reader's: dropped unfinished (a failed or cancelled
+        // connect included), it gives the slot back.
+        let mut reader = Reader { readers: self, conn: None, finished: false };
+        reader.conn = Some(PgConnection::connect_with(&self.options).await.ok()?);
+        Some(reader)
+    }
+
+    /// Closes the kept connections; later reads use the pool (which the store closes too).
+    pub(crate) async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner));
+        for conn in idle {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            let _ = conn.close().await;
+        }
+    }
+}
+
+/// A connection taken from [`Readers`] for one read.
+pub(crate) struct Reader<'a> {
+    readers: &'a Readers,
+    conn: Option<PgConnection>,
+    finished: bool,
+}
+
+impl Reader<'_> {
+    /// Keeps the connection for the next read when the read succeeded (its answer was read to
+    /// the end); after an error (maybe a broken connection) it is closed. Passes `result`
+    /// through.
+    pub(crate) fn finish<T>(mut self, result: Result<T>) -> Result<T> {
+        self.finished = result.is_ok();
+        result
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        let readers = self.readers;
+        match self.conn.take() {
+            Some(conn) if self.finished && !readers.closed.load(Ordering::Acquire) => {
+                readers.idle.lock().unwrap_or_else(PoisonError::into_inner).push(conn);
+            }
+            // Dropping a connection closes its socket; the server ends the session.
+            _ => {
+                readers.open.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+}
+
+impl Deref for Reader<'_> {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        self.conn.as_ref().expect("a reader holds its connection until dropped")
+    }
+}
+
+impl DerefMut for Reader<'_> {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        self.conn.as_mut().expect("a reader holds its connection until dropped")
     }
 }

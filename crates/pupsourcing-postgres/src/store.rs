@@ -16,7 +16,7 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Row, Transaction};
 
 use crate::append::group::GroupCommit;
 use crate::append::{Route, Target};
-use crate::connection::OwnConnection;
+use crate::connection::{OwnConnection, Readers};
 use crate::error::{EndedByCaller, NotCommitted, db_error};
 use crate::notify::Notifier;
 use crate::sql::Statements;
@@ -27,8 +27,10 @@ use crate::{append, dcb, migrate, read};
 /// Appends of a single event outside a transaction of yours ([`EventStore::append`],
 /// [`DcbStore::append_if`], without an append time limit) are merged with concurrent ones into
 /// one statement and one transaction (group commit), each still checked and atomic on its own.
-/// The merging writers use up to two connections of their own, opened from the pool's connect
-/// options on first need, in addition to the pool's; [`PgEventStore::close`] closes them too.
+/// The merging writers use up to two connections of their own, and DCB reads
+/// ([`DcbStore::read`]) keep up to four (so that a read costs no pool round trips), all opened
+/// from the pool's connect options on first need, in addition to the pool's;
+/// [`PgEventStore::close`] closes them too.
 ///
 /// # The cached head
 ///
@@ -67,6 +69,8 @@ pub(crate) struct Inner {
     sql: Arc<Statements>,
     /// Queue of concurrent single-event appends of the store's own (see append/group.rs).
     group: Arc<GroupCommit>,
+    /// Connections kept for the store's DCB reads (see connection.rs).
+    readers: Readers,
     /// Highest gap-free head seen so far. Heads only grow, so a cached one stays safe and lets
     /// catch-up reads skip the head query until they reach it. Wrong after a TRUNCATE or a
     /// restore of an older backup (see the type's docs): the store assumes neither happens.
@@ -83,7 +87,9 @@ impl PgEventStore {
         let group = Arc::new(GroupCommit::new(pool.clone(), sql.clone(), config.limits));
         let known_head = AtomicI64::new(0);
         let notifier = Notifier::new(&config);
-        Self { inner: Arc::new(Inner { pool, config, sql, group, known_head, notifier }) }
+        let readers = Readers::new(&pool);
+        let inner = Inner { pool, config, sql, group, readers, known_head, notifier };
+        Self { inner: Arc::new(inner) }
     }
 
     /// Connects a pool of up to 16 connections to `url` and builds a store on it:
@@ -93,7 +99,8 @@ impl PgEventStore {
     }
 
     /// Connects a pool with `options` (size, acquire timeout) to `url` and builds a store on
-    /// it. Group commit opens up to two more connections on first need (see the type's docs).
+    /// it. Group commit and DCB reads open up to six more connections on first need (see the
+    /// type's docs).
     ///
     /// One connection is opened at once, so that a wrong URL or an unreachable server fails
     /// here, immediately, with [`Error::Database`] naming the host and port and carrying the
@@ -131,6 +138,7 @@ impl PgEventStore {
         self.flush_notification().await;
         self.inner.pool.close().await;
         self.inner.group.close().await;
+        self.inner.readers.close().await;
     }
 
     /// Creates the schema, tables and functions if they do not exist (idempotent). Fails with
@@ -458,10 +466,17 @@ impl DcbStore for PgEventStore {
         Ok(appended)
     }
 
+    /// On a connection kept for reads when one is free (no pool round trips; see
+    /// connection.rs), else on one of the pool.
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<ReadResult> {
         limited(self.inner.config.timeouts.query, async {
+            let autocommit = dcb::Session::Autocommit;
+            if let Some(mut reader) = self.inner.readers.take().await {
+                let result = self.read_on(&mut reader, query, options, autocommit).await;
+                return reader.finish(result);
+            }
             let mut conn = self.inner.pool.acquire().await.map_err(db_error)?;
-            self.read_on(&mut conn, query, options, dcb::Session::Autocommit).await
+            self.read_on(&mut conn, query, options, autocommit).await
         })
         .await
     }

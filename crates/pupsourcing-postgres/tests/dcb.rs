@@ -307,3 +307,81 @@ async fn a_collapsed_writer_in_flight_holds_the_query_head_back() {
     let positions: Vec<Position> = read.events.iter().map(|e| e.position).collect();
     assert_eq!(positions, vec![first, second, held]);
 }
+
+/// The sessions of the test server whose application name is `name`.
+async fn sessions(admin: &sqlx::PgPool, name: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
+        .bind(name)
+        .fetch_one(admin)
+        .await
+        .unwrap()
+}
+
+/// A store on a lazy pool whose sessions carry `name`, sharing `schema` with `store`.
+fn named_store(store: &PgEventStore, name: &str) -> PgEventStore {
+    let options: sqlx::postgres::PgConnectOptions = common::url().parse().unwrap();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(8)
+        .connect_lazy_with(options.application_name(name));
+    PgEventStore::new(pool, store.config().clone())
+}
+
+/// DCB reads keep their connections (connection.rs, `Readers`): one read after another uses one
+/// session of its own and never the pool, whose release would cost a ping; concurrent reads
+/// open at most four, and the rest use the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_keep_their_connections_out_of_the_pool() {
+    let Some(store) = common::fresh_store().await else { return };
+    let name = format!("pup-readers-{}", uuid::Uuid::new_v4().simple());
+    let reader = named_store(&store, &name);
+    let query = Query::from_items([QueryItem::tags(["reader:1"])]);
+    store.append_if(&[NewEvent::new("Seen", "{}").with_tags(["reader:1"])], None).await.unwrap();
+    for _ in 0..20 {
+        assert_eq!(reader.read(&query, ReadOptions::new()).await.unwrap().events.len(), 1);
+    }
+    assert_eq!(reader.pool().size(), 0, "sequential reads never took a pool connection");
+    assert_eq!(sessions(store.pool(), &name).await, 1, "one kept connection served them all");
+    let reads = (0..16).map(|_| {
+        let (reader, query) = (reader.clone(), query.clone());
+        tokio::spawn(async move { reader.read(&query, ReadOptions::new()).await.unwrap() })
+    });
+    for read in futures_util::future::join_all(reads).await {
+        assert_eq!(read.unwrap().events.len(), 1);
+    }
+    let kept = sessions(store.pool(), &name).await - i64::from(reader.pool().size());
+    assert!((1..=4).contains(&kept), "{kept} kept connections");
+    reader.close().await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(sessions(store.pool(), &name).await, 0, "close closes the kept connections");
+}
+
+/// A read cancelled while its statement waits (here on a lock held by the test) leaves an
+/// answer unread on its connection: that connection is closed, never kept (sqlx would drain
+/// the answer before the next statement, but a connection cut short is not trusted), and the
+/// next read opens another and gets its own answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancelled_read_does_not_keep_its_connection() {
+    let Some(store) = common::fresh_store().await else { return };
+    let name = format!("pup-readers-{}", uuid::Uuid::new_v4().simple());
+    let reader = named_store(&store, &name);
+    let (one, two) = (QueryItem::tags(["reader:1"]), QueryItem::tags(["reader:2"]));
+    store.append_if(&[NewEvent::new("One", "{}").with_tags(["reader:1"])], None).await.unwrap();
+    store.append_if(&[NewEvent::new("Two", "{}").with_tags(["reader:2"])], None).await.unwrap();
+    let query_one = Query::from_items([one]);
+    reader.read(&query_one, ReadOptions::new()).await.unwrap();
+    let mut lock = store.pool().begin().await.unwrap();
+    let events = format!("{}.events", store.config().schema);
+    sqlx::query(sqlx::AssertSqlSafe(format!("LOCK TABLE {events} IN ACCESS EXCLUSIVE MODE")))
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let waiting = reader.read(&query_one, ReadOptions::new());
+    let cancelled = tokio::time::timeout(std::time::Duration::from_millis(300), waiting).await;
+    assert!(cancelled.is_err(), "the read waited for the lock");
+    lock.rollback().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(sessions(store.pool(), &name).await, 0, "the cancelled read's session ended");
+    let read = reader.read(&Query::from_items([two]), ReadOptions::new()).await.unwrap();
+    let types: Vec<&str> = read.events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["Two"], "the next read got its own answer");
+}
