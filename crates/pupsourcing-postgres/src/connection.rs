@@ -4,6 +4,7 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use pupsourcing_core::Result;
 use sqlx::pool::PoolConnection;
@@ -72,10 +73,14 @@ pub(crate) const MAX_READERS: usize = 4;
 /// A connection goes back to the list only from a read that succeeded (in autocommit mode: no
 /// transaction is ever open on it). One whose read was cancelled (the caller's future dropped,
 /// a time limit) may still hold an unread answer, and one whose read failed may be broken: they
-/// are closed instead.
+/// are closed instead. A kept connection is never pinged: one the server ended while it sat
+/// idle fails its next read, which `DcbStore::read` then runs again on the pool.
 #[derive(Debug)]
 pub(crate) struct Readers {
     options: PgConnectOptions,
+    /// The pool's acquire timeout, which bounds an open: a server that accepts the socket but
+    /// never answers would otherwise hold a read without a time limit forever.
+    connect_timeout: Duration,
     idle: Mutex<Vec<PgConnection>>,
     /// Connections open, idle or in use, plus slots reserved by opens under way.
     open: AtomicUsize,
@@ -86,6 +91,7 @@ impl Readers {
     pub(crate) fn new(pool: &PgPool) -> Self {
         Self {
             options: (*pool.connect_options()).clone(),
+            connect_timeout: pool.options().get_acquire_timeout(),
             idle: Mutex::new(Vec::new()),
             open: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
@@ -100,7 +106,7 @@ impl Readers {
         }
         let kept = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
         if let Some(conn) = kept {
-            return Some(Reader { readers: self, conn: Some(conn), finished: false });
+            return Some(Reader { readers: self, conn: Some(conn), finished: false, kept: true });
         }
         if self.open.fetch_add(1, Ordering::AcqRel) >= MAX_READERS {
             self.open.fetch_sub(1, Ordering::AcqRel);
@@ -108,15 +114,21 @@ impl Readers {
         }
         // From here the slot is the reader's: dropped unfinished (a failed or cancelled
         // connect included), it gives the slot back.
-        let mut reader = Reader { readers: self, conn: None, finished: false };
-        reader.conn = Some(PgConnection::connect_with(&self.options).await.ok()?);
+        let mut reader = Reader { readers: self, conn: None, finished: false, kept: false };
+        let connect = PgConnection::connect_with(&self.options);
+        reader.conn = Some(tokio::time::timeout(self.connect_timeout, connect).await.ok()?.ok()?);
         Some(reader)
     }
 
     /// Closes the kept connections; later reads use the pool (which the store closes too).
     pub(crate) async fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner));
+        let idle = {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            // Set under the lock that a reader's drop checks it under: a reader that saw the
+            // flag unset has pushed its connection before this takes the list.
+            self.closed.store(true, Ordering::Release);
+            std::mem::take(&mut *idle)
+        };
         for conn in idle {
             self.open.fetch_sub(1, Ordering::AcqRel);
             let _ = conn.close().await;
@@ -129,6 +141,9 @@ pub(crate) struct Reader<'a> {
     readers: &'a Readers,
     conn: Option<PgConnection>,
     finished: bool,
+    /// Taken from the idle list (rather than opened for this read): it may have been ended by
+    /// the server while it sat there.
+    kept: bool,
 }
 
 impl Reader<'_> {
@@ -139,20 +154,27 @@ impl Reader<'_> {
         self.finished = result.is_ok();
         result
     }
+
+    /// Whether the connection was kept from an earlier read, rather than opened for this one.
+    pub(crate) fn was_kept(&self) -> bool {
+        self.kept
+    }
 }
 
 impl Drop for Reader<'_> {
     fn drop(&mut self) {
         let readers = self.readers;
-        match self.conn.take() {
-            Some(conn) if self.finished && !readers.closed.load(Ordering::Acquire) => {
-                readers.idle.lock().unwrap_or_else(PoisonError::into_inner).push(conn);
-            }
-            // Dropping a connection closes its socket; the server ends the session.
-            _ => {
-                readers.open.fetch_sub(1, Ordering::AcqRel);
+        if let Some(conn) = self.conn.take().filter(|_| self.finished) {
+            let mut idle = readers.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            // Checked under the lock: after `close` took the list, a connection pushed here
+            // would stay open until the store is dropped.
+            if !readers.closed.load(Ordering::Acquire) {
+                idle.push(conn);
+                return;
             }
         }
+        // Dropping a connection closes its socket; the server ends the session.
+        readers.open.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -472,8 +472,17 @@ impl DcbStore for PgEventStore {
         limited(self.inner.config.timeouts.query, async {
             let autocommit = dcb::Session::Autocommit;
             if let Some(mut reader) = self.inner.readers.take().await {
+                let kept = reader.was_kept();
                 let result = self.read_on(&mut reader, query, options, autocommit).await;
-                return reader.finish(result);
+                match reader.finish(result) {
+                    // A kept connection may have been ended by the server while idle (a
+                    // restart, an idle timeout), which a pool that pings before it hands a
+                    // connection out would have caught: the read, which changes nothing, is
+                    // run again on the pool (test
+                    // `a_kept_connection_ended_by_the_server_fails_no_read`).
+                    Err(Error::Database(_)) if kept => {}
+                    result => return result,
+                }
             }
             let mut conn = self.inner.pool.acquire().await.map_err(db_error)?;
             self.read_on(&mut conn, query, options, autocommit).await

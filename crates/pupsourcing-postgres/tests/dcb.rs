@@ -385,3 +385,67 @@ async fn a_cancelled_read_does_not_keep_its_connection() {
     let types: Vec<&str> = read.events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(types, ["Two"], "the next read got its own answer");
 }
+
+/// A kept connection the server ended while it sat idle (a server restart, an
+/// `idle_session_timeout`, `pg_terminate_backend`) fails no read: a pool connection would have
+/// been pinged and replaced, so a kept one must not turn the server's restart into failed reads
+/// (one per kept connection). Here every kept session is ended between two rounds of reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kept_connection_ended_by_the_server_fails_no_read() {
+    let Some(store) = common::fresh_store().await else { return };
+    let name = format!("pup-readers-{}", uuid::Uuid::new_v4().simple());
+    let reader = named_store(&store, &name);
+    let query = Query::from_items([QueryItem::tags(["reader:1"])]);
+    store.append_if(&[NewEvent::new("Seen", "{}").with_tags(["reader:1"])], None).await.unwrap();
+    let reads = (0..16).map(|_| {
+        let (reader, query) = (reader.clone(), query.clone());
+        tokio::spawn(async move { reader.read(&query, ReadOptions::new()).await.unwrap() })
+    });
+    futures_util::future::join_all(reads).await;
+    assert!(sessions(store.pool(), &name).await >= 1, "the reads kept a connection");
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(&name)
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert!(ended.iter().all(|e| *e), "{ended:?}");
+    for _ in 0..50 {
+        if sessions(store.pool(), &name).await == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(sessions(store.pool(), &name).await, 0, "the server ended every session");
+    for round in 0..8 {
+        let read = reader.read(&query, ReadOptions::new()).await;
+        assert_eq!(read.map(|r| r.events.len()).ok(), Some(1), "read {round} after the end");
+    }
+}
+
+/// A read that opens a kept connection to a server that accepts the socket but never answers
+/// (a hung server, a proxy whose backend is gone) gives up within the pool's acquire timeout,
+/// as a read on the pool does, even with no query time limit: opening a connection of the
+/// store's own must not wait forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_on_a_silent_server_ends_within_the_acquire_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let options = sqlx::postgres::PgConnectOptions::new().host("127.0.0.1").port(port);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(std::time::Duration::from_millis(300))
+        .connect_lazy_with(options);
+    let store = PgEventStore::new(pool, pupsourcing_core::StoreConfig::default());
+    let query = Query::from_items([QueryItem::tags(["reader:1"])]);
+    let read = store.read(&query, ReadOptions::new());
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), read).await;
+    assert!(matches!(ended, Ok(Err(_))), "the read failed instead of hanging: {ended:?}");
+    silent.abort();
+}
