@@ -469,6 +469,8 @@ impl DcbStore for PgEventStore {
     /// On a connection kept for reads when one is free (no pool round trips; see
     /// connection.rs), else on one of the pool.
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<ReadResult> {
+        // Before taking a connection: a refused query would close a kept one for nothing.
+        query.validate(&self.inner.config.limits)?;
         limited(self.inner.config.timeouts.query, async {
             let autocommit = dcb::Session::Autocommit;
             if let Some(mut reader) = self.inner.readers.take().await {
