@@ -326,28 +326,40 @@ fn named_store(store: &PgEventStore, name: &str) -> PgEventStore {
     PgEventStore::new(pool, store.config().clone())
 }
 
-/// DCB reads keep their connections (connection.rs, `Readers`): one read after another uses one
-/// session of its own and never the pool, whose release would cost a ping; concurrent reads
-/// open at most four, and the rest use the pool.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn reads_keep_their_connections_out_of_the_pool() {
-    let Some(store) = common::fresh_store().await else { return };
+/// A fresh store holding one event tagged `reader:1`, and a second store on the same schema
+/// whose sessions carry a unique name (returned), with the query for that event.
+async fn reader_fixture() -> Option<(PgEventStore, String, PgEventStore, Query)> {
+    let store = common::fresh_store().await?;
     let name = format!("pup-readers-{}", uuid::Uuid::new_v4().simple());
     let reader = named_store(&store, &name);
     let query = Query::from_items([QueryItem::tags(["reader:1"])]);
     store.append_if(&[NewEvent::new("Seen", "{}").with_tags(["reader:1"])], None).await.unwrap();
-    for _ in 0..20 {
-        assert_eq!(reader.read(&query, ReadOptions::new()).await.unwrap().events.len(), 1);
-    }
-    assert_eq!(reader.pool().size(), 0, "sequential reads never took a pool connection");
-    assert_eq!(sessions(store.pool(), &name).await, 1, "one kept connection served them all");
-    let reads = (0..16).map(|_| {
+    Some((store, name, reader, query))
+}
+
+/// `n` reads of `query` on `reader` at once, each checked to find the one event.
+async fn concurrent_reads(reader: &PgEventStore, query: &Query, n: usize) {
+    let reads = (0..n).map(|_| {
         let (reader, query) = (reader.clone(), query.clone());
         tokio::spawn(async move { reader.read(&query, ReadOptions::new()).await.unwrap() })
     });
     for read in futures_util::future::join_all(reads).await {
         assert_eq!(read.unwrap().events.len(), 1);
     }
+}
+
+/// DCB reads keep their connections (connection.rs, `Readers`): one read after another uses one
+/// session of its own and never the pool, whose release would cost a ping; concurrent reads
+/// open at most four, and the rest use the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_keep_their_connections_out_of_the_pool() {
+    let Some((store, name, reader, query)) = reader_fixture().await else { return };
+    for _ in 0..20 {
+        assert_eq!(reader.read(&query, ReadOptions::new()).await.unwrap().events.len(), 1);
+    }
+    assert_eq!(reader.pool().size(), 0, "sequential reads never took a pool connection");
+    assert_eq!(sessions(store.pool(), &name).await, 1, "one kept connection served them all");
+    concurrent_reads(&reader, &query, 16).await;
     let kept = sessions(store.pool(), &name).await - i64::from(reader.pool().size());
     assert!((1..=4).contains(&kept), "{kept} kept connections");
     reader.close().await;
@@ -361,13 +373,9 @@ async fn reads_keep_their_connections_out_of_the_pool() {
 /// next read opens another and gets its own answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cancelled_read_does_not_keep_its_connection() {
-    let Some(store) = common::fresh_store().await else { return };
-    let name = format!("pup-readers-{}", uuid::Uuid::new_v4().simple());
-    let reader = named_store(&store, &name);
-    let (one, two) = (QueryItem::tags(["reader:1"]), QueryItem::tags(["reader:2"]));
-    store.append_if(&[NewEvent::new("One", "{}").with_tags(["reader:1"])], None).await.unwrap();
+    let Some((store, name, reader, query_one)) = reader_fixture().await else { return };
+    let two = QueryItem::tags(["reader:2"]);
     store.append_if(&[NewEvent::new("Two", "{}").with_tags(["reader:2"])], None).await.unwrap();
-    let query_one = Query::from_items([one]);
     reader.read(&query_one, ReadOptions::new()).await.unwrap();
     let mut lock = store.pool().begin().await.unwrap();
     let events = format!("{}.events", store.config().schema);
@@ -392,16 +400,8 @@ async fn a_cancelled_read_does_not_keep_its_connection() {
 /// (one per kept connection). Here every kept session is ended between two rounds of reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_kept_connection_ended_by_the_server_fails_no_read() {
-    let Some(store) = common::fresh_store().await else { return };
-    let name = format!("pup-readers-{}", uuid::Uuid::new_v4().simple());
-    let reader = named_store(&store, &name);
-    let query = Query::from_items([QueryItem::tags(["reader:1"])]);
-    store.append_if(&[NewEvent::new("Seen", "{}").with_tags(["reader:1"])], None).await.unwrap();
-    let reads = (0..16).map(|_| {
-        let (reader, query) = (reader.clone(), query.clone());
-        tokio::spawn(async move { reader.read(&query, ReadOptions::new()).await.unwrap() })
-    });
-    futures_util::future::join_all(reads).await;
+    let Some((store, name, reader, query)) = reader_fixture().await else { return };
+    concurrent_reads(&reader, &query, 16).await;
     assert!(sessions(store.pool(), &name).await >= 1, "the reads kept a connection");
     let ended: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
