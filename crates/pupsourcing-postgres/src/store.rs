@@ -130,8 +130,9 @@ impl PgEventStore {
     }
 
     /// Closes the store: sends the wake-up notification of its last appends if still due,
-    /// then closes its pool and group commit's writer connections, waiting for connections in
-    /// use to be returned. Every later call fails with [`Error::PoolClosed`].
+    /// then closes its pool, group commit's writer connections and the kept read connections,
+    /// waiting for connections in use to be returned. Every later call fails with
+    /// [`Error::PoolClosed`].
     /// Clones share the pool, so this closes them too.
     pub async fn close(&self) {
         // The wake-up of the last commits, if its task has not sent it yet.
