@@ -208,6 +208,7 @@ impl PgEventStore {
         }
     }
 
+    /// A DCB read of `query` on `conn`, validated by the caller.
     async fn read_on(
         &self,
         conn: &mut PgConnection,
@@ -215,7 +216,6 @@ impl PgEventStore {
         options: ReadOptions,
         session: dcb::Session,
     ) -> Result<ReadResult> {
-        query.validate(&self.inner.config.limits)?;
         let max_keys = self.inner.config.limits.max_lock_keys;
         // The cached head lets a read that finds nothing above it skip the query's head (see
         // dcb::Below::read). Loaded before the read's statement starts, so the head
@@ -454,6 +454,7 @@ impl DcbStore for PgEventStore {
         query: &Query,
         options: ReadOptions,
     ) -> Result<ReadResult> {
+        query.validate(&self.inner.config.limits)?;
         self.read_on(conn, query, options, dcb::Session::Callers).await
     }
 

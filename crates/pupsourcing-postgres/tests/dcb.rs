@@ -449,3 +449,22 @@ async fn a_read_on_a_silent_server_ends_within_the_acquire_timeout() {
     assert!(matches!(ended, Ok(Err(_))), "the read failed instead of hanging: {ended:?}");
     silent.abort();
 }
+
+/// A read on the caller's connection refuses a bad query as `read` does: each validates it
+/// before any statement (`read_on` does not).
+#[tokio::test]
+async fn a_read_in_a_callers_transaction_refuses_a_bad_query() {
+    let Some(store) = common::fresh_store().await else { return };
+    let mut conn = store.pool().acquire().await.unwrap();
+    let query = Query::from_items([QueryItem::default()]);
+    let read = store.read_in(&mut conn, &query, ReadOptions::new()).await;
+    assert!(
+        matches!(
+            read,
+            Err(pupsourcing_core::Error::Validation(
+                pupsourcing_core::ValidationError::EmptyQueryItem
+            ))
+        ),
+        "{read:?}"
+    );
+}
