@@ -1,12 +1,13 @@
 //! Connections of the store's own: pooled ones for its writes, which must never go back to the
-//! pool inside a transaction, and the kept ones of its reads.
+//! pool inside a transaction, and the ones it keeps for its one-statement calls.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use pupsourcing_core::Result;
+use pupsourcing_core::group::BoxFuture;
+use pupsourcing_core::{Error, Result};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool, Postgres};
@@ -59,27 +60,28 @@ impl DerefMut for OwnConnection {
     }
 }
 
-/// Most connections the store keeps for its own reads ([`Readers`]).
-pub(crate) const MAX_READERS: usize = 4;
+/// Most connections the store keeps ([`KeptConnections`]).
+pub(crate) const MAX_KEPT: usize = 4;
 
-/// Connections of the store's own for its DCB reads ([`pupsourcing_core::dcb::DcbStore::read`]),
-/// kept from one read to the next instead of going back to a pool. sqlx pings every connection
-/// given back to a pool: one more round trip per call, which on a busy small server cost the
-/// command executor's first read of a boundary as much as the read's own statement
-/// (docs/benchmarks.md, "tenth"). Up to [`MAX_READERS`] are opened, from the pool's connect
-/// options, in addition to the pool's (as group commit's writers are); a read that finds none
-/// free, or cannot open one, uses the pool.
+/// Connections of the store's own for its one-statement calls in autocommit mode: DCB reads
+/// ([`pupsourcing_core::dcb::DcbStore::read`]) and appends that run alone (a lone single event,
+/// a batch), kept from one call to the next instead of going back to a pool. sqlx pings every
+/// connection given back to a pool: one more round trip per call, which on a busy small server
+/// cost the command executor's first read of a boundary as much as the read's own statement
+/// (docs/benchmarks.md, "tenth"). Up to [`MAX_KEPT`] are opened, from the pool's connect
+/// options, in addition to the pool's (as group commit's writers are); a call that finds none
+/// free, or cannot open one, uses the pool ([`KeptConnections::run`]).
 ///
-/// A connection goes back to the list only from a read that succeeded (in autocommit mode: no
-/// transaction is ever open on it). One whose read was cancelled (the caller's future dropped,
-/// a time limit) may still hold an unread answer, and one whose read failed may be broken: they
-/// are closed instead. A kept connection is never pinged: one the server ended while it sat
-/// idle fails its next read, which `DcbStore::read` then runs again on the pool.
+/// A connection goes back to the list unless its call failed with a database error (maybe a
+/// broken connection) or was cancelled (the caller's future dropped, a time limit: it may still
+/// hold an unread answer, or sit inside a transaction): those are closed instead. A kept
+/// connection is never pinged: one the server ended while it sat idle fails its next call,
+/// which then runs again on the pool.
 #[derive(Debug)]
-pub(crate) struct Readers {
+pub(crate) struct KeptConnections {
     options: PgConnectOptions,
     /// The pool's acquire timeout, which bounds an open: a server that accepts the socket but
-    /// never answers would otherwise hold a read without a time limit forever.
+    /// never answers would otherwise hold a call without a time limit forever.
     connect_timeout: Duration,
     idle: Mutex<Vec<PgConnection>>,
     /// Connections open, idle or in use, plus slots reserved by opens under way.
@@ -87,7 +89,7 @@ pub(crate) struct Readers {
     closed: AtomicBool,
 }
 
-impl Readers {
+impl KeptConnections {
     pub(crate) fn new(pool: &PgPool) -> Self {
         Self {
             options: (*pool.connect_options()).clone(),
@@ -98,34 +100,64 @@ impl Readers {
         }
     }
 
-    /// A kept connection, or a new one while fewer than [`MAX_READERS`] are open; `None` when
+    /// Runs `call` with `context` on a kept connection when one is free, else on a connection
+    /// of `pool` ([`OwnConnection`]: closed, not returned, if the call is cancelled). A
+    /// database error on a connection kept from an earlier call runs `call` once more on the
+    /// pool: the server may have ended that connection while it sat idle (a restart, an idle
+    /// timeout), which a pool that pings before it hands a connection out would have caught.
+    /// So `call` must be safe to run twice: a read, or an append (idempotent by event id: if
+    /// the first run was stored after all, the second is a replay with its positions).
+    ///
+    /// (`call` is a function of its context rather than a closure: a closure returning a future
+    /// that borrows both its captures and the connection cannot be named in stable Rust, and
+    /// async closures' futures are not yet proved `Send`.)
+    pub(crate) async fn run<C: Sync + ?Sized, T>(
+        &self,
+        pool: &PgPool,
+        context: &C,
+        call: for<'c> fn(&'c C, &'c mut PgConnection) -> BoxFuture<'c, Result<T>>,
+    ) -> Result<T> {
+        if let Some(mut conn) = self.take().await {
+            let (kept, result) = (conn.kept, call(context, &mut conn).await);
+            match conn.finish(result).await {
+                // Test `a_kept_connection_ended_by_the_server_fails_no_read`.
+                Err(Error::Database(_)) if kept => {}
+                result => return result,
+            }
+        }
+        let mut conn = OwnConnection::acquire(pool).await?;
+        let result = call(context, &mut conn).await;
+        conn.finish(result)
+    }
+
+    /// A kept connection, or a new one while fewer than [`MAX_KEPT`] are open; `None` when
     /// every one is busy, a new one could not be opened, or the store is closed.
-    pub(crate) async fn take(&self) -> Option<Reader<'_>> {
+    async fn take(&self) -> Option<KeptConnection<'_>> {
         if self.closed.load(Ordering::Acquire) {
             return None;
         }
-        let kept = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        if let Some(conn) = kept {
-            return Some(Reader { readers: self, conn: Some(conn), finished: false, kept: true });
+        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        if let Some(conn) = idle {
+            return Some(KeptConnection { owner: self, conn: Some(conn), keep: false, kept: true });
         }
-        if self.open.fetch_add(1, Ordering::AcqRel) >= MAX_READERS {
+        if self.open.fetch_add(1, Ordering::AcqRel) >= MAX_KEPT {
             self.open.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
-        // From here the slot is the reader's: dropped unfinished (a failed or cancelled
-        // connect included), it gives the slot back.
-        let mut reader = Reader { readers: self, conn: None, finished: false, kept: false };
+        // From here the slot is the connection's: dropped without a connection (a failed or
+        // cancelled connect), it gives the slot back.
+        let mut taken = KeptConnection { owner: self, conn: None, keep: false, kept: false };
         let connect = PgConnection::connect_with(&self.options);
-        reader.conn = Some(tokio::time::timeout(self.connect_timeout, connect).await.ok()?.ok()?);
-        Some(reader)
+        taken.conn = Some(tokio::time::timeout(self.connect_timeout, connect).await.ok()?.ok()?);
+        Some(taken)
     }
 
-    /// Closes the kept connections; later reads use the pool (which the store closes too).
+    /// Closes the kept connections; later calls use the pool (which the store closes too).
     pub(crate) async fn close(&self) {
         let idle = {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-            // Set under the lock that a reader's drop checks it under: a reader that saw the
-            // flag unset has pushed its connection before this takes the list.
+            // Set under the lock that a connection's drop checks it under: a call that saw
+            // the flag unset has pushed its connection before this takes the list.
             self.closed.store(true, Ordering::Release);
             std::mem::take(&mut *idle)
         };
@@ -136,58 +168,64 @@ impl Readers {
     }
 }
 
-/// A connection taken from [`Readers`] for one read.
-pub(crate) struct Reader<'a> {
-    readers: &'a Readers,
+/// A connection taken from [`KeptConnections`] for one call.
+struct KeptConnection<'a> {
+    owner: &'a KeptConnections,
     conn: Option<PgConnection>,
-    finished: bool,
-    /// Taken from the idle list (rather than opened for this read): it may have been ended by
+    /// Whether it goes back to the list when dropped: set by a call that ended as it should.
+    keep: bool,
+    /// Taken from the idle list (rather than opened for this call): it may have been ended by
     /// the server while it sat there.
     kept: bool,
 }
 
-impl Reader<'_> {
-    /// Keeps the connection for the next read when the read succeeded (its answer was read to
-    /// the end); after an error (maybe a broken connection) it is closed. Passes `result`
-    /// through.
-    pub(crate) fn finish<T>(mut self, result: Result<T>) -> Result<T> {
-        self.finished = result.is_ok();
+impl KeptConnection<'_> {
+    /// Keeps the connection for the next call unless `result` is a database error (maybe a
+    /// broken connection). Other errors are answers the server gave (a failed condition or
+    /// expected version, a replay's partial duplicate), but the call may have dropped a
+    /// transaction on the way: sqlx only queues its ROLLBACK, to be sent with the connection's
+    /// next statement, and until then the server keeps the transaction open with its locks
+    /// (the pool's release ping sends it for pooled connections). So after such an error the
+    /// connection is pinged, which sends it, and kept only if that works (test
+    /// `a_failed_append_in_a_transaction_of_the_stores_own_leaves_no_transaction_open`). A call
+    /// that succeeded committed whatever it began. Passes `result` through.
+    async fn finish<T>(mut self, result: Result<T>) -> Result<T> {
+        self.keep = match &result {
+            Ok(_) => true,
+            Err(Error::Database(_)) => false,
+            Err(_) => self.ping().await.is_ok(),
+        };
         result
-    }
-
-    /// Whether the connection was kept from an earlier read, rather than opened for this one.
-    pub(crate) fn was_kept(&self) -> bool {
-        self.kept
     }
 }
 
-impl Drop for Reader<'_> {
+impl Drop for KeptConnection<'_> {
     fn drop(&mut self) {
-        let readers = self.readers;
-        if let Some(conn) = self.conn.take().filter(|_| self.finished) {
-            let mut idle = readers.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let owner = self.owner;
+        if let Some(conn) = self.conn.take().filter(|_| self.keep) {
+            let mut idle = owner.idle.lock().unwrap_or_else(PoisonError::into_inner);
             // Checked under the lock: after `close` took the list, a connection pushed here
             // would stay open until the store is dropped.
-            if !readers.closed.load(Ordering::Acquire) {
+            if !owner.closed.load(Ordering::Acquire) {
                 idle.push(conn);
                 return;
             }
         }
         // Dropping a connection closes its socket; the server ends the session.
-        readers.open.fetch_sub(1, Ordering::AcqRel);
+        owner.open.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-impl Deref for Reader<'_> {
+impl Deref for KeptConnection<'_> {
     type Target = PgConnection;
 
     fn deref(&self) -> &PgConnection {
-        self.conn.as_ref().expect("a reader holds its connection until dropped")
+        self.conn.as_ref().expect("a kept connection holds its connection until dropped")
     }
 }
 
-impl DerefMut for Reader<'_> {
+impl DerefMut for KeptConnection<'_> {
     fn deref_mut(&mut self) -> &mut PgConnection {
-        self.conn.as_mut().expect("a reader holds its connection until dropped")
+        self.conn.as_mut().expect("a kept connection holds its connection until dropped")
     }
 }

@@ -97,8 +97,23 @@ impl PgEventStore {
         if notifier.enabled.load(Ordering::Relaxed)
             && notifier.pending.swap(false, Ordering::AcqRel)
         {
-            let _ = sqlx::query(NOTIFY).bind(&notifier.channel).execute(self.pool()).await;
+            let _ = self.notify().await;
         }
+    }
+
+    /// Sends one notification on the log's channel, on a kept connection when one is free
+    /// (connection.rs; sending it twice, as a retry on the pool may, only wakes listeners
+    /// twice).
+    async fn notify(&self) -> Result<()> {
+        let channel = self.notifier().channel.as_str();
+        self.kept()
+            .run(self.pool(), channel, |channel, conn| {
+                Box::pin(async move {
+                    let sent = sqlx::query(NOTIFY).bind(channel).execute(conn).await;
+                    sent.map(drop).map_err(db_error)
+                })
+            })
+            .await
     }
 
     /// The channel this store notifies after its commits, and [`PgEventStore::wakeups`]
@@ -155,15 +170,13 @@ async fn notify_loop(store: Weak<crate::store::Inner>, poke: Arc<Notify>) {
         poke.notified().await;
         let Some(inner) = store.upgrade() else { return };
         let store = PgEventStore::from_inner(inner);
-        let channel = store.notifier().channel.clone();
         let sending = store.notifier().sending.lock().await;
         // Cleared before sending: a commit after this sets it again and pokes once more.
         store.notifier().pending.store(false, Ordering::Release);
         // A NOTIFY commits a transaction of its own with an id, which would wait for its WAL
         // flush like an append: asynchronous commit spares the appends that competition (a
         // notification lost in a crash costs nothing: processors poll).
-        let sent = sqlx::query(NOTIFY).bind(&channel).execute(store.pool()).await;
-        if let Err(error) = sent {
+        if let Err(error) = store.notify().await {
             if store.pool().is_closed() {
                 return;
             }

@@ -16,7 +16,7 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Row, Transaction};
 
 use crate::append::group::GroupCommit;
 use crate::append::{Route, Target};
-use crate::connection::{OwnConnection, Readers};
+use crate::connection::{KeptConnections, OwnConnection};
 use crate::error::{EndedByCaller, NotCommitted, db_error};
 use crate::notify::Notifier;
 use crate::sql::Statements;
@@ -69,8 +69,9 @@ pub(crate) struct Inner {
     sql: Arc<Statements>,
     /// Queue of concurrent single-event appends of the store's own (see append/group.rs).
     group: Arc<GroupCommit>,
-    /// Connections kept for the store's DCB reads (see connection.rs).
-    readers: Readers,
+    /// Connections kept for the store's one-statement calls (see connection.rs), shared with
+    /// `group` for the appends that run alone.
+    kept: Arc<KeptConnections>,
     /// Highest gap-free head seen so far. Heads only grow, so a cached one stays safe and lets
     /// catch-up reads skip the head query until they reach it. Wrong after a TRUNCATE or a
     /// restore of an older backup (see the type's docs): the store assumes neither happens.
@@ -84,11 +85,12 @@ impl PgEventStore {
     /// [`PgEventStore::migrate`] (or the generated migration) first.
     pub fn new(pool: PgPool, config: StoreConfig) -> Self {
         let sql = Arc::new(Statements::new(&config));
-        let group = Arc::new(GroupCommit::new(pool.clone(), sql.clone(), config.limits));
+        let kept = Arc::new(KeptConnections::new(&pool));
+        let group = GroupCommit::new(pool.clone(), kept.clone(), sql.clone(), config.limits);
+        let group = Arc::new(group);
         let known_head = AtomicI64::new(0);
         let notifier = Notifier::new(&config);
-        let readers = Readers::new(&pool);
-        let inner = Inner { pool, config, sql, group, readers, known_head, notifier };
+        let inner = Inner { pool, config, sql, group, kept, known_head, notifier };
         Self { inner: Arc::new(inner) }
     }
 
@@ -139,7 +141,7 @@ impl PgEventStore {
         self.flush_notification().await;
         self.inner.pool.close().await;
         self.inner.group.close().await;
-        self.inner.readers.close().await;
+        self.inner.kept.close().await;
     }
 
     /// Creates the schema, tables and functions if they do not exist (idempotent). Fails with
@@ -179,11 +181,15 @@ impl PgEventStore {
             if let [event] = events {
                 return inner.group.append(target, event).await;
             }
-            // A batch (or an empty one, which validation rejects): the function.
-            let mut conn = OwnConnection::acquire(&inner.pool).await?;
-            let result =
-                append::append(&mut conn, &inner.sql, limits, target, events, Route::Own).await;
-            return conn.finish(result);
+            // A batch (or an empty one, which validation rejects): the function, on a kept
+            // connection when one is free.
+            let context = (&*inner.sql, limits, target, events);
+            return inner
+                .kept
+                .run(&inner.pool, &context, |&(sql, limits, target, events), conn| {
+                    Box::pin(append::append(conn, sql, limits, target, events, Route::Own))
+                })
+                .await;
         };
         // The limit runs from here: acquiring a connection counts.
         let started = std::time::Instant::now();
@@ -240,6 +246,11 @@ impl PgEventStore {
 
     pub(crate) fn notifier(&self) -> &Notifier {
         &self.inner.notifier
+    }
+
+    /// The connections the store keeps for its one-statement calls (see connection.rs).
+    pub(crate) fn kept(&self) -> &KeptConnections {
+        &self.inner.kept
     }
 
     pub(crate) fn inner_arc(&self) -> &Arc<Inner> {
@@ -468,30 +479,17 @@ impl DcbStore for PgEventStore {
         Ok(appended)
     }
 
-    /// On a connection kept for reads when one is free (no pool round trips; see
+    /// On a connection the store keeps when one is free (no pool round trips; see
     /// connection.rs), else on one of the pool.
     async fn read(&self, query: &Query, options: ReadOptions) -> Result<ReadResult> {
         // Before taking a connection: a refused query would close a kept one for nothing.
         query.validate(&self.inner.config.limits)?;
-        limited(self.inner.config.timeouts.query, async {
-            let autocommit = dcb::Session::Autocommit;
-            if let Some(mut reader) = self.inner.readers.take().await {
-                let kept = reader.was_kept();
-                let result = self.read_on(&mut reader, query, options, autocommit).await;
-                match reader.finish(result) {
-                    // A kept connection may have been ended by the server while idle (a
-                    // restart, an idle timeout), which a pool that pings before it hands a
-                    // connection out would have caught: the read, which changes nothing, is
-                    // run again on the pool (test
-                    // `a_kept_connection_ended_by_the_server_fails_no_read`).
-                    Err(Error::Database(_)) if kept => {}
-                    result => return result,
-                }
-            }
-            let mut conn = self.inner.pool.acquire().await.map_err(db_error)?;
-            self.read_on(&mut conn, query, options, autocommit).await
-        })
-        .await
+        let context = (self, query, options);
+        let read =
+            self.inner.kept.run(&self.inner.pool, &context, |&(store, query, options), conn| {
+                Box::pin(store.read_on(conn, query, options, dcb::Session::Autocommit))
+            });
+        limited(self.inner.config.timeouts.query, read).await
     }
 
     /// A single event goes through group commit with its record (append/group.rs): alone by the
@@ -510,25 +508,31 @@ impl DcbStore for PgEventStore {
             self.committed();
             return Ok(appended);
         }
-        let mut conn = OwnConnection::acquire(&inner.pool).await?;
         if events.is_empty() {
+            let mut conn = OwnConnection::acquire(&inner.pool).await?;
             let recorded = self.record_command_in(&mut conn, command).await;
             let nothing =
                 AppendResult { positions: Vec::new(), versions: Vec::new(), replayed: false };
             return conn.finish(recorded.map(|()| nothing));
         }
-        let limits = &inner.config.limits;
-        let result = append::append_recorded(
-            &mut conn,
-            &inner.sql,
-            limits,
-            events,
-            condition,
-            command,
-            Route::Own,
-        )
-        .await;
-        let appended = conn.finish(result)?;
+        // A batch: one statement, on a kept connection when one is free.
+        let context = (&*inner.sql, &inner.config.limits, condition, events, command);
+        let append = inner.kept.run(
+            &inner.pool,
+            &context,
+            |&(sql, limits, condition, events, command), conn| {
+                Box::pin(append::append_recorded(
+                    conn,
+                    sql,
+                    limits,
+                    events,
+                    condition,
+                    command,
+                    Route::Own,
+                ))
+            },
+        );
+        let appended = append.await?;
         self.committed();
         Ok(appended)
     }

@@ -27,7 +27,7 @@ use sqlx::{AssertSqlSafe, PgPool, Postgres, Row};
 use uuid::Uuid;
 
 use crate::append::{self, Arguments, Columns, ConditionArrays, Locks, Route, Target};
-use crate::connection::OwnConnection;
+use crate::connection::KeptConnections;
 use crate::error::db_error;
 use crate::sql::Statements;
 
@@ -49,8 +49,9 @@ const GROUP_LOCK_TIMEOUT: &str = "200ms";
 /// The group-commit queue of one store, and the appends that run alone.
 #[derive(Debug)]
 pub(crate) struct GroupCommit {
-    /// The store's pool: appends that run alone use it.
+    /// The store's pool and kept connections: appends that run alone use them.
     pool: PgPool,
+    kept: Arc<KeptConnections>,
     sql: Arc<Statements>,
     limits: Limits,
     queue: Arc<GroupQueue<PgGroupWriter>>,
@@ -84,7 +85,12 @@ pub(crate) struct Request {
 }
 
 impl GroupCommit {
-    pub(crate) fn new(pool: PgPool, sql: Arc<Statements>, limits: Limits) -> Self {
+    pub(crate) fn new(
+        pool: PgPool,
+        kept: Arc<KeptConnections>,
+        sql: Arc<Statements>,
+        limits: Limits,
+    ) -> Self {
         let writer = PgGroupWriter {
             pool: pool.clone(),
             writers: OnceLock::new(),
@@ -99,7 +105,7 @@ impl GroupCommit {
             lock_keys: limits.max_lock_keys,
         };
         let queue = Arc::new(GroupQueue::new(writer, bounds));
-        Self { pool, sql, limits, queue }
+        Self { pool, kept, sql, limits, queue }
     }
 
     /// Closes the writers' connections (the store's pool is closed by its owner). Their pool is
@@ -156,6 +162,7 @@ impl GroupCommit {
         }
     }
 
+    /// Runs the append alone, on a kept connection when one is free (see connection.rs).
     async fn alone(
         &self,
         target: Target<'_>,
@@ -163,16 +170,15 @@ impl GroupCommit {
         record: Option<&CommandRecord>,
         route: Route,
     ) -> Result<AppendResult> {
-        let (sql, limits) = (&self.sql, &self.limits);
-        let mut conn = OwnConnection::acquire(&self.pool).await?;
-        let result = match (target, record) {
-            (Target::Dcb(condition), Some(command)) => {
-                append::append_recorded(&mut conn, sql, limits, events, condition, command, route)
-                    .await
-            }
-            _ => append::append(&mut conn, sql, limits, target, events, route).await,
-        };
-        conn.finish(result)
+        let context = (self, target, events, record, route);
+        self.kept
+            .run(&self.pool, &context, |&(group, target, events, record, route), conn| {
+                let (sql, limits) = (&group.sql, &group.limits);
+                Box::pin(append::append_maybe_recorded(
+                    conn, sql, limits, target, events, record, route,
+                ))
+            })
+            .await
     }
 }
 

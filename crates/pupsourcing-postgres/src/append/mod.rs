@@ -259,6 +259,24 @@ pub(crate) async fn append_recorded(
     run(conn, query, true, target, events).await
 }
 
+/// [`append_recorded`] with a command `record` (DCB targets only), else [`append`].
+pub(crate) async fn append_maybe_recorded(
+    conn: &mut PgConnection,
+    sql: &Statements,
+    limits: &Limits,
+    target: Target<'_>,
+    events: &[NewEvent],
+    record: Option<&CommandRecord>,
+    route: Route,
+) -> Result<AppendResult> {
+    match (target, record) {
+        (Target::Dcb(condition), Some(command)) => {
+            append_recorded(conn, sql, limits, events, condition, command, route).await
+        }
+        _ => append(conn, sql, limits, target, events, route).await,
+    }
+}
+
 /// Whether the function's answer says the session's isolation is above READ COMMITTED: the
 /// 'isolation' outcome of a condition, a serialization failure of a version check, or a
 /// unique violation of an event id (READ COMMITTED raises neither here: there the function

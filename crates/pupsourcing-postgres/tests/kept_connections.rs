@@ -1,0 +1,308 @@
+//! The connections a PostgreSQL store keeps for its one-statement calls (connection.rs,
+//! `KeptConnections`): DCB reads and appends that run alone use them instead of the pool, whose
+//! release costs a ping; a failed or cancelled call closes its connection; a connection the
+//! server ended while it sat idle fails no call.
+
+mod common;
+
+use pupsourcing_core::dcb::{
+    AppendCondition, CommandRecord, DcbStore, Query, QueryItem, ReadOptions,
+};
+use pupsourcing_core::{Error, EventStore, ExpectedVersion, NewEvent, StreamId};
+use pupsourcing_postgres::PgEventStore;
+
+/// The sessions of the test server whose application name is `name`.
+async fn sessions(admin: &sqlx::PgPool, name: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
+        .bind(name)
+        .fetch_one(admin)
+        .await
+        .unwrap()
+}
+
+/// A store on a lazy pool whose sessions carry `name`, sharing `schema` with `store`.
+fn named_store(store: &PgEventStore, name: &str) -> PgEventStore {
+    let options: sqlx::postgres::PgConnectOptions = common::url().parse().unwrap();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(8)
+        .connect_lazy_with(options.application_name(name));
+    PgEventStore::new(pool, store.config().clone())
+}
+
+/// A fresh store holding one event tagged `reader:1`, and a second store on the same schema
+/// whose sessions carry a unique name (returned), with the query for that event.
+async fn reader_fixture() -> Option<(PgEventStore, String, PgEventStore, Query)> {
+    let store = common::fresh_store().await?;
+    let name = format!("pup-readers-{}", uuid::Uuid::new_v4().simple());
+    let reader = named_store(&store, &name);
+    let query = Query::from_items([QueryItem::tags(["reader:1"])]);
+    store.append_if(&[NewEvent::new("Seen", "{}").with_tags(["reader:1"])], None).await.unwrap();
+    Some((store, name, reader, query))
+}
+
+/// `n` reads of `query` on `reader` at once, each checked to find the one event.
+async fn concurrent_reads(reader: &PgEventStore, query: &Query, n: usize) {
+    let reads = (0..n).map(|_| {
+        let (reader, query) = (reader.clone(), query.clone());
+        tokio::spawn(async move { reader.read(&query, ReadOptions::new()).await.unwrap() })
+    });
+    for read in futures_util::future::join_all(reads).await {
+        assert_eq!(read.unwrap().events.len(), 1);
+    }
+}
+
+/// DCB reads keep their connections (connection.rs, `KeptConnections`): one read after another uses one
+/// session of its own and never the pool, whose release would cost a ping; concurrent reads
+/// open at most four, and the rest use the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_keep_their_connections_out_of_the_pool() {
+    let Some((store, name, reader, query)) = reader_fixture().await else { return };
+    for _ in 0..20 {
+        assert_eq!(reader.read(&query, ReadOptions::new()).await.unwrap().events.len(), 1);
+    }
+    assert_eq!(reader.pool().size(), 0, "sequential reads never took a pool connection");
+    assert_eq!(sessions(store.pool(), &name).await, 1, "one kept connection served them all");
+    concurrent_reads(&reader, &query, 16).await;
+    let kept = sessions(store.pool(), &name).await - i64::from(reader.pool().size());
+    assert!((1..=4).contains(&kept), "{kept} kept connections");
+    reader.close().await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(sessions(store.pool(), &name).await, 0, "close closes the kept connections");
+}
+
+/// A read cancelled while its statement waits (here on a lock held by the test) leaves an
+/// answer unread on its connection: that connection is closed, never kept (sqlx would drain
+/// the answer before the next statement, but a connection cut short is not trusted), and the
+/// next read opens another and gets its own answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancelled_read_does_not_keep_its_connection() {
+    let Some((store, name, reader, query_one)) = reader_fixture().await else { return };
+    let two = QueryItem::tags(["reader:2"]);
+    store.append_if(&[NewEvent::new("Two", "{}").with_tags(["reader:2"])], None).await.unwrap();
+    reader.read(&query_one, ReadOptions::new()).await.unwrap();
+    let mut lock = store.pool().begin().await.unwrap();
+    let events = format!("{}.events", store.config().schema);
+    sqlx::query(sqlx::AssertSqlSafe(format!("LOCK TABLE {events} IN ACCESS EXCLUSIVE MODE")))
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let waiting = reader.read(&query_one, ReadOptions::new());
+    let cancelled = tokio::time::timeout(std::time::Duration::from_millis(300), waiting).await;
+    assert!(cancelled.is_err(), "the read waited for the lock");
+    lock.rollback().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(sessions(store.pool(), &name).await, 0, "the cancelled read's session ended");
+    let read = reader.read(&Query::from_items([two]), ReadOptions::new()).await.unwrap();
+    let types: Vec<&str> = read.events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["Two"], "the next read got its own answer");
+}
+
+/// A kept connection the server ended while it sat idle (a server restart, an
+/// `idle_session_timeout`, `pg_terminate_backend`) fails no read: a pool connection would have
+/// been pinged and replaced, so a kept one must not turn the server's restart into failed reads
+/// (one per kept connection). Here every kept session is ended between two rounds of reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kept_connection_ended_by_the_server_fails_no_read() {
+    let Some((store, name, reader, query)) = reader_fixture().await else { return };
+    concurrent_reads(&reader, &query, 16).await;
+    assert!(sessions(store.pool(), &name).await >= 1, "the reads kept a connection");
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(&name)
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert!(ended.iter().all(|e| *e), "{ended:?}");
+    for _ in 0..50 {
+        if sessions(store.pool(), &name).await == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(sessions(store.pool(), &name).await, 0, "the server ended every session");
+    for round in 0..8 {
+        let read = reader.read(&query, ReadOptions::new()).await;
+        assert_eq!(read.map(|r| r.events.len()).ok(), Some(1), "read {round} after the end");
+    }
+}
+
+/// A read that opens a kept connection to a server that accepts the socket but never answers
+/// (a hung server, a proxy whose backend is gone) gives up within the pool's acquire timeout,
+/// as a read on the pool does, even with no query time limit: opening a connection of the
+/// store's own must not wait forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_on_a_silent_server_ends_within_the_acquire_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let options = sqlx::postgres::PgConnectOptions::new().host("127.0.0.1").port(port);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(std::time::Duration::from_millis(300))
+        .connect_lazy_with(options);
+    let store = PgEventStore::new(pool, pupsourcing_core::StoreConfig::default());
+    let query = Query::from_items([QueryItem::tags(["reader:1"])]);
+    let read = store.read(&query, ReadOptions::new());
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), read).await;
+    assert!(matches!(ended, Ok(Err(_))), "the read failed instead of hanging: {ended:?}");
+    silent.abort();
+}
+
+/// The process ids of the test server's sessions named `name`.
+async fn session_pids(admin: &sqlx::PgPool, name: &str) -> Vec<i32> {
+    sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE application_name = $1 ORDER BY pid")
+        .bind(name)
+        .fetch_all(admin)
+        .await
+        .unwrap()
+}
+
+/// Ends every session named `name` and waits until the server has.
+async fn end_sessions(admin: &sqlx::PgPool, name: &str) {
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(name)
+    .execute(admin)
+    .await
+    .unwrap();
+    for _ in 0..100 {
+        if sessions(admin, name).await == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the server did not end the sessions named {name}");
+}
+
+fn new_stream() -> StreamId {
+    StreamId::new("Account", uuid::Uuid::new_v4())
+}
+
+fn record() -> CommandRecord {
+    let data = serde_json::json!({ "n": 1 });
+    CommandRecord { command_type: "Open".into(), data, metadata: None, positions: vec![] }
+}
+
+/// Appends that run alone (a lone single event, a batch, a recorded command) use the store's
+/// kept connection, never the pool: a stream's life (`NoStream`, then `Exact`), a DCB append,
+/// a batch and a recorded command, one after another, all run on one session of the store's
+/// own. An append refused by the server (a failed expected version) keeps its connection too:
+/// it is an answer, not a broken connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lone_appends_keep_their_connections_out_of_the_pool() {
+    let Some((store, name, writer, _)) = reader_fixture().await else { return };
+    for _ in 0..5 {
+        let stream = new_stream();
+        writer
+            .append(&stream, ExpectedVersion::NoStream, &[NewEvent::new("A", "{}")])
+            .await
+            .unwrap();
+        writer
+            .append(&stream, ExpectedVersion::Exact(1), &[NewEvent::new("B", "{}")])
+            .await
+            .unwrap();
+        let tagged = NewEvent::new("C", "{}").with_tags(["writer:1"]);
+        writer.append_if(&[tagged], None).await.unwrap();
+        let batch = [NewEvent::new("D", "{}"), NewEvent::new("E", "{}")];
+        writer.append(&stream, ExpectedVersion::Exact(2), &batch).await.unwrap();
+        writer.append_if_and_record(&[NewEvent::new("F", "{}")], None, &record()).await.unwrap();
+    }
+    // The wake-up notifications too ran on a kept connection, maybe beside an append.
+    assert_eq!(writer.pool().size(), 0, "the appends never took a pool connection");
+    assert!((1..=2).contains(&sessions(store.pool(), &name).await));
+
+    // Without notifications, one connection serves every append.
+    let name = format!("pup-kept-{}", uuid::Uuid::new_v4().simple());
+    let writer = named_store(&store, &name).with_notifications(false);
+    for _ in 0..5 {
+        writer.append_if(&[NewEvent::new("G", "{}")], None).await.unwrap();
+    }
+    let before = session_pids(store.pool(), &name).await;
+    assert_eq!(before.len(), 1, "one kept connection served them all: {before:?}");
+
+    let stream = new_stream();
+    writer.append(&stream, ExpectedVersion::NoStream, &[NewEvent::new("A", "{}")]).await.unwrap();
+    let again = [NewEvent::new("A", "{}")];
+    let refused = writer.append(&stream, ExpectedVersion::NoStream, &again).await;
+    assert!(matches!(refused, Err(Error::Concurrency { .. })), "{refused:?}");
+    writer.append(&stream, ExpectedVersion::Exact(1), &[NewEvent::new("B", "{}")]).await.unwrap();
+    assert_eq!(session_pids(store.pool(), &name).await, before, "the refusal kept its connection");
+    assert_eq!(writer.pool().size(), 0);
+}
+
+/// A kept connection the server ended while it sat idle fails no append, and stores none
+/// twice: the append runs again on the pool (appends are idempotent by event id). Each kind of
+/// append that runs alone meets a kept connection ended just before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_append_on_a_kept_connection_ended_by_the_server_fails_not() {
+    let Some((store, name, writer, _)) = reader_fixture().await else { return };
+    // (Notifications would open connections while the test ends them.)
+    let writer = writer.with_notifications(false);
+    // Leaves a kept connection idle (the last call on a connection ended by the server ran on
+    // the pool), then ends it.
+    let end_a_kept_connection = async || {
+        writer.append_if(&[NewEvent::new("Warm", "{}")], None).await.unwrap();
+        end_sessions(store.pool(), &name).await;
+    };
+    let stream = new_stream();
+    end_a_kept_connection().await;
+    let first = [NewEvent::new("A", "{}")];
+    writer.append(&stream, ExpectedVersion::NoStream, &first).await.unwrap();
+    end_a_kept_connection().await;
+    let second = [NewEvent::new("B", "{}")];
+    let second = writer.append(&stream, ExpectedVersion::Exact(1), &second).await.unwrap();
+    assert_eq!(second.versions, [2]);
+    end_a_kept_connection().await;
+    let batch = [NewEvent::new("C", "{}"), NewEvent::new("D", "{}")];
+    let batch = writer.append(&stream, ExpectedVersion::Exact(2), &batch).await.unwrap();
+    assert_eq!(batch.versions, [3, 4]);
+    end_a_kept_connection().await;
+    let recorded = [NewEvent::new("E", "{}")];
+    let recorded = writer.append_if_and_record(&recorded, None, &record()).await.unwrap();
+    assert!(!recorded.replayed);
+    end_a_kept_connection().await;
+    let tagged = NewEvent::new("F", "{}").with_tags(["writer:1"]);
+    let condition = AppendCondition::none_match(Query::from_items([QueryItem::tags(["writer:1"])]));
+    assert!(!writer.append_if(&[tagged], Some(&condition)).await.unwrap().replayed);
+    assert_eq!(store.stream_version(&stream).await.unwrap(), 4);
+}
+
+/// A conditional append that fails in a transaction of the store's own (here because the
+/// session defaults to SERIALIZABLE, so the append runs again in a READ COMMITTED
+/// transaction) leaves no transaction open on its kept connection: sqlx only queues the
+/// ROLLBACK of a dropped transaction, and a kept connection that idled with it would hold the
+/// append's locks until its next call, stalling every writer of those tags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_append_in_a_transaction_of_the_stores_own_leaves_no_transaction_open() {
+    let Some(store) = common::fresh_store().await else { return };
+    let name = format!("pup-kept-{}", uuid::Uuid::new_v4().simple());
+    let options: sqlx::postgres::PgConnectOptions = common::url().parse().unwrap();
+    let options = options
+        .application_name(&name)
+        .options([("default_transaction_isolation", "serializable")]);
+    let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy_with(options);
+    let serializable = PgEventStore::new(pool, store.config().clone()).with_notifications(false);
+    let tagged = || NewEvent::new("Seen", "{}").with_tags(["kept:1"]);
+    let condition = AppendCondition::none_match(Query::from_items([QueryItem::tags(["kept:1"])]));
+    serializable.append_if(&[tagged()], Some(&condition)).await.unwrap();
+    let failed = serializable.append_if(&[tagged()], Some(&condition)).await;
+    assert!(matches!(failed, Err(Error::ConditionFailed { .. })), "{failed:?}");
+
+    let states: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT state FROM pg_stat_activity WHERE application_name = $1")
+            .bind(&name)
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(states, [Some("idle".to_owned())], "the kept connection is out of any transaction");
+    let other = [tagged()];
+    let other = store.append_if(&other, None);
+    let other = tokio::time::timeout(std::time::Duration::from_secs(5), other).await;
+    assert!(matches!(other, Ok(Ok(_))), "another writer of the tag is not held up: {other:?}");
+}
