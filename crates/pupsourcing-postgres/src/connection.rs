@@ -72,11 +72,11 @@ pub(crate) const MAX_KEPT: usize = 4;
 /// options, in addition to the pool's (as group commit's writers are); a call that finds none
 /// free, or cannot open one, uses the pool ([`KeptConnections::run`]).
 ///
-/// A connection goes back to the list unless its call failed with a database error (maybe a
-/// broken connection) or was cancelled (the caller's future dropped, a time limit: it may still
-/// hold an unread answer, or sit inside a transaction): those are closed instead. A kept
-/// connection is never pinged: one the server ended while it sat idle fails its next call,
-/// which then runs again on the pool.
+/// A connection goes back to the list after a call that succeeded, or that failed on a
+/// connection that still answers a ping; a broken one, and one whose call was cancelled (the
+/// caller's future dropped, a time limit: it may still hold an unread answer, or sit inside a
+/// transaction), is closed instead. A kept connection is not pinged before a call: one the
+/// server ended while it sat idle fails its next call, which then runs again on the pool.
 #[derive(Debug)]
 pub(crate) struct KeptConnections {
     options: PgConnectOptions,
@@ -102,11 +102,13 @@ impl KeptConnections {
 
     /// Runs `call` with `context` on a kept connection when one is free, else on a connection
     /// of `pool` ([`OwnConnection`]: closed, not returned, if the call is cancelled). A
-    /// database error on a connection kept from an earlier call runs `call` once more on the
-    /// pool: the server may have ended that connection while it sat idle (a restart, an idle
-    /// timeout), which a pool that pings before it hands a connection out would have caught.
-    /// So `call` must be safe to run twice: a read, or an append (idempotent by event id: if
-    /// the first run was stored after all, the second is a replay with its positions).
+    /// database error on a connection kept from an earlier call that then fails a ping runs
+    /// `call` once more on the pool: the server may have ended that connection while it sat
+    /// idle (a restart, an idle timeout), which a pool that pings before it hands a connection
+    /// out would have caught. So `call` must be safe to run twice: a read, or an append
+    /// (idempotent by event id: if the first run was stored after all, the second is a replay
+    /// with its positions). An error on a connection that still answers is the call's own
+    /// (a statement timeout, a failed condition) and is returned as it is.
     ///
     /// (`call` is a function of its context rather than a closure: a closure returning a future
     /// that borrows both its captures and the connection cannot be named in stable Rust, and
@@ -118,11 +120,12 @@ impl KeptConnections {
         call: for<'c> fn(&'c C, &'c mut PgConnection) -> BoxFuture<'c, Result<T>>,
     ) -> Result<T> {
         if let Some(mut conn) = self.take().await {
-            let (kept, result) = (conn.kept, call(context, &mut conn).await);
-            match conn.finish(result).await {
-                // Test `a_kept_connection_ended_by_the_server_fails_no_read`.
-                Err(Error::Database(_)) if kept => {}
-                result => return result,
+            let result = call(context, &mut conn).await;
+            let kept = conn.kept;
+            let alive = conn.finish(&result).await;
+            // Test `a_kept_connection_ended_by_the_server_fails_no_read`.
+            if alive || !kept || !matches!(result, Err(Error::Database(_))) {
+                return result;
             }
         }
         let mut conn = OwnConnection::acquire(pool).await?;
@@ -180,22 +183,23 @@ struct KeptConnection<'a> {
 }
 
 impl KeptConnection<'_> {
-    /// Keeps the connection for the next call unless `result` is a database error (maybe a
-    /// broken connection). Other errors are answers the server gave (a failed condition or
-    /// expected version, a replay's partial duplicate), but the call may have dropped a
-    /// transaction on the way: sqlx only queues its ROLLBACK, to be sent with the connection's
-    /// next statement, and until then the server keeps the transaction open with its locks
-    /// (the pool's release ping sends it for pooled connections). So after such an error the
-    /// connection is pinged, which sends it, and kept only if that works (test
-    /// `a_failed_append_in_a_transaction_of_the_stores_own_leaves_no_transaction_open`). A call
-    /// that succeeded committed whatever it began. Passes `result` through.
-    async fn finish<T>(mut self, result: Result<T>) -> Result<T> {
-        self.keep = match &result {
+    /// Whether the connection still works after `result`, and so is kept for the next call.
+    /// After a success, yes: the call committed whatever it began. After an error it is
+    /// pinged (within the connect timeout) and kept only if it answers: a broken connection
+    /// fails the ping, and the call may have dropped a transaction on the way, whose ROLLBACK
+    /// sqlx only queues, to be sent with the connection's next statement; until then the
+    /// server would keep the transaction open with its locks (the pool's release ping sends it
+    /// for pooled connections). The ping sends it (test
+    /// `a_failed_append_in_a_transaction_of_the_stores_own_leaves_no_transaction_open`).
+    async fn finish<T>(mut self, result: &Result<T>) -> bool {
+        self.keep = match result {
             Ok(_) => true,
-            Err(Error::Database(_)) => false,
-            Err(_) => self.ping().await.is_ok(),
+            Err(_) => {
+                let ping = tokio::time::timeout(self.owner.connect_timeout, self.ping());
+                matches!(ping.await, Ok(Ok(())))
+            }
         };
-        result
+        self.keep
     }
 }
 

@@ -27,10 +27,10 @@ use crate::{append, dcb, migrate, read};
 /// Appends of a single event outside a transaction of yours ([`EventStore::append`],
 /// [`DcbStore::append_if`], without an append time limit) are merged with concurrent ones into
 /// one statement and one transaction (group commit), each still checked and atomic on its own.
-/// The merging writers use up to two connections of their own, and DCB reads
-/// ([`DcbStore::read`]) keep up to four (so that a read costs no pool round trips), all opened
-/// from the pool's connect options on first need, in addition to the pool's;
-/// [`PgEventStore::close`] closes them too.
+/// The merging writers use up to two connections of their own, and the store keeps up to four
+/// for its DCB reads ([`DcbStore::read`]), its appends that run alone and its wake-up
+/// notifications (so that they cost no pool round trips), all opened from the pool's connect
+/// options on first need, in addition to the pool's; [`PgEventStore::close`] closes them too.
 ///
 /// # The cached head
 ///
@@ -132,7 +132,7 @@ impl PgEventStore {
     }
 
     /// Closes the store: sends the wake-up notification of its last appends if still due,
-    /// then closes its pool, group commit's writer connections and the kept read connections,
+    /// then closes its pool, group commit's writer connections and the kept connections,
     /// waiting for connections in use to be returned. Every later call fails with
     /// [`Error::PoolClosed`].
     /// Clones share the pool, so this closes them too.

@@ -306,3 +306,34 @@ async fn a_failed_append_in_a_transaction_of_the_stores_own_leaves_no_transactio
     let other = tokio::time::timeout(std::time::Duration::from_secs(5), other).await;
     assert!(matches!(other, Ok(Ok(_))), "another writer of the tag is not held up: {other:?}");
 }
+
+/// An error on a kept connection that still answers is the call's own: here a read cut short
+/// by the session's `statement_timeout` fails once, is not run again on the pool (where it
+/// would wait as long again), and its connection is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_call_that_fails_on_a_working_kept_connection_is_not_run_again() {
+    let Some((store, _, _, query)) = reader_fixture().await else { return };
+    let name = format!("pup-kept-{}", uuid::Uuid::new_v4().simple());
+    let options: sqlx::postgres::PgConnectOptions = common::url().parse().unwrap();
+    let options = options.application_name(&name).options([("statement_timeout", "300ms")]);
+    let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy_with(options);
+    let reader = PgEventStore::new(pool, store.config().clone());
+    reader.read(&query, ReadOptions::new()).await.unwrap();
+    let before = session_pids(store.pool(), &name).await;
+
+    let mut lock = store.pool().begin().await.unwrap();
+    let events = format!("{}.events", store.config().schema);
+    sqlx::query(sqlx::AssertSqlSafe(format!("LOCK TABLE {events} IN ACCESS EXCLUSIVE MODE")))
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let read = reader.read(&query, ReadOptions::new()).await;
+    let waited = started.elapsed();
+    lock.rollback().await.unwrap();
+    assert!(matches!(read, Err(Error::Database(_))), "{read:?}");
+    assert!(waited < std::time::Duration::from_millis(550), "the read ran once: {waited:?}");
+    assert_eq!(reader.pool().size(), 0, "the read did not run again on the pool");
+    assert_eq!(session_pids(store.pool(), &name).await, before, "its connection was kept");
+    assert_eq!(reader.read(&query, ReadOptions::new()).await.unwrap().events.len(), 1);
+}
