@@ -60,7 +60,7 @@ impl DerefMut for OwnConnection {
     }
 }
 
-/// Most connections the store keeps ([`KeptConnections`]).
+/// Most connections a store keeps for its one-statement calls ([`KeptConnections`]).
 pub(crate) const MAX_KEPT: usize = 4;
 
 /// Connections of the store's own for its one-statement calls in autocommit mode: DCB reads
@@ -84,20 +84,30 @@ pub(crate) struct KeptConnections {
     /// never answers would otherwise hold a call without a time limit forever.
     connect_timeout: Duration,
     idle: Mutex<Vec<PgConnection>>,
+    /// Most connections open at once.
+    max: usize,
     /// Connections open, idle or in use, plus slots reserved by opens under way.
     open: AtomicUsize,
     closed: AtomicBool,
 }
 
 impl KeptConnections {
-    pub(crate) fn new(pool: &PgPool) -> Self {
+    /// Up to `max` connections, opened from `pool`'s connect options.
+    pub(crate) fn new(pool: &PgPool, max: usize) -> Self {
         Self {
             options: (*pool.connect_options()).clone(),
             connect_timeout: pool.options().get_acquire_timeout(),
             idle: Mutex::new(Vec::new()),
+            max,
             open: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
         }
+    }
+
+    /// Opens the connections with these session settings too.
+    pub(crate) fn with_settings(mut self, settings: &[(&str, &str)]) -> Self {
+        self.options = self.options.options(settings.iter().copied());
+        self
     }
 
     /// Runs `call` with `context` on a kept connection when one is free, else on a connection
@@ -119,21 +129,31 @@ impl KeptConnections {
         context: &C,
         call: for<'c> fn(&'c C, &'c mut PgConnection) -> BoxFuture<'c, Result<T>>,
     ) -> Result<T> {
-        if let Some(mut conn) = self.take().await {
-            let result = call(context, &mut conn).await;
-            let kept = conn.kept;
-            let alive = conn.finish(&result).await;
-            // Test `a_kept_connection_ended_by_the_server_fails_no_read`.
-            if alive || !kept || !matches!(result, Err(Error::Database(_))) {
-                return result;
-            }
+        if let Some(result) = self.try_run(context, call).await {
+            return result;
         }
         let mut conn = OwnConnection::acquire(pool).await?;
         let result = call(context, &mut conn).await;
         conn.finish(result)
     }
 
-    /// A kept connection, or a new one while fewer than [`MAX_KEPT`] are open; `None` when
+    /// [`KeptConnections::run`] without the pool: `None` when no connection was free or could
+    /// be opened, or when a database error came from a connection kept from an earlier call
+    /// that then failed a ping (`call` may be run again elsewhere).
+    pub(crate) async fn try_run<C: Sync + ?Sized, T>(
+        &self,
+        context: &C,
+        call: for<'c> fn(&'c C, &'c mut PgConnection) -> BoxFuture<'c, Result<T>>,
+    ) -> Option<Result<T>> {
+        let mut conn = self.take().await?;
+        let result = call(context, &mut conn).await;
+        let kept = conn.kept;
+        let alive = conn.finish(&result).await;
+        // Test `a_kept_connection_ended_by_the_server_fails_no_read`.
+        (alive || !kept || !matches!(result, Err(Error::Database(_)))).then_some(result)
+    }
+
+    /// A kept connection, or a new one while fewer than `max` are open; `None` when
     /// every one is busy, a new one could not be opened, or the store is closed.
     async fn take(&self) -> Option<KeptConnection<'_>> {
         if self.closed.load(Ordering::Acquire) {
@@ -143,7 +163,7 @@ impl KeptConnections {
         if let Some(conn) = idle {
             return Some(KeptConnection { owner: self, conn: Some(conn), keep: false, kept: true });
         }
-        if self.open.fetch_add(1, Ordering::AcqRel) >= MAX_KEPT {
+        if self.open.fetch_add(1, Ordering::AcqRel) >= self.max {
             self.open.fetch_sub(1, Ordering::AcqRel);
             return None;
         }

@@ -16,7 +16,7 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Row, Transaction};
 
 use crate::append::group::GroupCommit;
 use crate::append::{Route, Target};
-use crate::connection::{KeptConnections, OwnConnection};
+use crate::connection::{KeptConnections, MAX_KEPT, OwnConnection};
 use crate::error::{EndedByCaller, NotCommitted, db_error};
 use crate::notify::Notifier;
 use crate::sql::Statements;
@@ -85,7 +85,7 @@ impl PgEventStore {
     /// [`PgEventStore::migrate`] (or the generated migration) first.
     pub fn new(pool: PgPool, config: StoreConfig) -> Self {
         let sql = Arc::new(Statements::new(&config));
-        let kept = Arc::new(KeptConnections::new(&pool));
+        let kept = Arc::new(KeptConnections::new(&pool, MAX_KEPT));
         let group = GroupCommit::new(pool.clone(), kept.clone(), sql.clone(), config.limits);
         let group = Arc::new(group);
         let known_head = AtomicI64::new(0);

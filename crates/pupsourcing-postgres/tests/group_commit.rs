@@ -367,3 +367,34 @@ async fn queued_recorded_commands_are_written_together_and_only_when_appended() 
     }
     assert!(grouped_rounds >= 18, "only {grouped_rounds} of 20 rounds were group-committed");
 }
+
+/// A writer task that waits on a lock held by a long transaction gives up after the writers'
+/// lock timeout (200 ms) and leaves its request to run alone, so the appends queued behind it
+/// are not held until that transaction ends (the writers' sessions carry the timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_writer_waiting_on_a_lock_gives_up_and_serves_the_queue() {
+    let Some(store) = common::fresh_store().await else { return };
+    let blocked = new_stream();
+    let mut tx = store.begin().await.unwrap();
+    store.append_in(&mut tx, &blocked, ExpectedVersion::Any, &[event("Held")]).await.unwrap();
+    // The first waits alone on the direct path, the second in a writer task.
+    let mut blockers = Vec::new();
+    for _ in 0..common::BLOCKERS {
+        let (store, blocked) = (store.clone(), blocked.clone());
+        blockers.push(tokio::spawn(async move {
+            store.append(&blocked, ExpectedVersion::Any, &[event("Blocked")]).await
+        }));
+        tokio::time::sleep(SETTLE).await;
+    }
+    let started = std::time::Instant::now();
+    let (stream, events) = (new_stream(), [event("Free")]);
+    let free = store.append(&stream, ExpectedVersion::NoStream, &events);
+    let free = tokio::time::timeout(Duration::from_secs(1), free).await;
+    let waited = started.elapsed();
+    store.commit(tx).await.unwrap();
+    assert!(matches!(free, Ok(Ok(_))), "the queued append waited for the transaction: {free:?}");
+    assert!(waited < Duration::from_millis(800), "{waited:?}");
+    for blocker in blockers {
+        blocker.await.unwrap().unwrap();
+    }
+}

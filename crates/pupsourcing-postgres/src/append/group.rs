@@ -16,12 +16,12 @@
 //! record (`append/direct_recorded.sql`, then `append/recorded.sql`).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use pupsourcing_core::dcb::{AppendCondition, CommandRecord, LockKey, lock_plan};
 use pupsourcing_core::group::{BoxFuture, Entry, GroupLimits, GroupQueue, GroupWriter, Grouped};
 use pupsourcing_core::{AppendResult, Error, ExpectedVersion, Limits, NewEvent, Result, StreamId};
-use sqlx::postgres::{PgArguments, PgPoolOptions};
+use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, PgPool, Postgres, Row};
 use uuid::Uuid;
@@ -60,14 +60,14 @@ pub(crate) struct GroupCommit {
 /// The writer of a store's groups.
 #[derive(Debug)]
 pub(crate) struct PgGroupWriter {
-    /// The store's pool, whose connect options the writers' connections take.
-    pool: PgPool,
-    /// The writer tasks' own connections, one per slot, made on first use (a pool needs the
-    /// runtime). Their sessions run at READ COMMITTED, force generic plans (the group
+    /// The writer tasks' own connections, one per slot, opened on first use from the store's
+    /// connect options and kept (not pooled: a pool pings each connection given back, a round
+    /// trip per group). Their sessions run at READ COMMITTED, force generic plans (the group
     /// statement's custom plans are estimated cheaper, so PostgreSQL would plan it again on
     /// every call: 0.3 ms, as much as executing it) and bound lock waits (see
-    /// [`GROUP_LOCK_TIMEOUT`]).
-    writers: OnceLock<PgPool>,
+    /// [`GROUP_LOCK_TIMEOUT`]). A group that finds no working connection is not appended:
+    /// its requests run alone.
+    writers: KeptConnections,
     sql: Arc<Statements>,
     limits: Limits,
 }
@@ -91,12 +91,13 @@ impl GroupCommit {
         sql: Arc<Statements>,
         limits: Limits,
     ) -> Self {
-        let writer = PgGroupWriter {
-            pool: pool.clone(),
-            writers: OnceLock::new(),
-            sql: sql.clone(),
-            limits,
-        };
+        let writers = KeptConnections::new(&pool, MAX_WRITERS).with_settings(&[
+            ("plan_cache_mode", "force_generic_plan"),
+            ("lock_timeout", GROUP_LOCK_TIMEOUT),
+            // The checks need it, whatever the server or role default (see append.rs).
+            ("default_transaction_isolation", "read committed"),
+        ]);
+        let writer = PgGroupWriter { writers, sql: sql.clone(), limits };
         let bounds = GroupLimits {
             writers: MAX_WRITERS,
             requests: MAX_GROUP,
@@ -108,11 +109,10 @@ impl GroupCommit {
         Self { pool, kept, sql, limits, queue }
     }
 
-    /// Closes the writers' connections (the store's pool is closed by its owner). Their pool is
-    /// made (lazily, without connecting) if it did not exist yet, so that no writer task can
-    /// open a new one afterwards.
+    /// Closes the writers' connections (the store's pool is closed by its owner); no writer
+    /// task opens a new one afterwards.
     pub(crate) async fn close(&self) {
-        self.queue.writer().writers().close().await;
+        self.queue.writer().writers.close().await;
     }
 
     /// Appends one event on a connection of the pool, in its own transaction.
@@ -183,45 +183,38 @@ impl GroupCommit {
 }
 
 impl PgGroupWriter {
-    fn writers(&self) -> &PgPool {
-        self.writers.get_or_init(|| {
-            let options = (*self.pool.connect_options()).clone();
-            PgPoolOptions::new()
-                .max_connections(MAX_WRITERS as u32)
-                .test_before_acquire(false)
-                .connect_lazy_with(options.options([
-                    ("plan_cache_mode", "force_generic_plan"),
-                    ("lock_timeout", GROUP_LOCK_TIMEOUT),
-                    // The checks need it, whatever the server or role default (see append.rs).
-                    ("default_transaction_isolation", "read committed"),
-                ]))
-        })
-    }
-
     async fn run_one(&self, request: &Request) -> Option<AppendResult> {
-        let target = request.target();
-        let events = std::slice::from_ref(&request.event);
-        let appended = async {
-            let mut conn = self.writers().acquire().await.map_err(db_error)?;
-            let args = Arguments::new(&self.sql, &self.limits, target, events)?;
-            let record = request.record.as_ref();
-            append::try_direct(&mut conn, &self.sql, &args, target, events, record).await
-        };
-        appended.await.ok().flatten()
+        let context = (self, request);
+        let appended = self.writers.try_run(&context, |&(writer, request), conn| {
+            Box::pin(async move {
+                let (sql, limits) = (&writer.sql, &writer.limits);
+                let target = request.target();
+                let events = std::slice::from_ref(&request.event);
+                let args = Arguments::new(sql, limits, target, events)?;
+                let record = request.record.as_ref();
+                append::try_direct(conn, sql, &args, target, events, record).await
+            })
+        });
+        appended.await?.ok().flatten()
     }
 
     async fn run_many(&self, requests: &[Request]) -> Vec<Option<AppendResult>> {
         let args = GroupArguments::new(requests);
-        let rows = async {
-            let mut conn = self.writers().acquire().await?;
-            args.query(&self.sql.append_group).fetch_all(&mut *conn).await
-        };
+        let context = (self, &args);
+        let rows = self.writers.try_run(&context, |&(writer, args), conn| {
+            Box::pin(async move {
+                let rows = args.query(&writer.sql.append_group).fetch_all(conn).await;
+                rows.map_err(db_error)
+            })
+        });
         match rows.await {
-            Ok(rows) if rows.len() == requests.len() => rows.iter().map(Request::reply).collect(),
+            Some(Ok(rows)) if rows.len() == requests.len() => {
+                rows.iter().map(Request::reply).collect()
+            }
             outcome => {
                 // A stored event id, a deadlock with a caller's transaction, a lost
-                // connection: every request gets its own look.
-                if let Err(err) = outcome {
+                // connection, no connection: every request gets its own look.
+                if let Some(Err(err)) = outcome {
                     tracing::debug!(%err, size = requests.len(), "group append failed");
                 }
                 requests.iter().map(|_| None).collect()
