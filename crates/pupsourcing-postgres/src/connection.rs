@@ -63,14 +63,17 @@ impl DerefMut for OwnConnection {
 /// Most connections a store keeps for its one-statement calls ([`KeptConnections`]).
 pub(crate) const MAX_KEPT: usize = 4;
 
-/// Connections of the store's own for its one-statement calls in autocommit mode: DCB reads
-/// ([`pupsourcing_core::dcb::DcbStore::read`]) and appends that run alone (a lone single event,
-/// a batch), kept from one call to the next instead of going back to a pool. sqlx pings every
-/// connection given back to a pool: one more round trip per call, which on a busy small server
-/// cost the command executor's first read of a boundary as much as the read's own statement
-/// (docs/benchmarks.md, "tenth"). Up to [`MAX_KEPT`] are opened, from the pool's connect
-/// options, in addition to the pool's (as group commit's writers are); a call that finds none
-/// free, or cannot open one, uses the pool ([`KeptConnections::run`]).
+/// Connections of the store's own for its one-statement calls in autocommit mode, kept from
+/// one call to the next instead of going back to a pool. sqlx pings every connection given back
+/// to a pool: one more round trip per call, which on a busy small server cost the command
+/// executor's first read of a boundary as much as the read's own statement (docs/benchmarks.md,
+/// "tenth"). A store has two sets, opened from its pool's connect options on first need, in
+/// addition to the pool's:
+/// - up to [`MAX_KEPT`] for its DCB reads ([`pupsourcing_core::dcb::DcbStore::read`]), its
+///   appends that run alone (a lone single event, a batch) and its wake-up notifications; a
+///   call that finds none free, or cannot open one, uses the pool ([`KeptConnections::run`]);
+/// - one per group-commit writer slot, with the writers' session settings
+///   (`append/group.rs`); a group that finds none is not appended ([`KeptConnections::try_run`]).
 ///
 /// A connection goes back to the list after a call that succeeded, or that failed on a
 /// connection that still answers a ping; a broken one, and one whose call was cancelled (the
