@@ -80,12 +80,7 @@ async fn a_cancelled_read_does_not_keep_its_connection() {
     let two = QueryItem::tags(["reader:2"]);
     store.append_if(&[NewEvent::new("Two", "{}").with_tags(["reader:2"])], None).await.unwrap();
     reader.read(&query_one, ReadOptions::new()).await.unwrap();
-    let mut lock = store.pool().begin().await.unwrap();
-    let events = format!("{}.events", store.config().schema);
-    sqlx::query(sqlx::AssertSqlSafe(format!("LOCK TABLE {events} IN ACCESS EXCLUSIVE MODE")))
-        .execute(&mut *lock)
-        .await
-        .unwrap();
+    let lock = lock_the_events_table(&store).await;
     let waiting = reader.read(&query_one, ReadOptions::new());
     let cancelled = tokio::time::timeout(std::time::Duration::from_millis(300), waiting).await;
     assert!(cancelled.is_err(), "the read waited for the lock");
@@ -153,6 +148,26 @@ async fn a_read_on_a_silent_server_ends_within_the_acquire_timeout() {
     silent.abort();
 }
 
+/// A transaction holding `store`'s events table locked against every statement on it.
+async fn lock_the_events_table(store: &PgEventStore) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut lock = store.pool().begin().await.unwrap();
+    let events = format!("{}.events", store.config().schema);
+    sqlx::query(sqlx::AssertSqlSafe(format!("LOCK TABLE {events} IN ACCESS EXCLUSIVE MODE")))
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    lock
+}
+
+/// A store on `store`'s schema whose sessions carry a new name (returned) and `settings`.
+fn store_with_settings(store: &PgEventStore, settings: &[(&str, &str)]) -> (String, PgEventStore) {
+    let name = format!("pup-kept-{}", uuid::Uuid::new_v4().simple());
+    let options: sqlx::postgres::PgConnectOptions = common::url().parse().unwrap();
+    let options = options.application_name(&name).options(settings.iter().copied());
+    let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy_with(options);
+    (name, PgEventStore::new(pool, store.config().clone()))
+}
+
 /// The process ids of the test server's sessions named `name`.
 async fn session_pids(admin: &sqlx::PgPool, name: &str) -> Vec<i32> {
     sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE application_name = $1 ORDER BY pid")
@@ -218,8 +233,8 @@ async fn lone_appends_keep_their_connections_out_of_the_pool() {
     assert!((1..=2).contains(&sessions(store.pool(), &name).await));
 
     // Without notifications, one connection serves every append.
-    let name = format!("pup-kept-{}", uuid::Uuid::new_v4().simple());
-    let writer = named_store(&store, &name).with_notifications(false);
+    let (name, writer) = store_with_settings(&store, &[]);
+    let writer = writer.with_notifications(false);
     for _ in 0..5 {
         writer.append_if(&[NewEvent::new("G", "{}")], None).await.unwrap();
     }
@@ -281,13 +296,9 @@ async fn an_append_on_a_kept_connection_ended_by_the_server_fails_not() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_append_in_a_transaction_of_the_stores_own_leaves_no_transaction_open() {
     let Some(store) = common::fresh_store().await else { return };
-    let name = format!("pup-kept-{}", uuid::Uuid::new_v4().simple());
-    let options: sqlx::postgres::PgConnectOptions = common::url().parse().unwrap();
-    let options = options
-        .application_name(&name)
-        .options([("default_transaction_isolation", "serializable")]);
-    let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy_with(options);
-    let serializable = PgEventStore::new(pool, store.config().clone()).with_notifications(false);
+    let (name, serializable) =
+        store_with_settings(&store, &[("default_transaction_isolation", "serializable")]);
+    let serializable = serializable.with_notifications(false);
     let tagged = || NewEvent::new("Seen", "{}").with_tags(["kept:1"]);
     let condition = AppendCondition::none_match(Query::from_items([QueryItem::tags(["kept:1"])]));
     serializable.append_if(&[tagged()], Some(&condition)).await.unwrap();
@@ -313,20 +324,11 @@ async fn a_failed_append_in_a_transaction_of_the_stores_own_leaves_no_transactio
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_call_that_fails_on_a_working_kept_connection_is_not_run_again() {
     let Some((store, _, _, query)) = reader_fixture().await else { return };
-    let name = format!("pup-kept-{}", uuid::Uuid::new_v4().simple());
-    let options: sqlx::postgres::PgConnectOptions = common::url().parse().unwrap();
-    let options = options.application_name(&name).options([("statement_timeout", "300ms")]);
-    let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy_with(options);
-    let reader = PgEventStore::new(pool, store.config().clone());
+    let (name, reader) = store_with_settings(&store, &[("statement_timeout", "300ms")]);
     reader.read(&query, ReadOptions::new()).await.unwrap();
     let before = session_pids(store.pool(), &name).await;
 
-    let mut lock = store.pool().begin().await.unwrap();
-    let events = format!("{}.events", store.config().schema);
-    sqlx::query(sqlx::AssertSqlSafe(format!("LOCK TABLE {events} IN ACCESS EXCLUSIVE MODE")))
-        .execute(&mut *lock)
-        .await
-        .unwrap();
+    let lock = lock_the_events_table(&store).await;
     let started = std::time::Instant::now();
     let read = reader.read(&query, ReadOptions::new()).await;
     let waited = started.elapsed();
