@@ -11,6 +11,7 @@ use pupsourcing_core::{Error, Result};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool, Postgres};
+use tokio::sync::Notify;
 
 use crate::error::db_error;
 
@@ -92,6 +93,8 @@ pub(crate) struct KeptConnections {
     /// Connections open, idle or in use, plus slots reserved by opens under way.
     open: AtomicUsize,
     closed: AtomicBool,
+    /// Woken when `open` drops to zero: `close` waits for it.
+    all_returned: Notify,
 }
 
 impl KeptConnections {
@@ -104,6 +107,7 @@ impl KeptConnections {
             max,
             open: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
+            all_returned: Notify::new(),
         }
     }
 
@@ -159,37 +163,64 @@ impl KeptConnections {
     /// A kept connection, or a new one while fewer than `max` are open; `None` when
     /// every one is busy, a new one could not be opened, or the store is closed.
     async fn take(&self) -> Option<KeptConnection<'_>> {
-        if self.closed.load(Ordering::Acquire) {
+        if self.closed.load(Ordering::SeqCst) {
             return None;
         }
         let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
         if let Some(conn) = idle {
             return Some(KeptConnection { owner: self, conn: Some(conn), keep: false, kept: true });
         }
-        if self.open.fetch_add(1, Ordering::AcqRel) >= self.max {
-            self.open.fetch_sub(1, Ordering::AcqRel);
+        if self.open.fetch_add(1, Ordering::SeqCst) >= self.max {
+            self.open.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
         // From here the slot is the connection's: dropped without a connection (a failed or
         // cancelled connect), it gives the slot back.
         let mut taken = KeptConnection { owner: self, conn: None, keep: false, kept: false };
+        // Checked again after the slot is counted: `close` sets the flag, then waits for the
+        // count to reach zero (both sequentially consistent), so either it waits for this
+        // slot or this sees the flag; a connection opened after `close` returned would write
+        // after it (test `close_waits_for_the_appends_in_flight`).
+        if self.closed.load(Ordering::SeqCst) {
+            return None;
+        }
         let connect = PgConnection::connect_with(&self.options);
         taken.conn = Some(tokio::time::timeout(self.connect_timeout, connect).await.ok()?.ok()?);
         Some(taken)
     }
 
-    /// Closes the kept connections; later calls use the pool (which the store closes too).
+    /// Closes the kept connections, and waits for those in use to be closed when their calls
+    /// end, as a pool's close waits for its connections to be returned: once it returns,
+    /// nothing more is written through them (test `close_waits_for_the_appends_in_flight`).
+    /// Later calls use the pool (which the store closes too).
     pub(crate) async fn close(&self) {
         let idle = {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
             // Set under the lock that a connection's drop checks it under: a call that saw
             // the flag unset has pushed its connection before this takes the list.
-            self.closed.store(true, Ordering::Release);
+            self.closed.store(true, Ordering::SeqCst);
             std::mem::take(&mut *idle)
         };
         for conn in idle {
-            self.open.fetch_sub(1, Ordering::AcqRel);
+            self.release();
             let _ = conn.close().await;
+        }
+        loop {
+            // Registered before the count is read, so a release in between is not missed.
+            let returned = self.all_returned.notified();
+            let mut returned = std::pin::pin!(returned);
+            returned.as_mut().enable();
+            if self.open.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            returned.await;
+        }
+    }
+
+    /// Gives a slot back; the last one wakes a `close` waiting for them.
+    fn release(&self) {
+        if self.open.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.all_returned.notify_waiters();
         }
     }
 }
@@ -233,13 +264,13 @@ impl Drop for KeptConnection<'_> {
             let mut idle = owner.idle.lock().unwrap_or_else(PoisonError::into_inner);
             // Checked under the lock: after `close` took the list, a connection pushed here
             // would stay open until the store is dropped.
-            if !owner.closed.load(Ordering::Acquire) {
+            if !owner.closed.load(Ordering::SeqCst) {
                 idle.push(conn);
                 return;
             }
         }
         // Dropping a connection closes its socket; the server ends the session.
-        owner.open.fetch_sub(1, Ordering::AcqRel);
+        owner.release();
     }
 }
 

@@ -5,7 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use pupsourcing_core::{ConnectOptions, Error, EventStore, ExpectedVersion, StoreConfig};
+use pupsourcing_core::{
+    ConnectOptions, Error, EventStore, ExpectedVersion, StoreConfig, VersionRange,
+};
 use pupsourcing_postgres::PgEventStore;
 use pupsourcing_testkit::lifecycle::{APPEND_LIMITS, timed_out_appends_wrote_nothing};
 use pupsourcing_testkit::{event, new_stream};
@@ -229,4 +231,52 @@ async fn schema_status_tells_a_migrated_schema_from_an_empty_one() {
     assert!(other.schema_status().await.unwrap().is_empty());
     store.close().await;
     other.close().await;
+}
+
+/// `close()` waits for the appends in flight on the store's own connections (a group on a
+/// writer connection, a lone append on a kept one), as it waits for the pool's: once it
+/// returns, nothing more of the store is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn close_waits_for_the_appends_in_flight() {
+    let Some(store) = common::fresh_store().await else { return };
+    // A store of its own holds the lock, so that closing `store` does not wait for it.
+    let holder = common::store_with(store.config().clone()).await.unwrap();
+    let blocked = new_stream();
+    let mut tx = holder.begin().await.unwrap();
+    holder.append_in(&mut tx, &blocked, ExpectedVersion::Any, &[event("Held")]).await.unwrap();
+    // The first waits alone on the direct path (a kept connection), the second in a group
+    // (a writer connection), both well within the writers' 200 ms lock timeout.
+    let mut blockers = Vec::new();
+    for _ in 0..common::BLOCKERS {
+        let (store, blocked) = (store.clone(), blocked.clone());
+        blockers.push(tokio::spawn(async move {
+            store.append(&blocked, ExpectedVersion::Any, &[event("Blocked")]).await
+        }));
+        tokio::time::sleep(common::SETTLE).await;
+    }
+    let blocked_count = |store: PgEventStore, stream| async move {
+        let events = store.read_stream(&stream, VersionRange::all()).await.unwrap();
+        events.iter().filter(|e| e.event_type == "Blocked").count()
+    };
+    let closing = {
+        let (store, holder, blocked) = (store.clone(), holder.clone(), blocked.clone());
+        tokio::spawn(async move {
+            store.close().await;
+            blocked_count(holder, blocked).await
+        })
+    };
+    tokio::time::sleep(common::SETTLE).await;
+    holder.commit(tx).await.unwrap();
+    for blocker in blockers {
+        blocker.await.unwrap().unwrap();
+    }
+    let at_close = closing.await.unwrap();
+    let stored = blocked_count(holder.clone(), blocked).await;
+    assert_eq!(
+        at_close,
+        stored,
+        "{} appends were stored after close() returned",
+        stored - at_close
+    );
+    holder.close().await;
 }
