@@ -398,3 +398,74 @@ async fn a_writer_waiting_on_a_lock_gives_up_and_serves_the_queue() {
         blocker.await.unwrap().unwrap();
     }
 }
+
+/// The writers' connections carry the store's `application_name`: a store of its own in a
+/// new schema, named `name`.
+async fn named_store(name: &str) -> Option<PgEventStore> {
+    use pupsourcing_core::{ConnectOptions, StoreConfig};
+    if let Err(err) = common::probe().await {
+        return pupsourcing_testkit::unreachable("PostgreSQL", err);
+    }
+    let url = common::url();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{separator}application_name={name}");
+    let config = StoreConfig::default().schema(&common::unique_schema()).unwrap();
+    let options = ConnectOptions::new().max_connections(8);
+    let store = PgEventStore::connect_with(&url, config, options).await.unwrap();
+    store.migrate().await.unwrap();
+    Some(store)
+}
+
+/// Eight queued appends to new streams: each must be stored exactly once, at version 1.
+async fn queued_round(store: &PgEventStore) -> Vec<i64> {
+    let streams: Vec<_> = (0..8).map(|_| new_stream()).collect();
+    let appends = streams
+        .iter()
+        .map(|stream| {
+            let (store, stream) = (store.clone(), stream.clone());
+            async move { store.append(&stream, ExpectedVersion::NoStream, &[event("A")]).await }
+        })
+        .collect();
+    let results = queued(store, appends).await;
+    let mut positions = Vec::new();
+    for (stream, result) in streams.iter().zip(results) {
+        let result = result.expect("a queued append to a new stream is stored");
+        assert_eq!(result.versions, vec![1], "{stream}");
+        assert!(!result.replayed, "{stream}");
+        let stored =
+            store.read_stream(stream, pupsourcing_core::VersionRange::all()).await.unwrap();
+        assert_eq!(stored.len(), 1, "{stream} holds {} events", stored.len());
+        positions.push(result.positions[0]);
+    }
+    positions
+}
+
+/// A writer connection the server ended while it sat idle (a restart, `idle_session_timeout`,
+/// `pg_terminate_backend`) fails its next group, whose requests then run alone: none is lost or
+/// stored twice, and the next groups run on new writer connections with the writers' settings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writer_connections_ended_by_the_server_lose_no_append() {
+    let name = format!("pup_writers_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let Some(store) = named_store(&name).await else { return };
+    queued_round(&store).await;
+    // The writer sessions are the ones whose last statement was the group statement.
+    let admin = sqlx::PgPool::connect(&common::url()).await.unwrap();
+    let terminate = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                     WHERE application_name = $1 AND query LIKE '-- Group commit: several%'";
+    let ended: i64 = sqlx::query_scalar(terminate).bind(&name).fetch_one(&admin).await.unwrap();
+    assert!(ended >= 1, "no writer session found to end");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..3 {
+        queued_round(&store).await;
+    }
+    // The writers work again: grouped, with their lock timeout.
+    let positions = queued_round(&store).await;
+    let transactions = writing_transactions(&store, &positions).await;
+    assert!(transactions <= 4, "8 queued appends took {transactions} transactions");
+    let settings = "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 \
+                    AND query LIKE '-- Group commit: several%'";
+    let writers: i64 = sqlx::query_scalar(settings).bind(&name).fetch_one(&admin).await.unwrap();
+    assert!((1..=2).contains(&writers), "{writers} writer sessions");
+    store.close().await;
+    admin.close().await;
+}
