@@ -68,3 +68,52 @@ async fn callers_repeatable_read_transaction_is_refused() {
     let refused = store.append_if_in(&mut tx, &[tagged(&tag)], Some(&claim(&tag))).await;
     assert!(matches!(refused, Err(Error::Unsupported { .. })), "{refused:?}");
 }
+
+/// Group commit's writers run at READ COMMITTED whatever the sessions' default: queued
+/// conditional appends on disjoint boundaries are written together, and of those on one
+/// boundary exactly one wins. (Above READ COMMITTED the group statement appends none of the
+/// conditional requests, which then all run alone: correct, but one transaction each.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queued_conditional_appends_are_grouped_whatever_the_default() {
+    for isolation in ["repeatable read", "serializable"] {
+        let Some(store) = common::store_with_default_isolation(isolation).await else { return };
+        let run = format!("{}", uuid::Uuid::now_v7());
+        let appends = (0..8)
+            .map(|i| {
+                let (store, tag) = (store.clone(), format!("disjoint-{run}-{i}"));
+                async move { store.append_if(&[tagged(&tag)], Some(&claim(&tag))).await }
+            })
+            .collect();
+        let results = common::queued(&store, appends).await;
+        let positions: Vec<i64> = results
+            .into_iter()
+            .map(|r| r.expect("disjoint boundaries all win").positions[0])
+            .collect();
+        let sql = format!(
+            "SELECT count(DISTINCT xmin::text) FROM {}.events WHERE global_position = ANY($1)",
+            store.config().schema
+        );
+        let transactions: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(&positions)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert!(
+            transactions <= 4,
+            "{isolation}: 8 queued appends took {transactions} transactions"
+        );
+
+        let tag = format!("shared-{run}");
+        let appends = (0..8)
+            .map(|_| {
+                let (store, tag) = (store.clone(), tag.clone());
+                async move { store.append_if(&[tagged(&tag)], Some(&claim(&tag))).await }
+            })
+            .collect();
+        let results = common::queued(&store, appends).await;
+        let won = results.iter().filter(|r| r.is_ok()).count();
+        let failed =
+            results.iter().filter(|r| matches!(r, Err(Error::ConditionFailed { .. }))).count();
+        assert_eq!((won, failed), (1, 7), "{isolation}: {results:?}");
+    }
+}
