@@ -136,6 +136,13 @@ impl KeptConnections {
         context: &C,
         call: for<'c> fn(&'c C, &'c mut PgConnection) -> BoxFuture<'c, Result<T>>,
     ) -> Result<T> {
+        if pool.is_closed() {
+            // Its owner closed the pool without `PgEventStore::close` (a store made with
+            // `PgEventStore::new` on the caller's pool): the kept connections follow it, or
+            // they would go on serving calls (test `a_store_whose_pool_was_closed_serves_no_call`).
+            self.close().await;
+            return Err(Error::PoolClosed);
+        }
         if let Some(result) = self.try_run(context, call).await {
             return result;
         }

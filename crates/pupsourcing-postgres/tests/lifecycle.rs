@@ -280,3 +280,38 @@ async fn close_waits_for_the_appends_in_flight() {
     );
     holder.close().await;
 }
+
+/// A store whose pool its owner closed (`PgEventStore::new` on a pool of the caller's) fails
+/// every later call with `PoolClosed`, as it does after its own `close()`: the connections it
+/// keeps outside the pool do not keep serving reads and appends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_whose_pool_was_closed_serves_no_call() {
+    use pupsourcing_core::dcb::{DcbStore, Query, QueryItem, ReadOptions};
+    if let Err(err) = common::probe().await {
+        return pupsourcing_testkit::unreachable("PostgreSQL", err).unwrap_or(());
+    }
+    let name = format!("pup_pool_closed_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let config = StoreConfig::default().schema(&common::unique_schema()).unwrap();
+    let store =
+        PgEventStore::connect_with(&named_url(&name), config, ConnectOptions::new()).await.unwrap();
+    store.migrate().await.unwrap();
+    let query = Query::from_items([QueryItem::tags(["closed:1"])]);
+    let tagged = || pupsourcing_core::NewEvent::new("A", "{}").with_tags(["closed:1"]);
+    // Calls that run on kept connections, so that the store keeps some.
+    store.append_if(&[tagged(), tagged()], None).await.unwrap();
+    store.read(&query, ReadOptions::new()).await.unwrap();
+    store.pool().close().await;
+    let read = store.read(&query, ReadOptions::new()).await;
+    assert!(matches!(read, Err(Error::PoolClosed)), "read: {read:?}");
+    let batch = store.append_if(&[tagged(), tagged()], None).await;
+    assert!(matches!(batch, Err(Error::PoolClosed)), "batch: {batch:?}");
+    let single = store.append_if(&[tagged()], None).await;
+    assert!(matches!(single, Err(Error::PoolClosed)), "single: {single:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut left = sessions_named(&name).await;
+    while left > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        left = sessions_named(&name).await;
+    }
+    assert_eq!(left, 0, "sessions of the store left open after its pool was closed");
+}
