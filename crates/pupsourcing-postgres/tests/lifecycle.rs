@@ -301,17 +301,26 @@ async fn a_store_whose_pool_was_closed_serves_no_call() {
     store.append_if(&[tagged(), tagged()], None).await.unwrap();
     store.read(&query, ReadOptions::new()).await.unwrap();
     store.pool().close().await;
+    // A single append first: it alone must close the kept connections too.
+    let single = store.append_if(&[tagged()], None).await;
+    assert!(matches!(single, Err(Error::PoolClosed)), "single: {single:?}");
+    assert_eq!(sessions_left(&name).await, 0, "sessions left open after a single append");
     let read = store.read(&query, ReadOptions::new()).await;
     assert!(matches!(read, Err(Error::PoolClosed)), "read: {read:?}");
     let batch = store.append_if(&[tagged(), tagged()], None).await;
     assert!(matches!(batch, Err(Error::PoolClosed)), "batch: {batch:?}");
     let single = store.append_if(&[tagged()], None).await;
     assert!(matches!(single, Err(Error::PoolClosed)), "single: {single:?}");
+}
+
+/// [`sessions_named`] once they are gone, or after five seconds (the server drops a closed
+/// session from `pg_stat_activity` shortly after its socket closes).
+async fn sessions_left(name: &str) -> i64 {
     let deadline = Instant::now() + Duration::from_secs(5);
-    let mut left = sessions_named(&name).await;
+    let mut left = sessions_named(name).await;
     while left > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        left = sessions_named(&name).await;
+        left = sessions_named(name).await;
     }
-    assert_eq!(left, 0, "sessions of the store left open after its pool was closed");
+    left
 }

@@ -145,8 +145,10 @@ impl GroupCommit {
         let events = std::slice::from_ref(event);
         target.validate(events, &self.limits)?;
         if self.pool.is_closed() {
-            // The writers' pool follows the store's: closing the store's stops the appends.
+            // The writers' and the kept connections follow the store's pool: closing it stops
+            // the appends and closes them (test `a_store_whose_pool_was_closed_serves_no_call`).
             self.close().await;
+            self.kept.close().await;
             return Err(Error::PoolClosed);
         }
         let entry =
