@@ -469,3 +469,53 @@ async fn writer_connections_ended_by_the_server_lose_no_append() {
     store.close().await;
     admin.close().await;
 }
+
+/// The sessions of the test server named `name`.
+async fn session_pids(admin: &sqlx::PgPool, name: &str) -> Vec<i32> {
+    let sql = "SELECT pid FROM pg_stat_activity WHERE application_name = $1 ORDER BY pid";
+    sqlx::query_scalar(sql).bind(name).fetch_all(admin).await.unwrap()
+}
+
+/// A group that gives up on a lock (the writers' lock timeout, SQLSTATE 55P03) leaves its
+/// writer connection clean (the statement's implicit transaction rolled back by the server)
+/// and working, so it is kept: no session of the store is closed, and the next groups run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_writer_connection_is_kept_after_a_lock_timeout() {
+    let name = format!("pup_writers_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let Some(store) = named_store(&name).await else { return };
+    let holder = common::store_with(store.config().clone()).await.unwrap();
+    let admin = sqlx::PgPool::connect(&common::url()).await.unwrap();
+    queued_round(&store).await;
+    let before = session_pids(&admin, &name).await;
+
+    let blocked = new_stream();
+    let mut tx = holder.begin().await.unwrap();
+    holder.append_in(&mut tx, &blocked, ExpectedVersion::Any, &[event("Held")]).await.unwrap();
+    let mut blockers = Vec::new();
+    for _ in 0..common::BLOCKERS {
+        let (store, blocked) = (store.clone(), blocked.clone());
+        blockers.push(tokio::spawn(async move {
+            store.append(&blocked, ExpectedVersion::Any, &[event("Blocked")]).await
+        }));
+        tokio::time::sleep(SETTLE).await;
+    }
+    // Past the writers' lock timeout: the writer's group has given up.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    holder.commit(tx).await.unwrap();
+    for blocker in blockers {
+        blocker.await.unwrap().unwrap();
+    }
+    let after = session_pids(&admin, &name).await;
+    for pid in &before {
+        assert!(
+            after.contains(pid),
+            "session {pid} was closed: before {before:?}, after {after:?}"
+        );
+    }
+    let positions = queued_round(&store).await;
+    let transactions = writing_transactions(&store, &positions).await;
+    assert!(transactions <= 4, "8 queued appends took {transactions} transactions");
+    store.close().await;
+    holder.close().await;
+    admin.close().await;
+}
