@@ -187,7 +187,7 @@ impl KeptConnections {
         // Checked again after the slot is counted: `close` sets the flag, then waits for the
         // count to reach zero (both sequentially consistent), so either it waits for this
         // slot or this sees the flag; a connection opened after `close` returned would write
-        // after it (test `close_waits_for_the_appends_in_flight`).
+        // after it. (A race too narrow for a test to hit reliably.)
         if self.closed.load(Ordering::SeqCst) {
             return None;
         }

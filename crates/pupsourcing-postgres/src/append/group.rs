@@ -109,8 +109,8 @@ impl GroupCommit {
         Self { pool, kept, sql, limits, queue }
     }
 
-    /// Closes the writers' connections (the store's pool is closed by its owner); no writer
-    /// task opens a new one afterwards.
+    /// Closes the writers' connections (the store's pool is closed by its owner), waiting for
+    /// the groups in flight; no writer task opens a new one afterwards.
     pub(crate) async fn close(&self) {
         self.queue.writer().writers.close().await;
     }
