@@ -519,3 +519,59 @@ async fn a_writer_connection_is_kept_after_a_lock_timeout() {
     holder.close().await;
     admin.close().await;
 }
+
+/// A writer connection the server ends while its group runs (here waiting on a lock) fails
+/// the group as a whole: nothing of it is stored, and each request runs alone, stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_writer_connection_ended_during_its_group_loses_no_append() {
+    let name = format!("pup_writers_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let Some(store) = named_store(&name).await else { return };
+    let holder = common::store_with(store.config().clone()).await.unwrap();
+    let admin = sqlx::PgPool::connect(&common::url()).await.unwrap();
+    let blocked = new_stream();
+    let mut tx = holder.begin().await.unwrap();
+    holder.append_in(&mut tx, &blocked, ExpectedVersion::Any, &[event("Held")]).await.unwrap();
+    // The direct path waits on the lock; then a group of eight, one on the locked stream.
+    let direct = {
+        let (store, blocked) = (store.clone(), blocked.clone());
+        tokio::spawn(async move {
+            store.append(&blocked, ExpectedVersion::Any, &[event("Blocked")]).await
+        })
+    };
+    tokio::time::sleep(SETTLE).await;
+    let mut streams: Vec<_> = (0..7).map(|_| new_stream()).collect();
+    streams.push(blocked.clone());
+    let queued: Vec<_> = streams
+        .iter()
+        .map(|stream| {
+            let (store, stream) = (store.clone(), stream.clone());
+            tokio::spawn(async move {
+                store.append(&stream, ExpectedVersion::Any, &[event("Queued")]).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(SETTLE).await;
+    let terminate = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                     WHERE application_name = $1 AND state = 'active' \
+                     AND query LIKE '-- Group commit: several%'";
+    let ended: i64 = sqlx::query_scalar(terminate).bind(&name).fetch_one(&admin).await.unwrap();
+    assert_eq!(ended, 1, "the group waiting on the lock");
+    tokio::time::sleep(SETTLE).await;
+    holder.commit(tx).await.unwrap();
+    direct.await.unwrap().unwrap();
+    for task in queued {
+        let result = task.await.unwrap().expect("a queued append is stored");
+        assert!(!result.replayed);
+    }
+    for stream in &streams[..7] {
+        let stored = store.read_stream(stream, pupsourcing_core::VersionRange::all()).await;
+        assert_eq!(stored.unwrap().len(), 1, "{stream}");
+    }
+    let stored = store.read_stream(&blocked, pupsourcing_core::VersionRange::all()).await.unwrap();
+    let mut types: Vec<&str> = stored.iter().map(|e| e.event_type.as_str()).collect();
+    types.sort_unstable();
+    assert_eq!(types, ["Blocked", "Held", "Queued"], "once each");
+    store.close().await;
+    holder.close().await;
+    admin.close().await;
+}
