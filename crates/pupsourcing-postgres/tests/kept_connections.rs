@@ -339,3 +339,198 @@ async fn a_call_that_fails_on_a_working_kept_connection_is_not_run_again() {
     assert_eq!(session_pids(store.pool(), &name).await, before, "its connection was kept");
     assert_eq!(reader.read(&query, ReadOptions::new()).await.unwrap().events.len(), 1);
 }
+
+/// A TCP proxy to the test server that, once armed, passes the next message of a client on to
+/// the server but never its answer: it waits (the server commits meanwhile), then closes
+/// that client's connection, as a network that failed right after the commit would.
+struct AnswerDropper {
+    port: u16,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AnswerDropper {
+    async fn start() -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let server: sqlx::postgres::PgConnectOptions = common::url().parse().unwrap();
+        let upstream = format!("{}:{}", server.get_host(), server.get_port());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let armed = std::sync::Arc::new(AtomicBool::new(false));
+        let arming = armed.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (upstream, armed) = (upstream.clone(), arming.clone());
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(upstream).await else { return };
+                    let (mut from_client, mut to_client) = client.into_split();
+                    let (mut from_server, mut to_server) = server.into_split();
+                    let cut = AtomicBool::new(false);
+                    let up = async {
+                        let mut buf = vec![0u8; 1 << 16];
+                        loop {
+                            let n = from_client.read(&mut buf).await.unwrap_or(0);
+                            if n == 0 {
+                                return;
+                            }
+                            if armed.swap(false, Ordering::AcqRel) {
+                                cut.store(true, Ordering::Release);
+                            }
+                            if to_server.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    let down = async {
+                        let mut buf = vec![0u8; 1 << 16];
+                        loop {
+                            let n = from_server.read(&mut buf).await.unwrap_or(0);
+                            if n == 0 {
+                                return;
+                            }
+                            if cut.load(Ordering::Acquire) {
+                                // The answer is lost; the server has committed by now.
+                                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                                return;
+                            }
+                            if to_client.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    // Either side ending drops both sockets.
+                    tokio::select! { () = up => {}, () = down => {} }
+                });
+            }
+        });
+        Self { port, armed, task }
+    }
+
+    /// A store on `store`'s schema whose connections go through the proxy.
+    fn store(&self, store: &PgEventStore, name: &str) -> PgEventStore {
+        let options: sqlx::postgres::PgConnectOptions = common::url().parse().unwrap();
+        let options = options.host("127.0.0.1").port(self.port).application_name(name);
+        let pool =
+            sqlx::postgres::PgPoolOptions::new().max_connections(4).connect_lazy_with(options);
+        PgEventStore::new(pool, store.config().clone()).with_notifications(false)
+    }
+
+    /// The next message any client sends is answered to no one.
+    fn arm(&self) {
+        self.armed.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+impl Drop for AnswerDropper {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The position of the stored event `id` and how many events have that id.
+async fn stored(store: &PgEventStore, id: uuid::Uuid) -> (i64, i64) {
+    let sql = format!(
+        "SELECT min(global_position), count(*) FROM {}.events WHERE event_id = $1",
+        store.config().schema
+    );
+    sqlx::query_as::<_, (Option<i64>, i64)>(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_one(store.pool())
+        .await
+        .map(|(position, count)| (position.unwrap_or(0), count))
+        .unwrap()
+}
+
+/// An append on a kept connection that the server committed but whose answer was lost (the
+/// connection failed right after the commit) runs again on the pool, which must answer a
+/// replay with the first run's positions and versions, store nothing twice and record the
+/// command once: for a stream's first event (`NoStream`: the retry finds the stream, and must
+/// still say replay, not conflict), a conditional DCB append (the retry's condition matches
+/// the first run's own event, and must still say replay, not condition failed) and a recorded
+/// batch. Each case's statement was prepared on the kept connection by a warm-up of its kind,
+/// so that the lost message is the one that runs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_append_whose_answer_was_lost_after_its_commit_is_a_replay() {
+    let Some(store) = common::fresh_store().await else { return };
+    let proxy = AnswerDropper::start().await;
+    let name = format!("pup-lost-{}", uuid::Uuid::new_v4().simple());
+    let writer = proxy.store(&store, &name);
+
+    // A stream's first event.
+    let warm = NewEvent::new("Warm", "{}");
+    writer.append(&new_stream(), ExpectedVersion::NoStream, &[warm]).await.unwrap();
+    let (stream, event) = (new_stream(), NewEvent::new("A", "{}"));
+    let id = event.event_id;
+    proxy.arm();
+    let appended = writer.append(&stream, ExpectedVersion::NoStream, &[event]).await.unwrap();
+    let (position, count) = stored(&store, id).await;
+    assert_eq!(count, 1);
+    assert!(appended.replayed, "the lost answer's append ran again as a replay: {appended:?}");
+    assert_eq!((appended.positions, appended.versions), (vec![position], vec![1]));
+
+    // A conditional DCB append.
+    let condition =
+        |tag: &str| AppendCondition::none_match(Query::from_items([QueryItem::tags([tag])]));
+    let warm = NewEvent::new("Warm", "{}").with_tags(["lost:0"]);
+    writer.append_if(&[warm], Some(&condition("lost:0"))).await.unwrap();
+    let event = NewEvent::new("B", "{}").with_tags(["lost:1"]);
+    let id = event.event_id;
+    proxy.arm();
+    let appended = writer.append_if(&[event], Some(&condition("lost:1"))).await.unwrap();
+    let (position, count) = stored(&store, id).await;
+    assert_eq!(count, 1);
+    assert!(appended.replayed, "{appended:?}");
+    assert_eq!(appended.positions, [position]);
+
+    // A recorded batch.
+    let warm = [NewEvent::new("Warm", "{}"), NewEvent::new("Warm", "{}")];
+    writer.append_if_and_record(&warm, None, &record()).await.unwrap();
+    let batch = [NewEvent::new("C", "{}"), NewEvent::new("D", "{}")];
+    let ids = [batch[0].event_id, batch[1].event_id];
+    let mut command = record();
+    command.command_type = "Lost".into();
+    proxy.arm();
+    let appended = writer.append_if_and_record(&batch, None, &command).await.unwrap();
+    let (first, count) = stored(&store, ids[0]).await;
+    let (second, _) = stored(&store, ids[1]).await;
+    assert_eq!(count, 1);
+    assert!(appended.replayed, "{appended:?}");
+    assert_eq!(appended.positions, [first, second]);
+    let sql = format!(
+        "SELECT positions FROM {}.commands WHERE command_type = 'Lost'",
+        store.config().schema
+    );
+    let recorded: Vec<Vec<i64>> =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_all(store.pool()).await.unwrap();
+    assert_eq!(recorded, [vec![first, second]], "the command was recorded once");
+    writer.close().await;
+}
+
+/// Calls cancelled at any point (while a kept connection opens, while its statement runs, while
+/// it is pinged after a refusal) give their slot back: one call after another still never
+/// needs the pool, and at most four kept connections are open. A slot lost at each of four
+/// cancellations would send every later call to the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancelled_calls_give_their_kept_connections_back() {
+    let Some((store, name, reader, query)) = reader_fixture().await else { return };
+    let writer = reader.clone().with_notifications(false);
+    let stream = new_stream();
+    writer.append(&stream, ExpectedVersion::NoStream, &[NewEvent::new("A", "{}")]).await.unwrap();
+    for step in 0..120u64 {
+        let limit = std::time::Duration::from_micros(step * 25);
+        let batch = [NewEvent::new("B", "{}"), NewEvent::new("C", "{}")];
+        // A refused batch (a stale expected version), pinged after its refusal.
+        let refused = writer.append(&stream, ExpectedVersion::NoStream, &batch);
+        let _ = tokio::time::timeout(limit, refused).await;
+        let _ = tokio::time::timeout(limit, writer.read(&query, ReadOptions::new())).await;
+    }
+    for _ in 0..8 {
+        assert_eq!(writer.read(&query, ReadOptions::new()).await.unwrap().events.len(), 1);
+    }
+    assert_eq!(writer.pool().size(), 0, "no call needed the pool");
+    // (The sessions of closed connections take a moment to end on the server.)
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let open = sessions(store.pool(), &name).await;
+    assert!((1..=4).contains(&open), "{open} kept connections");
+}
