@@ -182,7 +182,9 @@ impl PgEventStore {
                 return inner.group.append(target, event).await;
             }
             // A batch (or an empty one, which validation rejects): the function, on a kept
-            // connection when one is free.
+            // connection when one is free. Validated first, so that a refused batch does not
+            // take (or open) a connection for nothing.
+            target.validate(events, limits)?;
             let context = (&*inner.sql, limits, target, events);
             return inner
                 .kept
@@ -515,7 +517,10 @@ impl DcbStore for PgEventStore {
                 AppendResult { positions: Vec::new(), versions: Vec::new(), replayed: false };
             return conn.finish(recorded.map(|()| nothing));
         }
-        // A batch: one statement, on a kept connection when one is free.
+        // A batch: one statement, on a kept connection when one is free (validated first, as
+        // in `append_own`).
+        command.validate(&inner.config.limits)?;
+        Target::Dcb(condition).validate(events, &inner.config.limits)?;
         let context = (&*inner.sql, &inner.config.limits, condition, events, command);
         let append = inner.kept.run(
             &inner.pool,

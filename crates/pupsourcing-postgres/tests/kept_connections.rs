@@ -534,3 +534,18 @@ async fn cancelled_calls_give_their_kept_connections_back() {
     let open = sessions(store.pool(), &name).await;
     assert!((1..=4).contains(&open), "{open} kept connections");
 }
+
+/// A batch that validation refuses takes no connection: it is refused before any is taken or
+/// opened (a kept connection would otherwise be opened, or pinged after the refusal).
+#[tokio::test]
+async fn a_refused_batch_takes_no_connection() {
+    let Some(store) = common::fresh_store().await else { return };
+    let (name, writer) = store_with_settings(&store, &[]);
+    let empty_type = [NewEvent::new("", "{}"), NewEvent::new("B", "{}")];
+    let refused = writer.append(&new_stream(), ExpectedVersion::Any, &empty_type).await;
+    assert!(matches!(refused, Err(Error::Validation(_))), "{refused:?}");
+    let recorded = writer.append_if_and_record(&empty_type, None, &record()).await;
+    assert!(matches!(recorded, Err(Error::Validation(_))), "{recorded:?}");
+    assert_eq!(sessions(store.pool(), &name).await, 0, "no connection was opened");
+    assert_eq!(writer.pool().size(), 0);
+}
