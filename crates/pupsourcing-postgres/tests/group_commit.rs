@@ -374,18 +374,8 @@ async fn queued_recorded_commands_are_written_together_and_only_when_appended() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_writer_waiting_on_a_lock_gives_up_and_serves_the_queue() {
     let Some(store) = common::fresh_store().await else { return };
-    let blocked = new_stream();
-    let mut tx = store.begin().await.unwrap();
-    store.append_in(&mut tx, &blocked, ExpectedVersion::Any, &[event("Held")]).await.unwrap();
     // The first waits alone on the direct path, the second in a writer task.
-    let mut blockers = Vec::new();
-    for _ in 0..common::BLOCKERS {
-        let (store, blocked) = (store.clone(), blocked.clone());
-        blockers.push(tokio::spawn(async move {
-            store.append(&blocked, ExpectedVersion::Any, &[event("Blocked")]).await
-        }));
-        tokio::time::sleep(SETTLE).await;
-    }
+    let (tx, blockers) = common::hold_the_writer_slots(&store, &store).await;
     let started = std::time::Instant::now();
     let (stream, events) = (new_stream(), [event("Free")]);
     let free = store.append(&stream, ExpectedVersion::NoStream, &events);
@@ -488,17 +478,7 @@ async fn a_writer_connection_is_kept_after_a_lock_timeout() {
     queued_round(&store).await;
     let before = session_pids(&admin, &name).await;
 
-    let blocked = new_stream();
-    let mut tx = holder.begin().await.unwrap();
-    holder.append_in(&mut tx, &blocked, ExpectedVersion::Any, &[event("Held")]).await.unwrap();
-    let mut blockers = Vec::new();
-    for _ in 0..common::BLOCKERS {
-        let (store, blocked) = (store.clone(), blocked.clone());
-        blockers.push(tokio::spawn(async move {
-            store.append(&blocked, ExpectedVersion::Any, &[event("Blocked")]).await
-        }));
-        tokio::time::sleep(SETTLE).await;
-    }
+    let (tx, blockers) = common::hold_the_writer_slots(&holder, &store).await;
     // Past the writers' lock timeout: the writer's group has given up.
     tokio::time::sleep(Duration::from_millis(400)).await;
     holder.commit(tx).await.unwrap();

@@ -122,6 +122,32 @@ pub const BLOCKERS: usize = 2;
 /// Long enough for spawned tasks to queue, well below the writers' lock timeout (200 ms).
 pub const SETTLE: std::time::Duration = std::time::Duration::from_millis(40);
 
+/// Appends that wait on a head row locked by an open transaction of `holder` (returned) and
+/// occupy `store`'s writer slots (handles returned): the first waits alone on the direct path,
+/// the second in a writer task. Committing or rolling back the transaction releases them.
+pub async fn hold_the_writer_slots(
+    holder: &pupsourcing_postgres::PgEventStore,
+    store: &pupsourcing_postgres::PgEventStore,
+) -> (
+    sqlx::Transaction<'static, sqlx::Postgres>,
+    Vec<tokio::task::JoinHandle<pupsourcing_core::Result<pupsourcing_core::AppendResult>>>,
+) {
+    use pupsourcing_core::{EventStore, ExpectedVersion};
+    use pupsourcing_testkit::{event, new_stream};
+    let blocked = new_stream();
+    let mut tx = holder.begin().await.unwrap();
+    holder.append_in(&mut tx, &blocked, ExpectedVersion::Any, &[event("Held")]).await.unwrap();
+    let mut blockers = Vec::new();
+    for _ in 0..BLOCKERS {
+        let (store, blocked) = (store.clone(), blocked.clone());
+        blockers.push(tokio::spawn(async move {
+            store.append(&blocked, ExpectedVersion::Any, &[event("Blocked")]).await
+        }));
+        tokio::time::sleep(SETTLE).await;
+    }
+    (tx, blockers)
+}
+
 /// Runs `appends` while the writer slots are held, so that they queue, then releases them all
 /// together and returns their results in order.
 pub async fn queued<F>(
@@ -133,19 +159,8 @@ where
         + Send
         + 'static,
 {
-    use pupsourcing_core::{EventStore, ExpectedVersion};
-    use pupsourcing_testkit::{event, new_stream};
-    let blocked = new_stream();
-    let mut tx = store.begin().await.unwrap();
-    store.append_in(&mut tx, &blocked, ExpectedVersion::Any, &[event("Held")]).await.unwrap();
-    let mut blockers: Vec<tokio::task::JoinHandle<_>> = Vec::new();
-    for _ in 0..BLOCKERS {
-        let (store, blocked) = (store.clone(), blocked.clone());
-        blockers.push(tokio::spawn(async move {
-            store.append(&blocked, ExpectedVersion::Any, &[event("Blocked")]).await
-        }));
-        tokio::time::sleep(SETTLE).await;
-    }
+    use pupsourcing_core::EventStore;
+    let (tx, blockers) = hold_the_writer_slots(store, store).await;
     let tasks: Vec<tokio::task::JoinHandle<_>> = appends.into_iter().map(tokio::spawn).collect();
     tokio::time::sleep(SETTLE).await;
     store.commit(tx).await.unwrap();
