@@ -178,7 +178,9 @@ impl KeptConnections {
             return Some(KeptConnection { owner: self, conn: Some(conn), keep: false, kept: true });
         }
         if self.open.fetch_add(1, Ordering::SeqCst) >= self.max {
-            self.open.fetch_sub(1, Ordering::SeqCst);
+            // Through `release`: the others may all have been given back meanwhile, and a
+            // `close` waiting for the count to reach zero must hear that it did.
+            self.release();
             return None;
         }
         // From here the slot is the connection's: dropped without a connection (a failed or
