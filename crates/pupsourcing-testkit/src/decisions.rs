@@ -1,13 +1,14 @@
 //! The command executor's boundary cache (`CommandExecutor::cache_boundaries`): a decision on
 //! cached events is the one a fresh read would give, a stale cache never lets a decision
-//! through, and refusals are never made on cached state alone.
+//! through, and refusals are never made on cached state alone; a command declared to start its
+//! boundary is decided without a read, and never on a boundary that has events.
 
 use std::convert::Infallible;
 
 use pupsourcing_core::NewEvent;
 use pupsourcing_core::dcb::{
-    CommandExecutor, CommandHandler, DcbStore, DecisionModel, ExecuteError, Handle, Query,
-    QueryItem, ReadOptions, StateProjector, States,
+    CommandExecutor, CommandHandler, CommandOutcome, DcbStore, DecisionModel, ExecuteError, Handle,
+    Query, QueryItem, ReadOptions, StateProjector, States,
 };
 use uuid::Uuid;
 
@@ -527,4 +528,175 @@ pub async fn cached_decisions_survive_eviction_races<S: DcbStore>(store: S) {
         }
         assert_eq!(read.len(), 80 + 30);
     }
+}
+
+/// Claims a name: the state is whether its boundary holds a claim; a taken name is refused.
+/// `new` says whether the handler declares the command to start its boundary
+/// (`CommandHandler::expects_new_boundary`).
+struct Claim {
+    new: bool,
+}
+
+impl CommandHandler for Claim {
+    /// The name's tag.
+    type Command = String;
+    type Error = &'static str;
+    type Handles = Handle<bool>;
+
+    fn command_type(&self, _: &String) -> String {
+        "Claim".into()
+    }
+
+    fn model(&self, name: &String, model: &mut DecisionModel) -> Handle<bool> {
+        model.add(StateProjector::new("claimed", boundary(name), false, |_, _| true))
+    }
+
+    fn decide(
+        &self,
+        name: &String,
+        claimed: &Handle<bool>,
+        states: &States,
+    ) -> Result<Vec<NewEvent>, &'static str> {
+        match states.get(*claimed) {
+            true => Err("taken"),
+            false => Ok(vec![event("Claimed", name, 1)]),
+        }
+    }
+
+    fn expects_new_boundary(&self, _: &String) -> bool {
+        self.new
+    }
+}
+
+/// A command declared to start its boundary is decided on the empty boundary without a read:
+/// on a new boundary in one attempt, with or without a cache; on a boundary that has events,
+/// its condition fails, nothing is written, and it is decided again on a fresh read (two
+/// attempts, or a refusal made on the read, never on the assumed empty state). A success
+/// enters the boundary in the cache: a later append by another writer makes it stale. Numbers
+/// with a handler that always (wrongly) declares its boundary new come out without repeats.
+pub async fn decisions_on_new_boundaries_need_no_read<S: DcbStore>(store: S) {
+    let claim = Claim { new: true };
+    let attempts = |outcome: Result<_, ExecuteError<&'static str>>| match outcome {
+        Ok(CommandOutcome { attempts, .. }) => attempts,
+        Err(e) => panic!("the executor failed: {e}"),
+    };
+    let cached = CommandExecutor::new(store.clone()).cache_boundaries(8);
+    let plain = CommandExecutor::new(store.clone()).cache_boundaries(0).record_commands(false);
+    let name = format!("name:{}", Uuid::new_v4());
+    assert_eq!(attempts(plain.execute(&claim, &name).await), 1, "an empty boundary");
+    for executor in [&plain, &cached, &CommandExecutor::new(store.clone())] {
+        let refused = executor.execute(&claim, &name).await;
+        assert!(matches!(refused, Err(ExecuteError::Rejected("taken"))), "{refused:?}");
+    }
+    assert_eq!(numbers(&store, &name).await, [1], "a taken name was claimed again");
+
+    // Declared new but not: each command of an uncached executor fails once, then reads.
+    let tag = format!("counter:{}", Uuid::new_v4());
+    let next = NewNext { tag: tag.clone() };
+    let count =
+        |outcome: Result<CommandOutcome, ExecuteError<Infallible>>| outcome.unwrap().attempts;
+    let uncached = CommandExecutor::new(store.clone()).cache_boundaries(0);
+    assert_eq!(count(uncached.execute(&next, &()).await), 1);
+    assert_eq!(count(uncached.execute(&next, &()).await), 2, "decided on the empty boundary");
+    let warm = CommandExecutor::new(store.clone()).cache_boundaries(8);
+    assert_eq!(count(warm.execute(&next, &()).await), 2, "not in the cache: assumed new");
+    assert_eq!(count(warm.execute(&next, &()).await), 1, "in the cache");
+    assert_eq!(numbers(&store, &tag).await, [1, 2, 3, 4]);
+
+    // A success on the assumed empty boundary enters the cache: another writer's append then
+    // makes the next (undeclared) command's cached decision stale.
+    let tag = format!("counter:{}", Uuid::new_v4());
+    let (next, plain_next) = (NewNext { tag: tag.clone() }, Next { tag: tag.clone() });
+    assert_eq!(count(warm.execute(&next, &()).await), 1);
+    assert_eq!(count(uncached.execute(&plain_next, &()).await), 1);
+    assert_eq!(count(warm.execute(&plain_next, &()).await), 2, "the success was not cached");
+    assert_eq!(numbers(&store, &tag).await, [1, 2, 3]);
+}
+
+/// [`Next`], declaring every command to start its boundary.
+struct NewNext {
+    tag: String,
+}
+
+impl CommandHandler for NewNext {
+    type Command = ();
+    type Error = Infallible;
+    type Handles = Handle<i64>;
+
+    fn command_type(&self, _: &()) -> String {
+        "Next".into()
+    }
+
+    fn model(&self, _: &(), model: &mut DecisionModel) -> Handle<i64> {
+        Next { tag: self.tag.clone() }.model(&(), model)
+    }
+
+    fn decide(
+        &self,
+        _: &(),
+        h: &Handle<i64>,
+        states: &States,
+    ) -> Result<Vec<NewEvent>, Infallible> {
+        Next { tag: self.tag.clone() }.decide(&(), h, states)
+    }
+
+    fn expects_new_boundary(&self, _: &()) -> bool {
+        true
+    }
+}
+
+/// Executors (clones sharing a cache, executors of their own, one without a cache, with and
+/// without records) race to claim the same names, each command declared to start its
+/// boundary, some names taken before: every name ends with exactly one claim, and every other
+/// command was refused (five races, on names of their own). A decision on the assumed empty boundary
+/// appended under a condition weaker than "no event matches at all" would claim a name twice.
+pub async fn racing_claims_on_new_boundaries_claim_once<S: DcbStore>(store: S) {
+    for _ in 0..5 {
+        race_claims(&store).await;
+    }
+}
+
+/// One race of [`racing_claims_on_new_boundaries_claim_once`], on names of its own.
+async fn race_claims<S: DcbStore>(store: &S) {
+    let names: Vec<String> = (0..12).map(|_| format!("unique:{}", Uuid::new_v4())).collect();
+    let shared = CommandExecutor::new(store.clone()).cache_boundaries(4);
+    let executors = [
+        shared.clone(),
+        shared,
+        CommandExecutor::new(store.clone()).cache_boundaries(64),
+        CommandExecutor::new(store.clone()).cache_boundaries(0).record_commands(false),
+        CommandExecutor::new(store.clone()).cache_boundaries(2).record_commands(false),
+    ];
+    // Some names are taken before the race: their boundaries are not new.
+    let early: Vec<&String> = names.iter().step_by(4).collect();
+    for name in &early {
+        store.append_if(&[event("Claimed", name, 1)], None).await.unwrap();
+    }
+    let tasks: Vec<_> = executors
+        .into_iter()
+        .enumerate()
+        .map(|(i, executor)| {
+            let names = names.clone();
+            tokio::spawn(async move {
+                let mut claimed = 0;
+                for n in 0..names.len() {
+                    let name = &names[(n * 5 + i * 7) % names.len()];
+                    match executor.execute(&Claim { new: true }, name).await {
+                        Ok(_) => claimed += 1,
+                        Err(ExecuteError::Rejected("taken")) => {}
+                        Err(e) => panic!("the executor failed: {e}"),
+                    }
+                }
+                claimed
+            })
+        })
+        .collect();
+    let mut claimed = 0;
+    for task in tasks {
+        claimed += task.await.unwrap();
+    }
+    for name in &names {
+        assert_eq!(numbers(store, name).await, [1], "{name} was not claimed exactly once");
+    }
+    assert_eq!(claimed, names.len() - early.len(), "claims that succeeded");
 }

@@ -89,6 +89,8 @@ macro_rules! dcb_conformance {
             decisions::cached_decisions_on_all_events_see_every_path_of_writing,
             decisions::cached_replays_are_not_counted_twice,
             decisions::cached_decisions_survive_eviction_races,
+            decisions::decisions_on_new_boundaries_need_no_read,
+            decisions::racing_claims_on_new_boundaries_claim_once,
         );
     };
 }

@@ -45,6 +45,23 @@ pub trait CommandHandler: Send + Sync {
     fn metadata(&self, _command: &Self::Command) -> Option<serde_json::Value> {
         None
     }
+
+    /// Whether `command` is expected to find its boundary empty: it opens an account, claims
+    /// a unique name, starts a process (default: no).
+    ///
+    /// The executor then decides it first on the model's initial states, without reading the
+    /// boundary, and appends under the condition that no event matches the model's query at
+    /// all. When the boundary had events after all, the condition fails, nothing is written,
+    /// and the command is decided again on a fresh read (one more attempt in
+    /// [`CommandOutcome::attempts`], not counted against `max_attempts`). A decision on the
+    /// initial states to refuse, or to append nothing, is not trusted: it is made again on a
+    /// fresh read, since it could be wrong for a boundary that has events.
+    ///
+    /// Saves the read (one round trip) of each command that starts a boundary; costs one
+    /// failed append for each one that did not.
+    fn expects_new_boundary(&self, _command: &Self::Command) -> bool {
+        false
+    }
 }
 
 /// Why [`CommandExecutor::execute`] did not succeed.
@@ -81,7 +98,9 @@ pub struct CommandOutcome {
 /// [`DEFAULT_CACHED_BOUNDARIES`](Self::DEFAULT_CACHED_BOUNDARIES) last ones, see
 /// [`CommandExecutor::cache_boundaries`]) and decides the next command on one of them without
 /// reading it; the append's condition then confirms that nothing changed since. Clones share
-/// the cache.
+/// the cache. A command whose handler expects its boundary to be new
+/// ([`CommandHandler::expects_new_boundary`]) is decided on the empty boundary without a read
+/// in the same way.
 #[derive(Clone)]
 pub struct CommandExecutor<S> {
     store: S,
@@ -161,14 +180,10 @@ impl<S: DcbStore> CommandExecutor<S> {
     ) -> Result<CommandOutcome, ExecuteError<H::Error>> {
         let data = serde_json::to_value(command).map_err(Error::Payload)?;
         let mut attempts = 0;
-        if let Some(cache) = &self.cache {
-            match self.cached_attempt(cache, handler, command, &data).await? {
-                Cached::Appended(positions) => {
-                    return Ok(CommandOutcome { positions, attempts: 1 });
-                }
-                Cached::Stale => attempts += 1,
-                Cached::Skipped => {}
-            }
+        match self.unread_attempt(handler, command, &data).await? {
+            Unread::Appended(positions) => return Ok(CommandOutcome { positions, attempts: 1 }),
+            Unread::Stale => attempts += 1,
+            Unread::Skipped => {}
         }
         let mut fresh = 0;
         loop {
@@ -184,46 +199,73 @@ impl<S: DcbStore> CommandExecutor<S> {
         }
     }
 
-    /// A decision on the cached events of the model's boundary, if there are any and the
-    /// decision is to append; otherwise (no entry, nothing to append, a rejection) it is made
-    /// on a fresh read.
-    async fn cached_attempt<H: CommandHandler>(
+    /// A decision on what the executor knows of the model's boundary without reading it (see
+    /// [`Self::known_state`]), if it knows anything and the decision is to append; otherwise
+    /// (nothing known, nothing to append, a rejection) it is made on a fresh read.
+    async fn unread_attempt<H: CommandHandler>(
         &self,
-        cache: &BoundaryCache,
         handler: &H,
         command: &H::Command,
         data: &serde_json::Value,
-    ) -> Result<Cached, ExecuteError<H::Error>> {
+    ) -> Result<Unread, ExecuteError<H::Error>> {
         let mut model = DecisionModel::new();
         let handles = handler.model(command, &mut model);
         let query = model.query();
-        let Some(Snapshot { events: cached, head }) = cache.get(&query) else {
-            return Ok(Cached::Skipped);
+        let Some(Snapshot { events: known, head }) = self.known_state(handler, command, &query)
+        else {
+            return Ok(Unread::Skipped);
         };
-        for event in cached.iter() {
+        for event in known.iter() {
             model.apply(event);
         }
         // Released before the entry is extended: a reference held here would make `extend`
         // copy every cached event (`Arc::make_mut`), under the cache's lock.
-        drop(cached);
+        drop(known);
         let (states, condition) = model.finish(head);
         let events = match handler.decide(command, &handles, &states) {
             Ok(events) if !events.is_empty() => events,
-            _ => return Ok(Cached::Skipped),
+            _ => return Ok(Unread::Skipped),
         };
         match self.append(handler, command, data, &events, &condition).await {
             Ok(result) => {
-                self.remember(cache, &query, head, &events, &result);
-                Ok(Cached::Appended(result.positions))
+                if let Some(cache) = &self.cache {
+                    self.remember(cache, &query, head, &events, &result);
+                }
+                Ok(Unread::Appended(result.positions))
             }
             Err(error) => {
-                cache.forget(&query, head);
+                if let Some(cache) = &self.cache {
+                    cache.forget(&query, head);
+                }
                 match error {
-                    Error::ConditionFailed { .. } => Ok(Cached::Stale),
+                    Error::ConditionFailed { .. } => Ok(Unread::Stale),
                     other => Err(other.into()),
                 }
             }
         }
+    }
+
+    /// The boundary of `query` as far as the executor knows it without a read: its cache
+    /// entry; else, for a command expected to start its boundary, the empty boundary up to
+    /// position 0 (true of every boundary, positions start at 1), entered in the cache so that
+    /// the append extends it.
+    fn known_state<H: CommandHandler>(
+        &self,
+        handler: &H,
+        command: &H::Command,
+        query: &Query,
+    ) -> Option<Snapshot> {
+        if let Some(snapshot) = self.cache.as_ref().and_then(|cache| cache.get(query)) {
+            return Some(snapshot);
+        }
+        if !handler.expects_new_boundary(command) {
+            return None;
+        }
+        let empty = Snapshot { events: Arc::new(Vec::new()), head: 0 };
+        if let Some(cache) = &self.cache {
+            cache.put(query, empty.clone());
+        }
+        Some(empty)
     }
 
     /// One attempt: a read of the model's boundary (outside any transaction: the condition
@@ -307,12 +349,12 @@ impl<S: DcbStore> CommandExecutor<S> {
     }
 }
 
-/// What a decision on cached events came to.
-enum Cached {
+/// What a decision without a read came to.
+enum Unread {
     /// Appended at these positions.
     Appended(Vec<Position>),
-    /// The boundary had changed: nothing was written.
+    /// The boundary had changed, or was not new: nothing was written.
     Stale,
-    /// Not tried, or not trusted (no entry, nothing to append, a rejection).
+    /// Not tried, or not trusted (nothing known, nothing to append, a rejection).
     Skipped,
 }
