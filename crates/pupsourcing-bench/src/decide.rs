@@ -91,46 +91,70 @@ impl Appender for DecisionAppender {
     }
 }
 
-/// A command that deposits into the task's own account: the handler folds the account's events
-/// (its balance) and decides one `Deposited` event.
-struct Deposit {
+/// What the bench's account handler is asked.
+#[derive(serde::Serialize)]
+enum Order {
+    /// Opens the account: the first command on it, expected to find its boundary empty
+    /// (`CommandHandler::expects_new_boundary`), so it is decided without a read.
+    Open,
+    /// Deposits an amount into the open account.
+    Deposit(u32),
+}
+
+/// The task's current account: the handler folds the account's events (how many) and decides
+/// one `Opened` or `Deposited` event.
+struct Account {
     tag: String,
 }
 
-impl CommandHandler for Deposit {
-    type Command = u32;
-    type Error = std::convert::Infallible;
+impl CommandHandler for Account {
+    type Command = Order;
+    type Error = &'static str;
     type Handles = Handle<u64>;
 
-    fn command_type(&self, _: &u32) -> String {
-        "Deposit".into()
+    fn command_type(&self, order: &Order) -> String {
+        match order {
+            Order::Open => "Open".into(),
+            Order::Deposit(_) => "Deposit".into(),
+        }
     }
 
-    fn model(&self, _: &u32, model: &mut DecisionModel) -> Handle<u64> {
-        let query = Query::from_items([QueryItem::types(["Deposited"]).with_tags([&self.tag])]);
-        model.add(StateProjector::new("balance", query, 0, |n, _| n + 1))
+    fn model(&self, _: &Order, model: &mut DecisionModel) -> Handle<u64> {
+        let types = QueryItem::types(["Opened", "Deposited"]).with_tags([&self.tag]);
+        model.add(StateProjector::new("events", Query::from_items([types]), 0, |n, _| n + 1))
     }
 
     fn decide(
         &self,
-        amount: &u32,
-        _: &Handle<u64>,
-        _: &States,
+        order: &Order,
+        events: &Handle<u64>,
+        states: &States,
     ) -> Result<Vec<NewEvent>, Self::Error> {
-        let event = NewEvent::json("Deposited", &serde_json::json!({ "amount": amount }))
+        let opened = *states.get(*events) > 0;
+        let (event_type, amount) = match order {
+            Order::Open if opened => return Err("the account is open already"),
+            Order::Open => ("Opened", 0),
+            Order::Deposit(_) if !opened => return Err("no such account"),
+            Order::Deposit(amount) => ("Deposited", *amount),
+        };
+        let event = NewEvent::json(event_type, &serde_json::json!({ "amount": amount }))
             .expect("a JSON object always serializes")
             .with_tags([self.tag.clone()]);
         Ok(vec![event])
     }
+
+    fn expects_new_boundary(&self, order: &Order) -> bool {
+        matches!(order, Order::Open)
+    }
 }
 
-/// Runs one `Deposit` command per operation through the [`CommandExecutor`]; counts attempts
-/// beyond the first as false conflicts. Every [`ACCOUNT_LENGTH`] commands it moves to a new
-/// account, so that each decision folds a short history (as an aggregate's would), not one
-/// that grows for the whole run.
+/// Runs one command per operation through the [`CommandExecutor`]; counts attempts beyond the
+/// first as false conflicts. Every [`ACCOUNT_LENGTH`] commands it opens a new account (then
+/// deposits into it), so that each decision folds a short history (as an aggregate's would),
+/// not one that grows for the whole run.
 pub struct ExecutorAppender {
     executor: CommandExecutor<PgEventStore>,
-    handler: Deposit,
+    handler: Account,
     outcomes: Arc<Outcomes>,
     run: String,
     task: usize,
@@ -155,20 +179,23 @@ impl ExecutorAppender {
             CommandExecutor::new(store).record_commands(records).cache_boundaries(boundaries);
         let (tag, _) = boundary(run, task);
         let run = run.to_string();
-        Self { executor, handler: Deposit { tag }, outcomes, run, task, commands: 0 }
+        Self { executor, handler: Account { tag }, outcomes, run, task, commands: 0 }
     }
 }
 
 impl Appender for ExecutorAppender {
     async fn append<'a>(&'a mut self, _events: &'a [NewEvent]) -> Result<usize, BoxError> {
-        self.commands += 1;
-        if self.commands.is_multiple_of(ACCOUNT_LENGTH) {
+        let order = if self.commands.is_multiple_of(ACCOUNT_LENGTH) {
             let account = self.commands / ACCOUNT_LENGTH;
             self.handler.tag = boundary(&format!("{}-{account}", self.run), self.task).0;
-        }
+            Order::Open
+        } else {
+            Order::Deposit(20)
+        };
+        self.commands += 1;
         let outcome = self
             .executor
-            .execute(&self.handler, &20)
+            .execute(&self.handler, &order)
             .await
             .map_err(|e| -> BoxError { e.to_string().into() })?;
         self.outcomes.attempts.fetch_add(outcome.attempts as u64, Ordering::Relaxed);
