@@ -125,6 +125,13 @@ impl CommandHandler for Accounts {
             }
         }
     }
+
+    /// A registration usually finds its account and its username never used: it is decided
+    /// without a read, under the condition that both still are (a name used before costs one
+    /// failed append, then a read).
+    fn expects_new_boundary(&self, command: &Command) -> bool {
+        matches!(command, Command::Register { .. })
+    }
 }
 
 #[tokio::main]
