@@ -700,3 +700,70 @@ async fn race_claims<S: DcbStore>(store: &S) {
     }
     assert_eq!(claimed, names.len() - early.len(), "claims that succeeded");
 }
+
+/// Deposits into an opened account, wrongly declared to start its boundary: on the assumed
+/// empty boundary it refuses (no such account) or, when `quiet`, appends nothing.
+struct Deposit {
+    quiet: bool,
+}
+
+impl CommandHandler for Deposit {
+    /// The account's tag.
+    type Command = String;
+    type Error = &'static str;
+    type Handles = Handle<bool>;
+
+    fn command_type(&self, _: &String) -> String {
+        "Deposit".into()
+    }
+
+    fn model(&self, account: &String, model: &mut DecisionModel) -> Handle<bool> {
+        model.add(StateProjector::new("opened", boundary(account), false, |_, _| true))
+    }
+
+    fn decide(
+        &self,
+        account: &String,
+        opened: &Handle<bool>,
+        states: &States,
+    ) -> Result<Vec<NewEvent>, &'static str> {
+        match (*states.get(*opened), self.quiet) {
+            (true, _) => Ok(vec![event("Deposited", account, 1)]),
+            (false, true) => Ok(Vec::new()),
+            (false, false) => Err("no such account"),
+        }
+    }
+
+    fn expects_new_boundary(&self, _: &String) -> bool {
+        true
+    }
+}
+
+/// A refusal, or a decision to append nothing, made on the assumed empty boundary is made
+/// again on a fresh read, with a cache and without; and such a decision leaves no entry in the
+/// cache (where the fresh read is too long to cache, an entry left behind would cost the next
+/// command on the boundary a failed append).
+pub async fn assumed_refusals_are_made_again_on_a_read<S: DcbStore>(store: S) {
+    for quiet in [false, true] {
+        for cache in [0, 8] {
+            let account = format!("account:{}", Uuid::new_v4());
+            store.append_if(&[event("Opened", &account, 0)], None).await.unwrap();
+            let executor = CommandExecutor::new(store.clone()).cache_boundaries(cache);
+            let outcome = executor.execute(&Deposit { quiet }, &account).await;
+            let outcome = outcome.unwrap_or_else(|e| panic!("quiet {quiet}, cache {cache}: {e}"));
+            assert_eq!((outcome.positions.len(), outcome.attempts), (1, 1), "quiet {quiet}");
+            assert_eq!(numbers(&store, &account).await, [0, 1]);
+        }
+    }
+    let account = format!("account:{}", Uuid::new_v4());
+    for _ in 0..3 {
+        let many: Vec<NewEvent> = (0..400).map(|_| event("Opened", &account, 0)).collect();
+        store.append_if(&many, None).await.unwrap();
+    }
+    let executor = CommandExecutor::new(store.clone()).cache_boundaries(8);
+    let refusing = Deposit { quiet: false };
+    assert_eq!(executor.execute(&refusing, &account).await.unwrap().attempts, 1);
+    let next = Next { tag: account.clone() };
+    let outcome = executor.execute(&next, &()).await.unwrap();
+    assert_eq!(outcome.attempts, 1, "decided on an empty entry the refusal left behind");
+}

@@ -91,6 +91,7 @@ macro_rules! dcb_conformance {
             decisions::cached_decisions_survive_eviction_races,
             decisions::decisions_on_new_boundaries_need_no_read,
             decisions::racing_claims_on_new_boundaries_claim_once,
+            decisions::assumed_refusals_are_made_again_on_a_read,
         );
     };
 }

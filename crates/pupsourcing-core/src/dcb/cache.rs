@@ -87,10 +87,21 @@ impl BoundaryCache {
 
     /// Stores a fresh read of `query` (replacing any entry: both are complete up to their head).
     pub fn put(&self, query: &Query, snapshot: Snapshot) {
+        self.insert(&mut self.entries(), query, snapshot);
+    }
+
+    /// Stores `snapshot` unless `query` has an entry (which may be fresher).
+    pub fn put_if_absent(&self, query: &Query, snapshot: Snapshot) {
+        let mut entries = self.entries();
+        if !entries.map.contains_key(query) {
+            self.insert(&mut entries, query, snapshot);
+        }
+    }
+
+    fn insert(&self, entries: &mut Entries, query: &Query, snapshot: Snapshot) {
         if snapshot.events.len() > Self::MAX_EVENTS {
             return;
         }
-        let mut entries = self.entries();
         let now = entries.tick();
         if entries.map.contains_key(query) {
             entries.remove(query);

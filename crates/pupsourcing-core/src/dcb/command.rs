@@ -49,13 +49,15 @@ pub trait CommandHandler: Send + Sync {
     /// Whether `command` is expected to find its boundary empty: it opens an account, claims
     /// a unique name, starts a process (default: no).
     ///
-    /// The executor then decides it first on the model's initial states, without reading the
-    /// boundary, and appends under the condition that no event matches the model's query at
-    /// all. When the boundary had events after all, the condition fails, nothing is written,
-    /// and the command is decided again on a fresh read (one more attempt in
-    /// [`CommandOutcome::attempts`], not counted against `max_attempts`). A decision on the
-    /// initial states to refuse, or to append nothing, is not trusted: it is made again on a
-    /// fresh read, since it could be wrong for a boundary that has events.
+    /// When the executor's cache has no entry for the boundary, it then decides the command
+    /// on the model's initial states, without reading the boundary, and appends under the
+    /// condition that no event matches the model's query at all. When the boundary had events
+    /// after all, the condition fails, nothing is written, and the command is decided again on
+    /// a fresh read (one more attempt in [`CommandOutcome::attempts`], not counted against
+    /// `max_attempts`). A decision on the initial states to refuse, or to append nothing, is
+    /// not trusted: it is made again on a fresh read, since it could be wrong for a boundary
+    /// that has events. (As for any append, events with ids already stored come back as a
+    /// replay, with their first positions, whatever the boundary holds.)
     ///
     /// Saves the read (one round trip) of each command that starts a boundary; costs one
     /// failed append for each one that did not.
@@ -226,6 +228,14 @@ impl<S: DcbStore> CommandExecutor<S> {
             Ok(events) if !events.is_empty() => events,
             _ => return Ok(Unread::Skipped),
         };
+        if head == 0
+            && let Some(cache) = &self.cache
+        {
+            // The assumed empty boundary, entered so that a success extends it; only now that
+            // the decision is to append (a refusal's entry would outlive it when the fresh
+            // read is too long to cache), and never over a fresher entry.
+            cache.put_if_absent(&query, Snapshot { events: Arc::new(Vec::new()), head });
+        }
         match self.append(handler, command, data, &events, &condition).await {
             Ok(result) => {
                 if let Some(cache) = &self.cache {
@@ -247,8 +257,7 @@ impl<S: DcbStore> CommandExecutor<S> {
 
     /// The boundary of `query` as far as the executor knows it without a read: its cache
     /// entry; else, for a command expected to start its boundary, the empty boundary up to
-    /// position 0 (true of every boundary, positions start at 1), entered in the cache so that
-    /// the append extends it.
+    /// position 0 (true of every boundary: positions start at 1).
     fn known_state<H: CommandHandler>(
         &self,
         handler: &H,
@@ -261,11 +270,7 @@ impl<S: DcbStore> CommandExecutor<S> {
         if !handler.expects_new_boundary(command) {
             return None;
         }
-        let empty = Snapshot { events: Arc::new(Vec::new()), head: 0 };
-        if let Some(cache) = &self.cache {
-            cache.put(query, empty.clone());
-        }
-        Some(empty)
+        Some(Snapshot { events: Arc::new(Vec::new()), head: 0 })
     }
 
     /// One attempt: a read of the model's boundary (outside any transaction: the condition
