@@ -56,6 +56,12 @@ pub struct Args {
     /// Measured seconds per side of each append scenario (after a 1 s warm-up).
     #[arg(long, default_value_t = 5)]
     pub seconds: u64,
+    /// Splits each side of the append, conditional and decision scenarios into this many
+    /// slices of `--seconds / rounds`, each after a checkpoint and a warm-up of its own, and
+    /// runs the sides' slices in turn (the order rotating), so that the machine's drift over a
+    /// scenario falls on every side alike.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
     /// Events loaded for the catch-up read (at least 1000).
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1000..))]
     pub read_events: u64,
@@ -246,40 +252,46 @@ async fn run_on(
             if args.filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
                 continue;
             }
-            progress.start(name, Some(3 * (WARMUP + duration)));
-            // Rotate which side goes first, so that no side always runs on a warmer server.
-            let mut sides =
-                [Side::Library, Side::Floor(FloorKind::Events), Side::Floor(FloorKind::SameRows)];
-            sides.rotate_left(i % 3);
+            progress.start(name, Some(3 * side_time(args, duration)));
             let mut library = Measurement::default();
             let mut floor = Measurement::default();
             let mut same_rows = Measurement::default();
-            for side in sides {
-                fixture.checkpoint().await;
-                match side {
-                    Side::Library => {
-                        let store = fixture.store();
-                        library = match workload {
-                            Workload::Any => {
-                                let appenders =
-                                    (0..tasks).map(|_| LibraryAppender::new(store.clone()));
-                                measure(appenders.collect(), batch, duration).await?
+            for (round, slice) in slices(args, duration) {
+                // Rotate which side goes first, so that no side always runs on a warmer server.
+                let mut sides = [
+                    Side::Library,
+                    Side::Floor(FloorKind::Events),
+                    Side::Floor(FloorKind::SameRows),
+                ];
+                sides.rotate_left((i + round) % 3);
+                for side in sides {
+                    fixture.checkpoint().await;
+                    match side {
+                        Side::Library => {
+                            let store = fixture.store();
+                            let m = match workload {
+                                Workload::Any => {
+                                    let appenders =
+                                        (0..tasks).map(|_| LibraryAppender::new(store.clone()));
+                                    measure(appenders.collect(), batch, slice).await?
+                                }
+                                Workload::Lifecycle(length) => {
+                                    let appenders = (0..tasks)
+                                        .map(|_| LifecycleAppender::new(store.clone(), length));
+                                    measure(appenders.collect(), batch, slice).await?
+                                }
+                            };
+                            read::accumulate(&mut library, m);
+                        }
+                        Side::Floor(kind) => {
+                            let appenders = (0..tasks).map(|_| {
+                                FloorAppender::new(fixture.pool.clone(), floor_sql.clone(), kind)
+                            });
+                            let m = measure(appenders.collect(), batch, slice).await?;
+                            match kind {
+                                FloorKind::Events => read::accumulate(&mut floor, m),
+                                FloorKind::SameRows => read::accumulate(&mut same_rows, m),
                             }
-                            Workload::Lifecycle(length) => {
-                                let appenders = (0..tasks)
-                                    .map(|_| LifecycleAppender::new(store.clone(), length));
-                                measure(appenders.collect(), batch, duration).await?
-                            }
-                        };
-                    }
-                    Side::Floor(kind) => {
-                        let appenders = (0..tasks).map(|_| {
-                            FloorAppender::new(fixture.pool.clone(), floor_sql.clone(), kind)
-                        });
-                        let m = measure(appenders.collect(), batch, duration).await?;
-                        match kind {
-                            FloorKind::Events => floor = m,
-                            FloorKind::SameRows => same_rows = m,
                         }
                     }
                 }
@@ -458,30 +470,34 @@ async fn conditional_scenarios(
         if args.filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
             continue;
         }
-        progress.start(name, Some(2 * (WARMUP + duration)));
+        progress.start(name, Some(2 * side_time(args, duration)));
         let outcomes = Arc::new(dcb::Outcomes::default());
-        let run = uuid::Uuid::new_v4().simple().to_string();
         let mut library = Measurement::default();
         let mut floor = Measurement::default();
-        for library_turn in [i % 2 == 0, i % 2 == 1] {
-            fixture.checkpoint().await;
-            if library_turn {
-                let store = fixture.store();
-                let appenders = (0..tasks).map(|task| {
-                    dcb::ConditionalAppender::new(
-                        store.clone(),
-                        &run,
-                        task,
-                        hot_every,
-                        outcomes.clone(),
-                    )
-                });
-                library = measure(appenders.collect(), 1, duration).await?;
-            } else {
-                let appenders = (0..tasks).map(|_| {
-                    FloorAppender::new(fixture.pool.clone(), floor_sql.clone(), FloorKind::Events)
-                });
-                floor = measure(appenders.collect(), 1, duration).await?;
+        for (round, slice) in slices(args, duration) {
+            // Boundaries of this slice's own: a new appender knows none of their heads.
+            let run = uuid::Uuid::new_v4().simple().to_string();
+            for library_turn in [(i + round) % 2 == 0, (i + round) % 2 == 1] {
+                fixture.checkpoint().await;
+                if library_turn {
+                    let store = fixture.store();
+                    let appenders = (0..tasks).map(|task| {
+                        dcb::ConditionalAppender::new(
+                            store.clone(),
+                            &run,
+                            task,
+                            hot_every,
+                            outcomes.clone(),
+                        )
+                    });
+                    read::accumulate(&mut library, measure(appenders.collect(), 1, slice).await?);
+                } else {
+                    let appenders = (0..tasks).map(|_| {
+                        let sql = floor_sql.clone();
+                        FloorAppender::new(fixture.pool.clone(), sql, FloorKind::Events)
+                    });
+                    read::accumulate(&mut floor, measure(appenders.collect(), 1, slice).await?);
+                }
             }
         }
         let name = format!("{name} ({:.1}% conflicts)", 100.0 * outcomes.conflict_rate());
@@ -515,27 +531,24 @@ async fn decision_scenarios(
             if args.filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
                 continue;
             }
-            progress.start(&name, Some(2 * (WARMUP + duration)));
+            progress.start(&name, Some(2 * side_time(args, duration)));
             let outcomes = Arc::new(dcb::Outcomes::default());
-            let run = uuid::Uuid::new_v4().simple().to_string();
             let (mut library, mut floor) = (Measurement::default(), Measurement::default());
-            for library_turn in [i % 2 == 0, i % 2 == 1] {
-                fixture.checkpoint().await;
-                let store = fixture.store();
-                if library_turn {
-                    library = match kind {
-                        Decision::Loop => {
+            for (round, slice) in slices(args, duration) {
+                // Boundaries of this slice's own: new appenders know none of their heads.
+                let run = uuid::Uuid::new_v4().simple().to_string();
+                for library_turn in [(i + round) % 2 == 0, (i + round) % 2 == 1] {
+                    fixture.checkpoint().await;
+                    let store = fixture.store();
+                    let m = match (library_turn, kind) {
+                        (true, Decision::Loop) => {
                             let appenders = (0..tasks).map(|task| {
-                                decide::DecisionAppender::new(
-                                    store.clone(),
-                                    &run,
-                                    task,
-                                    outcomes.clone(),
-                                )
+                                let outcomes = outcomes.clone();
+                                decide::DecisionAppender::new(store.clone(), &run, task, outcomes)
                             });
-                            measure(appenders.collect(), 1, duration).await?
+                            measure(appenders.collect(), 1, slice).await?
                         }
-                        Decision::Executor { cache, records } => {
+                        (true, Decision::Executor { cache, records }) => {
                             let appenders = (0..tasks).map(|task| {
                                 decide::ExecutorAppender::new(
                                     store.clone(),
@@ -546,25 +559,26 @@ async fn decision_scenarios(
                                     outcomes.clone(),
                                 )
                             });
-                            measure(appenders.collect(), 1, duration).await?
+                            measure(appenders.collect(), 1, slice).await?
+                        }
+                        (false, Decision::Loop) => {
+                            let appenders = (0..tasks).map(|_| {
+                                let sql = floor_sql.clone();
+                                FloorAppender::new(fixture.pool.clone(), sql, FloorKind::Events)
+                            });
+                            measure(appenders.collect(), 1, slice).await?
+                        }
+                        (false, Decision::Executor { .. }) => {
+                            // Plain conditional appends on disjoint boundaries: their own counts.
+                            let counts = Arc::new(dcb::Outcomes::default());
+                            let appenders = (0..tasks).map(|task| {
+                                let counts = counts.clone();
+                                dcb::ConditionalAppender::new(store.clone(), &run, task, 0, counts)
+                            });
+                            measure(appenders.collect(), 1, slice).await?
                         }
                     };
-                } else if kind == Decision::Loop {
-                    let appenders = (0..tasks).map(|_| {
-                        FloorAppender::new(
-                            fixture.pool.clone(),
-                            floor_sql.clone(),
-                            FloorKind::Events,
-                        )
-                    });
-                    floor = measure(appenders.collect(), 1, duration).await?;
-                } else {
-                    // Plain conditional appends on disjoint boundaries: their own counts.
-                    let counts = Arc::new(dcb::Outcomes::default());
-                    let appenders = (0..tasks).map(|task| {
-                        dcb::ConditionalAppender::new(store.clone(), &run, task, 0, counts.clone())
-                    });
-                    floor = measure(appenders.collect(), 1, duration).await?;
+                    read::accumulate(if library_turn { &mut library } else { &mut floor }, m);
                 }
             }
             let conflicts = outcomes.conflicts.load(std::sync::atomic::Ordering::Relaxed);
@@ -623,6 +637,17 @@ async fn measure<A: Appender>(
     duration: Duration,
 ) -> Result<Measurement, BoxError> {
     append::measure(appenders, batch, WARMUP, duration).await
+}
+
+/// The slices of one side of a scenario (`--rounds`): each round's number and measured time.
+fn slices(args: &Args, duration: Duration) -> impl Iterator<Item = (usize, Duration)> {
+    let rounds = args.rounds.max(1);
+    (0..rounds as usize).map(move |round| (round, duration / rounds))
+}
+
+/// The time one side of a scenario takes, its warm-ups included.
+fn side_time(args: &Args, duration: Duration) -> Duration {
+    WARMUP * args.rounds.max(1) + duration
 }
 
 /// The goals of the issue, checked against this run's numbers.
