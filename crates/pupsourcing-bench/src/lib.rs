@@ -226,13 +226,14 @@ async fn run_on(
     let header = format!(
         "pupsourcing-bench: {cores} cores, {server}\n\
          load average at start: {}\n\
-         pool {} connections (test_before_acquire={}), {} s measured after {} s warm-up per side, \
-         appends on logs seeded with {} events, catch-up read of {} events in pages of {}\n\
+         pool {} connections (test_before_acquire={}), {} s measured per side in {} round(s), \
+         each after a {} s warm-up, appends on logs seeded with {} events, catch-up read of {} events in pages of {}\n\
          schemas {} (library) and {} (floor)",
         load_average(),
         args.connections,
         args.test_before_acquire,
         args.seconds,
+        args.rounds,
         WARMUP.as_secs(),
         args.seed_events,
         args.read_events,
