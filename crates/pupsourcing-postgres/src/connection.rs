@@ -4,7 +4,7 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pupsourcing_core::group::BoxFuture;
 use pupsourcing_core::{Error, Result};
@@ -81,13 +81,20 @@ pub(crate) const MAX_KEPT: usize = 4;
 /// caller's future dropped, a time limit: it may still hold an unread answer, or sit inside a
 /// transaction), is closed instead. A kept connection is not pinged before a call: one the
 /// server ended while it sat idle fails its next call, which then runs again on the pool.
+/// Like the pool's connections, one idle longer than the pool's idle timeout, or open longer
+/// than its maximum lifetime, is closed instead of being used (sqlx's defaults: 10 and 30
+/// minutes): a connection that a firewall or NAT dropped silently would otherwise hold its
+/// next call until the operating system gave up on the socket.
 #[derive(Debug)]
 pub(crate) struct KeptConnections {
     options: PgConnectOptions,
     /// The pool's acquire timeout, which bounds an open: a server that accepts the socket but
     /// never answers would otherwise hold a call without a time limit forever.
     connect_timeout: Duration,
-    idle: Mutex<Vec<PgConnection>>,
+    idle: Mutex<Vec<Idle>>,
+    /// The pool's idle timeout and maximum lifetime, applied to kept connections too.
+    idle_timeout: Option<Duration>,
+    max_lifetime: Option<Duration>,
     /// Most connections open at once.
     max: usize,
     /// Connections open, idle or in use, plus slots reserved by opens under way.
@@ -104,6 +111,8 @@ impl KeptConnections {
             options: (*pool.connect_options()).clone(),
             connect_timeout: pool.options().get_acquire_timeout(),
             idle: Mutex::new(Vec::new()),
+            idle_timeout: pool.options().get_idle_timeout(),
+            max_lifetime: pool.options().get_max_lifetime(),
             max,
             open: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
@@ -173,9 +182,18 @@ impl KeptConnections {
         if self.closed.load(Ordering::SeqCst) {
             return None;
         }
-        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        if let Some(conn) = idle {
-            return Some(KeptConnection { owner: self, conn: Some(conn), keep: false, kept: true });
+        loop {
+            let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            let Some(Idle { conn, opened, since }) = idle else { break };
+            if self.expired(opened, since) {
+                // Dropping it closes its socket (test `kept_connections_are_recycled`).
+                drop(conn);
+                self.release();
+                continue;
+            }
+            let kept =
+                KeptConnection { owner: self, conn: Some(conn), opened, keep: false, kept: true };
+            return Some(kept);
         }
         if self.open.fetch_add(1, Ordering::SeqCst) >= self.max {
             // Through `release`: the others may all have been given back meanwhile, and a
@@ -185,7 +203,9 @@ impl KeptConnections {
         }
         // From here the slot is the connection's: dropped without a connection (a failed or
         // cancelled connect), it gives the slot back.
-        let mut taken = KeptConnection { owner: self, conn: None, keep: false, kept: false };
+        let opened = Instant::now();
+        let mut taken =
+            KeptConnection { owner: self, conn: None, opened, keep: false, kept: false };
         // Checked again after the slot is counted: `close` sets the flag, then waits for the
         // count to reach zero (both sequentially consistent), so either it waits for this
         // slot or this sees the flag; a connection opened after `close` returned would write
@@ -210,9 +230,9 @@ impl KeptConnections {
             self.closed.store(true, Ordering::SeqCst);
             std::mem::take(&mut *idle)
         };
-        for conn in idle {
+        for idle in idle {
             self.release();
-            let _ = conn.close().await;
+            let _ = idle.conn.close().await;
         }
         loop {
             // Registered before the count is read, so a release in between is not missed.
@@ -226,6 +246,14 @@ impl KeptConnections {
         }
     }
 
+    /// Whether a connection opened at `opened`, idle since `since`, sat idle or has been open
+    /// too long to be used again.
+    fn expired(&self, opened: Instant, since: Instant) -> bool {
+        let past =
+            |limit: Option<Duration>, from: Instant| limit.is_some_and(|l| from.elapsed() >= l);
+        past(self.idle_timeout, since) || past(self.max_lifetime, opened)
+    }
+
     /// Gives a slot back; the last one wakes a `close` waiting for them.
     fn release(&self) {
         if self.open.fetch_sub(1, Ordering::SeqCst) == 1 {
@@ -234,10 +262,20 @@ impl KeptConnections {
     }
 }
 
+/// A connection in the idle list: when it was opened, and since when it has been idle.
+#[derive(Debug)]
+struct Idle {
+    conn: PgConnection,
+    opened: Instant,
+    since: Instant,
+}
+
 /// A connection taken from [`KeptConnections`] for one call.
 struct KeptConnection<'a> {
     owner: &'a KeptConnections,
     conn: Option<PgConnection>,
+    /// When the connection was opened (for the maximum lifetime).
+    opened: Instant,
     /// Whether it goes back to the list when dropped: set by a call that ended as it should.
     keep: bool,
     /// Taken from the idle list (rather than opened for this call): it may have been ended by
@@ -274,7 +312,7 @@ impl Drop for KeptConnection<'_> {
             // Checked under the lock: after `close` took the list, a connection pushed here
             // would stay open until the store is dropped.
             if !owner.closed.load(Ordering::SeqCst) {
-                idle.push(conn);
+                idle.push(Idle { conn, opened: self.opened, since: Instant::now() });
                 return;
             }
         }

@@ -549,3 +549,66 @@ async fn a_refused_batch_takes_no_connection() {
     assert_eq!(sessions(store.pool(), &name).await, 0, "no connection was opened");
     assert_eq!(writer.pool().size(), 0);
 }
+
+/// A store on `store`'s schema whose pool has these idle timeout and maximum lifetime, and
+/// whose sessions carry a new name (returned); without wake-up notifications, so that one
+/// kept connection serves its calls one after another.
+fn store_with_limits(
+    store: &PgEventStore,
+    idle_timeout: Option<std::time::Duration>,
+    max_lifetime: Option<std::time::Duration>,
+) -> (String, PgEventStore) {
+    let name = format!("pup-recycled-{}", uuid::Uuid::new_v4().simple());
+    let options: sqlx::postgres::PgConnectOptions = common::url().parse().unwrap();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .idle_timeout(idle_timeout)
+        .max_lifetime(max_lifetime)
+        .connect_lazy_with(options.application_name(&name));
+    (name, PgEventStore::new(pool, store.config().clone()).with_notifications(false))
+}
+
+/// The session named `name` once the server shows exactly one (an ended one can linger a
+/// moment in `pg_stat_activity`).
+async fn only_session(admin: &sqlx::PgPool, name: &str) -> i32 {
+    for _ in 0..100 {
+        if let [pid] = session_pids(admin, name).await[..] {
+            return pid;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("sessions named {name}: {:?}", session_pids(admin, name).await);
+}
+
+/// Kept connections follow the pool's idle timeout and maximum lifetime: one idle longer, or
+/// open longer, is closed and replaced at its next call (as a firewall may drop an idle
+/// connection without a word, which would hold that call until the socket timed out); one
+/// within both limits serves call after call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_connections_are_recycled() {
+    let Some((store, _, _, query)) = reader_fixture().await else { return };
+    let ms = std::time::Duration::from_millis;
+    let read = |s: &PgEventStore| {
+        let (s, query) = (s.clone(), query.clone());
+        async move { assert_eq!(s.read(&query, ReadOptions::new()).await.unwrap().events.len(), 1) }
+    };
+
+    let (name, idle) = store_with_limits(&store, Some(ms(400)), None);
+    read(&idle).await;
+    let first = only_session(store.pool(), &name).await;
+    read(&idle).await;
+    assert_eq!(only_session(store.pool(), &name).await, first, "a connection within its limits");
+    tokio::time::sleep(ms(600)).await;
+    idle.append_if(&[NewEvent::new("A", "{}")], None).await.unwrap();
+    let second = only_session(store.pool(), &name).await;
+    assert_ne!(second, first, "a connection idle past the pool's idle timeout was used again");
+
+    let (name, aging) = store_with_limits(&store, None, Some(ms(500)));
+    read(&aging).await;
+    let first = only_session(store.pool(), &name).await;
+    for _ in 0..8 {
+        tokio::time::sleep(ms(100)).await;
+        read(&aging).await;
+    }
+    let last = only_session(store.pool(), &name).await;
+    assert_ne!(last, first, "a connection open past the pool's maximum lifetime was used again");
+}
