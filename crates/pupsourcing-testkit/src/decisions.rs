@@ -26,9 +26,11 @@ fn value(event: &pupsourcing_core::RecordedEvent) -> i64 {
     event.json::<serde_json::Value>().unwrap()["value"].as_i64().unwrap()
 }
 
-/// Appends the next number of a boundary: the state is how many numbers it holds.
+/// Appends the next number of a boundary: the state is how many numbers it holds. With
+/// `new`, every command is (wrongly) declared to start its boundary.
 struct Next {
     tag: String,
+    new: bool,
 }
 
 impl CommandHandler for Next {
@@ -52,6 +54,10 @@ impl CommandHandler for Next {
     ) -> Result<Vec<NewEvent>, Infallible> {
         Ok(vec![event("Numbered", &self.tag, states.get(*count) + 1)])
     }
+
+    fn expects_new_boundary(&self, _: &()) -> bool {
+        self.new
+    }
 }
 
 async fn numbers<S: DcbStore>(store: &S, tag: &str) -> Vec<i64> {
@@ -66,7 +72,7 @@ async fn numbers<S: DcbStore>(store: &S, tag: &str) -> Vec<i64> {
 /// events appended without its condition, repeats numbers.
 pub async fn cached_decisions_number_without_repeats<S: DcbStore>(store: S) {
     let tag = format!("counter:{}", Uuid::new_v4());
-    let next = Next { tag: tag.clone() };
+    let next = Next { tag: tag.clone(), new: false };
     let a = CommandExecutor::new(store.clone()).cache_boundaries(8);
     let b = CommandExecutor::new(store.clone()).cache_boundaries(8).record_commands(false);
     let plain = CommandExecutor::new(store.clone()).cache_boundaries(0);
@@ -92,7 +98,7 @@ pub async fn cached_decisions_number_without_repeats<S: DcbStore>(store: S) {
     let tasks: Vec<_> = (0..6)
         .map(|i| {
             let executor = if i % 2 == 0 { a.clone() } else { b.clone() }.max_attempts(50);
-            let next = Next { tag: tag.clone() };
+            let next = Next { tag: tag.clone(), new: false };
             tokio::spawn(async move {
                 for _ in 0..8 {
                     executor.execute(&next, &()).await.expect("fifty attempts suffice");
@@ -530,41 +536,64 @@ pub async fn cached_decisions_survive_eviction_races<S: DcbStore>(store: S) {
     }
 }
 
-/// Claims a name: the state is whether its boundary holds a claim; a taken name is refused.
-/// `new` says whether the handler declares the command to start its boundary
-/// (`CommandHandler::expects_new_boundary`).
-struct Claim {
-    new: bool,
+/// Decides on whether its boundary (one tag, the command) holds any event, with `decide`;
+/// every command is declared to start its boundary (`CommandHandler::expects_new_boundary`).
+struct Presence {
+    decide: fn(&str, bool) -> Result<Vec<NewEvent>, &'static str>,
 }
 
-impl CommandHandler for Claim {
-    /// The name's tag.
+impl Presence {
+    /// Claims a name; a taken name is refused.
+    fn claim() -> Self {
+        Self {
+            decide: |name, taken| {
+                if taken { Err("taken") } else { Ok(vec![event("Claimed", name, 1)]) }
+            },
+        }
+    }
+
+    /// Deposits into an opened account, wrongly declared new: on the assumed empty boundary it
+    /// refuses (no such account) or, when `quiet`, appends nothing.
+    fn deposit(quiet: bool) -> Self {
+        let decide = match quiet {
+            false => |account: &str, opened| match opened {
+                true => Ok(vec![event("Deposited", account, 1)]),
+                false => Err("no such account"),
+            },
+            true => |account: &str, opened| match opened {
+                true => Ok(vec![event("Deposited", account, 1)]),
+                false => Ok(Vec::new()),
+            },
+        };
+        Self { decide }
+    }
+}
+
+impl CommandHandler for Presence {
+    /// The boundary's tag.
     type Command = String;
     type Error = &'static str;
     type Handles = Handle<bool>;
 
     fn command_type(&self, _: &String) -> String {
-        "Claim".into()
+        "Presence".into()
     }
 
-    fn model(&self, name: &String, model: &mut DecisionModel) -> Handle<bool> {
-        model.add(StateProjector::new("claimed", boundary(name), false, |_, _| true))
+    fn model(&self, tag: &String, model: &mut DecisionModel) -> Handle<bool> {
+        model.add(StateProjector::new("present", boundary(tag), false, |_, _| true))
     }
 
     fn decide(
         &self,
-        name: &String,
-        claimed: &Handle<bool>,
+        tag: &String,
+        present: &Handle<bool>,
         states: &States,
     ) -> Result<Vec<NewEvent>, &'static str> {
-        match states.get(*claimed) {
-            true => Err("taken"),
-            false => Ok(vec![event("Claimed", name, 1)]),
-        }
+        (self.decide)(tag, *states.get(*present))
     }
 
     fn expects_new_boundary(&self, _: &String) -> bool {
-        self.new
+        true
     }
 }
 
@@ -575,7 +604,7 @@ impl CommandHandler for Claim {
 /// enters the boundary in the cache: a later append by another writer makes it stale. Numbers
 /// with a handler that always (wrongly) declares its boundary new come out without repeats.
 pub async fn decisions_on_new_boundaries_need_no_read<S: DcbStore>(store: S) {
-    let claim = Claim { new: true };
+    let claim = Presence::claim();
     let attempts = |outcome: Result<_, ExecuteError<&'static str>>| match outcome {
         Ok(CommandOutcome { attempts, .. }) => attempts,
         Err(e) => panic!("the executor failed: {e}"),
@@ -592,7 +621,7 @@ pub async fn decisions_on_new_boundaries_need_no_read<S: DcbStore>(store: S) {
 
     // Declared new but not: each command of an uncached executor fails once, then reads.
     let tag = format!("counter:{}", Uuid::new_v4());
-    let next = NewNext { tag: tag.clone() };
+    let next = Next { tag: tag.clone(), new: true };
     let count =
         |outcome: Result<CommandOutcome, ExecuteError<Infallible>>| outcome.unwrap().attempts;
     let uncached = CommandExecutor::new(store.clone()).cache_boundaries(0);
@@ -606,43 +635,12 @@ pub async fn decisions_on_new_boundaries_need_no_read<S: DcbStore>(store: S) {
     // A success on the assumed empty boundary enters the cache: another writer's append then
     // makes the next (undeclared) command's cached decision stale.
     let tag = format!("counter:{}", Uuid::new_v4());
-    let (next, plain_next) = (NewNext { tag: tag.clone() }, Next { tag: tag.clone() });
+    let (next, plain_next) =
+        (Next { tag: tag.clone(), new: true }, Next { tag: tag.clone(), new: false });
     assert_eq!(count(warm.execute(&next, &()).await), 1);
     assert_eq!(count(uncached.execute(&plain_next, &()).await), 1);
     assert_eq!(count(warm.execute(&plain_next, &()).await), 2, "the success was not cached");
     assert_eq!(numbers(&store, &tag).await, [1, 2, 3]);
-}
-
-/// [`Next`], declaring every command to start its boundary.
-struct NewNext {
-    tag: String,
-}
-
-impl CommandHandler for NewNext {
-    type Command = ();
-    type Error = Infallible;
-    type Handles = Handle<i64>;
-
-    fn command_type(&self, _: &()) -> String {
-        "Next".into()
-    }
-
-    fn model(&self, _: &(), model: &mut DecisionModel) -> Handle<i64> {
-        Next { tag: self.tag.clone() }.model(&(), model)
-    }
-
-    fn decide(
-        &self,
-        _: &(),
-        h: &Handle<i64>,
-        states: &States,
-    ) -> Result<Vec<NewEvent>, Infallible> {
-        Next { tag: self.tag.clone() }.decide(&(), h, states)
-    }
-
-    fn expects_new_boundary(&self, _: &()) -> bool {
-        true
-    }
 }
 
 /// Executors (clones sharing a cache, executors of their own, one without a cache, with and
@@ -681,7 +679,7 @@ async fn race_claims<S: DcbStore>(store: &S) {
                 let mut claimed = 0;
                 for n in 0..names.len() {
                     let name = &names[(n * 5 + i * 7) % names.len()];
-                    match executor.execute(&Claim { new: true }, name).await {
+                    match executor.execute(&Presence::claim(), name).await {
                         Ok(_) => claimed += 1,
                         Err(ExecuteError::Rejected("taken")) => {}
                         Err(e) => panic!("the executor failed: {e}"),
@@ -701,44 +699,6 @@ async fn race_claims<S: DcbStore>(store: &S) {
     assert_eq!(claimed, names.len() - early.len(), "claims that succeeded");
 }
 
-/// Deposits into an opened account, wrongly declared to start its boundary: on the assumed
-/// empty boundary it refuses (no such account) or, when `quiet`, appends nothing.
-struct Deposit {
-    quiet: bool,
-}
-
-impl CommandHandler for Deposit {
-    /// The account's tag.
-    type Command = String;
-    type Error = &'static str;
-    type Handles = Handle<bool>;
-
-    fn command_type(&self, _: &String) -> String {
-        "Deposit".into()
-    }
-
-    fn model(&self, account: &String, model: &mut DecisionModel) -> Handle<bool> {
-        model.add(StateProjector::new("opened", boundary(account), false, |_, _| true))
-    }
-
-    fn decide(
-        &self,
-        account: &String,
-        opened: &Handle<bool>,
-        states: &States,
-    ) -> Result<Vec<NewEvent>, &'static str> {
-        match (*states.get(*opened), self.quiet) {
-            (true, _) => Ok(vec![event("Deposited", account, 1)]),
-            (false, true) => Ok(Vec::new()),
-            (false, false) => Err("no such account"),
-        }
-    }
-
-    fn expects_new_boundary(&self, _: &String) -> bool {
-        true
-    }
-}
-
 /// A refusal, or a decision to append nothing, made on the assumed empty boundary is made
 /// again on a fresh read, with a cache and without; and such a decision leaves no entry in the
 /// cache (where the fresh read is too long to cache, an entry left behind would cost the next
@@ -749,7 +709,7 @@ pub async fn assumed_refusals_are_made_again_on_a_read<S: DcbStore>(store: S) {
             let account = format!("account:{}", Uuid::new_v4());
             store.append_if(&[event("Opened", &account, 0)], None).await.unwrap();
             let executor = CommandExecutor::new(store.clone()).cache_boundaries(cache);
-            let outcome = executor.execute(&Deposit { quiet }, &account).await;
+            let outcome = executor.execute(&Presence::deposit(quiet), &account).await;
             let outcome = outcome.unwrap_or_else(|e| panic!("quiet {quiet}, cache {cache}: {e}"));
             assert_eq!((outcome.positions.len(), outcome.attempts), (1, 1), "quiet {quiet}");
             assert_eq!(numbers(&store, &account).await, [0, 1]);
@@ -761,9 +721,9 @@ pub async fn assumed_refusals_are_made_again_on_a_read<S: DcbStore>(store: S) {
         store.append_if(&many, None).await.unwrap();
     }
     let executor = CommandExecutor::new(store.clone()).cache_boundaries(8);
-    let refusing = Deposit { quiet: false };
+    let refusing = Presence::deposit(false);
     assert_eq!(executor.execute(&refusing, &account).await.unwrap().attempts, 1);
-    let next = Next { tag: account.clone() };
+    let next = Next { tag: account.clone(), new: false };
     let outcome = executor.execute(&next, &()).await.unwrap();
     assert_eq!(outcome.attempts, 1, "decided on an empty entry the refusal left behind");
 }
