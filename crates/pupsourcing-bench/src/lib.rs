@@ -641,13 +641,13 @@ async fn measure<A: Appender>(
 }
 
 /// The slices of one side of a scenario (`--rounds`): each round's number and measured time.
-fn slices(args: &Args, duration: Duration) -> impl Iterator<Item = (usize, Duration)> {
+pub(crate) fn slices(args: &Args, duration: Duration) -> impl Iterator<Item = (usize, Duration)> {
     let rounds = args.rounds.max(1);
     (0..rounds as usize).map(move |round| (round, duration / rounds))
 }
 
 /// The time one side of a scenario takes, its warm-ups included.
-fn side_time(args: &Args, duration: Duration) -> Duration {
+pub(crate) fn side_time(args: &Args, duration: Duration) -> Duration {
     WARMUP * args.rounds.max(1) + duration
 }
 

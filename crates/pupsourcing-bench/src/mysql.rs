@@ -177,13 +177,15 @@ async fn run_on(
     let header = format!(
         "pupsourcing-bench (MySQL): {cores} cores, {}\n\
          load average at start: {}\n\
-         pool {} connections per side, {} s measured after {} s warm-up per side, appends on \
+         pool {} connections per side, {} s measured per side in {} round(s), each after a {} s \
+         warm-up, appends on \
          logs seeded with {} events, catch-up read of {} events in pages of {PAGE}\n\
          databases {} (library) and {} (floor)",
         fixture.server().await?,
         load_average(),
         args.connections,
         args.seconds,
+        args.rounds,
         WARMUP.as_secs(),
         args.seed_events,
         args.read_events,
@@ -203,22 +205,27 @@ async fn run_on(
             if args.filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
                 continue;
             }
-            progress.start(name, Some(2 * (WARMUP + duration)));
+            progress.start(name, Some(2 * crate::side_time(args, duration)));
             let (mut library, mut floor_m) = (Measurement::default(), Measurement::default());
-            // Alternate which side goes first, so that neither always runs on a warmer server.
-            for library_turn in [i % 2 == 0, i % 2 == 1] {
-                if library_turn {
-                    let store = fixture.store(args).await?;
-                    library = library_side(&store, tasks, batch, workload, duration).await?;
-                    store.close().await;
-                } else {
-                    let appenders = (0..tasks).map(|_| FloorAppender {
-                        pool: fixture.pool.clone(),
-                        sql: floor.clone(),
-                        version: 0,
-                        id: Uuid::now_v7(),
-                    });
-                    floor_m = append::measure(appenders.collect(), batch, WARMUP, duration).await?;
+            for (round, slice) in crate::slices(args, duration) {
+                // Alternate which side goes first, so that neither always runs on a warmer
+                // server.
+                for library_turn in [(i + round) % 2 == 0, (i + round) % 2 == 1] {
+                    if library_turn {
+                        let store = fixture.store(args).await?;
+                        let m = library_side(&store, tasks, batch, workload, slice).await?;
+                        crate::read::accumulate(&mut library, m);
+                        store.close().await;
+                    } else {
+                        let appenders = (0..tasks).map(|_| FloorAppender {
+                            pool: fixture.pool.clone(),
+                            sql: floor.clone(),
+                            version: 0,
+                            id: Uuid::now_v7(),
+                        });
+                        let m = append::measure(appenders.collect(), batch, WARMUP, slice).await?;
+                        crate::read::accumulate(&mut floor_m, m);
+                    }
                 }
             }
             let row = Row { name: name.to_string(), library, floor: floor_m, same_rows: None };
