@@ -83,8 +83,10 @@ pub(crate) const MAX_KEPT: usize = 4;
 /// server ended while it sat idle fails its next call, which then runs again on the pool.
 /// Like the pool's connections, one idle longer than the pool's idle timeout, or open longer
 /// than its maximum lifetime, is closed instead of being used (sqlx's defaults: 10 and 30
-/// minutes): a connection that a firewall or NAT dropped silently would otherwise hold its
-/// next call until the operating system gave up on the socket.
+/// minutes), so that none stays in use for ever. The check is by timer only: a connection that
+/// a firewall or NAT dropped silently within those limits still holds its next call until the
+/// operating system gives up on the socket, which then runs again on the pool; a NAT that drops
+/// idle connections sooner needs a shorter idle timeout on the pool.
 #[derive(Debug)]
 pub(crate) struct KeptConnections {
     options: PgConnectOptions,

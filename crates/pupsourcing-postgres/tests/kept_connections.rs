@@ -592,10 +592,16 @@ async fn kept_connections_are_recycled() {
         async move { assert_eq!(s.read(&query, ReadOptions::new()).await.unwrap().events.len(), 1) }
     };
 
-    let (name, idle) = store_with_limits(&store, Some(ms(400)), None);
+    let (idle_name, idle) = store_with_limits(&store, Some(ms(400)), None);
+    let name = idle_name.clone();
     read(&idle).await;
     let first = only_session(store.pool(), &name).await;
-    read(&idle).await;
+    // Calls 100 ms apart for longer than the idle timeout: the idle time counts from the last
+    // call, not from the open.
+    for _ in 0..7 {
+        tokio::time::sleep(ms(100)).await;
+        read(&idle).await;
+    }
     assert_eq!(only_session(store.pool(), &name).await, first, "a connection within its limits");
     tokio::time::sleep(ms(600)).await;
     idle.append_if(&[NewEvent::new("A", "{}")], None).await.unwrap();
@@ -611,4 +617,19 @@ async fn kept_connections_are_recycled() {
     }
     let last = only_session(store.pool(), &name).await;
     assert_ne!(last, first, "a connection open past the pool's maximum lifetime was used again");
+
+    // Every recycled connection gave its slot back: close() waits for none and ends them all.
+    for (name, recycled) in [(name, aging), (idle_name, idle)] {
+        let closed = tokio::time::timeout(ms(5000), recycled.close()).await;
+        assert!(closed.is_ok(), "close() waited for a slot a recycled connection never gave back");
+        let mut open = sessions(store.pool(), &name).await;
+        for _ in 0..100 {
+            if open == 0 {
+                break;
+            }
+            tokio::time::sleep(ms(20)).await;
+            open = sessions(store.pool(), &name).await;
+        }
+        assert_eq!(open, 0, "sessions left open after close()");
+    }
 }
