@@ -602,33 +602,36 @@ async fn kept_connections_are_recycled() {
     };
 
     let (idle_name, idle) = store_with_limits(&store, Some(ms(400)), None);
-    let name = idle_name.clone();
     read(&idle).await;
-    let first = only_session(store.pool(), &name).await;
+    let first = only_session(store.pool(), &idle_name).await;
     // Calls 100 ms apart for longer than the idle timeout: the idle time counts from the last
     // call, not from the open.
     for _ in 0..7 {
         tokio::time::sleep(ms(100)).await;
         read(&idle).await;
     }
-    assert_eq!(only_session(store.pool(), &name).await, first, "a connection within its limits");
+    assert_eq!(
+        only_session(store.pool(), &idle_name).await,
+        first,
+        "a connection within its limits"
+    );
     tokio::time::sleep(ms(600)).await;
     idle.append_if(&[NewEvent::new("A", "{}")], None).await.unwrap();
-    let second = only_session(store.pool(), &name).await;
+    let second = only_session(store.pool(), &idle_name).await;
     assert_ne!(second, first, "a connection idle past the pool's idle timeout was used again");
 
-    let (name, aging) = store_with_limits(&store, None, Some(ms(500)));
+    let (aging_name, aging) = store_with_limits(&store, None, Some(ms(500)));
     read(&aging).await;
-    let first = only_session(store.pool(), &name).await;
+    let first = only_session(store.pool(), &aging_name).await;
     for _ in 0..8 {
         tokio::time::sleep(ms(100)).await;
         read(&aging).await;
     }
-    let last = only_session(store.pool(), &name).await;
+    let last = only_session(store.pool(), &aging_name).await;
     assert_ne!(last, first, "a connection open past the pool's maximum lifetime was used again");
 
     // Every recycled connection gave its slot back: close() waits for none and ends them all.
-    for (name, recycled) in [(name, aging), (idle_name, idle)] {
+    for (name, recycled) in [(aging_name, aging), (idle_name, idle)] {
         let closed = tokio::time::timeout(ms(5000), recycled.close()).await;
         assert!(closed.is_ok(), "close() waited for a slot a recycled connection never gave back");
         assert!(no_sessions_soon(store.pool(), &name).await, "sessions left open after close()");
